@@ -1,0 +1,141 @@
+"""Conditioner networks: a plain MLP (coupling blocks) and MADE (autoregressive blocks).
+
+Both end in a zero-initialised layer so that a fresh flow is the identity map,
+and both emit parameters laid out as (N, P, F): P parameters for each of F
+transformed features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from hepflows.flows.bayesian import VBLinear
+
+ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+
+
+def activation(name: str) -> nn.Module:
+    """Activation module by name (relu, elu, gelu, silu, tanh)."""
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}: choose from {sorted(ACTIVATIONS)}") from None
+
+
+class MLP(nn.Module):
+    """Plain fully connected network emitting (N, P, F) parameters.
+
+    Args:
+        inputs: input width (identity features + context).
+        params: P, parameters per transformed feature.
+        features: F, number of transformed features.
+        hidden: hidden layer widths.
+        act: activation name.
+        bayesian: use variational Bayesian linear layers (BINN) instead of
+            deterministic ones; their KL term is :meth:`kl`.
+    """
+
+    def __init__(
+        self,
+        inputs: int,
+        params: int,
+        features: int,
+        hidden: Sequence[int] = (128, 128),
+        act: str = "relu",
+        bayesian: bool = False,
+    ) -> None:
+        super().__init__()
+        self.params, self.features = params, features
+        linear = VBLinear if bayesian else nn.Linear
+        layers: list[nn.Module] = []
+        width = inputs
+        for h in hidden:
+            layers += [linear(width, h), activation(act)]
+            width = h
+        last = linear(width, params * features)
+        _zero_init(last)
+        layers.append(last)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, inputs) -> (N, P, F)."""
+        return self.net(x).view(*x.shape[:-1], self.params, self.features)
+
+    def kl(self) -> Tensor:
+        """Sum of the KL terms of the Bayesian layers (0 for a deterministic MLP)."""
+        return sum((m.kl() for m in self.modules() if isinstance(m, VBLinear)), torch.zeros(()))
+
+
+def _zero_init(layer: nn.Module) -> None:
+    """Zero the output layer so the flow starts as the identity."""
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            if "logsig2" in name:
+                continue
+            p.zero_()
+
+
+class MaskedLinear(nn.Linear):
+    """Linear layer with a fixed binary connectivity mask (MADE, 1502.03509).
+
+    Args:
+        mask: (out, in) 0/1 connectivity.
+    """
+
+    def __init__(self, mask: Tensor) -> None:
+        super().__init__(mask.shape[1], mask.shape[0])
+        self.register_buffer("mask", mask.to(self.weight.dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.linear(x, self.weight * self.mask, self.bias)
+
+
+class MADE(nn.Module):
+    """Masked autoencoder emitting (N, P, F) autoregressive parameters.
+
+    Output parameters of feature i depend only on features ordered before i
+    (and on the context, which connects to every hidden unit).
+
+    Args:
+        features: F.
+        params: P, parameters per feature.
+        context: C, context width (0 for none).
+        hidden: hidden widths.
+        order: (F,) autoregressive order (a permutation); default 0..F-1.
+        act: activation name.
+    """
+
+    def __init__(
+        self,
+        features: int,
+        params: int,
+        context: int = 0,
+        hidden: Sequence[int] = (128, 128),
+        order: Tensor | None = None,
+        act: str = "relu",
+    ) -> None:
+        super().__init__()
+        self.features, self.params, self.context = features, params, context
+        order = torch.arange(features) if order is None else torch.as_tensor(order)
+        degree_in = torch.cat([order + 1, torch.zeros(context, dtype=torch.long)])
+        layers: list[nn.Module] = []
+        prev = degree_in
+        for h in hidden:
+            # Hidden degrees cycle through 1..F-1 (min 1 when F = 1).
+            deg = torch.arange(h) % max(features - 1, 1) + 1
+            layers += [MaskedLinear((deg[:, None] >= prev[None, :]).long()), activation(act)]
+            prev = deg
+        deg_out = (order + 1).repeat(params)  # layout (P, F) flattened
+        last = MaskedLinear((deg_out[:, None] > prev[None, :]).long())
+        _zero_init(last)
+        layers.append(last)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """(N, F) and (N, C) -> (N, P, F)."""
+        if context is not None:
+            x = torch.cat((x, context), dim=-1)
+        return self.net(x).view(*x.shape[:-1], self.params, self.features)
