@@ -47,13 +47,14 @@ class MaskedAutoregressive(Transform):
         )
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        z, ladj = self.elementwise(x, self.made(x, context))
-        return z, ladj.sum(-1)
+        z, ladj = self.elementwise(x.T, self.made(x, context))
+        return z.T, ladj.sum(0)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         # After pass k the first k features in the order are exact; F passes
         # invert the block. The last pass gives the log-determinant.
         x = z.new_zeros(z.shape)
         for _ in range(self.features):
-            x, ladj = self.elementwise(z, self.made(x, context), inverse=True)
-        return x, ladj.sum(-1)
+            xt, ladj = self.elementwise(z.T, self.made(x, context), inverse=True)
+            x = xt.T
+        return x, ladj.sum(0)

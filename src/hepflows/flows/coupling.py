@@ -62,10 +62,10 @@ class Coupling(Transform):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         xa, xb = x[..., : self.split], x[..., self.split :]
-        zb, ladj = self.elementwise(xb, self._params(xa, context))
-        return torch.cat((xa, zb), dim=-1), ladj.sum(-1)
+        zb, ladj = self.elementwise(xb.T, self._params(xa, context))
+        return torch.cat((xa, zb.T), dim=-1), ladj.sum(0)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         za, zb = z[..., : self.split], z[..., self.split :]
-        xb, ladj = self.elementwise(zb, self._params(za, context), inverse=True)
-        return torch.cat((za, xb), dim=-1), ladj.sum(-1)
+        xb, ladj = self.elementwise(zb.T, self._params(za, context), inverse=True)
+        return torch.cat((za, xb.T), dim=-1), ladj.sum(0)

@@ -2,8 +2,8 @@
 
 A coupling or autoregressive block asks its conditioner for
 ``params_per_feature`` numbers per transformed feature, laid out as
-(N, P, F) (parameter axis before the feature axis), and hands them to one of
-these maps. A conditioner whose last layer is zero starts every map as the
+(P, F, N) (parameter axis first, batch last: see :mod:`hepflows.flows.splines`),
+and hands them to one of these maps with the inputs as (F, N). A conditioner whose last layer is zero starts every map as the
 identity.
 """
 
@@ -25,12 +25,12 @@ class ElementwiseMap:
         """Apply the map (or its inverse).
 
         Args:
-            x: (N, F) inputs.
-            params: (N, P, F) parameters.
+            x: (*) inputs, typically (F, N).
+            params: (P, *) parameters.
             inverse: apply the inverse map.
 
         Returns:
-            ``(y, ladj)``: (N, F) outputs and (N, F) log|dy/dx| per feature.
+            ``(y, ladj)``: (*) outputs and (*) log|dy/dx| per element.
         """
         raise NotImplementedError
 
@@ -59,25 +59,18 @@ class SplineMap(ElementwiseMap):
         else:
             raise ValueError(f"domain must be 'real' or 'unit', got {domain!r}")
 
-    def knots(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Knots (N, K + 1, F) each, from parameters (N, P, F)."""
+    def knots(self, params: Tensor) -> Tensor:
+        """Knots (3, K + 1, *) from parameters (P, *)."""
         k = self.bins
         lo, hi = self.interval
-        return spline_knots(
-            params[..., :k, :],
-            params[..., k : 2 * k, :],
-            params[..., 2 * k :, :],
-            left=lo,
-            right=hi,
-            bottom=lo,
-            top=hi,
-        )
+        widths, heights, derivatives = params.split((k, k, len(params) - 2 * k))
+        return spline_knots(widths, heights, derivatives, left=lo, right=hi, bottom=lo, top=hi)
 
     def __call__(self, x: Tensor, params: Tensor, inverse: bool = False) -> tuple[Tensor, Tensor]:
-        xk, yk, dk = self.knots(params)
+        knots = self.knots(params)
         if self.domain == "real":
-            return unbounded_rqs(x, xk, yk, dk, self.bound, inverse=inverse)
-        return (rqs_inverse if inverse else rqs_forward)(x, xk, yk, dk)
+            return unbounded_rqs(x, knots, self.bound, inverse=inverse)
+        return (rqs_inverse if inverse else rqs_forward)(x, knots)
 
 
 class AffineMap(ElementwiseMap):
@@ -93,8 +86,8 @@ class AffineMap(ElementwiseMap):
         self.max_log_scale = max_log_scale
 
     def __call__(self, x: Tensor, params: Tensor, inverse: bool = False) -> tuple[Tensor, Tensor]:
-        shift = params[..., 0, :]
-        log_scale = self.max_log_scale * torch.tanh(params[..., 1, :] / self.max_log_scale)
+        shift, raw = params
+        log_scale = self.max_log_scale * torch.tanh(raw / self.max_log_scale)
         if inverse:
             return (x - shift) * torch.exp(-log_scale), -log_scale
         return x * torch.exp(log_scale) + shift, log_scale

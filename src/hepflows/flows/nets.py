@@ -1,8 +1,10 @@
 """Conditioner networks: a plain MLP (coupling blocks) and MADE (autoregressive blocks).
 
 Both end in a zero-initialised layer so that a fresh flow is the identity map,
-and both emit parameters laid out as (N, P, F): P parameters for each of F
-transformed features.
+and both emit parameters laid out as (P, F, N): P parameters for each of F
+transformed features and N batch rows. The last layer computes ``W h^T``
+directly in that layout (same cost as ``h W^T``), so the element-wise maps get
+long contiguous rows without a transpose copy.
 """
 
 from __future__ import annotations
@@ -14,19 +16,28 @@ from torch import Tensor, nn
 
 from hepflows.flows.bayesian import VBLinear
 
+def transposed_linear(layer: nn.Module, h: Tensor) -> Tensor:
+    """``layer(h).T`` computed as ``W h^T + b``: (N, in) -> (out, N), contiguous."""
+    if isinstance(layer, VBLinear):
+        return layer(h).T.contiguous()
+    weight = layer.weight * layer.mask if isinstance(layer, MaskedLinear) else layer.weight
+    return torch.addmm(layer.bias.unsqueeze(1), weight, h.T)
+
+
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
 
 def activation(name: str) -> nn.Module:
     """Activation module by name (relu, elu, gelu, silu, tanh)."""
     try:
-        return ACTIVATIONS[name]()
+        # In place: the pre-activations are not needed by the backward pass of a linear layer.
+        return nn.ReLU(inplace=True) if name == "relu" else ACTIVATIONS[name]()
     except KeyError:
         raise ValueError(f"unknown activation {name!r}: choose from {sorted(ACTIVATIONS)}") from None
 
 
 class MLP(nn.Module):
-    """Plain fully connected network emitting (N, P, F) parameters.
+    """Plain fully connected network emitting (P, F, N) parameters.
 
     Args:
         inputs: input width (identity features + context).
@@ -55,14 +66,13 @@ class MLP(nn.Module):
         for h in hidden:
             layers += [linear(width, h), activation(act)]
             width = h
-        last = linear(width, params * features)
-        _zero_init(last)
-        layers.append(last)
-        self.net = nn.Sequential(*layers)
+        self.hidden = nn.Sequential(*layers)
+        self.last = linear(width, params * features)
+        _zero_init(self.last)
 
     def forward(self, x: Tensor) -> Tensor:
-        """(N, inputs) -> (N, P, F)."""
-        return self.net(x).view(*x.shape[:-1], self.params, self.features)
+        """(N, inputs) -> (P, F, N)."""
+        return transposed_linear(self.last, self.hidden(x)).view(self.params, self.features, -1)
 
     def kl(self) -> Tensor:
         """Sum of the KL terms of the Bayesian layers (0 for a deterministic MLP)."""
@@ -94,7 +104,7 @@ class MaskedLinear(nn.Linear):
 
 
 class MADE(nn.Module):
-    """Masked autoencoder emitting (N, P, F) autoregressive parameters.
+    """Masked autoencoder emitting (P, F, N) autoregressive parameters.
 
     Output parameters of feature i depend only on features ordered before i
     (and on the context, which connects to every hidden unit).
@@ -129,13 +139,13 @@ class MADE(nn.Module):
             layers += [MaskedLinear((deg[:, None] >= prev[None, :]).long()), activation(act)]
             prev = deg
         deg_out = (order + 1).repeat(params)  # layout (P, F) flattened
-        last = MaskedLinear((deg_out[:, None] > prev[None, :]).long())
-        _zero_init(last)
-        layers.append(last)
-        self.net = nn.Sequential(*layers)
+        self.hidden = nn.Sequential(*layers)
+        self.last = MaskedLinear((deg_out[:, None] > prev[None, :]).long())
+        _zero_init(self.last)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        """(N, F) and (N, C) -> (N, P, F)."""
+        """(N, F) and (N, C) -> (P, F, N)."""
         if context is not None:
             x = torch.cat((x, context), dim=-1)
-        return self.net(x).view(*x.shape[:-1], self.params, self.features)
+        h = self.hidden(x)
+        return transposed_linear(self.last, h).view(self.params, self.features, -1)
