@@ -3,8 +3,8 @@
 A coupling or autoregressive block asks its conditioner for
 ``params_per_feature`` numbers per transformed feature, laid out as
 (P, F, N) (parameter axis first, batch last: see :mod:`hepflows.flows.splines`),
-and hands them to one of these maps with the inputs as (F, N). A conditioner whose last layer is zero starts every map as the
-identity.
+and hands them to one of these maps with the inputs as (F, N). A conditioner
+whose last layer is zero starts every map as the identity.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -17,28 +16,11 @@ from safetensors.torch import load_file, save_file
 
 import hepflows
 from hepflows.errors import CheckpointError
+from hepflows.files import atomic_write
 from hepflows.flows.flows import REGISTRY, ConfiguredFlow
 
 FORMAT = "hepflows-flow"
 FORMAT_VERSION = "1"
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` and rename the result onto ``path``.
-
-    The rename is atomic on POSIX, so ``path`` holds either the old or the new
-    file, never a half-written one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save(flow: ConfiguredFlow, path: str | os.PathLike) -> None:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from hepflows.flows.bayesian import VBLinear
 
+
 def transposed_linear(layer: nn.Module, h: Tensor) -> Tensor:
     """``layer(h).T`` computed as ``W h^T + b``: (N, in) -> (out, N), contiguous."""
     if isinstance(layer, VBLinear):
@@ -33,7 +34,8 @@ def activation(name: str) -> nn.Module:
         # In place: the pre-activations are not needed by the backward pass of a linear layer.
         return nn.ReLU(inplace=True) if name == "relu" else ACTIVATIONS[name]()
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}: choose from {sorted(ACTIVATIONS)}") from None
+        known = sorted(ACTIVATIONS)
+        raise ValueError(f"unknown activation {name!r}: choose from {known}") from None
 
 
 class MLP(nn.Module):
