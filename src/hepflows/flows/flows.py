@@ -10,6 +10,7 @@ bounded splines). They remember their configuration so that
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -21,6 +22,7 @@ from hepflows.flows.coupling import Coupling
 from hepflows.flows.distributions import BaseDistribution, StandardNormal, UnitUniform
 from hepflows.flows.elementwise import make_map
 from hepflows.flows.flow import Flow
+from hepflows.flows.nets import ACTIVATIONS
 from hepflows.flows.transforms import Compose, Inverse, Permutation, Transform
 
 #: Flow classes that save/load can rebuild, by name.
@@ -100,8 +102,11 @@ def _check_config(config: dict[str, Any], min_features: int) -> None:
         raise ConfigError(f"hidden must be a sequence of positive ints, got {config['hidden']!r}")
     if config["domain"] not in ("real", "unit"):
         raise ConfigError(f"domain must be 'real' or 'unit', got {config['domain']!r}")
-    if not config["bound"] > 0:
-        raise ConfigError(f"bound must be positive, got {config['bound']!r}")
+    if not (isinstance(config["bound"], int | float) and 0 < config["bound"] < math.inf):
+        raise ConfigError(f"bound must be positive, got {config['bound']!r} (and finite)")
+    if config["act"] not in ACTIVATIONS:
+        known = sorted(ACTIVATIONS)
+        raise ConfigError(f"unknown activation {config['act']!r}: choose from {known}")
 
 
 def alternating_permutation(features: int, split: int, seed: int | None) -> torch.Tensor:

@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import hepflows
-from hepflows.errors import CheckpointError
+from hepflows.errors import CheckpointError, HepflowsError
 from hepflows.files import atomic_write
 from hepflows.flows.flows import REGISTRY, ConfiguredFlow
 
@@ -89,13 +89,24 @@ def load(
     cls = REGISTRY.get(name)
     if cls is None:
         raise CheckpointError(f"{path} holds an unknown flow class {name!r}")
-    config = json.loads(meta["config"])
-    if expected is not None and not issubclass(cls, expected):
+    try:
+        config = json.loads(meta["config"])
+        if not isinstance(config, dict):
+            raise ValueError("configuration is not a JSON object")
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{path}: stored flow configuration unreadable ({err})") from None
+    if expected is not None and expected is not ConfiguredFlow and cls is not expected:
         raise CheckpointError(
             f"{path} holds a {name}({_short(config)}), not a {expected.__name__}: load it with "
             f"{name}.load(...) or hepflows.flows.load(...)"
         )
-    flow = cls(**config)
+    try:
+        flow = cls(**config)
+    except (TypeError, HepflowsError) as err:
+        raise CheckpointError(
+            f"{path}: cannot rebuild a {name} from the stored configuration ({err}); the file may "
+            "come from another hepflows version"
+        ) from None
     state = load_file(str(path), device=str(map_location))
     dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
     if len(dtypes) == 1:

@@ -136,8 +136,12 @@ class MADE(nn.Module):
         layers: list[nn.Module] = []
         prev = degree_in
         for h in hidden:
-            # Hidden degrees cycle through 1..F-1 (min 1 when F = 1).
-            deg = torch.arange(h) % max(features - 1, 1) + 1
+            # Hidden degrees cycle through 1..F-1; with a context (and room) also through
+            # 0, so that units seeing only the context feed the first feature of the order.
+            if context and h >= features:
+                deg = torch.arange(h) % features
+            else:
+                deg = torch.arange(h) % max(features - 1, 1) + 1
             layers += [MaskedLinear((deg[:, None] >= prev[None, :]).long()), activation(act)]
             prev = deg
         deg_out = (order + 1).repeat(params)  # layout (P, F) flattened

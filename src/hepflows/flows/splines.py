@@ -50,8 +50,8 @@ def _positions(unnormalised: Tensor, low: float, high: float, minimum: float) ->
     span = high - low
     sizes = torch.softmax(unnormalised, dim=0)
     inner = torch.cumsum(sizes[:-1] * (span * (1 - minimum * bins)) + span * minimum, dim=0)
-    end = inner.new_full((1, *inner.shape[1:]), low)
-    return torch.cat((end, inner + low, end + span), dim=0)
+    shape = (1, *inner.shape[1:])
+    return torch.cat((inner.new_full(shape, low), inner + low, inner.new_full(shape, high)), dim=0)
 
 
 def derivative_offset(minimum: float = MIN_DERIVATIVE) -> float:
@@ -137,7 +137,7 @@ def rqs_forward(x: Tensor, knots: Tensor) -> tuple[Tensor, Tensor]:
     Returns:
         ``(y, log_dydx)``, each (*).
     """
-    x = torch.maximum(torch.minimum(x, knots[0, -1]), knots[0, 0])
+    x = torch.clamp(x, knots[0, 0], knots[0, -1])
     x0, x1, y0, y1, d0, d1 = _bin(knots, x, 0)
     w = x1 - x0
     h = y1 - y0
@@ -146,7 +146,8 @@ def rqs_forward(x: Tensor, knots: Tensor) -> tuple[Tensor, Tensor]:
     t1 = 1 - t
     tt = t * t1
     den = s + (d0 + d1 - 2 * s) * tt
-    y = y0 + h * (s * t * t + d0 * tt) / den
+    # Clamped to the bin: rounding must not push the ends past the interval.
+    y = torch.clamp(y0 + h * ((s * t * t + d0 * tt) / den), y0, y1)
     num = s * s * (d1 * t * t + 2 * s * tt + d0 * t1 * t1)
     return y, torch.log(num / (den * den))
 
@@ -161,7 +162,7 @@ def rqs_inverse(y: Tensor, knots: Tensor) -> tuple[Tensor, Tensor]:
     Returns:
         ``(x, log_dxdy)``, each (*); ``log_dxdy = -log_dydx(x)``.
     """
-    y = torch.maximum(torch.minimum(y, knots[1, -1]), knots[1, 0])
+    y = torch.clamp(y, knots[1, 0], knots[1, -1])
     x0, x1, y0, y1, d0, d1 = _bin(knots, y, 1)
     w = x1 - x0
     h = y1 - y0
@@ -174,7 +175,7 @@ def rqs_inverse(y: Tensor, knots: Tensor) -> tuple[Tensor, Tensor]:
     disc = (b * b - 4 * a * c).clamp_min(0)
     # Numerically stable root of a t^2 + b t + c = 0 lying in [0, 1].
     t = (2 * c / (-b - torch.sqrt(disc))).clamp(0, 1)
-    x = x0 + t * w
+    x = torch.clamp(x0 + t * w, x0, x1)
     t1 = 1 - t
     tt = t * t1
     den = s + c2 * tt
