@@ -8,7 +8,8 @@ Peers are configured as their docs recommend for that architecture:
 * nflows 0.14: ``PiecewiseRationalQuadraticCouplingTransform`` with a plain
   2x128 MLP conditioner, linear tails, B = 5, alternating masks, standard normal base.
 
-Timed (median over repeats): one training step (log_prob + backward + Adam
+Timed (median over repeats, the libraries timed round-robin, one call of each
+in turn, so that slow phases of a shared machine hit all alike): one training step (log_prob + backward + Adam
 step), a log_prob pass and a sampling pass (no grad); for hepflows also MAF and
 IAF density and sampling times. Ratios are peer time / hepflows time (> 1:
 hepflows is faster). The last line of output is one JSON object.
@@ -39,14 +40,25 @@ BATCH, BLOCKS, BINS, HIDDEN, BOUND = 4096, 6, 8, (128, 128), 5.0
 
 def timeit(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     """Median wall time of ``fn`` in milliseconds."""
+    return interleaved([fn], repeats, warmup)[0]
+
+
+def interleaved(fns: list[Callable[[], object]], repeats: int, warmup: int = 2) -> list[float]:
+    """Median wall times (ms) of several functions timed round-robin.
+
+    Interleaving spreads the machine's slow phases over every library alike,
+    instead of penalising whichever runs during them.
+    """
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        for fn, ts in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [1e3 * statistics.median(ts) for ts in times]
 
 
 class Model:
@@ -113,22 +125,30 @@ def nflows_model(d: int) -> Model:
     return Model("nflows", flow, flow.log_prob, flow.sample, cfg)
 
 
-def measure(model: Model, d: int, repeats: int) -> dict[str, float]:
+def measure(models: list[Model], d: int, repeats: int) -> list[dict[str, float]]:
+    """Train-step, log_prob and sampling times of each model, timed round-robin."""
     torch.manual_seed(0)
     x = torch.randn(BATCH, d)
-    opt = torch.optim.Adam(model.module.parameters(), lr=1e-3)
 
-    def step() -> None:
-        loss = -model.log_prob(x).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    def train_step(model: Model) -> Callable[[], None]:
+        opt = torch.optim.Adam(model.module.parameters(), lr=1e-3)
 
-    out = {"train_ms": timeit(step, repeats)}
+        def step() -> None:
+            loss = -model.log_prob(x).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return step
+
+    train = interleaved([train_step(m) for m in models], repeats)
     with torch.no_grad():
-        out["log_prob_ms"] = timeit(lambda: model.log_prob(x), repeats)
-        out["sample_ms"] = timeit(lambda: model.sample(BATCH), repeats)
-    return out
+        log_prob = interleaved([lambda m=m: m.log_prob(x) for m in models], repeats)
+        sample = interleaved([lambda m=m: m.sample(BATCH) for m in models], repeats)
+    return [
+        {"train_ms": t, "log_prob_ms": lp, "sample_ms": s}
+        for t, lp, s in zip(train, log_prob, sample, strict=True)
+    ]
 
 
 def autoregressive(d: int, repeats: int) -> dict[str, float]:
@@ -151,7 +171,7 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(2)
-    repeats = 3 if args.quick else 10
+    repeats = 5 if args.quick else 20
     print(f"hepflows {hepflows.__version__}, torch {torch.__version__}, threads "
           f"{torch.get_num_threads()}, batch {BATCH}, float32, repeats {repeats}")  # fmt: skip
     result: dict[str, object] = {
@@ -165,8 +185,8 @@ def main() -> None:
         models = [hepflows_model(d), zuko_model(d), nflows_model(d)]
         for m in models:
             print(f"  D={d} {m.config}")
+        for m, t in zip(models, measure(models, d, repeats), strict=True):
             params = sum(p.numel() for p in m.module.parameters())
-            t = measure(m, d, repeats)
             result[f"{m.name}_D{d}"] = {**t, "params": params}
             rows.append((d, m.name, t, params))
         if not args.quick or d == min(args.dims):

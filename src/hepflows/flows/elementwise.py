@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hepflows.flows.splines import rqs_forward, rqs_inverse, spline_knots, unbounded_rqs
+from hepflows.flows.splines import packed_spline_knots, rqs_forward, rqs_inverse, unbounded_rqs
 
 
 class ElementwiseMap:
@@ -61,16 +61,14 @@ class SplineMap(ElementwiseMap):
 
     def knots(self, params: Tensor) -> Tensor:
         """Knots (3, K + 1, *) from parameters (P, *)."""
-        k = self.bins
-        lo, hi = self.interval
-        widths, heights, derivatives = params.split((k, k, len(params) - 2 * k))
-        return spline_knots(widths, heights, derivatives, left=lo, right=hi, bottom=lo, top=hi)
+        sizes, derivatives = params.split((2 * self.bins, len(params) - 2 * self.bins))
+        return packed_spline_knots(sizes, derivatives, self.interval, self.interval)
 
     def __call__(self, x: Tensor, params: Tensor, inverse: bool = False) -> tuple[Tensor, Tensor]:
         knots = self.knots(params)
         if self.domain == "real":
             return unbounded_rqs(x, knots, self.bound, inverse=inverse)
-        return (rqs_inverse if inverse else rqs_forward)(x, knots)
+        return (rqs_inverse if inverse else rqs_forward)(x, knots, self.interval * 2)
 
 
 class AffineMap(ElementwiseMap):
