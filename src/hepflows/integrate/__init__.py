@@ -1,0 +1,35 @@
+"""Neural importance sampling: integrate functions on the unit cube, generate events.
+
+Quick use::
+
+    from hepflows.integrate import NeuralIntegrator, camel
+    f = camel(8)                                   # exact value in f.exact
+    integ = NeuralIntegrator(f, dims=8, seed=1)
+    integ.train(calls=1_000_000)
+    print(integ.integrate(calls=1_000_000).summary())
+    events = integ.generate(10_000)                # unweighted events
+"""
+
+from hepflows.integrate.integrands import (
+    BUILTIN,
+    IntegrandError,
+    KnownIntegrand,
+    builtin,
+    camel,
+    evaluate,
+    gaussian,
+    polynomial,
+    signed,
+)
+from hepflows.integrate.losses import forward_kl, reverse_kl, variance
+from hepflows.integrate.nis import NeuralIntegrator, TrainingHistory
+from hepflows.integrate.result import IntegrationResult
+from hepflows.integrate.unweighting import Events, choose_wmax, unweight
+from hepflows.integrate.vegas_map import VegasMap, adapt_vegas
+
+__all__ = [
+    "BUILTIN", "Events", "IntegrandError", "IntegrationResult", "KnownIntegrand",
+    "NeuralIntegrator", "TrainingHistory", "VegasMap", "adapt_vegas", "builtin", "camel",
+    "choose_wmax", "evaluate", "forward_kl", "gaussian", "polynomial", "reverse_kl", "signed",
+    "unweight", "variance",
+]  # fmt: skip

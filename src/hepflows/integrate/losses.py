@@ -1,0 +1,69 @@
+"""Training losses of neural importance sampling, importance-weighted.
+
+Every loss takes a batch drawn from some sampling density q_s (the flow at an
+earlier step, or a buffer of stored samples) and the current flow's
+log-density at the same points, so that fresh and buffered samples are
+treated alike (MadNIS, 2212.06172 sec. 3):
+
+    f:        (n,) integrand values
+    log_qs:   (n,) log-density the points were drawn from (no gradient)
+    log_q:    (n,) current flow log-density (with gradient)
+
+All are normalised by the batch estimate of the integral, so their scale does
+not depend on the integrand's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from hepflows.errors import ConfigError
+
+Loss = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+def variance(f: Tensor, log_qs: Tensor, log_q: Tensor) -> Tensor:
+    """Variance of the weights f/q (i-flow's Pearson chi^2), up to a constant.
+
+    E_q[(f/q)^2] estimated with samples from q_s: mean(w_s^2 q_s / q) with
+    w_s = f / q_s, normalised by the squared integral estimate.
+    """
+    w = f / log_qs.exp()
+    norm = w.abs().mean().detach().clamp_min(torch.finfo(w.dtype).tiny)
+    return ((w / norm) ** 2 * torch.exp(log_qs - log_q)).mean()
+
+
+def forward_kl(f: Tensor, log_qs: Tensor, log_q: Tensor) -> Tensor:
+    """Forward KL(p || q) with p = |f| / I, up to a constant: -E_p[log q]."""
+    w = (f.abs() / log_qs.exp()).detach()
+    return -(w * log_q).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+
+
+def reverse_kl(f: Tensor, log_qs: Tensor, log_q: Tensor) -> Tensor:
+    """Reverse KL(q || p) with a score-function gradient (f need not be differentiable).
+
+    The value is E_q[log q - log |f|] and the gradient
+    E_q[(log q - log |f|) grad log q]; points with f = 0 are clipped at the
+    smallest positive value of the batch (they pull q down there).
+    """
+    af = f.abs()
+    floor = af[af > 0].min() if bool((af > 0).any()) else torch.ones((), dtype=f.dtype)
+    log_p = torch.log(af.clamp_min(floor * 1e-3))
+    ratio = torch.exp(log_q - log_qs)  # 1 on fresh samples, carries the gradient
+    diff = (log_q - log_p).detach()
+    diff = diff - diff.mean()  # baseline: lowers the gradient variance, no bias
+    return (ratio * diff).mean()
+
+
+LOSSES: dict[str, Loss] = {"variance": variance, "kl": forward_kl, "rkl": reverse_kl}
+
+
+def get_loss(name: str) -> Loss:
+    """Loss by name: ``variance``, ``kl`` (forward) or ``rkl`` (reverse)."""
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ConfigError(f"unknown loss {name!r}: choose from {sorted(LOSSES)}") from None

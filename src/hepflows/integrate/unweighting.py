@@ -1,0 +1,114 @@
+"""Unweighting: turn weighted samples into events of (nearly) equal weight.
+
+A point with weight w is kept with probability min(|w| / w_max, 1). The
+efficiency is <|w|> / w_max. w_max is fragile if taken as the maximum of a
+sample (one outlier decides), so the default rule takes a high quantile of
+|w| and keeps the rare overweight events with weight |w| / w_max > 1
+(partial unweighting, MadNIS / 2001.10028); the overweight fraction is
+reported. Signed integrands give events of weight -1 where w < 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from hepflows.errors import ConfigError
+
+RULES = ("quantile", "max")
+
+
+def choose_wmax(w: Tensor, rule: str = "quantile", quantile: float = 0.999) -> float:
+    """The reference weight w_max of a weighted sample.
+
+    Args:
+        w: (n,) weights.
+        rule: ``"quantile"`` (the ``quantile`` of |w|) or ``"max"`` (max |w|).
+        quantile: quantile for the ``quantile`` rule, in (0, 1].
+
+    Returns:
+        w_max > 0.
+    """
+    if rule not in RULES:
+        raise ConfigError(f"unknown w_max rule {rule!r}: choose from {RULES}")
+    if not 0 < quantile <= 1:
+        raise ConfigError(f"quantile must lie in (0, 1], got {quantile}")
+    aw = w.abs().to(torch.float64)
+    aw = aw[aw > 0]
+    if len(aw) == 0:
+        raise ConfigError("all weights are zero: the integrand vanishes where the flow samples")
+    if rule == "max" or quantile == 1:
+        return aw.max().item()
+    # torch.quantile has a size limit; sort once instead.
+    k = min(int(quantile * len(aw)), len(aw) - 1)
+    return aw.sort().values[k].item()
+
+
+def unweight(
+    x: Tensor, w: Tensor, w_max: float, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """Accept-reject a weighted sample.
+
+    Args:
+        x: (n, d) points.
+        w: (n,) weights.
+        w_max: reference weight.
+        generator: for reproducible acceptance.
+
+    Returns:
+        ``(x_acc, weights)``: (m, d) accepted points and (m,) their event
+        weights: sign(w) * max(1, |w| / w_max).
+    """
+    ratio = w.abs().to(torch.float64) / w_max
+    u = torch.rand(len(w), generator=generator, dtype=torch.float64)
+    keep = u < ratio
+    weights = torch.sign(w[keep]).to(torch.float64) * ratio[keep].clamp_min(1.0)
+    return x[keep], weights
+
+
+@dataclass
+class Events:
+    """Unweighted events and how they were made.
+
+    Attributes:
+        x: (n, d) event coordinates in the unit cube (float64).
+        weights: (n,) event weights: +-1, or > 1 for overweight events.
+        sigma: integral estimate used to normalise (sum of weights * sigma / n
+            estimates the integral).
+        sigma_error: its error.
+        w_max: the reference weight.
+        rule: the w_max rule (``"quantile"`` or ``"max"``) and its quantile.
+        efficiency: <|w|> / w_max.
+        overweight_fraction: fraction of accepted events with |weight| > 1.
+        calls: integrand calls spent on w_max estimation and generation.
+    """
+
+    x: Tensor
+    weights: Tensor
+    sigma: float
+    sigma_error: float
+    w_max: float
+    rule: str
+    quantile: float
+    efficiency: float
+    overweight_fraction: float
+    calls: int
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def summary(self) -> str:
+        """A few lines a person reads."""
+        rule = f"{self.quantile:g} quantile of |w|" if self.rule == "quantile" else "max |w|"
+        return "\n".join(
+            [
+                f"events        = {len(self):,} unweighted",
+                f"sigma         = {self.sigma:.6g} +- {self.sigma_error:.3g}",
+                f"w_max rule    = {rule} (w_max = {self.w_max:.4g})",
+                f"efficiency    = {self.efficiency:.4g} (<|w|>/w_max), "
+                f"{self.overweight_fraction:.2%} overweight events",
+                f"calls         = {self.calls:,} ({self.calls / max(len(self), 1):.1f} per event)",
+            ]
+        )

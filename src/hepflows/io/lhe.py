@@ -1,0 +1,149 @@
+"""Write and read unweighted events as Les Houches Event files with ``pylhe``.
+
+The format follows the file suffix, as ``pylhe.LHEFile.tofile`` does:
+``.lhe`` (XML), ``.lhe.gz`` (gzipped) or ``.h5``/``.hdf5`` (pylhe's LHEH5).
+
+Weighting strategy (LHEF, hep-ph/0609017): IDWTUP = +4 (or -4 when some
+weights are negative) with XWGTUP = sigma * w_i / N for event weight w_i
+(+-1, or > 1 for overweight events of partial unweighting), so that the sum
+of XWGTUP over the file estimates sigma. XSECUP/XERRUP carry sigma and its
+error.
+
+Events of a generic integrand have no particles: their unit-cube
+coordinates travel as named per-event weights ``x1 ... xd`` in a weight group
+``hepflows-coordinates``, which all three formats keep (the XML formats with
+the 5 significant digits pylhe writes for weights, LHEH5 in full). Physics processes
+pass a ``particles`` function that turns coordinates into particle records.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pylhe
+import torch
+
+from hepflows.errors import InputError
+from hepflows.files import atomic_write
+from hepflows.integrate.unweighting import Events
+
+COORDINATES = "hepflows-coordinates"
+SUFFIXES = (".lhe", ".lhe.gz", ".h5", ".hdf5")
+
+Particles = Callable[[torch.Tensor], Sequence[Sequence[pylhe.LHEParticle]]]
+
+
+def _check_suffix(path: Path) -> None:
+    if not any(path.name.endswith(s) for s in SUFFIXES):
+        raise InputError(f"cannot tell the event format of {path}: use one of {SUFFIXES}")
+
+
+def write_events(
+    path: str | os.PathLike,
+    events: Events,
+    particles: Particles | None = None,
+    beams: tuple[int, int, float, float] = (0, 0, 0.0, 0.0),
+    pdf_set: int = 0,
+    process_id: int = 1,
+    generator: str = "hepflows",
+) -> None:
+    """Write unweighted events (atomically) in the format of the file suffix.
+
+    Args:
+        path: ``*.lhe``, ``*.lhe.gz``, ``*.h5`` or ``*.hdf5``.
+        events: from :meth:`hepflows.integrate.NeuralIntegrator.generate`.
+        particles: maps (n, d) coordinates to per-event particle lists
+            (physics); without it the coordinates are stored as weights.
+        beams: (id A, id B, energy A, energy B) for the ``<init>`` block.
+        pdf_set: LHAPDF id of the PDF set on both beams (0: none).
+        process_id: LPRUP.
+        generator: name in the ``<generator>`` tag.
+    """
+    import hepflows
+
+    path = Path(path)
+    _check_suffix(path)
+    n = len(events)
+    if n == 0:
+        raise InputError("no events to write")
+    negative = bool((events.weights < 0).any())
+    xw = events.sigma * events.weights / n  # XWGTUP per event
+    init = pylhe.LHEInit(
+        initInfo=pylhe.LHEInitInfo(
+            beamA=beams[0], beamB=beams[1], energyA=beams[2], energyB=beams[3],
+            PDFgroupA=0, PDFgroupB=0, PDFsetA=pdf_set, PDFsetB=pdf_set,
+            weightingStrategy=-4 if negative else 4, numProcesses=1,
+        ),  # fmt: skip
+        procInfo=[
+            pylhe.LHEProcInfo(
+                xSection=events.sigma, error=events.sigma_error,
+                unitWeight=float(xw.abs().max()), procId=process_id,
+            )  # fmt: skip
+        ],
+        generators=[
+            pylhe.LHEGenerator(name=generator, version=hepflows.__version__, description="")
+        ],
+    )
+    header = None
+    dims = events.x.shape[1]
+    if particles is None:
+        group = pylhe.LHEInitRWGTWeightGroup(
+            name=COORDINATES,
+            weights=[pylhe.LHEInitRWGTWeight(id=f"x{i + 1}", name=f"coordinate {i + 1}")
+                     for i in range(dims)],  # fmt: skip
+        )
+        header = pylhe.LHEHeader(initrwgt=pylhe.LHEInitRWGT(entries=[group]))
+        plists: Sequence[Sequence[pylhe.LHEParticle]] = [[] for _ in range(n)]
+    else:
+        plists = particles(events.x)
+    x = events.x.tolist()
+    lhe_events = []
+    for i in range(n):
+        weights = {} if particles is not None else {f"x{j + 1}": x[i][j] for j in range(dims)}
+        lhe_events.append(
+            pylhe.LHEEvent(
+                eventinfo=pylhe.LHEEventInfo(
+                    nparticles=len(plists[i]), pid=process_id, weight=float(xw[i]),
+                    scale=0.0, aqed=0.0, aqcd=0.0,
+                ),  # fmt: skip
+                particles=list(plists[i]),
+                weights=weights,
+            )
+        )
+    lhe = pylhe.LHEFile(init=init, events=lhe_events, header=header)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".lhe.gz") else path.suffix
+
+    def write(tmp: str) -> None:
+        # pylhe picks the format from the suffix, so the temporary file keeps it.
+        target = tmp + suffix
+        try:
+            lhe.tofile(target)
+            os.replace(target, tmp)
+        finally:
+            Path(target).unlink(missing_ok=True)
+
+    atomic_write(path, write)
+
+
+def read_events(path: str | os.PathLike) -> tuple[pylhe.LHEInit, list[pylhe.LHEEvent]]:
+    """Read an event file written by :func:`write_events` (or any LHE file) with pylhe.
+
+    Returns:
+        The ``<init>`` block and the list of events.
+    """
+    path = Path(path)
+    _check_suffix(path)
+    if not path.is_file():
+        raise InputError(f"no event file at {path}")
+    lhe = pylhe.LHEFile.fromfile(str(path), generator=False)
+    return lhe.init, list(lhe.events)
+
+
+def coordinates(events: Sequence[pylhe.LHEEvent]) -> torch.Tensor:
+    """(n, d) coordinates of generic events read back by :func:`read_events`."""
+    if not events or not events[0].weights:
+        raise InputError("these events carry no hepflows coordinates")
+    keys = sorted(events[0].weights, key=lambda k: int(k[1:]))
+    return torch.tensor([[e.weights[k] for k in keys] for e in events], dtype=torch.float64)
