@@ -9,10 +9,10 @@ Peers are configured as their docs recommend for that architecture:
   2x128 MLP conditioner, linear tails, B = 5, alternating masks, standard normal base.
 
 Timed (median over repeats, the libraries timed round-robin, one call of each
-in turn, so that slow phases of a shared machine hit all alike): one training step (log_prob + backward + Adam
-step), a log_prob pass and a sampling pass (no grad); for hepflows also MAF and
-IAF density and sampling times. Ratios are peer time / hepflows time (> 1:
-hepflows is faster). The last line of output is one JSON object.
+in turn, so that slow phases of a shared machine hit all alike): one training
+step (log_prob + backward + Adam step), a log_prob pass and a sampling pass
+(no grad); for hepflows also MAF and IAF density and sampling times. Ratios
+are peer time / hepflows time (> 1: hepflows is faster). The last line of output is one JSON object.
 
 Usage: ``python benchmarks/flows.py [--quick] [--out benchmarks/results/flows.json]``
 """
