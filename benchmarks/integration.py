@@ -1,0 +1,177 @@
+"""Neural importance sampling: hepflows vs vegas vs madnis at equal integrand calls.
+
+Rule for every method (design/integration.md): every integrand evaluation
+counts (VEGAS adaptation, training, the final estimate). Budgets: training
+calls + evaluation calls, 1e5 + 1e5 for d <= 4 and 1e6 + 1e6 for d >= 8
+(``--quick``: 2e4 + 2e4 and 1e5 + 1e5, one seed). Unweighting rule for all:
+w_max = max |w| over the evaluation sample (and the 99.9 % quantile as a second
+figure). Peers as their docs recommend:
+
+* vegas 6.4.1: ``vegas.Integrator(d * [[0, 1]])``, adaptation with
+  ``nitn=10`` iterations from the training budget, then one ``adapt=False``
+  pass over the evaluation budget; error from vegas' stratified variance.
+* madnis 1.0.0: ``madnis.integrator.Integrator(f, dims)`` with its default
+  flow, ``batch_size=1024``, ``train(steps)`` with steps = training budget /
+  batch size, then ``sample(n)`` for the estimate and the weights.
+
+Figures per case and method, median over seeds: relative error sigma/I,
+sigma*sqrt(N)/I with N the evaluation calls, unweighting efficiency, wall
+time. ``ratio_vs_best_peer`` = best peer's relative error / hepflows'
+relative error. The last line of output is one JSON object.
+
+Usage: ``python benchmarks/integration.py [--quick] [--out benchmarks/results/integration.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hepflows.integrate import NeuralIntegrator, camel, gaussian
+from hepflows.integrate.result import weight_statistics
+
+CASES = [("camel", 2), ("camel", 4), ("camel", 8), ("camel", 16), ("gaussian", 8)]
+
+
+class Counted:
+    """Integrand wrapper counting every evaluation."""
+
+    def __init__(self, f: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.f, self.calls = f, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += len(x)
+        return self.f(x)
+
+
+def figures(value: float, error: float, w: torch.Tensor, n_eval: int, calls: int, t: float):
+    stats = weight_statistics(w, 0.999)
+    return {
+        "value": value,
+        "error": error,
+        "relative_error": error / abs(value),
+        "sigma_sqrt_n": error / abs(value) * math.sqrt(n_eval),
+        "unweighting_efficiency": stats["unweighting_efficiency"],
+        "unweighting_efficiency_q999": stats["unweighting_efficiency_quantile"],
+        "calls": calls,
+        "seconds": t,
+    }
+
+
+def run_hepflows(f, d, n_train, n_eval, seed):
+    cf = Counted(f)
+    t0 = time.perf_counter()
+    integ = NeuralIntegrator(cf, d, seed=seed, vegas=d <= 4)
+    integ.train(calls=n_train, progress=False)
+    r = integ.integrate(calls=n_eval)
+    # Recompute the weights of the same evaluation for the unweighting figures:
+    # integrate() already reports them, so take those.
+    out = figures(r.value, r.error, torch.zeros(1), n_eval, cf.calls, time.perf_counter() - t0)
+    out["unweighting_efficiency"] = r.unweighting_efficiency
+    out["unweighting_efficiency_q999"] = r.unweighting_efficiency_quantile
+    return out
+
+
+def run_vegas(f, d, n_train, n_eval, seed):
+    import vegas
+
+    cf = Counted(f)
+
+    @vegas.lbatchintegrand
+    def fv(x):
+        return cf(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    integ = vegas.Integrator(d * [[0.0, 1.0]], ran_array_generator=rng.random)
+    integ(fv, nitn=10, neval=n_train // 10)
+    # Final pass by hand over vegas' own stratified sample, so that the same
+    # weights give the estimate, vegas' stratified error and the unweighting figures.
+    ws, total, var = [], 0.0, 0.0
+    integ.set(neval=n_eval, adapt=False)
+    for x, wgt, hcube in integ.random_batch(yield_hcube=True):
+        w = wgt * fv(x)
+        ws.append(w)
+        total += w.sum()
+        # vegas: var = sum over h-cubes of (n_h sum w^2 - (sum w)^2) / (n_h - 1)
+        counts = np.bincount(hcube)
+        idx = np.nonzero(counts)[0]
+        s1 = np.bincount(hcube, weights=w)[idx]
+        s2 = np.bincount(hcube, weights=w * w)[idx]
+        n_h = counts[idx]
+        ok = n_h > 1
+        var += np.sum((n_h[ok] * s2[ok] - s1[ok] ** 2) / (n_h[ok] - 1))
+    w = torch.from_numpy(np.concatenate(ws))
+    n = len(w)
+    # Weights of a stratified sample are wgt * f with sum = I; as per-point weights: n * w.
+    return figures(total, math.sqrt(max(var, 0.0)), n * w, n, cf.calls, time.perf_counter() - t0)
+
+
+def run_madnis(f, d, n_train, n_eval, seed):
+    from madnis.integrator import Integrator
+
+    cf = Counted(f)
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    batch = 1024
+    integ = Integrator(lambda x: cf(x.to(torch.float64)).to(x.dtype), dims=d, batch_size=batch)
+    integ.train(max(n_train // batch, 1))
+    s = integ.sample(n_eval)
+    w = s.weights.detach().to(torch.float64)
+    value = w.mean().item()
+    error = w.std().item() / math.sqrt(len(w))
+    return figures(value, error, w, n_eval, cf.calls, time.perf_counter() - t0)
+
+
+METHODS = {"hepflows": run_hepflows, "vegas": run_vegas, "madnis": run_madnis}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--cases", nargs="*", default=None, help="e.g. camel:8 gaussian:8")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    seeds = list(range(args.seeds or (1 if args.quick else 3)))
+    cases = CASES if not args.cases else [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases]  # noqa: E501
+    result: dict[str, object] = {"date": datetime.date.today().isoformat(), "quick": args.quick,
+                                 "seeds": seeds, "cases": {}}  # fmt: skip
+    ratios = []
+    print(f"{'case':<12} {'method':<9} {'rel.err':>9} {'s*sqrtN/I':>10} {'unw.eff':>9} "
+          f"{'unw.q999':>9} {'calls':>9} {'time s':>7}")  # fmt: skip
+    for name, d in cases:
+        f = {"camel": camel, "gaussian": gaussian}[name](d)
+        small = d <= 4
+        n_train = n_eval = (2 * 10**4 if small else 10**5) if args.quick else (10**5 if small else 10**6)  # noqa: E501
+        case = {}
+        for method, run in METHODS.items():
+            runs = [run(f, d, n_train, n_eval, s) for s in seeds]
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            case[method] = med
+            print(f"{name}{d:<7} {method:<9} {med['relative_error']:>9.3g} {med['sigma_sqrt_n']:>10.4g} "  # noqa: E501
+                  f"{med['unweighting_efficiency']:>9.3g} {med['unweighting_efficiency_q999']:>9.3g} "  # noqa: E501
+                  f"{med['calls']:>9.0f} {med['seconds']:>7.1f}", flush=True)  # fmt: skip
+        best_peer = min(case["vegas"]["relative_error"], case["madnis"]["relative_error"])
+        case["ratio_vs_best_peer"] = best_peer / case["hepflows"]["relative_error"]
+        ratios.append(case["ratio_vs_best_peer"])
+        result["cases"][f"{name}_d{d}"] = case
+    result["min_ratio_vs_best_peer"] = min(ratios)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
