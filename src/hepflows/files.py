@@ -28,3 +28,37 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_metadata(path: str | os.PathLike, fmt: str, what: str, fix: str) -> dict[str, str]:
+    """The metadata header of a hepflows safetensors file, without reading its tensors.
+
+    Args:
+        path: the file.
+        fmt: the value its ``format`` entry must have.
+        what: what the file should hold, for messages ("flow", "integrator").
+        fix: how to make a good file, for the message on an unreadable one.
+
+    Raises:
+        CheckpointError: missing file, unreadable file, or another format.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    from hepflows.errors import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no saved {what} at {path}: check the path")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({err}); it may be truncated or "
+            f"of another format: {fix}"
+        ) from None
+    if meta.get("format") != fmt:
+        raise CheckpointError(
+            f"{path} is a safetensors file but not a saved hepflows {what} (no '{fmt}' header)"
+        )
+    return meta

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import hepflows
+from hepflows import files
 from hepflows.errors import CheckpointError, HepflowsError
 from hepflows.files import atomic_write
 from hepflows.flows.flows import REGISTRY, ConfiguredFlow
@@ -48,24 +47,7 @@ def save(flow: ConfiguredFlow, path: str | os.PathLike) -> None:
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata header of a saved flow, without reading the weights."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no saved flow at {path}: check the path")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"{path} is not a readable safetensors file ({err}); it may be truncated or "
-            "of another format: save it again with hepflows.flows.save"
-        ) from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{path} is a safetensors file but not a saved hepflows flow (no '{FORMAT}' header)"
-        )
-    return meta
+    return files.read_metadata(path, FORMAT, "flow", "save it again with hepflows.flows.save")
 
 
 def load(

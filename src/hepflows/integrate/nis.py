@@ -31,7 +31,7 @@ from torch import Tensor
 
 import hepflows
 from hepflows.errors import CheckpointError, ConfigError
-from hepflows.files import atomic_write
+from hepflows.files import atomic_write, read_metadata
 from hepflows.flows import MAF, CouplingFlow
 from hepflows.flows.flows import ConfiguredFlow
 from hepflows.integrate.integrands import Integrand, evaluate
@@ -498,15 +498,4 @@ class NeuralIntegrator:
 
 
 def _read_meta(path: str | os.PathLike) -> dict[str, str]:
-    from safetensors import SafetensorError, safe_open
-
-    if not Path(path).is_file():
-        raise CheckpointError(f"no saved integrator at {path}: check the path")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable integrator file ({err})") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a saved hepflows integrator")
-    return meta
+    return read_metadata(path, FORMAT, "integrator", "save it again with NeuralIntegrator.save")
