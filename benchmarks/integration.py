@@ -16,7 +16,8 @@ figure). Peers as their docs recommend:
 
 Figures per case and method, median over seeds: relative error sigma/I,
 sigma*sqrt(N)/I with N the evaluation calls, unweighting efficiency, wall
-time. ``ratio_vs_best_peer`` = best peer's relative error / hepflows'
+time; and the flow's sampling + density cost per point at d = 8.
+``ratio_vs_best_peer`` = best peer's relative error / hepflows'
 relative error. The last line of output is one JSON object.
 
 Usage: ``python benchmarks/integration.py [--quick] [--out benchmarks/results/integration.json]``
@@ -132,6 +133,19 @@ def run_madnis(f, d, n_train, n_eval, seed):
     return figures(value, error, w, n_eval, cf.calls, time.perf_counter() - t0)
 
 
+def throughput_us_per_point(d: int = 8, n: int = 100_000, repeats: int = 5) -> float:
+    """Flow sampling + density cost per point (default integrator, no integrand), median."""
+    integ = NeuralIntegrator(camel(d), d, seed=0)
+    times = []
+    with torch.no_grad():
+        integ.flow.sample_and_log_prob(n)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            integ.flow.sample_and_log_prob(n)
+            times.append(time.perf_counter() - t0)
+    return 1e6 * statistics.median(times) / n
+
+
 METHODS = {"hepflows": run_hepflows, "vegas": run_vegas, "madnis": run_madnis}
 
 
@@ -167,6 +181,8 @@ def main() -> None:
         ratios.append(case["ratio_vs_best_peer"])
         result["cases"][f"{name}_d{d}"] = case
     result["min_ratio_vs_best_peer"] = min(ratios)
+    result["throughput_us_per_point_d8"] = throughput_us_per_point()
+    print(f"flow sampling + density at d = 8: {result['throughput_us_per_point_d8']:.1f} us/point")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
