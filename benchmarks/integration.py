@@ -73,13 +73,17 @@ def run_hepflows(f, d, n_train, n_eval, seed):
     t0 = time.perf_counter()
     integ = NeuralIntegrator(cf, d, seed=seed, vegas=d <= 4)
     integ.train(calls=n_train, progress=False)
-    r = integ.integrate(calls=n_eval)
-    # Recompute the weights of the same evaluation for the unweighting figures:
-    # integrate() already reports them, so take those.
-    out = figures(r.value, r.error, torch.zeros(1), n_eval, cf.calls, time.perf_counter() - t0)
-    out["unweighting_efficiency"] = r.unweighting_efficiency
-    out["unweighting_efficiency_q999"] = r.unweighting_efficiency_quantile
-    return out
+    r = integ.integrate(calls=n_eval, quantile=0.999)
+    return {
+        "value": r.value,
+        "error": r.error,
+        "relative_error": r.relative_error,
+        "sigma_sqrt_n": r.sigma_sqrt_n,
+        "unweighting_efficiency": r.unweighting_efficiency,
+        "unweighting_efficiency_q999": r.unweighting_efficiency_quantile,
+        "calls": cf.calls,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def run_vegas(f, d, n_train, n_eval, seed):

@@ -140,7 +140,7 @@ class NeuralIntegrator:
         self.dropped = 0
         self._opt: torch.optim.Optimizer | None = None
         self._plan: dict[str, int] = {}
-        self._buffer: list[Tensor] = []
+        self._buffer: Tensor | None = None
 
     # ----------------------------------------------------------- construction
     def _make_flow(self) -> ConfiguredFlow:
@@ -172,6 +172,12 @@ class NeuralIntegrator:
         fy = fx if jac is None else fx * jac
         return y, x, fy, log_qy.to(torch.float64)
 
+    def _weighted_batches(self, n: int, batch_size: int):
+        """Yield ``(x, w)`` batches, (b, d) points and (b,) weights f/q, n points in all."""
+        for start in range(0, n, batch_size):
+            _, x, fy, log_qy = self._draw(min(batch_size, n - start))
+            yield x, fy * torch.exp(-log_qy)
+
     def sample(self, n: int, batch_size: int = 100_000) -> tuple[Tensor, Tensor]:
         """Weighted samples: points and weights f / q (calls the integrand n times).
 
@@ -183,10 +189,9 @@ class NeuralIntegrator:
             ``(x, w)``: (n, d) float64 points in [0, 1]^d and (n,) weights.
         """
         xs, ws = [], []
-        for start in range(0, n, batch_size):
-            _, x, fy, log_qy = self._draw(min(batch_size, n - start))
+        for x, w in self._weighted_batches(n, batch_size):
             xs.append(x)
-            ws.append(fy * torch.exp(-log_qy))
+            ws.append(w)
         if not xs:
             raise ConfigError(f"n must be >= 1, got {n}")
         return torch.cat(xs), torch.cat(ws)
@@ -275,7 +280,7 @@ class NeuralIntegrator:
         self._plan = {"budget": calls, "batch": batch, "iteration": 0,
                       "iterations": max(calls // batch, 1), "done": 0}  # fmt: skip
         self._opt = None
-        self._buffer = []
+        self._buffer = None
 
     def _optimizer(self) -> torch.optim.Optimizer:
         if self._opt is None:
@@ -294,11 +299,11 @@ class NeuralIntegrator:
     def _store(self, y: Tensor, fy: Tensor, log_qs: Tensor) -> None:
         row = torch.cat((y.to(torch.float64), fy[:, None], log_qs[:, None]), dim=1)
         cap = self.config["buffer_batches"] * self._plan["batch"]
-        buf = torch.cat((self._buffer[0], row)) if self._buffer else row
-        self._buffer = [buf[-cap:]]
+        buf = row if self._buffer is None else torch.cat((self._buffer, row))
+        self._buffer = buf[-cap:]
 
     def _from_buffer(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
-        buf = self._buffer[0]
+        buf = self._buffer
         rows = buf[torch.randint(len(buf), (n,), generator=self.generator)]
         d = self.dims
         return rows[:, :d].to(self.flow.dtype), rows[:, d], rows[:, d + 1]
@@ -332,11 +337,9 @@ class NeuralIntegrator:
         dropped0 = self.dropped
         ws = []
         with progress_bar(calls, "integrating", enabled=progress) as bar:
-            for start in range(0, calls, batch_size):
-                n = min(batch_size, calls - start)
-                _, _, fy, log_qy = self._draw(n)
-                ws.append(fy * torch.exp(-log_qy))
-                bar.advance(n)
+            for _, w in self._weighted_batches(calls, batch_size):
+                ws.append(w)
+                bar.advance(len(w))
         w = torch.cat(ws)
         mean = w.mean().item()
         error = w.std().item() / math.sqrt(len(w))
@@ -427,8 +430,8 @@ class NeuralIntegrator:
             tensors["map.grid"] = self.map.grid
             tensors["map.ninc"] = self.map.ninc
         tensors["rng"] = self.generator.get_state()
-        if self._buffer:
-            tensors["buffer"] = self._buffer[0].contiguous()
+        if self._buffer is not None:
+            tensors["buffer"] = self._buffer.contiguous()
         opt_meta: dict[str, Any] = {}
         if self._opt is not None:
             sd = self._opt.state_dict()
@@ -482,7 +485,7 @@ class NeuralIntegrator:
         self.generator.set_state(tensors["rng"])
         self.calls, self.dropped = state["calls"], state["dropped"]
         self._plan = state["plan"]
-        self._buffer = [tensors["buffer"]] if "buffer" in tensors else []
+        self._buffer = tensors.get("buffer")
         self._opt = None
         if training and state["opt"]:
             opt = self._optimizer()

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from hepflows.integrate.unweighting import quantile_of
+
 
 @dataclass
 class ChannelResult:
@@ -102,7 +104,7 @@ def weight_statistics(w: Tensor, quantile: float = 0.999) -> dict[str, float]:
     aw = w.abs().to(torch.float64)
     mean = aw.mean().item()
     w_max = aw.max().item() if len(aw) else 0.0
-    w_q = torch.quantile(aw[: 10_000_000], quantile).item() if len(aw) else 0.0
+    w_q = quantile_of(aw, quantile) if len(aw) else 0.0
     s2 = (w.to(torch.float64) ** 2).sum().item()
     return {
         "ess": w.to(torch.float64).sum().item() ** 2 / s2 if s2 > 0 else 0.0,

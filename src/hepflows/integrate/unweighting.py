@@ -41,9 +41,13 @@ def choose_wmax(w: Tensor, rule: str = "quantile", quantile: float = 0.999) -> f
         raise ConfigError("all weights are zero: the integrand vanishes where the flow samples")
     if rule == "max" or quantile == 1:
         return aw.max().item()
-    # torch.quantile has a size limit; sort once instead.
-    k = min(int(quantile * len(aw)), len(aw) - 1)
-    return aw.sort().values[k].item()
+    return quantile_of(aw, quantile)
+
+
+def quantile_of(values: Tensor, quantile: float) -> float:
+    """The ``quantile`` of (n,) values, n >= 1 (by sorting: torch.quantile has a size limit)."""
+    k = min(int(quantile * len(values)), len(values) - 1)
+    return values.sort().values[k].item()
 
 
 def unweight(
