@@ -110,12 +110,19 @@ def _count(text: str, name: str) -> int:
 
 @app.command()
 def integrate(
-    integrand: Annotated[str, typer.Argument(help="gaussian, camel, polynomial or signed")],
+    integrand: Annotated[
+        str, typer.Argument(help="gaussian, camel, polynomial, signed or resonances")
+    ],
     dims: Annotated[int, typer.Option(min=1, help="dimension d")] = 4,
     calls: Annotated[str, typer.Option(help="integrand calls for the final estimate")] = "1e5",
     train_calls: Annotated[str, typer.Option(help="calls for training (default: = calls)")] = "",
     loss: Annotated[str, typer.Option(help="variance, kl or rkl")] = "variance",
-    vegas: Annotated[bool, typer.Option(help="warm start from a VEGAS grid")] = False,
+    vegas: Annotated[
+        bool | None, typer.Option(help="warm start from VEGAS grids [default: for d <= 4]")
+    ] = None,
+    multichannel: Annotated[
+        bool, typer.Option(help="use the integrand's channels, if it has any (resonances)")
+    ] = True,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     events: Annotated[int, typer.Option(min=0, help="unweighted events to generate")] = 0,
     out: Annotated[Path | None, typer.Option(help="event file: .lhe, .lhe.gz or .h5")] = None,
@@ -127,7 +134,8 @@ def integrate(
     f = builtin(integrand, dims)
     n_eval = _count(calls, "--calls")
     n_train = _count(train_calls, "--train-calls") if train_calls else n_eval
-    integ = NeuralIntegrator(f, dims, seed=seed, loss=loss, vegas=vegas)
+    channels = f.channels if multichannel else None
+    integ = NeuralIntegrator(f, dims, seed=seed, loss=loss, vegas=vegas, channels=channels)
     integ.train(calls=n_train, checkpoint=checkpoint)
     result = integ.integrate(calls=n_eval, progress=True)
     table = Table(title=f"{integrand}, d = {dims}: neural importance sampling")
@@ -143,6 +151,14 @@ def integrate(
                   f"{result.unweighting_efficiency_quantile:.4g}")  # fmt: skip
     table.add_row("calls (training + estimate)", f"{result.total_calls:,}")
     console.print(table)
+    if result.channels:
+        ctab = Table(title="channels (learned weights, samples allocated by variance)")
+        for col in ("channel", "integral", "error", "share", "calls"):
+            ctab.add_column(col, justify="left" if col == "channel" else "right")
+        for ch in result.channels:
+            ctab.add_row(ch.name, f"{ch.value:.6g}", f"{ch.error:.3g}",
+                         f"{ch.value / result.value:.1%}", f"{ch.calls:,}")  # fmt: skip
+        console.print(ctab)
     if events or out is not None:
         from hepflows.io import write_events
 

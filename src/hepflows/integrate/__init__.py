@@ -10,6 +10,7 @@ Quick use::
     events = integ.generate(10_000)                # unweighted events
 """
 
+from hepflows.integrate.channels import Channel, ChannelWeights
 from hepflows.integrate.integrands import (
     BUILTIN,
     IntegrandError,
@@ -21,7 +22,7 @@ from hepflows.integrate.integrands import (
     polynomial,
     signed,
 )
-from hepflows.integrate.losses import forward_kl, reverse_kl, variance
+from hepflows.integrate.losses import channel_variance, forward_kl, reverse_kl, variance
 from hepflows.integrate.nis import NeuralIntegrator, TrainingHistory
 from hepflows.integrate.result import IntegrationResult
 from hepflows.integrate.unweighting import Events, choose_wmax, unweight
@@ -31,5 +32,5 @@ __all__ = [
     "BUILTIN", "Events", "IntegrandError", "IntegrationResult", "KnownIntegrand",
     "NeuralIntegrator", "TrainingHistory", "VegasMap", "adapt_vegas", "builtin", "camel",
     "choose_wmax", "evaluate", "forward_kl", "gaussian", "polynomial", "reverse_kl", "signed",
-    "unweight", "variance",
+    "Channel", "ChannelWeights", "channel_variance", "unweight", "variance",
 ]  # fmt: skip

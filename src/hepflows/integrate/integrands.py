@@ -68,12 +68,14 @@ class KnownIntegrand:
         name: short name.
         dims: d.
         exact: the exact integral over [0, 1]^d.
+        channels: suggested integration channels (multi-channel cases), or ``None``.
     """
 
     name: str
     dims: int
     exact: float
     func: Callable[[Tensor], Tensor]
+    channels: list | None = None
 
     def __call__(self, x: Tensor) -> Tensor:
         """(n, d) -> (n,)."""
@@ -125,12 +127,49 @@ def signed(dims: int) -> KnownIntegrand:
     )  # fmt: skip
 
 
+def _cauchy_mass(center: float, width: float) -> float:
+    """Mass of the normalised Cauchy peak inside [0, 1]."""
+    return (math.atan((1 - center) / width) - math.atan(-center / width)) / math.pi
+
+
+def resonances(dims: int, width: float = 0.002) -> KnownIntegrand:
+    """Two narrow Breit-Wigner ridges on different axes: the multi-channel test case.
+
+    f = 1/2 BW(x_0; 0.3, g) 2 x_1 + 1/2 BW(x_1; 0.7, g) (d >= 2), BW the
+    normalised Cauchy peak of half width g. A single mapping can flatten one
+    ridge but not both; :func:`resonance_channels` gives one channel per
+    ridge. Exact integral from arctan.
+    """
+    if dims < 2:
+        raise ConfigError(f"resonances needs dims >= 2, got {dims}")
+    exact = 0.5 * _cauchy_mass(0.3, width) + 0.5 * _cauchy_mass(0.7, width)
+
+    def bw(t: Tensor, m: float) -> Tensor:
+        return width / math.pi / ((t - m) ** 2 + width**2)
+
+    def f(x: Tensor) -> Tensor:
+        return 0.5 * bw(x[:, 0], 0.3) * 2 * x[:, 1] + 0.5 * bw(x[:, 1], 0.7)
+
+    out = KnownIntegrand("resonances", dims, exact, f)
+    out.channels = resonance_channels(width)
+    return out
+
+
+def resonance_channels(width: float = 0.002) -> list:
+    """The two Breit-Wigner channels of :func:`resonances` (with their peaks as priors)."""
+    from hepflows.integrate.channels import breit_wigner_channel
+
+    return [breit_wigner_channel(0, 0.3, width, "ridge x0"),
+            breit_wigner_channel(1, 0.7, width, "ridge x1")]  # fmt: skip
+
+
 #: Built-in test integrands by name (used by ``hepflows integrate NAME``).
 BUILTIN: dict[str, Callable[[int], KnownIntegrand]] = {
     "gaussian": gaussian,
     "camel": camel,
     "polynomial": polynomial,
     "signed": signed,
+    "resonances": resonances,
 }
 
 

@@ -4,12 +4,20 @@
 flow q(x) on [0, 1]^d towards |f|, then estimates I = E_q[f / q] from fresh
 samples and generates unweighted events. Optional pieces:
 
-* a VEGAS warm start: a grid adapted by the ``vegas`` package becomes a fixed
-  change of variables x = G(y) in front of the flow, which then learns what a
-  separable grid cannot;
+* multi-channel integration (MadNIS): user channels (mappings with their
+  Jacobians and prior weights, :mod:`hepflows.integrate.channels`), one flow
+  conditioned on the channel, learned channel weights alpha_i(x), samples
+  allocated per channel by its standard deviation (stratified), per-channel
+  contributions in the result;
+* a VEGAS warm start: a grid adapted by the ``vegas`` package (one per
+  channel) becomes a fixed change of variables in front of the flow, which
+  then learns what a separable grid cannot;
 * buffered training: every fresh batch is stored and re-used for further
   optimiser steps with importance weights, so expensive integrands are called
   less often per optimiser step;
+* stratified estimates: the flow's latent unit cube is split into
+  hypercubes (:mod:`hepflows.integrate.stratified`), as VEGAS does in its
+  own variables;
 * checkpoints: ``train(..., checkpoint=path)`` writes the whole state
   atomically and resumes from it after a crash.
 
@@ -21,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,14 +43,29 @@ from hepflows.errors import CheckpointError, ConfigError
 from hepflows.files import atomic_write, read_metadata
 from hepflows.flows import MAF, CouplingFlow
 from hepflows.flows.flows import ConfiguredFlow
+from hepflows.integrate.channels import (
+    Channel,
+    ChannelWeights,
+    allocate,
+    apply_mapping,
+    check_channels,
+    log_priors,
+)
 from hepflows.integrate.integrands import Integrand, evaluate
-from hepflows.integrate.losses import get_loss
-from hepflows.integrate.result import IntegrationResult, weight_statistics
+from hepflows.integrate.losses import channel_variance, get_loss
+from hepflows.integrate.result import ChannelResult, IntegrationResult, weight_statistics
+from hepflows.integrate.stratified import (
+    hypercube_assignment,
+    points_in_cubes,
+    stratified_estimate,
+)
 from hepflows.integrate.unweighting import Events, choose_wmax, unweight
 from hepflows.integrate.vegas_map import VegasMap, adapt_vegas
 from hepflows.progress import progress_bar
 
 FORMAT = "hepflows-integrator"
+#: No channel gets less than this share of the channel allocation, over C.
+MIN_CHANNEL_SHARE = 0.1
 
 
 @dataclass
@@ -62,6 +86,27 @@ class TrainingHistory:
     calls: int = 0
 
 
+@dataclass
+class Batch:
+    """Points with everything the losses and estimates need.
+
+    Attributes:
+        y: (n, d) flow points (flow dtype).
+        channel: (n,) int64 channel of each point.
+        x: (n, d) float64 integrand points.
+        fj: (n,) f(x) times the Jacobians of the VEGAS map and channel mapping.
+        log_qs: (n,) float64 log-density the points were drawn from.
+        log_prior: (n, C) log prior channel weights at x, or ``None``.
+    """
+
+    y: Tensor
+    channel: Tensor
+    x: Tensor
+    fj: Tensor
+    log_qs: Tensor
+    log_prior: Tensor | None
+
+
 def default_transforms(dims: int) -> int:
     """Coupling blocks by dimension: enough for every pair of features to meet."""
     return max(4, 2 * math.ceil(math.log2(max(dims, 2))) + 2)
@@ -74,6 +119,11 @@ class NeuralIntegrator:
         f: batched integrand, (n, d) float64 in [0, 1]^d -> (n,); may be signed.
         dims: d.
         seed: seed of the flow initialisation and of every random draw.
+        channels: multi-channel integration: a list of :class:`Channel`
+            (mapping with Jacobian, optional prior weight, name); ``None``
+            is one channel without mapping.
+        learn_weights: learn the channel weights alpha_i(x) with a network
+            (else they stay at the prior weights g_i / sum_j g_j).
         loss: ``"variance"`` (default), ``"kl"`` (forward) or ``"rkl"`` (reverse).
         transforms: coupling blocks (default grows with log2 d).
         bins: spline bins.
@@ -83,8 +133,11 @@ class NeuralIntegrator:
             between 1000 and 20000).
         buffered_steps: extra optimiser steps per iteration on stored samples.
         buffer_batches: how many recent fresh batches the buffer keeps.
-        vegas: warm start from a VEGAS grid.
-        vegas_fraction: share of the training calls spent adapting VEGAS.
+        vegas: warm start from VEGAS grids (default: for d <= 4, where a
+            separable grid captures most of the structure cheaply).
+        vegas_fraction: share of the training calls spent adapting VEGAS
+            (default 0.5 for d <= 2, where the grid does most of the work,
+            else 0.25; measured on camel, benchmarks/integration.py).
         drop_nonfinite: count NaN/inf integrand values as 0 (reported)
             instead of stopping with an error.
 
@@ -101,6 +154,8 @@ class NeuralIntegrator:
         f: Integrand,
         dims: int,
         seed: int | None = None,
+        channels: Sequence[Channel] | None = None,
+        learn_weights: bool = True,
         loss: str = "variance",
         transforms: int | None = None,
         bins: int = 8,
@@ -109,8 +164,8 @@ class NeuralIntegrator:
         batch_size: int | None = None,
         buffered_steps: int = 7,
         buffer_batches: int = 5,
-        vegas: bool = False,
-        vegas_fraction: float = 0.25,
+        vegas: bool | None = None,
+        vegas_fraction: float | None = None,
         drop_nonfinite: bool = False,
     ) -> None:
         if not callable(f):
@@ -119,21 +174,29 @@ class NeuralIntegrator:
         if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
             raise ConfigError(f"dims must be a positive int, got {dims!r}")
         get_loss(loss)
+        if vegas_fraction is None:
+            vegas_fraction = 0.5 if dims <= 2 else 0.25
         if not 0 < vegas_fraction < 1:
             raise ConfigError(f"vegas_fraction must lie in (0, 1), got {vegas_fraction}")
         self.f = f
         self.dims = dims
+        self.channels = check_channels(channels)
+        n_ch = len(self.channels)
         self.config: dict[str, Any] = dict(
-            dims=dims, seed=seed, loss=loss,
+            dims=dims, seed=seed, channels=[ch.name for ch in self.channels],
+            learn_weights=learn_weights, loss=loss,
             transforms=transforms or default_transforms(dims), bins=bins, hidden=list(hidden),
             lr=lr, batch_size=batch_size, buffered_steps=buffered_steps,
-            buffer_batches=buffer_batches, vegas=vegas, vegas_fraction=vegas_fraction,
-            drop_nonfinite=drop_nonfinite,
+            buffer_batches=buffer_batches, vegas=dims <= 4 if vegas is None else bool(vegas),
+            vegas_fraction=vegas_fraction, drop_nonfinite=drop_nonfinite,
         )  # fmt: skip
         if seed is not None:
             torch.manual_seed(seed)
         self.flow = self._make_flow()
-        self.map: VegasMap | None = None
+        self.weights = ChannelWeights(dims, n_ch) if n_ch > 1 and learn_weights else None
+        self.maps: list[VegasMap | None] = [None] * n_ch
+        #: Share of the points each channel gets, proportional to its weight spread.
+        self.fractions = torch.full((n_ch,), 1.0 / n_ch, dtype=torch.float64)
         self.generator = torch.Generator()
         self.generator.manual_seed(seed if seed is not None else torch.seed())
         self.calls = 0
@@ -145,41 +208,107 @@ class NeuralIntegrator:
     # ----------------------------------------------------------- construction
     def _make_flow(self) -> ConfiguredFlow:
         c = self.config
+        n_ch = len(self.channels)
         common = dict(transforms=c["transforms"], bins=c["bins"], hidden=c["hidden"],
-                      domain="unit")  # fmt: skip
+                      domain="unit", context=n_ch if n_ch > 1 else 0)  # fmt: skip
         if self.dims == 1:
             return MAF(1, **common)
         return CouplingFlow(self.dims, seed=c["seed"] or 0, **common)
 
+    def _parameters(self) -> list[torch.nn.Parameter]:
+        params = list(self.flow.parameters())
+        return params + (list(self.weights.parameters()) if self.weights is not None else [])
+
     # ----------------------------------------------------------------- drawing
-    def _draw(self, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Fresh points from the current flow, with the integrand evaluated.
+    def _context(self, channel: Tensor) -> Tensor | None:
+        n_ch = len(self.channels)
+        if n_ch == 1:
+            return None
+        return torch.nn.functional.one_hot(channel, n_ch).to(self.flow.dtype)
 
-        Returns:
-            ``(y, x, fy, log_qy)``: (n, d) flow points, (n, d) mapped points in
-            float64, (n,) integrand times the map's Jacobian, (n,) flow log-density.
-        """
+    def _map(self, y: Tensor, channel: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Flow points (n, d) float64 -> integrand points (n, d) and (n,) Jacobians (or None)."""
+        if len(self.channels) == 1 and self.maps[0] is None and self.channels[0].mapping is None:
+            return y, None
+        x = torch.empty_like(y)
+        jac = torch.ones(len(y), dtype=y.dtype)
+        for i, ch in enumerate(self.channels):
+            mask = channel == i
+            if not bool(mask.any()):
+                continue
+            u, j = y[mask], None
+            if self.maps[i] is not None:
+                u, j = self.maps[i](u)
+            x[mask], jc = apply_mapping(ch, i, u)
+            jac[mask] = jc if j is None else jc * j
+        return x, jac
+
+    def _evaluate(self, z: Tensor, channel: Tensor) -> Batch:
+        """Push latent points (n, d) through the flow and evaluate the integrand."""
         with torch.no_grad():
-            y, log_qy = self.flow.sample_and_log_prob(n, generator=self.generator)
-        y64 = y.to(torch.float64)
-        if self.map is not None:
-            x, jac = self.map(y64)
-        else:
-            x, jac = y64, None
+            y, ladj = self.flow.to_data(z.to(self.flow.dtype), self._context(channel))
+            log_qs = (self.flow.base.log_prob(z.to(self.flow.dtype)) - ladj).to(torch.float64)
+        x, jac = self._map(y.to(torch.float64), channel)
         fx, n_bad = evaluate(self.f, x, self.config["drop_nonfinite"])
-        self.calls += n
+        self.calls += len(x)
         self.dropped += n_bad
-        fy = fx if jac is None else fx * jac
-        return y, x, fy, log_qy.to(torch.float64)
+        fj = fx if jac is None else fx * jac
+        log_prior = log_priors(self.channels, x) if len(self.channels) > 1 else None
+        return Batch(y, channel, x, fj, log_qs, log_prior)
 
-    def _weighted_batches(self, n: int, batch_size: int):
-        """Yield ``(x, w)`` batches, (b, d) points and (b,) weights f/q, n points in all."""
-        for start in range(0, n, batch_size):
-            _, x, fy, log_qy = self._draw(min(batch_size, n - start))
-            yield x, fy * torch.exp(-log_qy)
+    def _draw(self, n: int) -> Batch:
+        """n fresh points, split over the channels by :attr:`fractions`."""
+        channel = self._channel_labels(allocate(n, self.fractions))
+        z = torch.rand(n, self.dims, generator=self.generator, dtype=torch.float64)
+        return self._evaluate(z, channel)
+
+    @staticmethod
+    def _channel_labels(counts: list[int]) -> Tensor:
+        return torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+
+    def _log_alpha(self, batch: Batch) -> Tensor:
+        """(n,) log alpha_c(x) of each point's channel (with gradient when learned)."""
+        if len(self.channels) == 1:
+            return torch.zeros(len(batch.x), dtype=torch.float64)
+        if self.weights is not None:
+            log_a = self.weights(batch.x, batch.log_prior)
+        elif batch.log_prior is not None:
+            log_a = torch.log_softmax(batch.log_prior, dim=1)
+        else:
+            return torch.full((len(batch.x),), -math.log(len(self.channels)), dtype=torch.float64)
+        return log_a.gather(1, batch.channel[:, None])[:, 0]
+
+    def _weights(self, batch: Batch) -> Tensor:
+        """(n,) weights alpha_c f J / q of a batch, each an estimate of its channel's I_c."""
+        with torch.no_grad():
+            return torch.exp(self._log_alpha(batch) - batch.log_qs) * batch.fj
+
+    def _weighted_batches(self, n: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """Yield ``(x, W, channel)``: points, weights whose mean estimates I, channels; n in all.
+
+        Each batch is split over the channels by :attr:`fractions`; W = w b / n_c
+        undoes that split, so every batch is an unbiased sample of the total.
+        """
+        n_ch = len(self.channels)
+        if n < n_ch:
+            raise ConfigError(f"ask for at least {n_ch} points (one per channel), got {n}")
+        n_batches = max(math.ceil(n / batch_size), 1)
+        sizes = [n // n_batches + (k < n % n_batches) for k in range(n_batches)]
+        for b in sizes:
+            counts = allocate(b, self.fractions)
+            batch = self._draw_counts(counts)
+            scale = torch.tensor([b / max(k, 1) for k in counts], dtype=torch.float64)
+            yield batch.x, self._weights(batch) * scale[batch.channel], batch.channel
+
+    def _draw_counts(self, counts: list[int]) -> Batch:
+        n = sum(counts)
+        z = torch.rand(n, self.dims, generator=self.generator, dtype=torch.float64)
+        return self._evaluate(z, self._channel_labels(counts))
 
     def sample(self, n: int, batch_size: int = 100_000) -> tuple[Tensor, Tensor]:
-        """Weighted samples: points and weights f / q (calls the integrand n times).
+        """Weighted samples: points and weights whose mean estimates I (n integrand calls).
+
+        With one channel the weights are f / q.
 
         Args:
             n: number of points.
@@ -188,12 +317,12 @@ class NeuralIntegrator:
         Returns:
             ``(x, w)``: (n, d) float64 points in [0, 1]^d and (n,) weights.
         """
+        if n < 1:
+            raise ConfigError(f"n must be >= 1, got {n}")
         xs, ws = [], []
-        for x, w in self._weighted_batches(n, batch_size):
+        for x, w, _ in self._weighted_batches(n, batch_size):
             xs.append(x)
             ws.append(w)
-        if not xs:
-            raise ConfigError(f"n must be >= 1, got {n}")
         return torch.cat(xs), torch.cat(ws)
 
     # ---------------------------------------------------------------- training
@@ -208,7 +337,7 @@ class NeuralIntegrator:
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 20,
     ) -> TrainingHistory:
-        """Train the flow with about ``calls`` integrand evaluations.
+        """Train the flow (and channel weights) with about ``calls`` integrand evaluations.
 
         Args:
             calls: integrand-call budget (VEGAS warm-up included).
@@ -231,39 +360,32 @@ class NeuralIntegrator:
         if self._plan.get("budget") != calls or self._plan.get("done"):
             self._new_plan(calls)
         plan = self._plan
-        if self.config["vegas"] and self.map is None:
-            vcalls = int(self.config["vegas_fraction"] * calls)
-            self.map, used = adapt_vegas(self.f, self.dims, vcalls, seed=self.config["seed"])
-            self.calls += used
+        if self.config["vegas"] and all(m is None for m in self.maps):
+            used = self._adapt_vegas(int(self.config["vegas_fraction"] * calls))
             plan["iterations"] = max((calls - used) // plan["batch"], 1)
-        loss_fn = get_loss(self.config["loss"])
         opt = self._optimizer()
         steps_per_it = 1 + self.config["buffered_steps"]
         total_steps = plan["iterations"] * steps_per_it
         lr0 = self.config["lr"]
 
-        def step(k: int, *batch: Tensor) -> float:
+        def step(k: int, batch: Batch) -> float:
             # Cosine decay, computed from the iteration so that a resumed run continues it.
             done = min(plan["iteration"] * steps_per_it + k, total_steps)
             for group in opt.param_groups:
                 group["lr"] = lr0 * 0.5 * (1 + math.cos(math.pi * done / total_steps))
-            return self._step(opt, loss_fn, *batch)
+            return self._step(opt, batch)
 
         self.flow.train()
         with progress_bar(plan["iterations"], "training", enabled=progress) as bar:
             bar.advance(plan["iteration"])
             while plan["iteration"] < plan["iterations"]:
-                y, _, fy, log_qs = self._draw(plan["batch"])
-                w = fy * torch.exp(-log_qs)
-                mean = w.mean().item()
-                history.integral.append(mean)
-                rel = (w.std().item() / abs(mean) / math.sqrt(len(w))) if mean else math.inf
-                history.relative_error.append(rel)
-                self._store(y, fy, log_qs)
-                loss = step(0, y, fy, log_qs)
+                batch = self._draw(plan["batch"])
+                rel = self._record(batch, history)
+                self._store(batch)
+                loss = step(0, batch)
                 history.loss.append(loss)
                 for k in range(1, steps_per_it):
-                    step(k, *self._from_buffer(plan["batch"]))
+                    step(k, self._from_buffer(plan["batch"]))
                 plan["iteration"] += 1
                 bar.advance(loss=loss, rel_err=rel)
                 if checkpoint is not None and plan["iteration"] % checkpoint_every == 0:
@@ -275,8 +397,53 @@ class NeuralIntegrator:
         history.calls = self.calls - start_calls
         return history
 
+    def _record(self, batch: Batch, history: TrainingHistory) -> float:
+        """Log a fresh batch's estimate and move the channel shares towards n_i ~ sigma_i."""
+        w = self._weights(batch)
+        n_ch = len(self.channels)
+        counts = torch.bincount(batch.channel, minlength=n_ch).to(torch.float64)
+        zero = torch.zeros(n_ch, dtype=torch.float64)
+        mean = zero.index_add(0, batch.channel, w) / counts.clamp_min(1)
+        sq = zero.index_add(0, batch.channel, (w - mean[batch.channel]) ** 2)
+        var = sq / (counts - 1).clamp_min(1)
+        value = mean.sum().item()
+        err = math.sqrt((var / counts.clamp_min(1)).sum().item())
+        rel = err / abs(value) if value else math.inf
+        history.integral.append(value)
+        history.relative_error.append(rel)
+        if n_ch > 1 and bool((counts > 1).all()):
+            sigma = var.sqrt()
+            if sigma.sum() > 0:
+                share = (0.5 * self.fractions + 0.5 * sigma / sigma.sum()).clamp_min(
+                    MIN_CHANNEL_SHARE / n_ch
+                )
+                self.fractions = share / share.sum()
+        return rel
+
+    def _adapt_vegas(self, calls: int) -> int:
+        """Adapt one VEGAS grid per channel to alpha_i^prior f J_i; returns the calls made."""
+        n_ch = len(self.channels)
+        used = 0
+        for i, ch in enumerate(self.channels):
+
+            def target(u: Tensor, i: int = i, ch: Channel = ch) -> Tensor:
+                x, jac = apply_mapping(ch, i, u)
+                fx, _ = evaluate(self.f, x, self.config["drop_nonfinite"])
+                if n_ch > 1:
+                    prior = log_priors(self.channels, x)
+                    jac = jac * (
+                        torch.softmax(prior, dim=1)[:, i] if prior is not None else 1.0 / n_ch
+                    )
+                return fx * jac
+
+            self.maps[i], calls_i = adapt_vegas(target, self.dims, calls // n_ch,
+                                                seed=self.config["seed"])  # fmt: skip
+            used += calls_i
+        self.calls += used
+        return used
+
     def _new_plan(self, calls: int) -> None:
-        batch = self._batch_size(calls)
+        batch = max(self._batch_size(calls), 2 * len(self.channels))
         self._plan = {"budget": calls, "batch": batch, "iteration": 0,
                       "iterations": max(calls // batch, 1), "done": 0}  # fmt: skip
         self._opt = None
@@ -284,29 +451,50 @@ class NeuralIntegrator:
 
     def _optimizer(self) -> torch.optim.Optimizer:
         if self._opt is None:
-            self._opt = torch.optim.Adam(self.flow.parameters(), lr=self.config["lr"])
+            self._opt = torch.optim.Adam(self._parameters(), lr=self.config["lr"])
         return self._opt
 
-    def _step(self, opt, loss_fn, y: Tensor, fy: Tensor, log_qs: Tensor) -> float:
-        log_q = self.flow.log_prob(y).to(torch.float64)
-        loss = loss_fn(fy, log_qs, log_q)
+    def _step(self, opt: torch.optim.Optimizer, batch: Batch) -> float:
+        n_ch = len(self.channels)
+        log_q = self.flow.log_prob(batch.y, self._context(batch.channel)).to(torch.float64)
+        g = batch.fj * torch.exp(self._log_alpha(batch))
+        if self.config["loss"] == "variance":
+            loss = channel_variance(g, batch.log_qs, log_q, batch.channel, n_ch)
+        else:
+            loss_fn = get_loss(self.config["loss"])
+            parts = [
+                loss_fn(g.detach()[m], batch.log_qs[m], log_q[m])
+                for m in (batch.channel == i for i in range(n_ch))
+                if bool(m.any())
+            ]
+            loss = torch.stack(parts).mean()
+            if self.weights is not None:  # the channel weights learn from the variance
+                loss = loss + channel_variance(g, batch.log_qs, log_q.detach(), batch.channel, n_ch)
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.flow.parameters(), 10.0)
+        torch.nn.utils.clip_grad_norm_(self._parameters(), 10.0)
         opt.step()
         return loss.item()
 
-    def _store(self, y: Tensor, fy: Tensor, log_qs: Tensor) -> None:
-        row = torch.cat((y.to(torch.float64), fy[:, None], log_qs[:, None]), dim=1)
+    def _store(self, batch: Batch) -> None:
+        cols = [batch.y.to(torch.float64), batch.channel[:, None].to(torch.float64), batch.x,
+                batch.fj[:, None], batch.log_qs[:, None]]  # fmt: skip
+        if batch.log_prior is not None:
+            cols.append(batch.log_prior)
+        row = torch.cat(cols, dim=1)
         cap = self.config["buffer_batches"] * self._plan["batch"]
         buf = row if self._buffer is None else torch.cat((self._buffer, row))
         self._buffer = buf[-cap:]
 
-    def _from_buffer(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
+    def _from_buffer(self, n: int) -> Batch:
         buf = self._buffer
         rows = buf[torch.randint(len(buf), (n,), generator=self.generator)]
         d = self.dims
-        return rows[:, :d].to(self.flow.dtype), rows[:, d], rows[:, d + 1]
+        return Batch(
+            y=rows[:, :d].to(self.flow.dtype), channel=rows[:, d].to(torch.int64),
+            x=rows[:, d + 1 : 2 * d + 1], fj=rows[:, 2 * d + 1], log_qs=rows[:, 2 * d + 2],
+            log_prior=rows[:, 2 * d + 3 :] if rows.shape[1] > 2 * d + 3 else None,
+        )  # fmt: skip
 
     # ------------------------------------------------------------- estimation
     def integrate(
@@ -316,8 +504,13 @@ class NeuralIntegrator:
         progress: bool = False,
         quantile: float = 0.999,
         exact: float | None = None,
+        stratified: bool = True,
     ) -> IntegrationResult:
         """Estimate the integral from ``calls`` fresh samples (never training samples).
+
+        Points go to the channels in proportion to their weight spread (fixed
+        before drawing, so the estimate stays unbiased); within a channel the
+        flow's latent cube is stratified into hypercubes of >= 2 points.
 
         Args:
             calls: number of fresh points.
@@ -326,28 +519,52 @@ class NeuralIntegrator:
             quantile: quantile of |w| for the robust unweighting efficiency.
             exact: the exact value, if known, for the pull in the summary
                 (taken from ``f.exact`` when the integrand has it).
+            stratified: stratify the latent cube (else plain sampling).
 
         Returns:
-            An :class:`IntegrationResult`.
+            An :class:`IntegrationResult` with per-channel contributions.
         """
         calls = int(calls)
-        if calls < 2:
-            raise ConfigError(f"integrate needs at least 2 calls, got {calls}")
+        n_ch = len(self.channels)
+        if calls < 2 * n_ch:
+            raise ConfigError(
+                f"integrate needs at least {2 * n_ch} calls (2 per channel), got {calls}"
+            )  # noqa: E501
         self.flow.eval()
         dropped0 = self.dropped
-        ws = []
+        counts = allocate(calls, self.fractions, minimum=2)
+        channel = self._channel_labels(counts)
+        cubes, strata = [], []
+        for n_i in counts:
+            if stratified:
+                cube, m = hypercube_assignment(n_i, self.dims, self.generator)
+            else:
+                cube, m = torch.zeros(n_i, dtype=torch.int64), 1
+            cubes.append(cube)
+            strata.append(m)
+        cube = torch.cat(cubes)
+        m_point = torch.tensor(strata)[channel]
+        w = torch.empty(calls, dtype=torch.float64)
         with progress_bar(calls, "integrating", enabled=progress) as bar:
-            for _, w in self._weighted_batches(calls, batch_size):
-                ws.append(w)
-                bar.advance(len(w))
-        w = torch.cat(ws)
-        mean = w.mean().item()
-        error = w.std().item() / math.sqrt(len(w))
+            for start in range(0, calls, batch_size):
+                s = slice(start, min(start + batch_size, calls))
+                z = points_in_cubes(cube[s], m_point[s], self.dims, self.generator)
+                w[s] = self._weights(self._evaluate(z, channel[s]))
+                bar.advance(s.stop - s.start)
+        value, variance, parts, weights = 0.0, 0.0, [], []
+        offsets = [0, *torch.tensor(counts).cumsum(0).tolist()]
+        for i, ch in enumerate(self.channels):
+            s = slice(offsets[i], offsets[i + 1])
+            v_i, var_i, w_i = stratified_estimate(w[s], cube[s])
+            value, variance = value + v_i, variance + var_i
+            weights.append(w_i * calls / counts[i])
+            parts.append(ChannelResult(i, v_i, math.sqrt(var_i), counts[i], ch.name))
         if exact is None:
             exact = getattr(self.f, "exact", None)
         return IntegrationResult(
-            value=mean, error=error, calls=calls, dropped=self.dropped - dropped0,
-            exact=exact, total_calls=self.calls, **weight_statistics(w, quantile),
+            value=value, error=math.sqrt(variance), calls=calls, dropped=self.dropped - dropped0,
+            exact=exact, total_calls=self.calls, channels=parts if n_ch > 1 else [],
+            **weight_statistics(torch.cat(weights), quantile),
         )  # fmt: skip
 
     def generate(
@@ -379,7 +596,7 @@ class NeuralIntegrator:
             progress: progress bar over accepted events.
 
         Returns:
-            The :class:`Events`.
+            The :class:`Events` (with the channel that produced each event).
         """
         if n_events < 1:
             raise ConfigError(f"n_events must be >= 1, got {n_events}")
@@ -387,48 +604,56 @@ class NeuralIntegrator:
         calls0 = self.calls
         wmax_calls = int(wmax_calls or max(100_000, 10 * n_events))
         max_calls = int(max_calls or min(10_000 * n_events, 10**9))
-        x0, w0 = self.sample(wmax_calls, batch_size)
-        w_max = choose_wmax(w0, rule, quantile)
-        s1, s2, n = w0.sum().item(), (w0**2).sum().item(), len(w0)
-        xs, weights, accepted = [], [], 0
         gen = self.generator
-        xa, wa = unweight(x0, w0, w_max, gen)
-        xs.append(xa)
-        weights.append(wa)
-        accepted += len(xa)
+        s1, s2, n = 0.0, 0.0, 0
+        xs, weights, channels, accepted = [], [], [], 0
+        w_max = mean_abs = None
         with progress_bar(n_events, "generating", enabled=progress) as bar:
-            bar.advance(min(accepted, n_events))
             while accepted < n_events:
                 if self.calls - calls0 >= max_calls:
                     raise ConfigError(
                         f"only {accepted} of {n_events} events after {max_calls:,} calls: the "
                         "efficiency is too low; train longer or raise max_calls"
                     )
-                x, w = self.sample(batch_size, batch_size)
+                size = wmax_calls if w_max is None else batch_size
+                x, w, ch = (torch.cat(t) for t in zip(*self._weighted_batches(size, batch_size),
+                                                       strict=True))  # fmt: skip
+                if w_max is None:
+                    w_max = choose_wmax(w, rule, quantile)
+                    mean_abs = w.abs().mean().item()
                 s1, s2, n = s1 + w.sum().item(), s2 + (w**2).sum().item(), n + len(w)
-                xa, wa = unweight(x, w, w_max, gen)
-                xs.append(xa)
+                # Shuffle: batches are ordered by channel and the last one is cut at n_events.
+                order = torch.randperm(len(w), generator=gen)
+                xc = torch.cat((x, ch[:, None].to(x.dtype)), 1)[order]
+                xa, wa = unweight(xc, w[order], w_max, gen)
+                xs.append(xa[:, :-1])
+                channels.append(xa[:, -1].to(torch.int64))
                 weights.append(wa)
                 bar.advance(min(len(xa), n_events - accepted))
                 accepted += len(xa)
-        x_all, w_all = torch.cat(xs)[:n_events], torch.cat(weights)[:n_events]
+        w_all = torch.cat(weights)[:n_events]
         sigma = s1 / n
         err = math.sqrt(max(s2 / n - sigma**2, 0.0) / n)
-        mean_abs = w0.abs().mean().item()
         return Events(
-            x=x_all, weights=w_all, sigma=sigma, sigma_error=err, w_max=w_max, rule=rule,
-            quantile=quantile, efficiency=mean_abs / w_max,
+            x=torch.cat(xs)[:n_events], weights=w_all, sigma=sigma, sigma_error=err,
+            w_max=w_max, rule=rule, quantile=quantile, efficiency=mean_abs / w_max,
             overweight_fraction=(w_all.abs() > 1).to(torch.float64).mean().item(),
-            calls=self.calls - calls0,
+            calls=self.calls - calls0, channel=torch.cat(channels)[:n_events],
+            channel_names=[c.name for c in self.channels],
         )  # fmt: skip
 
     # ------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike) -> None:
         """Save flow, VEGAS grid, optimiser, buffer and counters (safetensors, atomic)."""
         tensors = {f"flow.{k}": v.detach().contiguous() for k, v in self.flow.state_dict().items()}
-        if self.map is not None:
-            tensors["map.grid"] = self.map.grid
-            tensors["map.ninc"] = self.map.ninc
+        for i, vmap in enumerate(self.maps):
+            if vmap is not None:
+                tensors[f"map.{i}.grid"] = vmap.grid
+                tensors[f"map.{i}.ninc"] = vmap.ninc
+        if self.weights is not None:
+            for k, v in self.weights.state_dict().items():
+                tensors[f"alpha.{k}"] = v.detach().contiguous()
+        tensors["fractions"] = self.fractions
         tensors["rng"] = self.generator.get_state()
         if self._buffer is not None:
             tensors["buffer"] = self._buffer.contiguous()
@@ -437,30 +662,42 @@ class NeuralIntegrator:
             sd = self._opt.state_dict()
             for i, st in sd["state"].items():
                 for k, v in st.items():
-                    tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).reshape(-1).clone() if k == "step" else v  # noqa: E501
+                    tensors[f"opt.{i}.{k}"] = (
+                        torch.as_tensor(v).reshape(-1).clone() if k == "step" else v
+                    )  # noqa: E501
             opt_meta = {"param_groups": sd["param_groups"], "n_state": len(sd["state"])}
         meta = {
             "format": FORMAT,
             "hepflows_version": hepflows.__version__,
             "config": json.dumps(self.config),
-            "state": json.dumps({"calls": self.calls, "dropped": self.dropped,
-                                 "plan": self._plan, "opt": opt_meta}),  # fmt: skip
+            "state": json.dumps(
+                {"calls": self.calls, "dropped": self.dropped, "plan": self._plan, "opt": opt_meta}
+            ),  # fmt: skip
         }
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, f: Integrand) -> NeuralIntegrator:
+    def load(
+        cls, path: str | os.PathLike, f: Integrand, channels: Sequence[Channel] | None = None
+    ) -> NeuralIntegrator:
         """Rebuild a saved integrator for the integrand ``f`` (no pickled code is run).
 
         Args:
             path: file written by :meth:`save` (or a training checkpoint).
             f: the integrand (code is never stored in the file).
+            channels: the same channels as at saving (mappings are code, not stored).
         """
         meta = _read_meta(path)
         config = json.loads(meta["config"])
-        kwargs = {k: v for k, v in config.items() if k not in ("dims",)}
+        kwargs = {k: v for k, v in config.items() if k not in ("dims", "channels")}
         kwargs["hidden"] = tuple(kwargs["hidden"])
-        integ = cls(f, config["dims"], **kwargs)
+        names = check_channels(channels)
+        if [ch.name for ch in names] != config["channels"]:
+            raise CheckpointError(
+                f"{path} holds an integrator with channels {config['channels']}, got "
+                f"{[ch.name for ch in names]}: pass the same channels to load()"
+            )
+        integ = cls(f, config["dims"], channels=channels, **kwargs)
         integ._restore(path, training=True)
         return integ
 
@@ -480,8 +717,19 @@ class NeuralIntegrator:
             self.flow.load_state_dict(flow_state)
         except RuntimeError as err:
             raise CheckpointError(f"{path}: flow weights do not fit: {err}") from None
-        if "map.grid" in tensors:
-            self.map = VegasMap(tensors["map.grid"], tensors["map.ninc"])
+        self.maps = [
+            VegasMap(tensors[f"map.{i}.grid"], tensors[f"map.{i}.ninc"])
+            if f"map.{i}.grid" in tensors else None
+            for i in range(len(self.channels))
+        ]  # fmt: skip
+        if self.weights is not None:
+            alpha = {k[6:]: v for k, v in tensors.items() if k.startswith("alpha.")}
+            try:
+                self.weights.load_state_dict(alpha)
+            except RuntimeError as err:
+                msg = f"{path}: channel-weight network does not fit: {err}"
+                raise CheckpointError(msg) from None
+        self.fractions = tensors["fractions"]
         self.generator.set_state(tensors["rng"])
         self.calls, self.dropped = state["calls"], state["dropped"]
         self._plan = state["plan"]

@@ -13,12 +13,21 @@ from hepflows.integrate.unweighting import quantile_of
 
 @dataclass
 class ChannelResult:
-    """Contribution of one channel of a multi-channel integration."""
+    """Contribution of one channel of a multi-channel integration.
+
+    Attributes:
+        index: channel number.
+        value: its integral I_i = int alpha_i f.
+        error: its standard error.
+        calls: points it got (in proportion to its weight spread).
+        name: its name.
+    """
 
     index: int
     value: float
     error: float
     calls: int
+    name: str = ""
 
 
 @dataclass
@@ -89,9 +98,13 @@ class IntegrationResult:
         ]
         if self.dropped:
             lines.append(f"dropped       = {self.dropped} points with NaN/inf integrand (as 0)")
+        if self.channels:
+            lines.append(f"{'channel':<14}{'integral':>14}{'error':>11}{'share':>8}{'calls':>11}")
         for ch in self.channels:
+            share = ch.value / self.value if self.value else math.nan
             lines.append(
-                f"  channel {ch.index}: {ch.value:.6g} +- {ch.error:.3g} ({ch.calls:,} calls)"
+                f"{ch.name or ch.index!s:<14}{ch.value:>14.6g}{ch.error:>11.3g}{share:>8.1%}"
+                f"{ch.calls:>11,}"
             )
         return "\n".join(lines)
 

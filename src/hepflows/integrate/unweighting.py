@@ -10,7 +10,7 @@ reported. Signed integrands give events of weight -1 where w < 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -87,6 +87,8 @@ class Events:
         efficiency: <|w|> / w_max.
         overweight_fraction: fraction of accepted events with |weight| > 1.
         calls: integrand calls spent on w_max estimation and generation.
+        channel: (n,) int64 channel that produced each event (multi-channel), or ``None``.
+        channel_names: names of the channels.
     """
 
     x: Tensor
@@ -99,6 +101,8 @@ class Events:
     efficiency: float
     overweight_fraction: float
     calls: int
+    channel: Tensor | None = None
+    channel_names: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.x)
