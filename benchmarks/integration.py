@@ -195,7 +195,7 @@ def main() -> None:
             runs = [run(f, d, n_train, n_eval, s) for s in seeds]
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             case[method] = med
-            print(f"{name}{d:<7} {method:<9} {med['relative_error']:>9.3g} {med['sigma_sqrt_n']:>10.4g} "  # noqa: E501
+            print(f"{name + str(d):<12} {method:<9} {med['relative_error']:>9.3g} {med['sigma_sqrt_n']:>10.4g} "  # noqa: E501
                   f"{med['unweighting_efficiency']:>9.3g} {med['unweighting_efficiency_q999']:>9.3g} "  # noqa: E501
                   f"{med['calls']:>9.0f} {med['seconds']:>7.1f}", flush=True)  # fmt: skip
         best_peer = min(case["vegas"]["relative_error"], case["madnis"]["relative_error"])
