@@ -33,6 +33,9 @@ app = typer.Typer(
 demo_app = typer.Typer(help="Demonstrations on built-in defaults (no data needed).",
                        no_args_is_help=True)  # fmt: skip
 app.add_typer(demo_app, name="demo")
+generate_app = typer.Typer(help="Generate unweighted events of a physics process.",
+                           no_args_is_help=True)  # fmt: skip
+app.add_typer(generate_app, name="generate")
 
 
 def _version_callback(value: bool) -> None:
@@ -108,6 +111,32 @@ def _count(text: str, name: str) -> int:
     return int(value)
 
 
+def _print_result(result, title: str, unit: str = "") -> None:
+    """The result table, and the per-channel table of a multi-channel integration."""
+    table = Table(title=title)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("integral", f"{result.value:.8g} ± {result.error:.3g} {unit}".rstrip())
+    if result.exact is not None:
+        table.add_row("exact", f"{result.exact:.8g} (pull {result.pull:+.2f})")
+    table.add_row("relative error", f"{result.relative_error:.3g}")
+    table.add_row("σ·√N / I", f"{result.sigma_sqrt_n:.4g}")
+    table.add_row("effective sample size", f"{result.ess:,.0f} of {result.calls:,}")
+    table.add_row("unweighting eff. (max)", f"{result.unweighting_efficiency:.4g}")
+    table.add_row(f"unweighting eff. ({result.quantile:g} quantile)",
+                  f"{result.unweighting_efficiency_quantile:.4g}")  # fmt: skip
+    table.add_row("calls (training + estimate)", f"{result.total_calls:,}")
+    console.print(table)
+    if result.channels:
+        ctab = Table(title="channels (learned weights, samples allocated by variance)")
+        for col in ("channel", "integral", "error", "share", "calls"):
+            ctab.add_column(col, justify="left" if col == "channel" else "right")
+        for ch in result.channels:
+            ctab.add_row(ch.name, f"{ch.value:.6g}", f"{ch.error:.3g}",
+                         f"{ch.value / result.value:.1%}", f"{ch.calls:,}")  # fmt: skip
+        console.print(ctab)
+
+
 @app.command()
 def integrate(
     integrand: Annotated[
@@ -138,27 +167,7 @@ def integrate(
     integ = NeuralIntegrator(f, dims, seed=seed, loss=loss, vegas=vegas, channels=channels)
     integ.train(calls=n_train, checkpoint=checkpoint)
     result = integ.integrate(calls=n_eval, progress=True)
-    table = Table(title=f"{integrand}, d = {dims}: neural importance sampling")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    table.add_row("integral", f"{result.value:.8g} ± {result.error:.3g}")
-    table.add_row("exact", f"{f.exact:.8g} (pull {result.pull:+.2f})")
-    table.add_row("relative error", f"{result.relative_error:.3g}")
-    table.add_row("σ·√N / I", f"{result.sigma_sqrt_n:.4g}")
-    table.add_row("effective sample size", f"{result.ess:,.0f} of {result.calls:,}")
-    table.add_row("unweighting eff. (max)", f"{result.unweighting_efficiency:.4g}")
-    table.add_row(f"unweighting eff. ({result.quantile:g} quantile)",
-                  f"{result.unweighting_efficiency_quantile:.4g}")  # fmt: skip
-    table.add_row("calls (training + estimate)", f"{result.total_calls:,}")
-    console.print(table)
-    if result.channels:
-        ctab = Table(title="channels (learned weights, samples allocated by variance)")
-        for col in ("channel", "integral", "error", "share", "calls"):
-            ctab.add_column(col, justify="left" if col == "channel" else "right")
-        for ch in result.channels:
-            ctab.add_row(ch.name, f"{ch.value:.6g}", f"{ch.error:.3g}",
-                         f"{ch.value / result.value:.1%}", f"{ch.calls:,}")  # fmt: skip
-        console.print(ctab)
+    _print_result(result, f"{integrand}, d = {dims}: neural importance sampling")
     if events or out is not None:
         from hepflows.io import write_events
 
@@ -167,6 +176,44 @@ def integrate(
         if out is not None:
             write_events(out, ev)
             console.print(f"wrote {len(ev):,} events to {out}")
+
+
+@generate_app.command("drell-yan")
+def drell_yan(
+    events: Annotated[str, typer.Option(help="unweighted events")] = "1e4",
+    out: Annotated[Path | None, typer.Option(help=".lhe, .lhe.gz or .h5")] = Path("dy.lhe"),
+    zprime: Annotated[bool, typer.Option(help="include the Z' (400 GeV, 0.5 GeV)")] = True,
+    lepton: Annotated[str, typer.Option(help="e or mu")] = "e",
+    pdf: Annotated[str, typer.Option(help="PDF set (LHAPDF6 grid)")] = "NNPDF23_lo_as_0130_qed",
+    train_calls: Annotated[str, typer.Option(help="matrix-element calls for training")] = "2e5",
+    calls: Annotated[str, typer.Option(help="calls for the cross-section")] = "1e5",
+    multichannel: Annotated[bool, typer.Option(help="one channel per propagator")] = True,
+    integrator: Annotated[
+        Path | None, typer.Option(help="saved integrator: loaded if it exists, else written")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """pp -> l+ l- via gamma/Z/Z' at LO, 13 TeV (MadNIS set-up): sigma, channels, LHE events."""
+    from hepflows.physics import DrellYan
+    from hepflows.physics.generation import generate_events
+
+    leptons = {"e": 11, "mu": 13}
+    if lepton not in leptons:
+        raise HepflowsError(f"--lepton must be e or mu, got {lepton!r}")
+    dy = DrellYan(zprime=zprime, lepton=leptons[lepton], pdf=pdf)
+    n_events = _count(events, "--events") if events not in ("0", "0.0") else 0
+    run_ = generate_events(
+        dy, n_events, out=out if n_events else None,
+        train_calls=_count(train_calls, "--train-calls"), calls=_count(calls, "--calls"),
+        seed=seed, multichannel=multichannel, integrator=integrator,
+    )  # fmt: skip
+    title = f"pp -> {lepton}+{lepton}- via gamma/Z{'/Z' if zprime else ''}, 13 TeV, LO"
+    _print_result(run_.result, title.replace("/Z/Z", "/Z/Z'"), unit="pb")
+    if run_.events is not None:
+        console.print(run_.events.summary())
+    if run_.path is not None:
+        console.print(f"wrote {len(run_.events):,} events to {run_.path} (IDWTUP = ±4, "
+                      "XWGTUP = sigma / N, sigma and its error in <init>)")  # fmt: skip
 
 
 def run() -> None:

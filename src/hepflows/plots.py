@@ -54,3 +54,67 @@ def density_comparison(
         fig.suptitle(title)
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
+
+
+def histogram_comparison(
+    samples: dict[str, dict[str, Tensor]],
+    binning: dict[str, tuple[float, float, int, str]],
+    path: str | os.PathLike,
+    title: str = "",
+    chi2: dict[str, tuple[float, int]] | None = None,
+) -> None:
+    """One panel per observable: normalised histograms of several samples, ratio below.
+
+    Args:
+        samples: label -> observable name -> (n,) values; the first label is
+            the reference of the ratio panels.
+        binning: observable -> (low, high, bins, axis label); log-spaced bins
+            when the label ends with ``[log]``.
+        path: PNG file to write (atomically).
+        title: figure title.
+        chi2: observable -> (chi^2, ndf) printed in the panel.
+    """
+    import numpy as np
+
+    plt.style.use(mplhep.style.ROOT)
+    names = list(binning)
+    fig, axes = plt.subplots(
+        2, len(names), figsize=(6 * len(names), 6), sharex="col",
+        gridspec_kw={"height_ratios": [3, 1]}, constrained_layout=True,
+    )  # fmt: skip
+    axes = np.asarray(axes).reshape(2, len(names))
+    labels = list(samples)
+    for j, name in enumerate(names):
+        lo, hi, n_bins, xlabel = binning[name]
+        log = xlabel.endswith("[log]")
+        edges = np.geomspace(lo, hi, n_bins + 1) if log else np.linspace(lo, hi, n_bins + 1)
+        ref = None
+        for label in labels:
+            values = samples[label][name].numpy()
+            counts, _ = np.histogram(values, edges)
+            dens = counts / len(values) / np.diff(edges)
+            err = np.sqrt(counts) / len(values) / np.diff(edges)
+            mplhep.histplot(dens, edges, yerr=err, ax=axes[0, j], label=label)
+            if ref is None:
+                ref = dens
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.where(ref > 0, dens / ref, np.nan)
+                    ratio_err = np.where(ref > 0, err / ref, np.nan)
+                    mplhep.histplot(ratio, edges, yerr=ratio_err, ax=axes[1, j])
+        axes[0, j].set_ylabel("normalised density")
+        if log:
+            axes[0, j].set_xscale("log")
+            axes[0, j].set_yscale("log")
+        axes[1, j].axhline(1.0, color="gray", lw=1)
+        axes[1, j].set_ylim(0.8, 1.2)
+        axes[1, j].set_ylabel(f"/ {labels[0]}")
+        axes[1, j].set_xlabel(xlabel.removesuffix("[log]").strip())
+        text = ""
+        if chi2 and name in chi2:
+            text = f"$\\chi^2$/ndf = {chi2[name][0]:.1f}/{chi2[name][1]}"
+        axes[0, j].legend(title=text, fontsize="small")
+    if title:
+        fig.suptitle(title)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=70, format="png"))
+    plt.close(fig)

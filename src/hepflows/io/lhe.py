@@ -48,6 +48,8 @@ def write_events(
     pdf_set: int = 0,
     process_id: int = 1,
     generator: str = "hepflows",
+    scale: float = 0.0,
+    aqed: float = 0.0,
 ) -> None:
     """Write unweighted events (atomically) in the format of the file suffix.
 
@@ -60,6 +62,8 @@ def write_events(
         pdf_set: LHAPDF id of the PDF set on both beams (0: none).
         process_id: LPRUP.
         generator: name in the ``<generator>`` tag.
+        scale: SCALUP of every event (GeV; e.g. the fixed factorisation scale).
+        aqed: AQEDUP of every event.
     """
     import hepflows
 
@@ -106,7 +110,7 @@ def write_events(
             pylhe.LHEEvent(
                 eventinfo=pylhe.LHEEventInfo(
                     nparticles=len(plists[i]), pid=process_id, weight=float(xw[i]),
-                    scale=0.0, aqed=0.0, aqcd=0.0,
+                    scale=scale, aqed=aqed, aqcd=0.0,
                 ),  # fmt: skip
                 particles=list(plists[i]),
                 weights=weights,

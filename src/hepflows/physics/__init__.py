@@ -1,0 +1,23 @@
+"""Particle physics for hepflows: parton distribution functions read from LHAPDF6 grids
+(the sets Pythia 8 ships, or any set in ``LHAPDF_DATA_PATH``) and interpolated in torch
+as LHAPDF does, with alpha_s; and physics processes (Drell-Yan) as integrands on the unit
+cube, with Pythia 8's conventions for comparisons."""
+
+from hepflows.physics.pdf import KNOWN_SETS, PDF, find_pdf_member, load_pdf
+from hepflows.physics.processes import (
+    DrellYan,
+    DrellYanParameters,
+    pythia_alpha_em,
+    pythia_parameters,
+)
+
+__all__ = [
+    "KNOWN_SETS",
+    "PDF",
+    "DrellYan",
+    "DrellYanParameters",
+    "find_pdf_member",
+    "load_pdf",
+    "pythia_alpha_em",
+    "pythia_parameters",
+]

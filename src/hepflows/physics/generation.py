@@ -1,0 +1,100 @@
+"""Event generation for a physics process: train (or load) an integrator, estimate, unweight, write.
+
+:func:`generate_events` is what ``hepflows generate drell-yan`` runs. The
+integrator is a multi-channel :class:`~hepflows.integrate.NeuralIntegrator`
+over the process' channels (one per propagator); a saved integrator is
+loaded instead of retrained when ``integrator`` names an existing file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hepflows.errors import ConfigError
+from hepflows.integrate import Events, IntegrationResult, NeuralIntegrator
+from hepflows.io import write_events
+from hepflows.physics.processes import DrellYan
+
+#: LHEF process id of Drell-Yan in the files hepflows writes.
+DRELL_YAN_ID = 1
+
+
+@dataclass
+class Generation:
+    """Everything a generation run produced.
+
+    Attributes:
+        integrator: the trained (or loaded) integrator.
+        result: the cross-section estimate (pb) from fresh samples.
+        events: the unweighted events (``events.sigma`` in pb).
+        path: the event file written, or ``None``.
+        trained: whether the integrator was trained in this run (else loaded).
+    """
+
+    integrator: NeuralIntegrator
+    result: IntegrationResult
+    events: Events | None
+    path: Path | None
+    trained: bool
+
+
+def generate_events(
+    process: DrellYan,
+    n_events: int,
+    out: str | os.PathLike | None = None,
+    train_calls: int = 200_000,
+    calls: int = 100_000,
+    seed: int = 0,
+    multichannel: bool = True,
+    integrator: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Generation:
+    """Train or load an integrator for ``process``, estimate sigma, generate and write events.
+
+    Args:
+        process: the physics integrand (e.g. :class:`DrellYan`).
+        n_events: unweighted events to generate (0: only the cross-section).
+        out: event file (``.lhe``, ``.lhe.gz``, ``.h5``) or ``None``.
+        train_calls: matrix-element calls for training.
+        calls: calls for the cross-section estimate.
+        seed: random seed.
+        multichannel: one channel per propagator (else a single channel).
+        integrator: file of a saved integrator: loaded if it exists (no
+            training), else written after training.
+        progress: progress bars.
+
+    Returns:
+        A :class:`Generation`.
+    """
+    if n_events < 0:
+        raise ConfigError(f"n_events must be >= 0, got {n_events}")
+    channels = process.channels() if multichannel else None
+    path = Path(integrator) if integrator is not None else None
+    trained = not (path is not None and path.exists())
+    if trained:
+        integ = NeuralIntegrator(process, process.dims, seed=seed, channels=channels)
+        integ.train(calls=train_calls, progress=progress)
+        if path is not None:
+            integ.save(path)
+    else:
+        integ = NeuralIntegrator.load(path, process, channels=channels)
+    result = integ.integrate(calls=calls, progress=progress)
+    events = None
+    out_path = Path(out) if out is not None else None
+    if n_events:
+        events = integ.generate(n_events, progress=progress)
+        if out_path is not None:
+            gen = torch.Generator().manual_seed(seed)
+            p = process.params
+            alpha = p.alpha_em if isinstance(p.alpha_em, float) else 0.0
+            write_events(
+                out_path, events, particles=lambda x: process.lhe_particles(x, gen),
+                beams=(2212, 2212, p.sqrt_s / 2, p.sqrt_s / 2),
+                pdf_set=getattr(process.pdf, "lhapdf_id", None) or 0,
+                process_id=DRELL_YAN_ID, scale=p.mu_f, aqed=alpha,
+            )  # fmt: skip
+    return Generation(integ, result, events, out_path if events is not None else None, trained)

@@ -1,0 +1,80 @@
+"""Four-vectors as tensors (..., 4) = (E, px, py, pz), in GeV.
+
+Small functions, one quantity each: invariant mass, rapidity, transverse
+momentum, pseudorapidity, boosts along z and general boosts, and the lepton
+decay angle cos theta* in the pair rest frame.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def four_vector(e: Tensor, px: Tensor, py: Tensor, pz: Tensor) -> Tensor:
+    """Stack components (...) into four-vectors (..., 4)."""
+    return torch.stack((e, px, py, pz), dim=-1)
+
+
+def dot(p: Tensor, q: Tensor) -> Tensor:
+    """Minkowski product (..., 4) x (..., 4) -> (...), metric (+, -, -, -)."""
+    return p[..., 0] * q[..., 0] - (p[..., 1:] * q[..., 1:]).sum(-1)
+
+
+def mass2(p: Tensor) -> Tensor:
+    """Invariant mass squared (..., 4) -> (...)."""
+    return dot(p, p)
+
+
+def mass(p: Tensor) -> Tensor:
+    """Invariant mass (..., 4) -> (...), 0 for (numerically) negative m^2."""
+    return mass2(p).clamp_min(0).sqrt()
+
+
+def pt(p: Tensor) -> Tensor:
+    """Transverse momentum (..., 4) -> (...)."""
+    return torch.hypot(p[..., 1], p[..., 2])
+
+
+def rapidity(p: Tensor) -> Tensor:
+    """Rapidity 1/2 ln((E + pz) / (E - pz)), (..., 4) -> (...)."""
+    return 0.5 * torch.log((p[..., 0] + p[..., 3]) / (p[..., 0] - p[..., 3]))
+
+
+def pseudorapidity(p: Tensor) -> Tensor:
+    """Pseudorapidity -ln tan(theta / 2) = asinh(pz / pT), (..., 4) -> (...)."""
+    return torch.asinh(p[..., 3] / pt(p))
+
+
+def boost_z(p: Tensor, y: Tensor) -> Tensor:
+    """Boost along +z by rapidity y: (..., 4) and (...) -> (..., 4)."""
+    ch, sh = torch.cosh(y), torch.sinh(y)
+    e = ch * p[..., 0] + sh * p[..., 3]
+    pz = sh * p[..., 0] + ch * p[..., 3]
+    return four_vector(e, p[..., 1], p[..., 2], pz)
+
+
+def boost(p: Tensor, beta: Tensor) -> Tensor:
+    """General Lorentz boost by velocity beta: (..., 4) and (..., 3) -> (..., 4).
+
+    A particle at rest (1, 0, 0, 0) goes to gamma (1, beta).
+    """
+    b2 = (beta * beta).sum(-1, keepdim=True)
+    gamma = 1 / torch.sqrt(1 - b2)
+    bp = (beta * p[..., 1:]).sum(-1, keepdim=True)
+    # (gamma - 1) / b^2 written as gamma^2 / (gamma + 1): finite at beta -> 0.
+    coef = gamma**2 / (gamma + 1)
+    e = gamma * (p[..., :1] + bp)
+    vec = p[..., 1:] + coef * bp * beta + gamma * beta * p[..., :1]
+    return torch.cat((e, vec), dim=-1)
+
+
+def cos_theta_star(lepton: Tensor, antilepton: Tensor) -> Tensor:
+    """cos of the lepton's polar angle to +z in the pair rest frame, (..., 4) x2 -> (...).
+
+    The pair is boosted back to rest along its own momentum; at leading order
+    (no pair pT) this is the angle to the beam axis of the partonic frame.
+    """
+    pair = lepton + antilepton
+    rest = boost(lepton, -pair[..., 1:] / pair[..., :1])
+    return rest[..., 3] / torch.linalg.vector_norm(rest[..., 1:], dim=-1)
