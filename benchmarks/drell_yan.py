@@ -198,8 +198,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     n_train = n_eval = 5 * 10**4 if args.quick else 2 * 10**5
     n_pythia = 5 * 10**4 if args.quick else 2 * 10**5
     seed = args.seed

@@ -127,10 +127,17 @@ def test_resonance_channel_mapping_jacobian_and_prior():
     numeric = (ch.mapping(up)[0][:, 0] - ch.mapping(dn)[0][:, 0]) / (2 * h)
     ok = (u[:, 0] > 2 * h) & (u[:, 0] < 1 - 2 * h)
     assert torch.allclose(jac[ok], numeric[ok], rtol=1e-4)
-    # The prior is the channel's density in u_0: prior(x) * jac = 1.
-    assert torch.allclose(ch.prior(x) * jac, torch.ones(500, dtype=torch.float64), rtol=1e-9)
+    # The prior is the squared propagator at the point's s_hat (MadNIS' |M_i|^2 weights).
+    s = log_s_map(x[:, 0], SPACE.s_min, SPACE.s_max)[0]
+    expected = 1 / ((s - 91.188**2) ** 2 + (91.188 * 2.441404) ** 2)
+    assert torch.allclose(ch.prior(x), expected, rtol=1e-12)
+    # ... and the mapping samples s_hat from that Breit-Wigner: density * jac = 1.
+    dens = breit_wigner_density(s, 91.188, 2.441404, SPACE.s_min, SPACE.s_max) * s * math.log(
+        SPACE.s_max / SPACE.s_min)  # fmt: skip
+    assert torch.allclose(dens * jac, torch.ones(500, dtype=torch.float64), rtol=1e-9)
     photon = s_hat_channel(SPACE, "photon")
     assert photon.mapping is None
+    assert torch.allclose(photon.prior(x), s**-2)
     with pytest.raises(ConfigError, match="width"):
         s_hat_channel(SPACE, "Z", 91.188, 0.0)
 

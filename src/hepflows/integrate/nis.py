@@ -129,12 +129,14 @@ class NeuralIntegrator:
         bins: spline bins.
         hidden: conditioner hidden widths.
         lr: Adam learning rate (cosine decay over the training).
-        batch_size: fresh points per training iteration (default: calls / 150,
+        batch_size: fresh points per training iteration (default: calls / 500,
             between 1000 and 20000).
         buffered_steps: extra optimiser steps per iteration on stored samples.
         buffer_batches: how many recent fresh batches the buffer keeps.
-        vegas: warm start from VEGAS grids (default: for d <= 4, where a
-            separable grid captures most of the structure cheaply).
+        vegas: warm start from VEGAS grids (default: for one channel in
+            d <= 4, where a separable grid captures most of the structure
+            cheaply; channel mappings already do that job, and a grid per
+            channel from a split budget was measured to hurt).
         vegas_fraction: share of the training calls spent adapting VEGAS
             (default 0.5 for d <= 2, where the grid does most of the work,
             else 0.25; measured on camel, benchmarks/integration.py).
@@ -187,7 +189,8 @@ class NeuralIntegrator:
             learn_weights=learn_weights, loss=loss,
             transforms=transforms or default_transforms(dims), bins=bins, hidden=list(hidden),
             lr=lr, batch_size=batch_size, buffered_steps=buffered_steps,
-            buffer_batches=buffer_batches, vegas=dims <= 4 if vegas is None else bool(vegas),
+            buffer_batches=buffer_batches,
+            vegas=(dims <= 4 and n_ch == 1) if vegas is None else bool(vegas),
             vegas_fraction=vegas_fraction, drop_nonfinite=drop_nonfinite,
         )  # fmt: skip
         if seed is not None:
@@ -328,7 +331,7 @@ class NeuralIntegrator:
     # ---------------------------------------------------------------- training
     def _batch_size(self, calls: int) -> int:
         b = self.config["batch_size"]
-        return int(b) if b else int(min(max(calls // 150, 1000), 20_000))
+        return int(b) if b else int(min(max(calls // 500, 1000), 20_000))
 
     def train(
         self,
