@@ -66,8 +66,8 @@ def histogram_comparison(
     """One panel per observable: normalised histograms of several samples, ratio below.
 
     Args:
-        samples: label -> observable name -> (n,) values; the first label is
-            the reference of the ratio panels.
+        samples: label -> observable name -> (n,) values; ratio panels show
+            the other samples over the first.
         binning: observable -> (low, high, bins, axis label); log-spaced bins
             when the label ends with ``[log]``.
         path: PNG file to write (atomically).
@@ -108,12 +108,14 @@ def histogram_comparison(
             axes[0, j].set_yscale("log")
         axes[1, j].axhline(1.0, color="gray", lw=1)
         axes[1, j].set_ylim(0.8, 1.2)
-        axes[1, j].set_ylabel(f"/ {labels[0]}")
+        axes[1, j].set_ylabel("ratio")
         axes[1, j].set_xlabel(xlabel.removesuffix("[log]").strip())
         text = ""
         if chi2 and name in chi2:
             text = f"$\\chi^2$/ndf = {chi2[name][0]:.1f}/{chi2[name][1]}"
-        axes[0, j].legend(title=text, fontsize="small")
+        axes[0, j].legend(title=text, fontsize="small", title_fontsize="small", loc="best")
+        if not log:
+            axes[0, j].set_ylim(0, axes[0, j].get_ylim()[1] * 1.35)  # room for the legend
     if title:
         fig.suptitle(title)
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=70, format="png"))
