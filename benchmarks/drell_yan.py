@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common import Counted, vegas_final_pass
 from hepflows.integrate import NeuralIntegrator
 from hepflows.integrate.channels import log_priors
 from hepflows.integrate.result import weight_statistics
@@ -52,17 +53,6 @@ BINNING = {
     "y_ll": (-5.0, 5.0, 40, "$y_{ll}$"),
     "cos_theta": (-1.0, 1.0, 40, "cos $\\theta^*$"),
 }
-
-
-class Counted:
-    """Integrand wrapper counting every evaluation."""
-
-    def __init__(self, f) -> None:
-        self.f, self.calls = f, 0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += len(x)
-        return self.f(x)
 
 
 def observables(lepton: torch.Tensor, anti: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -117,21 +107,9 @@ def vegas_channels(dy, channels, n_train, n_eval, seed, nitn=10):
         rng = np.random.default_rng(seed + 1000 * i)
         integ = vegas.Integrator(4 * [[0.0, 1.0]], ran_array_generator=rng.random)
         integ(g, nitn=nitn, neval=n_train // n_ch // nitn)
-        integ.set(neval=n_eval // n_ch, adapt=False)
-        ws = []
-        for u, wgt, hcube in integ.random_batch(yield_hcube=True):
-            w = wgt * g(u)
-            ws.append(w)
-            total += w.sum()
-            counts = np.bincount(hcube)
-            idx = np.nonzero(counts)[0]
-            s1 = np.bincount(hcube, weights=w)[idx]
-            s2 = np.bincount(hcube, weights=w * w)[idx]
-            n_h = counts[idx]
-            ok = n_h > 1
-            var += np.sum((n_h[ok] * s2[ok] - s1[ok] ** 2) / (n_h[ok] - 1))
-        w = np.concatenate(ws)
-        weights.append(w * len(w))  # per-point estimates of this channel's integral
+        total_i, var_i, w = vegas_final_pass(integ, g, n_eval // n_ch)
+        total, var = total + total_i, var + var_i
+        weights.append(w)  # per-point estimates of this channel's integral
         sizes.append(len(w))
     n = sum(sizes)
     w_all = torch.from_numpy(np.concatenate([w * n / k for w, k in zip(weights, sizes, strict=True)]))  # noqa: E501

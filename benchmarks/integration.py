@@ -31,12 +31,12 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import Counted, vegas_final_pass
 from hepflows.integrate import NeuralIntegrator, builtin, camel
 from hepflows.integrate.result import weight_statistics
 
@@ -52,17 +52,6 @@ SETTINGS = {
     "madnis": "madnis.integrator.Integrator(f, dims, batch_size=1024), default flow and "
     "optimiser, train(training budget / 1024), sample(evaluation budget)",
 }
-
-
-class Counted:
-    """Integrand wrapper counting every evaluation."""
-
-    def __init__(self, f: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        self.f, self.calls = f, 0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += len(x)
-        return self.f(x)
 
 
 def figures(value: float, error: float, w: torch.Tensor, n_eval: int, calls: int, t: float):
@@ -111,26 +100,9 @@ def run_vegas(f, d, n_train, n_eval, seed):
     rng = np.random.default_rng(seed)
     integ = vegas.Integrator(d * [[0.0, 1.0]], ran_array_generator=rng.random)
     integ(fv, nitn=10, neval=n_train // 10)
-    # Final pass by hand over vegas' own stratified sample, so that the same
-    # weights give the estimate, vegas' stratified error and the unweighting figures.
-    ws, total, var = [], 0.0, 0.0
-    integ.set(neval=n_eval, adapt=False)
-    for x, wgt, hcube in integ.random_batch(yield_hcube=True):
-        w = wgt * fv(x)
-        ws.append(w)
-        total += w.sum()
-        # vegas: var = sum over h-cubes of (n_h sum w^2 - (sum w)^2) / (n_h - 1)
-        counts = np.bincount(hcube)
-        idx = np.nonzero(counts)[0]
-        s1 = np.bincount(hcube, weights=w)[idx]
-        s2 = np.bincount(hcube, weights=w * w)[idx]
-        n_h = counts[idx]
-        ok = n_h > 1
-        var += np.sum((n_h[ok] * s2[ok] - s1[ok] ** 2) / (n_h[ok] - 1))
-    w = torch.from_numpy(np.concatenate(ws))
-    n = len(w)
-    # Weights of a stratified sample are wgt * f with sum = I; as per-point weights: n * w.
-    return figures(total, math.sqrt(max(var, 0.0)), n * w, n, cf.calls, time.perf_counter() - t0)
+    total, var, w = vegas_final_pass(integ, fv, n_eval)
+    return figures(total, math.sqrt(var), torch.from_numpy(w), len(w), cf.calls,
+                   time.perf_counter() - t0)  # fmt: skip
 
 
 def run_madnis(f, d, n_train, n_eval, seed):
