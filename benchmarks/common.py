@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -50,3 +52,11 @@ def vegas_final_pass(integ, f, n_eval: int) -> tuple[float, float, np.ndarray]:
         var += np.sum((n_h[ok] * s2[ok] - s1[ok] ** 2) / (n_h[ok] - 1))
     w = np.concatenate(ws)
     return float(total), max(float(var), 0.0), len(w) * w
+
+
+def finish(result: dict, out: Path | None) -> None:
+    """Write the result JSON (if asked) and print it as the last line of output."""
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))

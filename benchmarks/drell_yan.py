@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import Counted, vegas_final_pass
+from common import Counted, finish, vegas_final_pass
 from hepflows.integrate import NeuralIntegrator
 from hepflows.integrate.channels import log_priors
 from hepflows.integrate.result import weight_statistics
@@ -233,10 +232,7 @@ def main() -> None:
         "best_peer": best,
         "ratio_vs_best_peer": table[best]["relative_error"] / h["relative_error"],
     })  # fmt: skip
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result))
+    finish(result, args.out)
 
 
 if __name__ == "__main__":

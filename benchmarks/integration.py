@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import Counted, vegas_final_pass
+from common import Counted, finish, vegas_final_pass
 from hepflows.integrate import NeuralIntegrator, builtin, camel
 from hepflows.integrate.result import weight_statistics
 
@@ -187,10 +187,7 @@ def main() -> None:
     result["min_ratio_vs_best_peer"] = min(ratios)
     result["throughput_us_per_point_d8"] = throughput_us_per_point()
     print(f"flow sampling + density at d = 8: {result['throughput_us_per_point_d8']:.1f} us/point")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result))
+    finish(result, args.out)
 
 
 if __name__ == "__main__":

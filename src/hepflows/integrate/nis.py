@@ -261,9 +261,7 @@ class NeuralIntegrator:
 
     def _draw(self, n: int) -> Batch:
         """n fresh points, split over the channels by :attr:`fractions`."""
-        channel = self._channel_labels(allocate(n, self.fractions))
-        z = torch.rand(n, self.dims, generator=self.generator, dtype=torch.float64)
-        return self._evaluate(z, channel)
+        return self._draw_counts(allocate(n, self.fractions))
 
     @staticmethod
     def _channel_labels(counts: list[int]) -> Tensor:
