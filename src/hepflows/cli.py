@@ -128,7 +128,7 @@ def _print_result(result, title: str, unit: str = "") -> None:
     table.add_row("calls (training + estimate)", f"{result.total_calls:,}")
     console.print(table)
     if result.channels:
-        ctab = Table(title="channels (learned weights, samples allocated by variance)")
+        ctab = Table(title="channels (each channel's share of the integral and of the points)")
         for col in ("channel", "integral", "error", "share", "calls"):
             ctab.add_column(col, justify="left" if col == "channel" else "right")
         for ch in result.channels:

@@ -77,10 +77,12 @@ def test_channel_variance_has_the_variance_gradient_for_one_channel():
     assert torch.isfinite(alpha.grad).all() and alpha.grad.abs().sum() > 0
 
 
-@pytest.fixture(scope="module")
-def trained():
+@pytest.fixture(scope="module", params=["mixture", "learned"])
+def trained(request):
     f = resonances(2, WIDTH)
-    multi = NeuralIntegrator(f, 2, seed=3, channels=f.channels, vegas=False)
+    multi = NeuralIntegrator(f, 2, seed=3, channels=f.channels, vegas=False,
+                             weights=request.param)  # fmt: skip
+    assert multi.config["weights"] == request.param
     multi.train(calls=50_000, progress=False)
     single = NeuralIntegrator(f, 2, seed=3, vegas=False)
     single.train(calls=50_000, progress=False)
@@ -143,8 +145,11 @@ def test_save_load_with_channels(tmp_path, trained):
     loaded = NeuralIntegrator.load(path, f, channels=f.channels)
     assert torch.equal(loaded.fractions, multi.fractions)
     x = torch.rand(50, 2, dtype=torch.float64)
-    lp = log_priors(f.channels, x)
-    assert torch.equal(loaded.weights(x, lp), multi.weights(x, lp))
+    if multi.weights is not None:
+        lp = log_priors(f.channels, x)
+        assert torch.equal(loaded.weights(x, lp), multi.weights(x, lp))
+    else:
+        assert torch.equal(loaded._channel_log_densities(x), multi._channel_log_densities(x))
     r = loaded.integrate(calls=20_000)
     assert abs(r.value - f.exact) < 4 * r.error
     with pytest.raises(CheckpointError, match="pass the same channels"):
@@ -170,8 +175,47 @@ def test_bad_channels_give_clear_errors():
         with pytest.raises(InputError, match=message):
             integ.train(2_000, progress=False)
     neg = dataclasses.replace(f.channels[0], prior=lambda x: -torch.ones(len(x)))
-    integ = NeuralIntegrator(f, 2, channels=[neg, f.channels[1]], vegas=False)
+    integ = NeuralIntegrator(f, 2, channels=[neg, f.channels[1]], vegas=False, weights="learned")
     with pytest.raises(InputError, match="prior must return"):
         integ.train(2_000, progress=False)
     with pytest.raises(ConfigError, match="at least 4 calls"):
         NeuralIntegrator(f, 2, channels=f.channels).integrate(3)
+
+
+def test_mixture_weight_errors():
+    f = resonances(2, WIDTH)
+    no_inverse = dataclasses.replace(f.channels[0], inverse=None)
+    # auto falls back to learned weights without inverses; mixture asks for them.
+    auto = NeuralIntegrator(f, 2, channels=[no_inverse, f.channels[1]], vegas=False)
+    assert auto.config["weights"] == "learned"
+    with pytest.raises(ConfigError, match="inverse"):
+        NeuralIntegrator(f, 2, channels=[no_inverse, f.channels[1]], weights="mixture")
+    with pytest.raises(ConfigError, match="VEGAS"):
+        NeuralIntegrator(f, 2, channels=f.channels, weights="mixture", vegas=True)
+    with pytest.raises(ConfigError, match="weights must be one of"):
+        NeuralIntegrator(f, 2, channels=f.channels, weights="magic")
+    bad = dataclasses.replace(f.channels[0], inverse=lambda x: (x + 2, torch.ones(len(x))))
+    integ = NeuralIntegrator(f, 2, channels=[bad, f.channels[1]], weights="mixture")
+    with pytest.raises(InputError, match="inverse left the unit cube"):
+        integ.train(2_000, progress=False)
+
+
+@pytest.mark.parametrize("trained", ["mixture"], indirect=True)
+def test_mixture_density_is_normalised_and_weights_are_f_over_g(trained):
+    """g(x) = sum_j p_j q_j(x) integrates to 1 (exact inverse Jacobians) and W = f / g."""
+    f, multi, _ = trained
+    assert multi.mixture
+    # Quadrature on a grid that resolves the width-0.002 ridges (midpoint rule, 1500^2).
+    t = (torch.arange(1500, dtype=torch.float64) + 0.5) / 1500
+    total = 0.0
+    for row in t.split(100):
+        x = torch.cartesian_prod(row, t)
+        log_g = torch.logsumexp(torch.log(multi.fractions) + multi._channel_log_densities(x), 1)
+        total += log_g.exp().sum().item() / 1500**2
+    assert total == pytest.approx(1.0, abs=0.01)
+    x, w, ch = next(multi._weighted_batches(2_000, 2_000))
+    log_g = torch.logsumexp(torch.log(multi.fractions) + multi._channel_log_densities(x), 1)
+    counts = torch.bincount(ch, minlength=2).to(torch.float64)
+    # W = f/g up to the rounding of the channel counts (p_c b / n_c); float32 flow densities.
+    share = multi.fractions[ch] * len(ch) / counts[ch]
+    assert torch.allclose(w, f(x) / log_g.exp().detach() * share, rtol=1e-3)

@@ -136,10 +136,43 @@ def test_resonance_channel_mapping_jacobian_and_prior():
         SPACE.s_max / SPACE.s_min)  # fmt: skip
     assert torch.allclose(dens * jac, torch.ones(500, dtype=torch.float64), rtol=1e-9)
     photon = s_hat_channel(SPACE, "photon")
-    assert photon.mapping is None
     assert torch.allclose(photon.prior(x), s**-2)
     with pytest.raises(ConfigError, match="width"):
         s_hat_channel(SPACE, "Z", 91.188, 0.0)
+    with pytest.raises(ConfigError, match="mass"):
+        s_hat_channel(SPACE, "Z", -91.188, 2.4)
+
+
+@pytest.mark.parametrize("nu", [1.0, 2.0, 2.5])
+def test_photon_channel_power_mapping(nu):
+    """s_hat ~ s_hat^-nu: density * Jacobian = 1, and the Jacobian matches finite differences."""
+    ch = s_hat_channel(SPACE, "photon", nu=nu)
+    u = _u(500, seed=6)
+    x, jac = ch.mapping(u)
+    s = log_s_map(x[:, 0], SPACE.s_min, SPACE.s_max)[0]
+    k = 1 - nu
+    norm = (math.log(SPACE.s_max / SPACE.s_min) if nu == 1.0
+            else (SPACE.s_max**k - SPACE.s_min**k) / k)  # fmt: skip
+    density_u0 = s**-nu / norm * s * math.log(SPACE.s_max / SPACE.s_min)  # in u_0
+    assert torch.allclose(density_u0 * jac, torch.ones(500, dtype=torch.float64), rtol=1e-9)
+    h = 1e-7
+    up, dn = u.clone(), u.clone()
+    up[:, 0] += h
+    dn[:, 0] -= h
+    numeric = (ch.mapping(up)[0][:, 0] - ch.mapping(dn)[0][:, 0]) / (2 * h)
+    ok = (u[:, 0] > 2 * h) & (u[:, 0] < 1 - 2 * h)
+    assert torch.allclose(jac[ok], numeric[ok], rtol=1e-4)
+
+
+@pytest.mark.parametrize("mass", [None, 91.188, 400.0])
+def test_channel_inverse_undoes_mapping(mass):
+    """inverse(mapping(r)) = r with the same Jacobian: what mixture weights rely on."""
+    ch = s_hat_channel(SPACE, "c", mass, None if mass is None else 0.5)
+    r = _u(1000, seed=7)
+    x, jac = ch.mapping(r)
+    back, jac_back = ch.inverse(x)
+    assert torch.allclose(back, r, atol=1e-7)
+    assert torch.allclose(jac_back, jac, rtol=1e-6)
 
 
 def test_bad_phase_space_settings():

@@ -39,11 +39,21 @@ class Channel:
             squared amplitude of the diagram the mapping follows); ``None``
             means 1 everywhere.
         name: label for tables and events.
+        inverse: x (n, d) -> (u (n, d), jac (n,) = |dx/du| at u), the inverse of
+            ``mapping``; needed for mixture weights (each channel's density at
+            points drawn by the others). ``None`` with ``mapping=None`` is the
+            identity.
     """
 
     mapping: Mapping | None = None
     prior: Prior | None = None
     name: str = ""
+    inverse: Mapping | None = None
+
+    @property
+    def invertible(self) -> bool:
+        """Whether the channel's density can be evaluated at any point."""
+        return self.mapping is None or self.inverse is not None
 
 
 def breit_wigner_channel(
@@ -75,8 +85,14 @@ def breit_wigner_channel(
         x[:, axis] = t.clamp(0, 1)
         return x, (a1 - a0) / math.pi / peak(t)
 
+    def inverse(x: Tensor) -> tuple[Tensor, Tensor]:
+        t = x[:, axis]
+        u = x.clone()
+        u[:, axis] = ((torch.atan((t - center) / width) - a0) / (a1 - a0)).clamp(0, 1)
+        return u, (a1 - a0) / math.pi / peak(t)
+
     return Channel(mapping, (lambda x: peak(x[:, axis])) if prior else None,
-                   name or f"bw{axis}@{center:g}")  # fmt: skip
+                   name or f"bw{axis}@{center:g}", inverse)  # fmt: skip
 
 
 def check_channels(channels: Sequence[Channel] | None) -> list[Channel]:
@@ -97,7 +113,9 @@ def check_channels(channels: Sequence[Channel] | None) -> list[Channel]:
             raise ConfigError(f"channel {i}: mapping must be callable u -> (x, jac)")
         if ch.prior is not None and not callable(ch.prior):
             raise ConfigError(f"channel {i}: prior must be callable x -> (n,)")
-        out.append(Channel(ch.mapping, ch.prior, ch.name or str(i)))
+        if ch.inverse is not None and not callable(ch.inverse):
+            raise ConfigError(f"channel {i}: inverse must be callable x -> (u, jac)")
+        out.append(Channel(ch.mapping, ch.prior, ch.name or str(i), ch.inverse))
     names = [ch.name for ch in out]
     if len(set(names)) != len(names):
         raise ConfigError(f"channel names must be unique, got {names}")
@@ -108,36 +126,58 @@ def apply_mapping(channel: Channel, index: int, u: Tensor) -> tuple[Tensor, Tens
     """Map (n, d) float64 points of one channel and check what the mapping returns.
 
     Returns:
-        ``(x, jac)``: (n, d) points in [0, 1]^d and (n,) Jacobians >= 0.
+        ``(x, jac)``: (n, d) points in [0, 1]^d and (n,) Jacobians |dx/du| >= 0.
     """
     if channel.mapping is None:
         return u, torch.ones(len(u), dtype=u.dtype)
-    x, jac = channel.mapping(u)
+    return _checked(channel.mapping, "mapping", channel, index, u)
+
+
+def apply_inverse(channel: Channel, index: int, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Invert a channel's mapping at (n, d) float64 points, checked like :func:`apply_mapping`.
+
+    Returns:
+        ``(u, jac)``: (n, d) channel points in [0, 1]^d and (n,) Jacobians |dx/du| at u.
+    """
+    if channel.mapping is None:
+        return x, torch.ones(len(x), dtype=x.dtype)
+    if channel.inverse is None:
+        raise ConfigError(
+            f"channel {index} ({channel.name}) has a mapping but no inverse; mixture weights "
+            "need Channel(inverse=...), or use weights='learned'"
+        )
+    return _checked(channel.inverse, "inverse", channel, index, x)
+
+
+def _checked(
+    fn: Mapping, what: str, channel: Channel, index: int, u: Tensor
+) -> tuple[Tensor, Tensor]:
+    x, jac = fn(u)
     if not isinstance(x, Tensor) or x.shape != u.shape:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise InputError(
-            f"channel {index} ({channel.name}): the mapping must return x of shape "
-            f"{tuple(u.shape)} and jac of shape ({len(u)},), got x {shape}"
+            f"channel {index} ({channel.name}): the {what} must return points of shape "
+            f"{tuple(u.shape)} and jac of shape ({len(u)},), got points {shape}"
         )
     if not isinstance(jac, Tensor) or jac.shape != (len(u),):
         shape = tuple(jac.shape) if isinstance(jac, Tensor) else type(jac).__name__
         raise InputError(
-            f"channel {index} ({channel.name}): the mapping's Jacobian must have shape "
+            f"channel {index} ({channel.name}): the {what}'s Jacobian must have shape "
             f"({len(u)},), got {shape}"
         )
     x, jac = x.to(u.dtype), jac.to(u.dtype)
     bad = ~torch.isfinite(jac) | (jac < 0) | ~torch.isfinite(x).all(-1)
     if bool(bad.any()):
         raise InputError(
-            f"channel {index} ({channel.name}): the mapping returned a NaN/inf point or a "
-            f"negative/NaN Jacobian at {int(bad.sum())} points, e.g. u = "
-            f"{u[bad][:2].tolist()}; return |dx/du| >= 0 and finite x"
+            f"channel {index} ({channel.name}): the {what} returned a NaN/inf point or a "
+            f"negative/NaN Jacobian at {int(bad.sum())} points, e.g. at "
+            f"{u[bad][:2].tolist()}; return |dx/du| >= 0 and finite points"
         )
     outside = (x < -1e-12) | (x > 1 + 1e-12)
     if bool(outside.any()):
         raise InputError(
-            f"channel {index} ({channel.name}): the mapping left the unit cube at "
-            f"{int(outside.any(-1).sum())} points (e.g. x = {x[outside.any(-1)][:2].tolist()}); "
+            f"channel {index} ({channel.name}): the {what} left the unit cube at "
+            f"{int(outside.any(-1).sum())} points (e.g. {x[outside.any(-1)][:2].tolist()}); "
             "channel mappings go from [0, 1]^d to [0, 1]^d"
         )
     return x.clamp(0, 1), jac

@@ -12,8 +12,9 @@ x_1 = sqrt(tau) e^y, x_2 = sqrt(tau) e^-y. The Jacobian returned is
 dx_1 dx_2 dcos(theta) d(phi / 2 pi) / du = (s_hat L / s)(2 y_max) 2 with
 L = ln(s_max / s_min), so that sigma = int du jac sum f f dsigma_hat/dcos(theta).
 
-Resonance channels remap u_0 (:func:`s_hat_channel`): a Breit-Wigner in
-s_hat for a Z or Z', with exact Jacobians (tested against numerical ones).
+Channels remap u_0 (:func:`s_hat_channel`): a Breit-Wigner in s_hat for a
+Z or Z', a power law s_hat^-nu for the photon, with exact Jacobians (tested
+against numerical ones) and inverses.
 """
 
 from __future__ import annotations
@@ -40,6 +41,38 @@ def log_s_map(r: Tensor, s_min: float, s_max: float) -> tuple[Tensor, Tensor]:
 def log_s_inverse(s: Tensor, s_min: float, s_max: float) -> Tensor:
     """Inverse of :func:`log_s_map`: (n,) s -> (n,) r."""
     return torch.log(s / s_min) / math.log(s_max / s_min)
+
+
+def power_s_map(r: Tensor, nu: float, s_min: float, s_max: float) -> tuple[Tensor, Tensor]:
+    """Density proportional to s^-nu on [s_min, s_max] (``nu = 1`` is :func:`log_s_map`).
+
+    The massless-propagator mapping of event generators: with ``nu = 2``, the
+    1/s_hat^2 of a squared photon propagator is flat in r.
+
+    Args:
+        r: (n,) in [0, 1].
+        nu: the power (> 0).
+        s_min, s_max: range of s.
+
+    Returns:
+        ``(s, ds/dr)``, both (n,).
+    """
+    if abs(nu - 1) < 1e-12:
+        return log_s_map(r, s_min, s_max)
+    k = 1 - nu
+    a, b = s_min**k, s_max**k
+    s = (a + r * (b - a)) ** (1 / k)
+    s = s.clamp(s_min, s_max)
+    return s, (b - a) / k * s**nu
+
+
+def power_s_inverse(s: Tensor, nu: float, s_min: float, s_max: float) -> Tensor:
+    """Inverse of :func:`power_s_map`: (n,) s -> (n,) r."""
+    if abs(nu - 1) < 1e-12:
+        return log_s_inverse(s, s_min, s_max)
+    k = 1 - nu
+    a, b = s_min**k, s_max**k
+    return (s**k - a) / (b - a)
 
 
 def _bw_angles(mass: float, width: float, s_min: float, s_max: float) -> tuple[float, float]:
@@ -164,42 +197,70 @@ class HadronicPhaseSpace:
 
 
 def s_hat_channel(
-    space: HadronicPhaseSpace, name: str, mass: float | None = None, width: float | None = None
+    space: HadronicPhaseSpace,
+    name: str,
+    mass: float | None = None,
+    width: float | None = None,
+    nu: float = 2.0,
 ) -> Channel:
     """A channel of :class:`HadronicPhaseSpace` with its own s_hat mapping on u_0.
 
-    ``mass=None`` is the 1/s_hat channel (the identity: u_0 already maps
-    s_hat that way); otherwise a Breit-Wigner of that mass and width. The
-    prior weight is the channel's squared propagator, 1/s_hat^2 or
-    1/|s_hat - M^2 + i M G|^2: the classic multi-channel weight |M_i|^2 /
-    sum_j |M_j|^2 that MadNIS starts its learned weights from. Far sharper
-    than the mapping densities, it keeps the photon channel away from a narrow
-    Z' peak.
+    ``mass=None`` is the photon channel: s_hat with density s_hat^-nu
+    (:func:`power_s_map`; nu = 2 follows the squared massless propagator,
+    nu = 1 is the phase space's own 1/s_hat); otherwise a Breit-Wigner of that
+    mass and width. Both come with their inverse, so the channel densities can
+    be mixed (``NeuralIntegrator(weights="mixture")``). The prior weight is the
+    channel's squared propagator, 1/s_hat^2 or 1/|s_hat - M^2 + i M G|^2: the
+    classic multi-channel weight |M_i|^2 / sum_j |M_j|^2 that MadNIS starts
+    its learned weights from.
 
     Args:
         space: the phase space (gives s_min, s_max).
         name: channel name.
         mass, width: the resonance (GeV).
+        nu: power of the photon channel's s_hat density.
     """
     s_min, s_max = space.s_min, space.s_max
     lg = math.log(s_max / s_min)
     if mass is None:
+        if nu <= 0:
+            raise ConfigError(f"channel {name}: nu must be > 0, got {nu}")
 
-        def photon(u: Tensor) -> Tensor:
+        def s_map(r: Tensor) -> tuple[Tensor, Tensor]:
+            return power_s_map(r, nu, s_min, s_max)
+
+        def s_inverse(s: Tensor) -> Tensor:
+            return power_s_inverse(s, nu, s_min, s_max)
+
+        def prior(u: Tensor) -> Tensor:
             return log_s_map(u[:, 0], s_min, s_max)[0] ** -2
 
-        return Channel(None, photon, name)
-    if width is None or width <= 0:
-        raise ConfigError(f"channel {name}: a resonance needs a width > 0, got {width}")
+    else:
+        if width is None or width <= 0:
+            raise ConfigError(f"channel {name}: a resonance needs a width > 0, got {width}")
+        if mass <= 0:
+            raise ConfigError(f"channel {name}: the mass must be > 0, got {mass}")
+
+        def s_map(r: Tensor) -> tuple[Tensor, Tensor]:
+            return breit_wigner_map(r, mass, width, s_min, s_max)
+
+        def s_inverse(s: Tensor) -> Tensor:
+            return breit_wigner_inverse(s, mass, width, s_min, s_max)
+
+        def prior(u: Tensor) -> Tensor:
+            s = log_s_map(u[:, 0], s_min, s_max)[0]
+            return 1 / ((s - mass**2) ** 2 + (mass * width) ** 2)
 
     def mapping(r: Tensor) -> tuple[Tensor, Tensor]:
-        s, ds_dr = breit_wigner_map(r[:, 0], mass, width, s_min, s_max)
+        s, ds_dr = s_map(r[:, 0])
         u = r.clone()
         u[:, 0] = log_s_inverse(s, s_min, s_max).clamp(0, 1)
         return u, ds_dr / (s * lg)  # du_0/dr = (ds/dr) / (ds/du_0)
 
-    def prior(u: Tensor) -> Tensor:
+    def inverse(u: Tensor) -> tuple[Tensor, Tensor]:
         s = log_s_map(u[:, 0], s_min, s_max)[0]
-        return 1 / ((s - mass**2) ** 2 + (mass * width) ** 2)
+        r = u.clone()
+        r[:, 0] = s_inverse(s).clamp(0, 1)
+        return r, s_map(r[:, 0])[1] / (s * lg)
 
-    return Channel(mapping, prior, name)
+    return Channel(mapping, prior, name, inverse)
