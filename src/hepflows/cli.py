@@ -6,6 +6,7 @@ message on stderr and exit code 2, without a traceback.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -188,6 +189,11 @@ def drell_yan(
     train_calls: Annotated[str, typer.Option(help="matrix-element calls for training")] = "2e5",
     calls: Annotated[str, typer.Option(help="calls for the cross-section")] = "1e5",
     multichannel: Annotated[bool, typer.Option(help="one channel per propagator")] = True,
+    mll_min: Annotated[float, typer.Option(help="lepton-pair mass cut (GeV)")] = 15.0,
+    pt_min: Annotated[float, typer.Option(help="lepton p_T cut, both leptons (GeV)")] = 0.0,
+    eta_max: Annotated[
+        float | None, typer.Option(help="lepton |eta| cut, both leptons (default: none)")
+    ] = None,
     integrator: Annotated[
         Path | None, typer.Option(help="saved integrator: loaded if it exists, else written")
     ] = None,
@@ -200,7 +206,8 @@ def drell_yan(
     leptons = {"e": 11, "mu": 13}
     if lepton not in leptons:
         raise HepflowsError(f"--lepton must be e or mu, got {lepton!r}")
-    dy = DrellYan(zprime=zprime, lepton=leptons[lepton], pdf=pdf)
+    dy = DrellYan(zprime=zprime, lepton=leptons[lepton], pdf=pdf, sqrt_s_hat_min=mll_min,
+                  lepton_pt_min=pt_min, lepton_eta_max=math.inf if eta_max is None else eta_max)
     n_events = _count(events, "--events") if events not in ("0", "0.0") else 0
     run_ = generate_events(
         dy, n_events, out=out if n_events else None,

@@ -5,10 +5,12 @@ import math
 import torch
 from typer.testing import CliRunner
 
+from hepflows import ConfigError
 from hepflows.cli import app
 from hepflows.io import read_events
 from hepflows.physics import DrellYan
 from hepflows.physics.generation import generate_events
+from hepflows.physics.kinematics import mass, pseudorapidity, pt
 
 
 def test_generate_writes_lhe_with_particles_and_reloads(tmp_path):
@@ -49,6 +51,24 @@ def test_cli_generate_drell_yan(tmp_path):
     assert len(events) == 300
 
 
+def test_cli_generate_with_cuts(tmp_path):
+    """--mll-min, --pt-min and --eta-max reach the matrix element: every event passes them."""
+    out = tmp_path / "cut.lhe"
+    res = CliRunner().invoke(app, ["generate", "drell-yan", "--events", "400", "--train-calls",
+                                   "1e4", "--calls", "1e4", "--out", str(out), "--mll-min", "60",
+                                   "--pt-min", "25", "--eta-max", "2.4"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    _, events = read_events(out)
+    assert len(events) == 400
+    for ev in events:
+        p = torch.tensor([[q.e, q.px, q.py, q.pz] for q in ev.particles[2:]], dtype=torch.float64)
+        assert (pt(p) >= 25 * (1 - 1e-6)).all()
+        assert (pseudorapidity(p).abs() <= 2.4 * (1 + 1e-6)).all()
+        assert mass(p[0] + p[1]) >= 60 * (1 - 1e-6)
+
+
 def test_cli_generate_rejects_bad_options():
     res = CliRunner().invoke(app, ["generate", "drell-yan", "--lepton", "tau"])
     assert res.exit_code != 0
+    res = CliRunner().invoke(app, ["generate", "drell-yan", "--pt-min", "-5"])
+    assert isinstance(res.exception, ConfigError) and "pt_min must be >= 0" in str(res.exception)

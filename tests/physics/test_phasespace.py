@@ -17,6 +17,7 @@ from hepflows.physics.kinematics import (
 )
 from hepflows.physics.phasespace import (
     HadronicPhaseSpace,
+    LeptonCuts,
     breit_wigner_density,
     breit_wigner_inverse,
     breit_wigner_map,
@@ -178,3 +179,23 @@ def test_channel_inverse_undoes_mapping(mass):
 def test_bad_phase_space_settings():
     with pytest.raises(ConfigError, match="sqrt_s_hat_min"):
         HadronicPhaseSpace(100.0, 200.0)
+
+
+def test_lepton_cuts_match_four_vectors():
+    """The analytic p_T / eta of the cut equal those of the lab four-momenta."""
+    u = _u(20_000, seed=9)
+    point = SPACE(u)
+    _, _, lep, anti = SPACE.momenta(point)
+    for cuts in (LeptonCuts(pt_min=20.0), LeptonCuts(eta_max=2.5),
+                 LeptonCuts(pt_min=25.0, eta_max=2.4)):  # fmt: skip
+        ok = torch.ones(len(u), dtype=torch.bool)
+        for p in (lep, anti):
+            ok &= (pt(p) >= cuts.pt_min) & (pseudorapidity(p).abs() <= cuts.eta_max)
+        mask = cuts.mask(point)
+        assert 0.05 < mask.double().mean() < 0.95  # the cut does something
+        assert (mask != ok).sum() <= 2  # only points on the cut edge may differ by rounding
+    assert not LeptonCuts().active and LeptonCuts().mask(point).all()
+    with pytest.raises(ConfigError, match="pt_min"):
+        LeptonCuts(pt_min=-1.0)
+    with pytest.raises(ConfigError, match="eta_max"):
+        LeptonCuts(eta_max=0.0)

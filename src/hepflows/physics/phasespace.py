@@ -136,6 +136,47 @@ class PartonicPoint:
     jac: Tensor
 
 
+@dataclass(frozen=True)
+class LeptonCuts:
+    """Cuts on both massless outgoing particles of the 2 -> 2 process.
+
+    A point passes when both have p_T >= ``pt_min`` (GeV) and |eta| <= ``eta_max``.
+    For massless particles these follow from the point itself:
+    p_T = sqrt(s_hat) / 2 sin(theta), eta = y +- atanh(cos theta).
+
+    Args:
+        pt_min: minimum transverse momentum (GeV, >= 0).
+        eta_max: maximum |pseudorapidity| (> 0; ``inf`` for none).
+    """
+
+    pt_min: float = 0.0
+    eta_max: float = math.inf
+
+    def __post_init__(self) -> None:
+        if not self.pt_min >= 0:
+            raise ConfigError(f"pt_min must be >= 0 GeV, got {self.pt_min}")
+        if not self.eta_max > 0:
+            raise ConfigError(f"eta_max must be > 0 (inf for no cut), got {self.eta_max}")
+
+    @property
+    def active(self) -> bool:
+        """Whether any cut is set."""
+        return self.pt_min > 0 or math.isfinite(self.eta_max)
+
+    def mask(self, point: PartonicPoint) -> Tensor:
+        """(n,) bool: which points pass."""
+        keep = torch.ones_like(point.s_hat, dtype=torch.bool)
+        if self.pt_min > 0:
+            sin = (1 - point.cos_theta**2).clamp_min(0).sqrt()
+            keep &= point.s_hat.sqrt() / 2 * sin >= self.pt_min
+        if math.isfinite(self.eta_max):
+            eta_star = torch.atanh(point.cos_theta.clamp(-1, 1))
+            keep &= ((point.y + eta_star).abs() <= self.eta_max) & (
+                (point.y - eta_star).abs() <= self.eta_max
+            )
+        return keep
+
+
 class HadronicPhaseSpace:
     """Massless 2 -> 2 phase space in a hadron collider, from the unit cube [0, 1]^4.
 

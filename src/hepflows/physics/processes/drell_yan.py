@@ -32,7 +32,12 @@ from torch import Tensor
 
 from hepflows.errors import ConfigError
 from hepflows.integrate.channels import Channel
-from hepflows.physics.phasespace import HadronicPhaseSpace, PartonicPoint, s_hat_channel
+from hepflows.physics.phasespace import (
+    HadronicPhaseSpace,
+    LeptonCuts,
+    PartonicPoint,
+    s_hat_channel,
+)
 
 #: GeV^-2 -> pb.
 GEV2_TO_PB = 0.3893793721e9
@@ -62,6 +67,8 @@ class DrellYanParameters:
         mu_f: factorisation scale (fixed).
         sqrt_s_hat_min: cut on the lepton-pair mass.
         sqrt_s_hat_max: upper limit (default sqrt_s).
+        lepton_pt_min: cut on both leptons' transverse momenta (GeV; 0: none).
+        lepton_eta_max: cut on both leptons' |pseudorapidity| (inf: none).
         pdf: PDF set name (LHAPDF6 grid; shipped by pythia8mc) or a loaded PDF.
     """
 
@@ -81,6 +88,8 @@ class DrellYanParameters:
     mu_f: float = 91.188
     sqrt_s_hat_min: float = 15.0
     sqrt_s_hat_max: float | None = None
+    lepton_pt_min: float = 0.0
+    lepton_eta_max: float = math.inf
     pdf: object = "NNPDF23_lo_as_0130_qed"
 
     @property
@@ -120,6 +129,7 @@ class DrellYan:
                 raise ConfigError(f"{name} must be > 0, got {getattr(params, name)}")
         self.params = params
         self.space = HadronicPhaseSpace(params.sqrt_s, params.sqrt_s_hat_min, params.sqrt_s_hat_max)
+        self.cuts = LeptonCuts(params.lepton_pt_min, params.lepton_eta_max)
         if isinstance(params.pdf, str):
             from hepflows.physics.pdf import load_pdf
 
@@ -200,7 +210,10 @@ class DrellYan:
         for i, q in enumerate(flv):
             rows_a.append(f1[i] * f2[n_f + i] * self.partonic(q, pt.s_hat, pt.cos_theta))
             rows_b.append(f1[n_f + i] * f2[i] * self.partonic(q, pt.s_hat, -pt.cos_theta))
-        return torch.stack(rows_a + rows_b) * (pt.jac * GEV2_TO_PB), pt
+        weight = pt.jac * GEV2_TO_PB
+        if self.cuts.active:
+            weight = weight * self.cuts.mask(pt)
+        return torch.stack(rows_a + rows_b) * weight, pt
 
     def __call__(self, u: Tensor) -> Tensor:
         """(n, 4) unit-cube points -> (n,) d sigma / du in pb."""
