@@ -46,6 +46,7 @@ from hepflows.integrate import NeuralIntegrator
 from hepflows.integrate.channels import log_priors
 from hepflows.integrate.result import weight_statistics
 from hepflows.physics import DrellYan, pythia_parameters
+from hepflows.physics.generation import LOSS
 from hepflows.physics.kinematics import cos_theta_star, mass, rapidity
 from hepflows.physics.pythia import pythia_drell_yan, pythia_events
 from hepflows.plots import histogram_comparison
@@ -76,7 +77,8 @@ def figures(value, error, w, calls, seconds):
 def run_hepflows(dy, n_train, n_eval, seed, multichannel):
     f = Counted(dy)
     t0 = time.perf_counter()
-    integ = NeuralIntegrator(f, 4, seed=seed, channels=dy.channels() if multichannel else None)
+    integ = NeuralIntegrator(f, 4, seed=seed, channels=dy.channels() if multichannel else None,
+                             loss=LOSS)  # as `hepflows generate drell-yan`
     integ.train(n_train, progress=False)
     r = integ.integrate(n_eval)
     out = {"sigma_pb": r.value, "error_pb": r.error, "relative_error": r.relative_error,

@@ -9,6 +9,7 @@ from scipy import stats
 
 from hepflows import CheckpointError, ConfigError
 from hepflows.integrate import IntegrandError, NeuralIntegrator, camel, gaussian, polynomial, signed
+from hepflows.integrate.losses import get_loss
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,10 @@ def test_pulls_are_honest(trained_camel):
     assert 0.7 <= pulls.std(ddof=1) <= 1.4, pulls
 
 
-@pytest.mark.parametrize("make, loss", [(gaussian, "kl"), (polynomial, "variance"), (camel, "rkl")])
+@pytest.mark.parametrize(
+    "make, loss",
+    [(gaussian, "kl"), (polynomial, "variance"), (camel, "rkl"), (camel, "moment3")],
+)
 def test_known_integrals_within_4_sigma(make, loss):
     f = make(3)
     integ = NeuralIntegrator(f, 3, seed=2, loss=loss, hidden=(32, 32))
@@ -155,3 +159,20 @@ def test_bad_integrands_and_options():
         NeuralIntegrator(camel(2), 0)
     with pytest.raises(ConfigError, match="callable"):
         NeuralIntegrator(3.0, 2)
+
+
+@pytest.mark.parametrize("name", ["variance", "moment3", "kl"])
+def test_losses_are_minimised_by_q_proportional_to_f(name):
+    """f = e^{-3x} on [0, 1]; q_t = t e^{-tx} / (1 - e^{-t}); each loss, estimated from
+    uniform points (log q_s = 0), is smallest at t = 3."""
+    x = (torch.arange(20_000, dtype=torch.float64) + 0.5) / 20_000
+    f = torch.exp(-3 * x)
+    zeros = torch.zeros_like(x)
+    loss_fn = get_loss(name)
+
+    def loss(t: float) -> float:
+        log_q = math.log(t / (1 - math.exp(-t))) - t * x
+        return loss_fn(f, zeros, log_q).item()
+
+    ts = np.linspace(1.0, 5.0, 81)
+    assert ts[np.argmin([loss(t) for t in ts])] == pytest.approx(3.0, abs=0.05)
