@@ -46,7 +46,7 @@ CASES = [("camel", 2), ("camel", 4), ("camel", 8), ("camel", 16), ("gaussian", 8
 SETTINGS = {
     "hepflows": "NeuralIntegrator defaults (variance loss, VEGAS warm start for one channel in "
     "d <= 4, 7 buffered steps, stratified latent estimate); resonances: its two Breit-Wigner "
-    "channels",
+    "channels with mixture (Kleiss-Pittau) channel weights, the default",
     "vegas": "vegas.Integrator(d * [[0, 1]]), nitn=10 adaptive iterations over the training "
     "budget, then one adapt=False pass; stratified error (vegas' own)",
     "madnis": "madnis.integrator.Integrator(f, dims, batch_size=1024), default flow and "
