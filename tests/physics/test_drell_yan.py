@@ -124,3 +124,9 @@ def test_bad_parameters():
         DrellYan(pdf=FlatPDF(), lepton=12)
     with pytest.raises(ConfigError, match="wz"):
         DrellYan(pdf=FlatPDF(), wz=0.0)
+    with pytest.raises(ConfigError, match="mz must be > 0"):  # a negative mass
+        DrellYan(pdf=FlatPDF(), mz=-91.188)
+    with pytest.raises(ConfigError, match="sqrt_s_hat_min"):  # sqrt(s) below the mass cut
+        DrellYan(pdf=FlatPDF(), sqrt_s=10.0)
+    with pytest.raises(ConfigError, match="eta_max"):
+        DrellYan(pdf=FlatPDF(), lepton_eta_max=-1.0)
