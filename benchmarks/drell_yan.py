@@ -24,7 +24,8 @@ Two parts, one process (design note physics.md):
    evaluation sample; the 99.9 % quantile second). sigma is also checked
    against a high-precision VEGAS integration of the same matrix element.
 
-Budgets: 2e5 + 2e5 calls (``--quick``: 5e4 + 5e4); Pythia 2e5 events (5e4).
+Budgets: 2e5 + 2e5 calls (``--quick``: 5e4 + 5e4; ``--budget N``: N + N);
+Pythia 2e5 events (5e4).
 The last line of output is one JSON object.
 
 Usage: ``python benchmarks/drell_yan.py [--quick] [--out FILE.json] [--plot FILE.png]``
@@ -219,9 +220,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--budget", type=float, default=None,
+                    help="training = evaluation calls per method (default 2e5; --quick 5e4)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    n_train = n_eval = 5 * 10**4 if args.quick else 2 * 10**5
+    n_train = n_eval = int(args.budget or (5 * 10**4 if args.quick else 2 * 10**5))
     n_pythia = 5 * 10**4 if args.quick else 2 * 10**5
     seed = args.seed
     result: dict[str, object] = {"date": datetime.date.today().isoformat(), "quick": args.quick,

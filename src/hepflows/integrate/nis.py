@@ -218,7 +218,8 @@ class NeuralIntegrator:
         self.flow = self._make_flow()
         self.weights = ChannelWeights(dims, n_ch) if weights == "learned" else None
         self.maps: list[VegasMap | None] = [None] * n_ch
-        #: Share of the points each channel gets, proportional to its weight spread.
+        #: Share of the points each channel gets: proportional to its weight spread
+        #: (learned/prior weights), or the Kleiss-Pittau shares p_i (mixture weights).
         self.fractions = torch.full((n_ch,), 1.0 / n_ch, dtype=torch.float64)
         self.generator = torch.Generator()
         self.generator.manual_seed(seed if seed is not None else torch.seed())
@@ -458,7 +459,7 @@ class NeuralIntegrator:
         return history
 
     def _record(self, batch: Batch, history: TrainingHistory) -> float:
-        """Log a fresh batch's estimate and move the channel shares towards n_i ~ sigma_i."""
+        """Log a fresh batch's estimate and update the channel shares (see :attr:`fractions`)."""
         w = self._weights(batch)
         n_ch = len(self.channels)
         counts = torch.bincount(batch.channel, minlength=n_ch).to(torch.float64)
