@@ -198,6 +198,10 @@ def test_mixture_weight_errors():
     integ = NeuralIntegrator(f, 2, channels=[bad, f.channels[1]], weights="mixture")
     with pytest.raises(InputError, match="inverse left the unit cube"):
         integ.train(2_000, progress=False)
+    flat = dataclasses.replace(f.channels[0], inverse=lambda x: (x, torch.zeros(len(x))))
+    integ = NeuralIntegrator(f, 2, channels=[flat, f.channels[1]], weights="mixture")
+    with pytest.raises(InputError, match="density would be infinite"):
+        integ.train(2_000, progress=False)
 
 
 @pytest.mark.parametrize("trained", ["mixture"], indirect=True)

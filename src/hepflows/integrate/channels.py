@@ -146,7 +146,14 @@ def apply_inverse(channel: Channel, index: int, x: Tensor) -> tuple[Tensor, Tens
             f"channel {index} ({channel.name}) has a mapping but no inverse; mixture weights "
             "need Channel(inverse=...), or use weights='learned'"
         )
-    return _checked(channel.inverse, "inverse", channel, index, x)
+    u, jac = _checked(channel.inverse, "inverse", channel, index, x)
+    if bool((jac == 0).any()):
+        raise InputError(
+            f"channel {index} ({channel.name}): the inverse returned |dx/du| = 0 at "
+            f"{int((jac == 0).sum())} points, where the channel density would be infinite; "
+            "return the Jacobian of the mapping at u"
+        )
+    return u, jac
 
 
 def _checked(

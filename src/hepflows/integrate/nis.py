@@ -521,33 +521,30 @@ class NeuralIntegrator:
         return self._opt
 
     def _step(self, opt: torch.optim.Optimizer, batch: Batch) -> float:
-        n_ch = len(self.channels)
-        if self.mixture:
-            loss = self._mixture_loss(batch)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self._parameters(), 10.0)
-            opt.step()
-            return loss.item()
-        log_q = self.flow.log_prob(batch.y, self._context(batch.channel)).to(torch.float64)
-        g = batch.fj * torch.exp(self._log_alpha(batch))
-        if self.config["loss"] == "variance":
-            loss = channel_variance(g, batch.log_qs, log_q, batch.channel, n_ch)
-        else:
-            loss_fn = get_loss(self.config["loss"])
-            parts = [
-                loss_fn(g.detach()[m], batch.log_qs[m], log_q[m])
-                for m in (batch.channel == i for i in range(n_ch))
-                if bool(m.any())
-            ]
-            loss = torch.stack(parts).mean()
-            if self.weights is not None:  # the channel weights learn from the variance
-                loss = loss + channel_variance(g, batch.log_qs, log_q.detach(), batch.channel, n_ch)
+        loss = self._mixture_loss(batch) if self.mixture else self._channel_loss(batch)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self._parameters(), 10.0)
         opt.step()
         return loss.item()
+
+    def _channel_loss(self, batch: Batch) -> Tensor:
+        """The loss of each channel's alpha_c f J / q_c (learned or prior channel weights)."""
+        n_ch = len(self.channels)
+        log_q = self.flow.log_prob(batch.y, self._context(batch.channel)).to(torch.float64)
+        g = batch.fj * torch.exp(self._log_alpha(batch))
+        if self.config["loss"] == "variance":
+            return channel_variance(g, batch.log_qs, log_q, batch.channel, n_ch)
+        loss_fn = get_loss(self.config["loss"])
+        parts = [
+            loss_fn(g.detach()[m], batch.log_qs[m], log_q[m])
+            for m in (batch.channel == i for i in range(n_ch))
+            if bool(m.any())
+        ]
+        loss = torch.stack(parts).mean()
+        if self.weights is not None:  # the channel weights learn from the variance
+            loss = loss + channel_variance(g, batch.log_qs, log_q.detach(), batch.channel, n_ch)
+        return loss
 
     def _mixture_loss(self, batch: Batch) -> Tensor:
         """The loss of f / g with g = sum_j p_j q_j(x), gradients through every channel flow."""
