@@ -31,9 +31,7 @@ def variance(f: Tensor, log_qs: Tensor, log_q: Tensor) -> Tensor:
     E_q[(f/q)^2] estimated with samples from q_s: mean(w_s^2 q_s / q) with
     w_s = f / q_s, normalised by the squared integral estimate.
     """
-    w = f / log_qs.exp()
-    norm = w.abs().mean().detach().clamp_min(torch.finfo(w.dtype).tiny)
-    return ((w / norm) ** 2 * torch.exp(log_qs - log_q)).mean()
+    return _moment(f, log_qs, log_q, 2)
 
 
 def third_moment(f: Tensor, log_qs: Tensor, log_q: Tensor) -> Tensor:
@@ -43,9 +41,14 @@ def third_moment(f: Tensor, log_qs: Tensor, log_q: Tensor) -> Tensor:
     where it falls short of f, which is what limits unweighting. Estimated with
     samples from q_s as mean(w_s^3 (q_s / q)^2), normalised by the integral.
     """
+    return _moment(f, log_qs, log_q, 3)
+
+
+def _moment(f: Tensor, log_qs: Tensor, log_q: Tensor, p: int) -> Tensor:
+    """E_q[(|f|/q)^p] / I^p from samples of q_s: mean((|w_s| / I)^p (q_s / q)^(p - 1))."""
     w = f.abs() / log_qs.exp()
     norm = w.mean().detach().clamp_min(torch.finfo(w.dtype).tiny)
-    return ((w / norm) ** 3 * torch.exp(2 * (log_qs - log_q))).mean()
+    return ((w / norm) ** p * torch.exp((p - 1) * (log_qs - log_q))).mean()
 
 
 def forward_kl(f: Tensor, log_qs: Tensor, log_q: Tensor) -> Tensor:

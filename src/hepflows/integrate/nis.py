@@ -300,21 +300,32 @@ class NeuralIntegrator:
         self.dropped += n_bad
         fj = fx if jac is None else fx * jac
         if self.mixture:
+            # The point's own channel density is known from the draw: log q_flow - log J.
+            own = log_qs if jac is None else log_qs - torch.log(jac)
             with torch.no_grad():
-                log_prior = self._channel_log_densities(x)
+                log_prior = self._channel_log_densities(x, channel, own)
         else:
             log_prior = log_priors(self.channels, x) if len(self.channels) > 1 else None
         return Batch(y, channel, x, fj, log_qs, log_prior)
 
-    def _channel_log_densities(self, x: Tensor) -> Tensor:
-        """(n, C) log q_j(x): every channel's density at points x (n, d), in x-space."""
-        n = len(x)
+    def _channel_log_densities(
+        self, x: Tensor, channel: Tensor | None = None, own: Tensor | None = None
+    ) -> Tensor:
+        """(n, C) log q_j(x): every channel's density at points x (n, d), in x-space.
+
+        With ``channel`` (n,) and ``own`` (n,), each point's log-density in its
+        own channel (known from drawing it), only the other channels are evaluated.
+        """
         cols = []
         for j, ch in enumerate(self.channels):
-            u, jac = apply_inverse(ch, j, x)
-            ctx = self._context(torch.full((n,), j, dtype=torch.int64))
-            log_q = self.flow.log_prob(u.to(self.flow.dtype), ctx).to(torch.float64)
-            cols.append(log_q - torch.log(jac))
+            col = torch.empty(len(x), dtype=torch.float64) if own is None else own.clone()
+            rows = torch.ones(len(x), dtype=torch.bool) if channel is None else channel != j
+            if bool(rows.any()):
+                u, jac = apply_inverse(ch, j, x[rows])
+                ctx = self._context(torch.full((len(u),), j, dtype=torch.int64))
+                log_q = self.flow.log_prob(u.to(self.flow.dtype), ctx).to(torch.float64)
+                col[rows] = log_q - torch.log(jac)
+            cols.append(col)
         return torch.stack(cols, dim=1)
 
     def _draw(self, n: int) -> Batch:
