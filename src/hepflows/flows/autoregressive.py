@@ -3,8 +3,12 @@
 :class:`MaskedAutoregressive` conditions the map of feature i on the
 features before it through a MADE network. In the normalising direction
 (data -> latent) it takes one network pass and is the MAF block; its inverse
-needs F passes. Wrapped in :class:`~hepflows.flows.transforms.Inverse` it is
-an IAF block: one pass for sampling, F passes for the density.
+needs F passes. :class:`InverseAutoregressive` is the IAF block: one pass for
+sampling, F passes for the density. It mirrors a MAF block parameter for
+parameter (its sampling pass applies the *inverse* element-wise map, as the
+MAF block's density pass inverts the forward one), so that a student IAF can
+learn a teacher MAF's conditioner outputs block by block (CaloFlow II,
+2110.11377).
 """
 
 from __future__ import annotations
@@ -58,3 +62,24 @@ class MaskedAutoregressive(Transform):
             xt, ladj = self.elementwise(z.T, self.made(x, context), inverse=True)
             x = xt.T
         return x, ladj.sum(0)
+
+
+class InverseAutoregressive(MaskedAutoregressive):
+    """IAF block ``x_i = g^-1(z_i; made(z_<i, c))``: sampling in one network pass.
+
+    The same arguments as :class:`MaskedAutoregressive`. An ideal IAF copy of a
+    MAF block ``z_i = g(x_i; made_T(x_<i))`` has ``made(z_<i) = made_T(x_<i)``:
+    the conditioners of teacher and student can be compared directly.
+    """
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        # z_i = g(x_i; made(z_<i)): after pass k the first k latent features are exact.
+        z = x.new_zeros(x.shape)
+        for _ in range(self.features):
+            zt, ladj = self.elementwise(x.T, self.made(z, context))
+            z = zt.T
+        return z, ladj.sum(0)
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x, ladj = self.elementwise(z.T, self.made(z, context), inverse=True)
+        return x.T, ladj.sum(0)

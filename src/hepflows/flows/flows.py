@@ -17,13 +17,13 @@ from typing import Any, ClassVar
 import torch
 
 from hepflows.errors import ConfigError
-from hepflows.flows.autoregressive import MaskedAutoregressive
+from hepflows.flows.autoregressive import InverseAutoregressive, MaskedAutoregressive
 from hepflows.flows.coupling import Coupling
 from hepflows.flows.distributions import BaseDistribution, StandardNormal, UnitUniform
 from hepflows.flows.elementwise import make_map
 from hepflows.flows.flow import Flow
 from hepflows.flows.nets import ACTIVATIONS
-from hepflows.flows.transforms import Compose, Inverse, Permutation, Transform
+from hepflows.flows.transforms import Compose, Permutation, Transform
 
 #: Flow classes that save/load can rebuild, by name.
 REGISTRY: dict[str, type[ConfiguredFlow]] = {}
@@ -208,7 +208,7 @@ class MAF(ConfiguredFlow):
     the autoregressive order is reversed between blocks.
     """
 
-    inverse_blocks: ClassVar[bool] = False
+    block: ClassVar[type[MaskedAutoregressive]] = MaskedAutoregressive
 
     def __init__(
         self,
@@ -230,17 +230,19 @@ class MAF(ConfiguredFlow):
         for i in range(c["transforms"]):
             if i:
                 blocks.append(Permutation(torch.arange(features - 1, -1, -1)))
-            block: Transform = MaskedAutoregressive(
-                features, c["elementwise"], c["context"], c["hidden"], act=c["act"]
+            blocks.append(
+                self.block(features, c["elementwise"], c["context"], c["hidden"], act=c["act"])
             )
-            blocks.append(Inverse(block) if self.inverse_blocks else block)
         return blocks
 
 
 class IAF(MAF):
     """Inverse autoregressive flow: sampling in one pass, density in F passes per block.
 
-    Same arguments as :class:`MAF`. CaloFlow's student is an IAF.
+    Same arguments as :class:`MAF`. CaloFlow's student is an IAF: its blocks
+    (:class:`~hepflows.flows.autoregressive.InverseAutoregressive`) mirror the
+    MAF's block by block, so a student can be distilled from a teacher of the
+    same configuration.
     """
 
-    inverse_blocks = True
+    block = InverseAutoregressive

@@ -40,7 +40,12 @@ from torch import Tensor
 
 import hepflows
 from hepflows.errors import CheckpointError, ConfigError
-from hepflows.files import atomic_write, read_metadata
+from hepflows.files import (
+    atomic_write,
+    load_optimizer_tensors,
+    optimizer_tensors,
+    read_metadata,
+)
 from hepflows.flows import MAF, CouplingFlow
 from hepflows.flows.flows import ConfiguredFlow
 from hepflows.integrate.channels import (
@@ -750,13 +755,8 @@ class NeuralIntegrator:
             tensors["buffer"] = self._buffer.contiguous()
         opt_meta: dict[str, Any] = {}
         if self._opt is not None:
-            sd = self._opt.state_dict()
-            for i, st in sd["state"].items():
-                for k, v in st.items():
-                    tensors[f"opt.{i}.{k}"] = (
-                        torch.as_tensor(v).reshape(-1).clone() if k == "step" else v
-                    )  # noqa: E501
-            opt_meta = {"param_groups": sd["param_groups"], "n_state": len(sd["state"])}
+            opt_tensors, opt_meta = optimizer_tensors(self._opt)
+            tensors |= opt_tensors
         meta = {
             "format": FORMAT,
             "hepflows_version": hepflows.__version__,
@@ -827,16 +827,7 @@ class NeuralIntegrator:
         self._buffer = tensors.get("buffer")
         self._opt = None
         if training and state["opt"]:
-            opt = self._optimizer()
-            n_state = state["opt"]["n_state"]
-            opt_state = {}
-            for i in range(n_state):
-                st = {k.split(".", 2)[2]: v for k, v in tensors.items()
-                      if k.startswith(f"opt.{i}.")}  # fmt: skip
-                if "step" in st:
-                    st["step"] = st["step"].reshape(())
-                opt_state[i] = st
-            opt.load_state_dict({"state": opt_state, "param_groups": state["opt"]["param_groups"]})
+            load_optimizer_tensors(self._optimizer(), tensors, state["opt"])
 
 
 def _read_meta(path: str | os.PathLike) -> dict[str, str]:
