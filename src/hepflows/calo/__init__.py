@@ -1,6 +1,35 @@
 """Calorimeter showers: geometry and shower files, a toy simulator, CaloFlow, evaluation."""
 
+from hepflows.calo.evaluate import ClassifierResult, classifier_test, evaluate, plot_features
+from hepflows.calo.features import (
+    feature_matrix,
+    feature_names,
+    fpd,
+    high_level_features,
+    kpd,
+    separation_power,
+)
 from hepflows.calo.geometry import Geometry, Layer
+from hepflows.calo.io import read_showers, write_showers
 from hepflows.calo.showers import Showers
+from hepflows.calo.simulator import Material, ToySimulator
 
-__all__ = ["Geometry", "Layer", "Showers"]
+__all__ = [
+    "ClassifierResult",
+    "Geometry",
+    "Layer",
+    "Material",
+    "Showers",
+    "ToySimulator",
+    "classifier_test",
+    "evaluate",
+    "feature_matrix",
+    "feature_names",
+    "fpd",
+    "high_level_features",
+    "kpd",
+    "plot_features",
+    "read_showers",
+    "separation_power",
+    "write_showers",
+]
