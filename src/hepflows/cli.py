@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 import hepflows
+from hepflows.calo.cli import calo_app
+from hepflows.console import console, count, err_console
 from hepflows.errors import HepflowsError
-
-console = Console()
-err_console = Console(stderr=True)
 
 app = typer.Typer(
     name="hepflows",
@@ -37,6 +35,7 @@ app.add_typer(demo_app, name="demo")
 generate_app = typer.Typer(help="Generate unweighted events of a physics process.",
                            no_args_is_help=True)  # fmt: skip
 app.add_typer(generate_app, name="generate")
+app.add_typer(calo_app, name="calo")
 
 
 def _version_callback(value: bool) -> None:
@@ -102,16 +101,6 @@ def demo_flows(
     console.print(table)
 
 
-def _count(text: str, name: str) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise HepflowsError(f"{name} must be a number such as 1e6, got {text!r}") from None
-    if not (value >= 1 and value < 1e13):
-        raise HepflowsError(f"{name} must be at least 1, got {text!r}")
-    return int(value)
-
-
 def _print_result(result, title: str, unit: str = "") -> None:
     """The result table, and the per-channel table of a multi-channel integration."""
     table = Table(title=title)
@@ -162,8 +151,8 @@ def integrate(
     from hepflows.integrate import NeuralIntegrator, builtin
 
     f = builtin(integrand, dims)
-    n_eval = _count(calls, "--calls")
-    n_train = _count(train_calls, "--train-calls") if train_calls else n_eval
+    n_eval = count(calls, "--calls")
+    n_train = count(train_calls, "--train-calls") if train_calls else n_eval
     channels = f.channels if multichannel else None
     integ = NeuralIntegrator(f, dims, seed=seed, loss=loss, vegas=vegas, channels=channels)
     integ.train(calls=n_train, checkpoint=checkpoint)
@@ -208,10 +197,10 @@ def drell_yan(
         raise HepflowsError(f"--lepton must be e or mu, got {lepton!r}")
     dy = DrellYan(zprime=zprime, lepton=leptons[lepton], pdf=pdf, sqrt_s_hat_min=mll_min,
                   lepton_pt_min=pt_min, lepton_eta_max=math.inf if eta_max is None else eta_max)
-    n_events = _count(events, "--events") if events not in ("0", "0.0") else 0
+    n_events = count(events, "--events") if events not in ("0", "0.0") else 0
     run_ = generate_events(
         dy, n_events, out=out if n_events else None,
-        train_calls=_count(train_calls, "--train-calls"), calls=_count(calls, "--calls"),
+        train_calls=count(train_calls, "--train-calls"), calls=count(calls, "--calls"),
         seed=seed, multichannel=multichannel, integrator=integrator,
     )  # fmt: skip
     title = f"pp -> {lepton}+{lepton}- via gamma/Z{'/Z' if zprime else ''}, 13 TeV, LO"

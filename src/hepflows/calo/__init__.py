@@ -1,5 +1,6 @@
 """Calorimeter showers: geometry and shower files, a toy simulator, CaloFlow, evaluation."""
 
+from hepflows.calo.caloflow import CaloFlow
 from hepflows.calo.evaluate import ClassifierResult, classifier_test, evaluate, plot_features
 from hepflows.calo.features import (
     feature_matrix,
@@ -13,14 +14,17 @@ from hepflows.calo.geometry import Geometry, Layer
 from hepflows.calo.io import read_showers, write_showers
 from hepflows.calo.showers import Showers
 from hepflows.calo.simulator import Material, ToySimulator
+from hepflows.calo.training import TrainingPlan, train
 
 __all__ = [
+    "CaloFlow",
     "ClassifierResult",
     "Geometry",
     "Layer",
     "Material",
     "Showers",
     "ToySimulator",
+    "TrainingPlan",
     "classifier_test",
     "evaluate",
     "feature_matrix",
@@ -31,5 +35,6 @@ __all__ = [
     "plot_features",
     "read_showers",
     "separation_power",
+    "train",
     "write_showers",
 ]

@@ -322,6 +322,7 @@ class Geometry:
         """A geometry from a built-in name, an XML path, or a :class:`Geometry`."""
         if isinstance(spec, Geometry):
             return spec
-        if str(spec) in BUILTIN:
-            return cls.builtin(str(spec))
+        name = str(spec).replace("_", "-")  # calochallenge_ds1_photon works too
+        if name in BUILTIN and not Path(spec).suffix:
+            return cls.builtin(name)
         return cls.from_xml(spec)

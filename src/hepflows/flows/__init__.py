@@ -8,9 +8,10 @@ Quick use::
     samples = flow.sample(10_000)            # (10000, 2)
 """
 
-from hepflows.flows.autoregressive import MaskedAutoregressive
+from hepflows.flows.autoregressive import InverseAutoregressive, MaskedAutoregressive
 from hepflows.flows.bayesian import VBLinear
 from hepflows.flows.coupling import Coupling
+from hepflows.flows.distill import DistillationLoss, distillation_loss
 from hepflows.flows.distributions import BaseDistribution, StandardNormal, UnitUniform
 from hepflows.flows.elementwise import AffineMap, ElementwiseMap, SplineMap
 from hepflows.flows.flow import Flow
@@ -21,7 +22,9 @@ from hepflows.flows.transforms import Compose, Inverse, Logit, Permutation, Sigm
 
 __all__ = [
     "IAF", "MADE", "MAF", "MLP", "AffineMap", "BaseDistribution", "Compose", "ConfiguredFlow",
-    "Coupling", "CouplingFlow", "ElementwiseMap", "Flow", "Inverse", "Logit",
+    "Coupling", "CouplingFlow", "DistillationLoss", "ElementwiseMap", "Flow", "Inverse",
+    "InverseAutoregressive", "Logit",
     "MaskedAutoregressive", "MaskedLinear", "Permutation", "Sigmoid", "SplineMap",
-    "StandardNormal", "Transform", "UnitUniform", "VBLinear", "load", "save",
+    "StandardNormal", "Transform", "UnitUniform", "VBLinear", "distillation_loss", "load",
+    "save",
 ]  # fmt: skip

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor
 
 from hepflows.flows.elementwise import ElementwiseMap
@@ -55,13 +56,24 @@ class MaskedAutoregressive(Transform):
         return z.T, ladj.sum(0)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        # After pass k the first k features in the order are exact; F passes
-        # invert the block. The last pass gives the log-determinant.
-        x = z.new_zeros(z.shape)
-        for _ in range(self.features):
-            xt, ladj = self.elementwise(z.T, self.made(x, context), inverse=True)
-            x = xt.T
-        return x, ladj.sum(0)
+        return self._sequential(z, context, inverse=True)
+
+    def _sequential(
+        self, y: Tensor, context: Tensor | None, inverse: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Solve ``out_i = g^(-1 if inverse)(y_i; made(out_<i))`` one feature per pass.
+
+        Pass k computes only feature k of the order (its conditioner row and
+        its element-wise map); a final full pass gives the log-determinant.
+        (N, F) -> (N, F), (N,).
+        """
+        out = y.new_zeros(y.shape)
+        columns = torch.arange(self.features, device=y.device)
+        for i in self.made.order.argsort().tolist():  # features in autoregressive order
+            oi, _ = self.elementwise(y[:, i], self.made.feature(out, context, i), inverse=inverse)
+            out = torch.where(columns == i, oi[:, None], out)
+        ot, ladj = self.elementwise(y.T, self.made(out, context), inverse=inverse)
+        return ot.T, ladj.sum(0)
 
 
 class InverseAutoregressive(MaskedAutoregressive):
@@ -73,12 +85,8 @@ class InverseAutoregressive(MaskedAutoregressive):
     """
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        # z_i = g(x_i; made(z_<i)): after pass k the first k latent features are exact.
-        z = x.new_zeros(x.shape)
-        for _ in range(self.features):
-            zt, ladj = self.elementwise(x.T, self.made(z, context))
-            z = zt.T
-        return z, ladj.sum(0)
+        # z_i = g(x_i; made(z_<i)): F passes, one feature each.
+        return self._sequential(x, context, inverse=False)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x, ladj = self.elementwise(z.T, self.made(z, context), inverse=True)

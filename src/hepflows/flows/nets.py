@@ -145,6 +145,7 @@ class MADE(nn.Module):
             layers += [MaskedLinear((deg[:, None] >= prev[None, :]).long()), activation(act)]
             prev = deg
         deg_out = (order + 1).repeat(params)  # layout (P, F) flattened
+        self.register_buffer("order", order, persistent=False)
         self.hidden = nn.Sequential(*layers)
         self.last = MaskedLinear((deg_out[:, None] > prev[None, :]).long())
         _zero_init(self.last)
@@ -155,3 +156,17 @@ class MADE(nn.Module):
             x = torch.cat((x, context), dim=-1)
         h = self.hidden(x)
         return transposed_linear(self.last, h).view(self.params, self.features, -1)
+
+    def feature(self, x: Tensor, context: Tensor | None, i: int) -> Tensor:
+        """The parameters of feature ``i`` alone: (N, F), (N, C) -> (P, N).
+
+        Equal to ``self(x, context)[:, i]`` at a fraction of the cost of the
+        output layer (which dominates for many features): what a sequential
+        inversion needs, one feature per pass.
+        """
+        if context is not None:
+            x = torch.cat((x, context), dim=-1)
+        h = self.hidden(x)
+        rows = slice(i, None, self.features)  # rows p * F + i of the (P, F) layout
+        weight = self.last.weight[rows] * self.last.mask[rows]
+        return torch.addmm(self.last.bias[rows].unsqueeze(1), weight, h.T)

@@ -1,0 +1,153 @@
+"""CaloFlow teacher and student on toy CaloGAN-like photon showers, judged CaloChallenge-style.
+
+Set-up (reduced for 2 CPU cores; CaloFlow itself trained for hours on a GPU):
+
+* data: ``ToySimulator(geometry="calogan", particle="photon")``, incident
+  energies uniform in 1-100 GeV; ``--n-train`` showers (default 50k) to train
+  on (10 % of them held out for validation) and a *fresh* sample of
+  ``--n-eval`` showers (default 50k, another seed) as the reference;
+* model: :class:`hepflows.calo.CaloFlow` with the sizes printed at the start
+  (flow I: MAF over the 3 layer energies; flow II teacher: MAF over the 504
+  voxels; student: IAF of the same configuration, distilled from the teacher
+  by probability density distillation);
+* evaluation: :func:`hepflows.calo.evaluate` with the fixed classifier of
+  ``design/calo.md`` (MLP 3x512, Adam 2e-4, <= 50 epochs with early stopping,
+  60/20/20 split, isotonic calibration), on voxels ("low") and on high-level
+  features ("high"), plus separation powers and FPD/KPD;
+* timing (CPU, ``--threads`` threads): teacher per shower on a few hundred
+  showers at once (a MAF samples in one pass per voxel), student per shower
+  at batch 10^4 and at batch 1, the toy simulator per shower.
+
+The last line of output is one JSON object. ``--checkpoint`` makes training
+resumable (a cut-off run continues where it stopped).
+
+Usage: ``python benchmarks/calo.py [--quick] [--out benchmarks/results/calo.json]
+[--plot calo.png] [--checkpoint calo_bench.safetensors]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import finish  # noqa: E402
+from hepflows.calo import CaloFlow, ToySimulator, evaluate  # noqa: E402
+from hepflows.calo.training import TrainingPlan, train  # noqa: E402
+
+
+def per_shower_ms(fn, n: int, repeats: int = 3) -> float:
+    """Best-of-``repeats`` wall time of ``fn()`` divided by ``n``, in ms."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return 1e3 * best / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="10k training showers, few epochs")
+    ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--n-eval", type=int, default=None)
+    ap.add_argument("--epochs", type=str, default=None,
+                    help="flow1,teacher,student epochs (default 40,40,15; --quick 10,4,2)")
+    ap.add_argument("--flow2", type=str, default=None,
+                    help='flow II sizes as JSON, default {"transforms": 4, "bins": 8, '
+                         '"hidden": [128]}')  # fmt: skip
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--checkpoint", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    n_train = args.n_train or (10_000 if args.quick else 50_000)
+    n_eval = args.n_eval or (10_000 if args.quick else 50_000)
+    epochs = [int(v) for v in (args.epochs or ("10,4,2" if args.quick else "40,40,15")).split(",")]
+    flow2 = json.loads(args.flow2) if args.flow2 else {"transforms": 4, "bins": 8, "hidden": [128]}
+    plan = TrainingPlan(epochs=dict(zip(("flow1", "teacher", "student"), epochs, strict=True)),
+                        seed=args.seed)  # fmt: skip
+    result: dict[str, object] = {
+        "date": datetime.date.today().isoformat(), "quick": args.quick,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch "
+                   f"{torch.__version__}",
+        "n_train": n_train, "n_eval": n_eval, "seed": args.seed,
+    }  # fmt: skip
+
+    print("== Data: toy CaloGAN-like photons, 1-100 GeV uniform")
+    sim = ToySimulator("calogan", particle="photon", seed=args.seed)
+    t0 = time.perf_counter()
+    showers = sim.simulate(n_train, progress=False)
+    sim_s = time.perf_counter() - t0
+    reference = ToySimulator("calogan", particle="photon", seed=args.seed + 1000).simulate(
+        n_eval, progress=False
+    )
+    print(f"{sim!r}\n{n_train} training showers in {sim_s:.1f} s; {n_eval} fresh reference showers")
+
+    model = CaloFlow("calogan", flow2=flow2)
+    print(f"flow I : {model.flow1.config}\nteacher: {model.teacher.config}\nstudent: IAF, same")
+    print(f"plan   : {plan}")
+    t0 = time.perf_counter()
+    history = train(model, showers, plan, checkpoint=args.checkpoint, progress=False, log=print)
+    train_s = time.perf_counter() - t0
+    result.update(
+        flow1=model.flow1_config, flow2=model.flow2_config, epochs=plan.epochs,
+        batch_size=plan.batch_size, lr=plan.lr, train_seconds=train_s,
+        stage_seconds={k: v["seconds"] for k, v in history.items()},
+        best_epochs={k: v["best_epoch"] + 1 for k, v in history.items()},
+        parameters={"flow1": sum(p.numel() for p in model.flow1.parameters()),
+                    "flow2": sum(p.numel() for p in model.teacher.parameters())},
+    )  # fmt: skip
+    print(f"training: {train_s / 60:.1f} min in this process "
+          f"(stages: { {k: round(v['seconds']) for k, v in history.items()} } s)")  # fmt: skip
+
+    print("\n== Timing (CPU)")
+    g = torch.Generator().manual_seed(args.seed + 1)
+    e = reference.energy
+    n_t, n_s = (100, 2000) if args.quick else (300, 10_000)
+    t_teacher = per_shower_ms(lambda: model.sample(e[:n_t], "teacher", generator=g), n_t, 1)
+    t_student = per_shower_ms(lambda: model.sample(e[:n_s], "student", generator=g), n_s)
+    t_student1 = per_shower_ms(lambda: model.sample(e[:1], "student", generator=g), 1, 20)
+    t_sim = per_shower_ms(lambda: ToySimulator("calogan", seed=5).simulate(n_s), n_s, 1)
+    result.update(ms_per_shower_teacher=t_teacher, ms_per_shower_student=t_student,
+                  ms_per_shower_student_batch1=t_student1, ms_per_shower_simulator=t_sim,
+                  student_speedup_vs_teacher=t_teacher / t_student,
+                  teacher_timing_showers=n_t, student_timing_batch=n_s)  # fmt: skip
+    print(f"teacher  {t_teacher:9.3f} ms/shower ({n_t} showers at once)")
+    print(f"student  {t_student:9.4f} ms/shower (batch {n_s}); {t_student1:.2f} ms at batch 1")
+    print(f"toy sim  {t_sim:9.4f} ms/shower; student speed-up vs teacher "
+          f"{t_teacher / t_student:.0f}x")  # fmt: skip
+
+    print("\n== Evaluation against the fresh sample (fixed classifier of design/calo.md)")
+    t0 = time.perf_counter()
+    samples = {m: model.sample(e, m, generator=g) for m in ("teacher", "student")}
+    gen_s = time.perf_counter() - t0
+    report = evaluate(reference, samples, plot=args.plot, seed=args.seed, progress=True)
+    result["evaluation"] = report
+    for m in ("teacher", "student"):
+        r = report["models"][m]
+        result[f"auc_low_{m}"] = r["classifier"]["low"]["auc"]
+        result[f"auc_high_{m}"] = r["classifier"]["high"]["auc"]
+        result[f"jsd_low_{m}"] = r["classifier"]["low"]["jsd"]
+        result[f"fpd_{m}"] = r["fpd"]
+        result[f"separation_mean_{m}"] = r["separation_mean"]
+    print(f"(generating {2 * len(e)} showers took {gen_s:.0f} s)")
+    print(f"{'model':<8} {'AUC low':>8} {'AUC high':>9} {'JSD low':>8} {'FPD':>10} {'<S>':>8}")
+    for m in ("teacher", "student"):
+        print(f"{m:<8} {result[f'auc_low_{m}']:>8.3f} {result[f'auc_high_{m}']:>9.3f} "
+              f"{result[f'jsd_low_{m}']:>8.3f} {result[f'fpd_{m}']:>10.4g} "
+              f"{result[f'separation_mean_{m}']:>8.4f}")  # fmt: skip
+    finish(result, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""CaloFlow (Krause, Shih 2106.05285; CaloFlow II 2110.11377): two conditional flows.
+
+* **Flow I** learns p(E_1..E_L | E_inc) through "u-variables" in (0, 1):
+  u_0 = (sum_i E_i) / (s E_inc) (s: a scale fitted once so that u_0 < 1) and
+  u_i = E_i / (E_i + ... + E_L) for i = 1..L-1, logit-transformed.
+* **Flow II** learns p(voxels / E_layer | E_1..E_L, E_inc): each layer's
+  voxels divided by its energy, with U(0, 1 keV) noise added to the voxels at
+  training time (so that empty voxels do not form a point mass), then
+  x -> logit(alpha + (1 - 2 alpha) x) with alpha = 1e-6.
+
+Both flows are MAFs (fast density, the "teacher"). Flow II can also be a
+one-pass IAF "student" distilled from the teacher
+(:mod:`hepflows.flows.distill`). Sampled voxels are clipped at zero,
+renormalised to their layer energy and zeroed below the noise level.
+
+All inputs to the flows are standardised with statistics fitted on the
+training showers (kept as buffers, saved with the model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+import hepflows
+from hepflows.calo.geometry import Geometry
+from hepflows.calo.showers import Showers
+from hepflows.errors import CheckpointError, ConfigError, InputError
+from hepflows.files import atomic_write, read_metadata
+from hepflows.flows import IAF, MAF
+from hepflows.progress import progress_bar
+
+FORMAT = "hepflows-caloflow"
+ALPHA = 1e-6  # logit regulator (CaloFlow)
+NOISE_MEV = 1e-3  # 1 keV training noise on voxels (CaloFlow)
+
+#: Default sizes, chosen for 2 CPU cores (CaloFlow's own ran for hours on a GPU).
+FLOW1_DEFAULTS: dict[str, Any] = dict(transforms=6, bins=8, hidden=[64, 64])
+FLOW2_DEFAULTS: dict[str, Any] = dict(transforms=6, bins=8, hidden=[256])
+
+
+def _logit(x: Tensor) -> Tensor:
+    x = ALPHA + (1 - 2 * ALPHA) * x
+    return torch.log(x) - torch.log1p(-x)
+
+
+def _expit(y: Tensor) -> Tensor:
+    return (torch.sigmoid(y) - ALPHA) / (1 - 2 * ALPHA)
+
+
+class CaloFlow(nn.Module):
+    """CaloFlow for one geometry: flow I, flow II teacher and (optionally) a student.
+
+    Args:
+        geometry: the calorimeter (built-in name, XML path or :class:`Geometry`).
+        flow1: keyword arguments of flow I's :class:`~hepflows.flows.MAF`
+            (``transforms``, ``bins``, ``hidden``); defaults :data:`FLOW1_DEFAULTS`.
+        flow2: keyword arguments of flow II (teacher MAF and student IAF);
+            defaults :data:`FLOW2_DEFAULTS`.
+        student: also build the IAF student of flow II.
+    """
+
+    def __init__(
+        self,
+        geometry: str | os.PathLike | Geometry = "calogan",
+        flow1: dict[str, Any] | None = None,
+        flow2: dict[str, Any] | None = None,
+        student: bool = True,
+    ) -> None:
+        super().__init__()
+        self.geometry = Geometry.resolve(geometry)
+        self.n_layers = len(self.geometry.voxel_layers)
+        self.n_voxels = self.geometry.n_voxels
+        self.flow1_config = {**FLOW1_DEFAULTS, **(flow1 or {})}
+        self.flow2_config = {**FLOW2_DEFAULTS, **(flow2 or {})}
+        self.flow1 = MAF(self.n_layers, context=1, **self.flow1_config)
+        self.teacher = MAF(self.n_voxels, context=1 + self.n_layers, **self.flow2_config)
+        self.student = IAF(**self.teacher.config) if student else None
+        # Preprocessing statistics (fitted by fit_preprocessing, saved with the model).
+        L, V = self.n_layers, self.n_voxels
+        for name, shape in (("log_e_range", (2,)), ("u0_scale", ()), ("y1_mean", (L,)),
+                            ("y1_std", (L,)), ("loge_layer_mean", (L,)), ("loge_layer_std", (L,)),
+                            ("y2_mean", (V,)), ("y2_std", (V,))):  # fmt: skip
+            self.register_buffer(name, torch.zeros(shape))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        # Layer index of each voxel among the voxelised layers, for per-layer sums.
+        owner = np.concatenate(
+            [np.full(self.geometry.layers[i].n_voxels, k)
+             for k, i in enumerate(self.geometry.voxel_layers)]
+        )  # fmt: skip
+        self.register_buffer("owner", torch.as_tensor(owner, dtype=torch.long), persistent=False)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (JSON-able; the geometry as its layers)."""
+        g = self.geometry
+        return {
+            "geometry": {"name": g.name, "particle": g.particle, "pid": g.pid,
+                         "layers": [vars(layer) for layer in g.layers]},
+            "flow1": self.flow1_config, "flow2": self.flow2_config,
+            "student": self.student is not None,
+        }  # fmt: skip
+
+    # ----------------------------------------------------------- preprocessing
+    def _check(self, showers: Showers) -> None:
+        if showers.geometry.n_voxels != self.n_voxels or [
+            layer.shape for layer in showers.geometry.layers
+        ] != [layer.shape for layer in self.geometry.layers]:
+            raise InputError(
+                f"the showers are in geometry {showers.geometry.name!r} "
+                f"({showers.geometry.n_voxels} voxels) but the model was built for "
+                f"{self.geometry.name!r} ({self.n_voxels} voxels): use a model of that geometry"
+            )
+
+    def _layer_sums(self, voxels: Tensor) -> Tensor:
+        """(N, V) -> (N, L) per-layer sums."""
+        out = voxels.new_zeros(len(voxels), self.n_layers)
+        return out.index_add_(1, self.owner, voxels)
+
+    def tensors(self, showers: Showers) -> tuple[Tensor, Tensor]:
+        """Voxels (N, V) and incident energies (N,) as float32 tensors (MeV), checked."""
+        self._check(showers)
+        return (torch.as_tensor(showers.voxels, dtype=torch.float32),
+                torch.as_tensor(showers.energy, dtype=torch.float32))  # fmt: skip
+
+    def _raw(
+        self, vox: Tensor, e_inc: Tensor, generator: torch.Generator | None
+    ) -> tuple[Tensor, ...]:
+        """Noisy voxels (N, V), layer energies (N, L), incident energies (N,), in MeV."""
+        vox = vox + NOISE_MEV * torch.rand(vox.shape, generator=generator)
+        return vox, self._layer_sums(vox), e_inc
+
+    def _energy_context(self, e_inc: Tensor) -> Tensor:
+        lo, hi = self.log_e_range
+        return ((torch.log10(e_inc) - lo) / (hi - lo))[:, None]
+
+    def _u_variables(self, layers: Tensor, e_inc: Tensor) -> Tensor:
+        total = layers.sum(1)
+        tail = layers.flip(1).cumsum(1).flip(1)  # E_i + ... + E_L
+        u = [total / (self.u0_scale * e_inc)]
+        u += [layers[:, i] / tail[:, i] for i in range(self.n_layers - 1)]
+        return torch.stack(u, 1).clamp(0, 1)
+
+    def _layers_from_u(self, u: Tensor, e_inc: Tensor) -> Tensor:
+        u = u.clamp(0, 1)
+        remaining = u[:, 0] * self.u0_scale * e_inc
+        layers = []
+        for i in range(1, self.n_layers):
+            layers.append(u[:, i] * remaining)
+            remaining = remaining - layers[-1]
+        layers.append(remaining)
+        return torch.stack(layers, 1)
+
+    def _layer_context(self, layers: Tensor) -> Tensor:
+        loge = torch.log10(layers + NOISE_MEV)
+        return (loge - self.loge_layer_mean) / self.loge_layer_std
+
+    def _voxel_fractions(self, vox: Tensor, layers: Tensor) -> Tensor:
+        return vox / layers[:, self.owner].clamp_min(NOISE_MEV)
+
+    def fit_preprocessing(self, showers: Showers, seed: int = 0) -> None:
+        """Fit the standardisation constants on the training showers (once, before training).
+
+        Args:
+            showers: training showers.
+            seed: seed of the noise draws.
+        """
+        g = torch.Generator().manual_seed(seed)
+        vox, layers, e_inc = self._raw(*self.tensors(showers), g)
+        with torch.no_grad():
+            loge = torch.log10(e_inc)
+            span = max((loge.max() - loge.min()).item(), 1e-3)
+            self.log_e_range.copy_(torch.stack([loge.min(), loge.min() + span]))
+            ratio = (layers.sum(1) / e_inc).max().item()
+            self.u0_scale.fill_(max(1.0, 1.05 * ratio))
+            y1 = _logit(self._u_variables(layers, e_inc))
+            self.y1_mean.copy_(y1.mean(0))
+            self.y1_std.copy_(y1.std(0).clamp_min(1e-3))
+            loge_l = torch.log10(layers + NOISE_MEV)
+            self.loge_layer_mean.copy_(loge_l.mean(0))
+            self.loge_layer_std.copy_(loge_l.std(0).clamp_min(1e-3))
+            y2 = _logit(self._voxel_fractions(vox, layers))
+            self.y2_mean.copy_(y2.mean(0))
+            self.y2_std.copy_(y2.std(0).clamp_min(1e-3))
+            self.fitted.fill_(True)
+
+    def _require_fitted(self) -> None:
+        if not bool(self.fitted):
+            raise ConfigError(
+                "the preprocessing is not fitted: call fit_preprocessing(showers) (the "
+                "trainer does) or load a trained model"
+            )
+
+    def flow1_data(
+        self, vox: Tensor, e_inc: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Flow I training pairs (fresh noise on every call).
+
+        Args:
+            vox: (N, V) voxel energies, MeV (see :meth:`tensors`).
+            e_inc: (N,) incident energies, MeV.
+            generator: for the noise.
+
+        Returns:
+            ``(y, c)``: (N, L) standardised logit u-variables and (N, 1) energy context.
+        """
+        self._require_fitted()
+        _, layers, e_inc = self._raw(vox, e_inc, generator)
+        y = (_logit(self._u_variables(layers, e_inc)) - self.y1_mean) / self.y1_std
+        return y, self._energy_context(e_inc)
+
+    def flow2_data(
+        self, vox: Tensor, e_inc: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Flow II training pairs (fresh noise on every call); arguments as :meth:`flow1_data`.
+
+        Returns:
+            ``(y, c)``: (N, V) standardised logit voxel fractions and (N, 1 + L)
+            context (energy, standardised log10 layer energies).
+        """
+        self._require_fitted()
+        vox, layers, e_inc = self._raw(vox, e_inc, generator)
+        y = (_logit(self._voxel_fractions(vox, layers)) - self.y2_mean) / self.y2_std
+        c = torch.cat([self._energy_context(e_inc), self._layer_context(layers)], 1)
+        return y, c
+
+    # ---------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample(
+        self,
+        energies_mev: np.ndarray | Tensor,
+        model: str = "teacher",
+        batch_size: int = 10_000,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> Showers:
+        """Generate showers.
+
+        Args:
+            energies_mev: (N,) incident energies in MeV.
+            model: ``"teacher"`` (MAF flow II, V passes per block) or
+                ``"student"`` (IAF, one pass).
+            batch_size: showers per batch.
+            generator: for reproducible draws.
+            progress: show a progress bar (per batch).
+
+        Returns:
+            N showers in the model's geometry.
+        """
+        self._require_fitted()
+        if model not in ("teacher", "student"):
+            raise ConfigError(f"model must be 'teacher' or 'student', got {model!r}")
+        if model == "student" and self.student is None:
+            raise ConfigError("this model has no student: build it with student=True and distill")
+        flow2 = self.teacher if model == "teacher" else self.student
+        e = torch.as_tensor(np.asarray(energies_mev, np.float64).reshape(-1), dtype=torch.float32)
+        if len(e) == 0 or not torch.isfinite(e).all() or (e <= 0).any():
+            raise InputError("incident energies must be finite and > 0 (MeV), and at least one")
+        lo, hi = (10**v for v in self.log_e_range.tolist())
+        if (e < 0.5 * lo).any() or (e > 2 * hi).any():
+            raise InputError(
+                f"incident energies outside the training range {lo:.4g}-{hi:.4g} MeV (with a "
+                "factor 2 margin): the flows would extrapolate; train on that range"
+            )
+        self.eval()
+        out = []
+        bar_ = progress_bar(len(e), f"sampling ({model})", enabled=progress)
+        with bar_ as bar:
+            for start in range(0, len(e), batch_size):
+                out.append(self._sample_batch(e[start : start + batch_size], flow2, generator))
+                bar.advance(len(out[-1]))
+        return Showers(e.to(torch.float64).numpy(), torch.cat(out).numpy(), self.geometry)
+
+    def _sample_batch(
+        self, eb: Tensor, flow2: nn.Module, generator: torch.Generator | None
+    ) -> Tensor:
+        """(B,) incident energies -> (B, V) voxels (float64, MeV)."""
+        c1 = self._energy_context(eb)
+        y1 = self.flow1.sample(len(eb), c1, generator=generator)
+        u = _expit(y1 * self.y1_std + self.y1_mean)
+        layers = self._layers_from_u(u, eb).clamp_min(0)
+        c2 = torch.cat([c1, self._layer_context(layers)], 1)
+        y2 = flow2.sample(len(eb), c2, generator=generator)
+        frac = _expit(y2 * self.y2_std + self.y2_mean).clamp_min(0)
+        frac = frac / self._layer_sums(frac)[:, self.owner].clamp_min(1e-12)
+        vox = frac * layers[:, self.owner]
+        vox = torch.where(vox < NOISE_MEV, torch.zeros_like(vox), vox)
+        return vox.to(torch.float64)
+
+    # ------------------------------------------------------------- save / load
+    def save(
+        self,
+        path: str | os.PathLike,
+        extra: dict[str, Any] | None = None,
+        tensors: dict[str, Tensor] | None = None,
+    ) -> None:
+        """Save weights, preprocessing and configuration (safetensors, atomic).
+
+        Args:
+            path: destination (``*.safetensors``).
+            extra: JSON-able training state stored with the model (epochs done...).
+            tensors: more tensors to store (optimiser state, keys starting ``opt.``).
+        """
+        tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()} | (
+            tensors or {}
+        )
+        meta = {"format": FORMAT, "hepflows_version": hepflows.__version__,
+                "config": json.dumps(self.config), "extra": json.dumps(extra or {})}  # fmt: skip
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> tuple[CaloFlow, dict[str, Any]]:
+        """Rebuild a saved model.
+
+        Returns:
+            ``(model, extra)``: the model in evaluation mode and the stored training state.
+        """
+        meta = read_metadata(path, FORMAT, "CaloFlow model", "train it again with "
+                             "hepflows calo train")  # fmt: skip
+        try:
+            config = json.loads(meta["config"])
+            g = config["geometry"]
+            layers = [dict(layer) for layer in g["layers"]]
+            from hepflows.calo.geometry import Layer
+
+            geometry = Geometry(
+                tuple(Layer(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in layer.items()}) for layer in layers),
+                g["particle"], g["pid"], g["name"],
+            )  # fmt: skip
+            model = cls(geometry, config["flow1"], config["flow2"], config["student"])
+            state = load_file(str(path))
+            skip = ("opt.", "best.")  # training state of a checkpoint
+            model.load_state_dict({k: v for k, v in state.items() if not k.startswith(skip)})
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(
+                f"{path}: cannot rebuild the CaloFlow model ({err}); retrain it"
+            ) from None
+        return model.eval(), json.loads(meta.get("extra", "{}"))
+
+

@@ -1,0 +1,224 @@
+"""Training CaloFlow: flow I and the teacher by likelihood, then the student by distillation.
+
+One function, :func:`train`, runs the three stages in order with progress
+bars, a held-out validation split (the best validation epoch is kept) and a
+checkpoint written atomically after every epoch: a run that is cut off
+resumes from the checkpoint where it stopped (same stage, same epoch,
+optimiser state and data order restored).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+
+from hepflows.calo.caloflow import CaloFlow
+from hepflows.calo.showers import Showers
+from hepflows.errors import CheckpointError, ConfigError, InputError
+from hepflows.files import load_optimizer_tensors, optimizer_tensors
+from hepflows.flows.distill import check_pair, distillation_loss
+from hepflows.progress import progress_bar
+
+STAGES = ("flow1", "teacher", "student")
+
+
+@dataclass
+class TrainingPlan:
+    """Epochs, batch sizes and learning rates of the three stages.
+
+    Attributes:
+        epochs: epochs per stage (``{"flow1": ..., "teacher": ..., "student": ...}``;
+            0 skips a stage).
+        batch_size: showers per optimiser step.
+        lr: initial Adam learning rate per stage (cosine decay to 1 % of it).
+        val_fraction: share of the showers held out for validation.
+        seed: seed of the split, the batch order and the noise.
+        student_from_teacher: start the student from the teacher's weights.
+    """
+
+    epochs: dict[str, int] = field(
+        default_factory=lambda: {"flow1": 30, "teacher": 30, "student": 20}
+    )
+    batch_size: int = 500
+    lr: dict[str, float] = field(
+        default_factory=lambda: {"flow1": 2e-3, "teacher": 1e-3, "student": 1e-3}
+    )
+    val_fraction: float = 0.1
+    seed: int = 0
+    student_from_teacher: bool = True
+
+    def check(self) -> None:
+        """Raise :class:`~hepflows.ConfigError` on a bad plan."""
+        for s in STAGES:
+            if int(self.epochs.get(s, 0)) < 0:
+                raise ConfigError(f"epochs[{s!r}] must be >= 0, got {self.epochs[s]}")
+            if not self.lr.get(s, 1.0) > 0:
+                raise ConfigError(f"lr[{s!r}] must be > 0, got {self.lr[s]}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be >= 2, got {self.batch_size}")
+        if not 0 < self.val_fraction < 0.5:
+            raise ConfigError(f"val_fraction must lie in (0, 0.5), got {self.val_fraction}")
+
+
+def _stage_flow(model: CaloFlow, stage: str) -> torch.nn.Module:
+    return {"flow1": model.flow1, "teacher": model.teacher, "student": model.student}[stage]
+
+
+def _loss(model: CaloFlow, stage: str, vox: Tensor, e: Tensor, g: torch.Generator) -> Tensor:
+    if stage == "flow1":
+        y, c = model.flow1_data(vox, e, g)
+        return -model.flow1.log_prob(y, c).mean()
+    y, c = model.flow2_data(vox, e, g)
+    if stage == "teacher":
+        return -model.teacher.log_prob(y, c).mean() / model.n_voxels
+    z = model.student.base.sample(len(y), g)
+    return distillation_loss(model.teacher, model.student, y, c, z).total
+
+
+def _state(checkpoint: str | os.PathLike | None) -> dict[str, Any]:
+    if checkpoint is None or not Path(checkpoint).exists():
+        return {}
+    _, extra = CaloFlow.load(checkpoint)
+    return extra
+
+
+def train(
+    model: CaloFlow,
+    showers: Showers,
+    plan: TrainingPlan | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    progress: bool = True,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Train flow I, the flow II teacher and the student (in that order).
+
+    Args:
+        model: a fresh model, or the one a checkpoint was written from.
+        showers: training showers (the validation split is taken from them).
+        plan: epochs, batch size, learning rates; default :class:`TrainingPlan`.
+        checkpoint: file to write after every epoch and to resume from if it
+            exists (the model and plan must be those of the interrupted run).
+        progress: show progress bars.
+        log: optional ``print``-like function for one line per epoch.
+
+    Returns:
+        The history: per stage the training and validation loss per epoch,
+        the best epoch and the seconds spent.
+    """
+    plan = plan or TrainingPlan()
+    plan.check()
+    if model.student is not None:
+        check_pair(model.teacher, model.student)
+    n = len(showers)
+    n_val = max(1, int(plan.val_fraction * n))
+    if n - n_val < plan.batch_size:
+        raise InputError(
+            f"{n} showers leave {n - n_val} for training, fewer than one batch of "
+            f"{plan.batch_size}: simulate more showers or lower the batch size"
+        )
+    state = _state(checkpoint)
+    if state:
+        if state.get("plan") != asdict(plan):
+            raise CheckpointError(
+                f"{checkpoint} was written with another training plan ({state.get('plan')}); "
+                "use another checkpoint path or the same settings"
+            )
+        loaded, _ = CaloFlow.load(checkpoint)
+        if loaded.config != model.config:
+            raise CheckpointError(
+                f"{checkpoint} holds a model of another configuration: use another checkpoint "
+                "path or the same model settings"
+            )
+        model.load_state_dict(loaded.state_dict())
+    else:
+        model.fit_preprocessing(showers, seed=plan.seed)
+        state = {"plan": asdict(plan), "history": {}, "stage": STAGES[0], "epoch": 0}
+
+    if state["stage"] == "done":
+        return state["history"]
+    split = torch.randperm(n, generator=torch.Generator().manual_seed(plan.seed))
+    vox, e = model.tensors(showers)
+    val_vox, val_e = vox[split[:n_val]], e[split[:n_val]]
+    tr_vox, tr_e = vox[split[n_val:]], e[split[n_val:]]
+    history: dict[str, Any] = state["history"]
+
+    for stage in STAGES[STAGES.index(state["stage"]) :]:
+        epochs = int(plan.epochs.get(stage, 0))
+        if stage == "student" and model.student is None:
+            continue
+        flow = _stage_flow(model, stage)
+        opt = torch.optim.Adam(flow.parameters(), lr=plan.lr[stage])
+        start = state["epoch"] if state["stage"] == stage else 0
+        h = history.setdefault(stage, {"train": [], "val": [], "best_epoch": -1, "seconds": 0.0})
+        best = {k: v.clone() for k, v in flow.state_dict().items()}
+        if stage == "student" and start == 0 and plan.student_from_teacher:
+            # The student's blocks mirror the teacher's: start from its weights.
+            model.student.load_state_dict(model.teacher.state_dict())
+        if start and checkpoint is not None:
+            tensors = load_file(str(checkpoint))
+            load_optimizer_tensors(opt, tensors, state["opt"])
+            best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or best
+        steps = math.ceil(len(tr_vox) / plan.batch_size)
+        with progress_bar(max(epochs - start, 0) * steps, f"{stage}", enabled=progress) as bar:
+            for epoch in range(start, epochs):
+                t0 = time.perf_counter()
+                lr = plan.lr[stage] * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                g = torch.Generator().manual_seed(plan.seed * 1000 + STAGES.index(stage) * 100
+                                                  + epoch)  # fmt: skip
+                order = torch.randperm(len(tr_vox), generator=g)
+                flow.train()
+                total = 0.0
+                for k in range(steps):
+                    idx = order[k * plan.batch_size : (k + 1) * plan.batch_size]
+                    loss = _loss(model, stage, tr_vox[idx], tr_e[idx], g)
+                    if not torch.isfinite(loss):
+                        raise InputError(
+                            f"{stage}: the loss became {loss.item()} in epoch {epoch + 1}: lower "
+                            "the learning rate (the checkpoint holds the last good epoch)"
+                        )
+                    opt.zero_grad()
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(flow.parameters(), 10.0)
+                    opt.step()
+                    total += loss.item()
+                    bar.advance(loss=loss.item())
+                flow.eval()
+                with torch.no_grad():
+                    gv = torch.Generator().manual_seed(plan.seed + 7)
+                    val = sum(
+                        _loss(model, stage, val_vox[i : i + 2000], val_e[i : i + 2000], gv).item()
+                        * len(val_vox[i : i + 2000])
+                        for i in range(0, len(val_vox), 2000)
+                    ) / len(val_vox)
+                h["train"].append(total / steps)
+                h["val"].append(val)
+                h["seconds"] += time.perf_counter() - t0
+                if val <= min(h["val"]):
+                    h["best_epoch"] = epoch
+                    best = {k: v.clone() for k, v in flow.state_dict().items()}
+                if log is not None:
+                    log(f"{stage} epoch {epoch + 1}/{epochs}: train {total / steps:.4f}, "
+                        f"val {val:.4f} ({time.perf_counter() - t0:.1f} s)")  # fmt: skip
+                state.update(stage=stage, epoch=epoch + 1)
+                if checkpoint is not None:
+                    opt_t, state["opt"] = optimizer_tensors(opt)
+                    extra = {f"best.{k}": v for k, v in best.items()} | opt_t
+                    model.save(checkpoint, state, extra)
+        if epochs:
+            flow.load_state_dict(best)
+        next_stage = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else "done"
+        state.update(stage=next_stage, epoch=0, opt={})
+        if checkpoint is not None:
+            model.save(checkpoint, state)
+    model.eval()
+    return history

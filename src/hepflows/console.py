@@ -1,0 +1,25 @@
+"""Terminal output shared by the command-line modules: consoles and argument parsing."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from hepflows.errors import HepflowsError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def count(text: str, name: str) -> int:
+    """Parse a count given as text (``"1e6"``, ``"50000"``) for option ``name``.
+
+    Raises:
+        HepflowsError: not a number, or below 1.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise HepflowsError(f"{name} must be a number such as 1e6, got {text!r}") from None
+    if not (value >= 1 and value < 1e13):
+        raise HepflowsError(f"{name} must be at least 1, got {text!r}")
+    return int(value)

@@ -1,0 +1,164 @@
+"""CaloFlow: preprocessing round trips, training that learns, checkpoints, errors.
+
+Data: the toy simulator in the CaloGAN-like geometry (504 voxels), with tiny
+flows so that every test stays within seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cache
+
+import numpy as np
+import pytest
+import torch
+
+from hepflows.calo import CaloFlow, Showers, ToySimulator, TrainingPlan, train
+from hepflows.calo.caloflow import _expit, _logit
+from hepflows.errors import CheckpointError, ConfigError, InputError
+
+TINY = {"transforms": 1, "bins": 4, "hidden": [16]}
+
+
+@cache
+def _showers(n: int, seed: int) -> Showers:
+    return ToySimulator("calogan", seed=seed).simulate(n)
+
+
+def _model(**kw) -> CaloFlow:
+    return CaloFlow("calogan", flow1={"transforms": 2, "bins": 4, "hidden": [16]}, flow2=TINY, **kw)
+
+
+def _plan(**kw) -> TrainingPlan:
+    base = TrainingPlan(epochs={"flow1": 2, "teacher": 2, "student": 2}, batch_size=200)
+    return replace(base, **kw)
+
+
+def test_u_variables_round_trip_layer_energies() -> None:
+    showers = _showers(300, 1)
+    model = _model()
+    model.fit_preprocessing(showers)
+    vox, e = model.tensors(showers)
+    layers = model._layer_sums(vox)
+    u = model._u_variables(layers, e)
+    assert u.shape == (300, 3) and (u >= 0).all() and (u <= 1).all()
+    back = model._layers_from_u(u, e)
+    assert torch.allclose(back, layers, rtol=1e-4, atol=1e-2)
+    # The logit of the preprocessing is inverted by _expit.
+    x = torch.rand(1000)
+    assert torch.allclose(_expit(_logit(x)), x, atol=1e-5)
+
+
+def test_training_pairs_are_standardised_and_finite() -> None:
+    showers = _showers(600, 2)
+    model = _model()
+    model.fit_preprocessing(showers)
+    vox, e = model.tensors(showers)
+    y1, c1 = model.flow1_data(vox, e, torch.Generator().manual_seed(0))
+    y2, c2 = model.flow2_data(vox, e, torch.Generator().manual_seed(0))
+    assert y1.shape == (600, 3) and c1.shape == (600, 1)
+    assert y2.shape == (600, 504) and c2.shape == (600, 4)
+    for t in (y1, c1, y2, c2):
+        assert torch.isfinite(t).all()
+    assert y1.mean(0).abs().max() < 0.2 and (y1.std(0) - 1).abs().max() < 0.2
+    assert y2.mean(0).abs().max() < 0.3
+    assert (0 <= c1).all() and (c1 <= 1).all()
+
+
+def test_untrained_model_refuses_to_sample() -> None:
+    with pytest.raises(ConfigError, match="fit_preprocessing"):
+        _model().sample(np.full(3, 5e4))
+
+
+def test_errors_name_the_problem() -> None:
+    model = _model(student=False)
+    model.fit_preprocessing(_showers(300, 1))
+    with pytest.raises(ConfigError, match="teacher"):
+        model.sample(np.full(3, 5e4), model="gan")
+    with pytest.raises(ConfigError, match="no student"):
+        model.sample(np.full(3, 5e4), model="student")
+    with pytest.raises(InputError, match="training range"):
+        model.sample(np.full(3, 1e7))
+    with pytest.raises(InputError, match="> 0"):
+        model.sample(np.array([5e4, -1.0]))
+    other = ToySimulator("calochallenge_ds1_photon", seed=0).simulate(10)
+    with pytest.raises(InputError, match="geometry"):
+        model.tensors(other)
+    with pytest.raises(ConfigError, match="epochs"):
+        train(model, _showers(300, 1), _plan(epochs={"flow1": -1}), progress=False)
+    with pytest.raises(InputError, match="fewer than one batch"):
+        train(model, _showers(300, 1), _plan(batch_size=500), progress=False)
+
+
+def test_flows_learn_the_showers_and_sample_consistent_showers() -> None:
+    showers = _showers(2000, 3)
+    model = _model()
+    history = train(model, showers, _plan(epochs={"flow1": 4, "teacher": 3, "student": 2}),
+                    progress=False)  # fmt: skip
+    for stage in ("flow1", "teacher"):
+        val = history[stage]["val"]
+        assert val[-1] < val[0], (stage, val)
+    # Flow I has learnt E_dep / E_inc: its mean within 5 % of the data's.
+    e = showers.energy[:1000]
+    for which in ("teacher", "student"):
+        gen = model.sample(e, which, generator=torch.Generator().manual_seed(1))
+        assert gen.voxels.shape == (1000, 504) and (gen.voxels >= 0).all()
+        ratio = gen.voxels.sum(1) / gen.energy
+        ref = showers.voxels[:1000].sum(1) / e
+        assert abs(ratio.mean() / ref.mean() - 1) < 0.05, (which, ratio.mean(), ref.mean())
+        # Layer energies come from flow I: both flow II models share them per draw.
+        assert np.isfinite(gen.voxels).all()
+
+
+def test_save_load_reproduces_samples(tmp_path) -> None:
+    model = _model()
+    train(model, _showers(1000, 4), _plan(epochs={"flow1": 1, "teacher": 1, "student": 1}),
+          progress=False)  # fmt: skip
+    path = tmp_path / "m.safetensors"
+    model.save(path, {"note": "x"})
+    loaded, extra = CaloFlow.load(path)
+    assert extra == {"note": "x"}
+    e = np.linspace(2e3, 9e4, 50)
+    for which in ("teacher", "student"):
+        a = model.sample(e, which, generator=torch.Generator().manual_seed(5))
+        b = loaded.sample(e, which, generator=torch.Generator().manual_seed(5))
+        np.testing.assert_allclose(a.voxels, b.voxels, rtol=1e-5, atol=1e-6)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a model")
+    with pytest.raises(CheckpointError):
+        CaloFlow.load(tmp_path / "bad.safetensors")
+
+
+class _Cut(Exception):
+    pass
+
+
+def test_interrupted_training_resumes_to_the_same_model(tmp_path) -> None:
+    showers = _showers(1000, 5)
+    plan = _plan(epochs={"flow1": 2, "teacher": 3, "student": 2})
+    torch.manual_seed(1)
+    full = _model()
+    train(full, showers, plan, progress=False)
+
+    ckpt = tmp_path / "ckpt.safetensors"
+    lines: list[str] = []
+
+    def cut_after_teacher_epoch_2(line: str) -> None:
+        lines.append(line)
+        if line.startswith("teacher epoch 2/"):
+            raise _Cut
+
+    torch.manual_seed(1)
+    first = _model()  # the same initial weights as `full`
+    with pytest.raises(_Cut):
+        train(first, showers, plan, checkpoint=ckpt, progress=False,
+              log=cut_after_teacher_epoch_2)  # fmt: skip
+    resumed = _model()
+    history = train(resumed, showers, plan, checkpoint=ckpt, progress=False, log=lines.append)
+    assert [len(history[s]["val"]) for s in ("flow1", "teacher", "student")] == [2, 3, 2]
+    assert "teacher epoch 3/3" in lines[-3]  # resumed at the third teacher epoch
+    for k, v in full.state_dict().items():
+        assert torch.allclose(v, resumed.state_dict()[k], atol=1e-5), k
+    # Done: a second call returns at once; another plan on that checkpoint is refused.
+    assert train(_model(), showers, plan, checkpoint=ckpt, progress=False) == history
+    with pytest.raises(CheckpointError, match="plan"):
+        train(_model(), showers, _plan(batch_size=100), checkpoint=ckpt, progress=False)
