@@ -14,12 +14,12 @@ def count(text: str, name: str) -> int:
     """Parse a count given as text (``"1e6"``, ``"50000"``) for option ``name``.
 
     Raises:
-        HepflowsError: not a number, or below 1.
+        HepflowsError: not a number, or outside [1, 1e13).
     """
     try:
         value = float(text)
     except ValueError:
         raise HepflowsError(f"{name} must be a number such as 1e6, got {text!r}") from None
     if not (value >= 1 and value < 1e13):
-        raise HepflowsError(f"{name} must be at least 1, got {text!r}")
+        raise HepflowsError(f"{name} must lie between 1 and 1e13, got {text!r}")
     return int(value)

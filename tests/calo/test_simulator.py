@@ -304,7 +304,7 @@ def test_spot_cap_changes_granularity_not_the_mean() -> None:
         ({"energy_distribution": "gauss"}, "log-uniform"),
         ({"spot_scale": 0.0}, "spot_scale"),
         ({"max_spots": 0}, "max_spots"),
-        ({"geometry": "no-such-geometry"}, "binning XML"),
+        ({"geometry": "no-such-geometry"}, "unknown geometry"),
     ],
 )
 def test_bad_configuration_names_the_fix(kwargs: dict, match: str) -> None:

@@ -258,6 +258,8 @@ class CaloFlow(nn.Module):
             raise ConfigError(f"model must be 'teacher' or 'student', got {model!r}")
         if model == "student" and self.student is None:
             raise ConfigError("this model has no student: build it with student=True and distill")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         flow2 = self.teacher if model == "teacher" else self.student
         e = torch.as_tensor(np.asarray(energies_mev, np.float64).reshape(-1), dtype=torch.float32)
         if len(e) == 0 or not torch.isfinite(e).all() or (e <= 0).any():

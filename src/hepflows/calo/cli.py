@@ -45,7 +45,7 @@ def simulate(
     energy_min: Annotated[float, typer.Option(help="lowest incident energy (GeV)")] = 1.0,
     energy_max: Annotated[float, typer.Option(help="highest incident energy (GeV)")] = 100.0,
     distribution: Annotated[str, typer.Option(help="uniform or log-uniform")] = "uniform",
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = 0,
 ) -> None:
     """Simulate showers with the seeded GFlash-like toy detector and write them."""
     from hepflows.calo import ToySimulator, write_showers
@@ -133,7 +133,7 @@ def generate(
         str | None, typer.Option(help="calogan or calochallenge (default: the input's layout)")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="showers per batch")] = 10_000,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = 0,
 ) -> None:
     """Generate showers with a trained CaloFlow, in the layout of its training (or --like) file."""
     import numpy as np
@@ -148,6 +148,8 @@ def generate(
         layout = layout or detect_layout(like)
     else:
         lo, hi = _range_mev(energy_min, energy_max)
+        if seed < 0:
+            raise HepflowsError(f"--seed must be >= 0, got {seed}")
         energies = np.random.default_rng(seed).uniform(lo, hi, count(events, "--events"))
         layout = layout or extra.get("layout", "calochallenge")
     g = torch.Generator().manual_seed(seed)
@@ -168,8 +170,8 @@ def evaluate(
     ],
     out: Annotated[Path, typer.Option(help="JSON report")] = Path("calo_eval.json"),
     plot: Annotated[
-        Path | None, typer.Option(help="feature histograms (PNG)")
-    ] = Path("calo_features.png"),
+        str, typer.Option(help="feature histograms (PNG); 'none' for no plot")
+    ] = "calo_features.png",
     levels: Annotated[str, typer.Option(help="classifier levels: low,high / none")] = "low,high",
     epochs: Annotated[int, typer.Option(help="classifier epochs (early stopping)")] = 50,
     max_showers: Annotated[str, typer.Option(help="showers per sample for the classifier")] = "5e4",
@@ -189,9 +191,10 @@ def evaluate(
         label, _, path = item.rpartition("=")
         path_ = Path(path)
         gen[label or path_.stem] = read_showers(path_, geometry=geometry or ref.geometry)
+    plot_path = None if plot.strip().lower() in ("", "none") else Path(plot)
     lv = () if levels.strip().lower() == "none" else tuple(v.strip() for v in levels.split(","))
     report = evaluate_showers(ref, gen, levels=lv, epochs=epochs,
-                              max_showers=count(max_showers, "--max-showers"), plot=plot,
+                              max_showers=count(max_showers, "--max-showers"), plot=plot_path,
                               seed=seed, progress=True)  # fmt: skip
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1)))
     table = Table(title=f"against {reference} ({len(ref):,} showers)")
@@ -202,4 +205,4 @@ def evaluate(
                       *(f"{r['classifier'][v]['auc']:.3f}" for v in lv),
                       f"{r['fpd']:.4g}", f"{r['separation_mean']:.4f}")  # fmt: skip
     console.print(table)
-    console.print(f"wrote {out}" + (f" and {plot}" if plot else ""))
+    console.print(f"wrote {out}" + (f" and {plot_path}" if plot_path else ""))

@@ -323,6 +323,6 @@ class Geometry:
         if isinstance(spec, Geometry):
             return spec
         name = str(spec).replace("_", "-")  # calochallenge_ds1_photon works too
-        if name in BUILTIN and not Path(spec).suffix:
-            return cls.builtin(name)
+        if not Path(spec).suffix and (name in BUILTIN or not Path(spec).exists()):
+            return cls.builtin(name)  # names the built-in choices when unknown
         return cls.from_xml(spec)

@@ -322,6 +322,8 @@ class ToySimulator:
             raise ConfigError(f"material must be a Material, got {type(material).__name__}")
         self.energy_range_mev = (lo, hi)
         self.energy_distribution = energy_distribution
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed must be an int >= 0, got {seed!r}")
         self.seed = seed
         self.spot_scale = float(spot_scale)
         self.max_spots = max_spots

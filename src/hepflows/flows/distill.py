@@ -137,6 +137,7 @@ def distillation_loss(
     Returns:
         The loss and its parts.
     """
+    check_pair(teacher, student)
     mse = torch.nn.functional.mse_loss
     teacher.requires_grad_(False)
     zero = torch.zeros((), dtype=x.dtype)

@@ -1,0 +1,312 @@
+"""The ``hepflows calo`` commands: simulate -> train -> generate -> evaluate, and clean errors.
+
+One tiny chain (400 toy showers in the CaloGAN geometry, flow II with one block of
+width 16, one epoch per stage) is run once per module through the real command
+line (typer's CliRunner). The tests read the files back with
+:func:`hepflows.calo.read_showers` and check layouts, shapes, energies and the
+evaluation report. Bad input must end with exit code 2, a one-line ``error:`` on
+stderr, no traceback and no file written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from hepflows.calo import CaloFlow, read_showers
+from hepflows.calo.io import detect_layout
+from hepflows.cli import app, run
+
+runner = CliRunner()
+PNG = b"\x89PNG\r\n\x1a\n"
+N_SIM = 400
+TINY_TRAIN = ["--epochs-flow1", "1", "--epochs-teacher", "1", "--epochs-student", "1",
+              "--batch-size", "100", "--transforms", "1", "--bins", "4",
+              "--hidden", "16"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks gain nothing from threads, and two threads on a busy 2-core machine
+    are many times slower than one; the previous setting is restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _cli(*args: str) -> str:
+    """Run ``hepflows calo ARGS`` in-process; it must succeed.
+
+    Returns:
+        Its output with runs of white space as one space (rich wraps at the terminal width).
+    """
+    result = runner.invoke(app, ["calo", *map(str, args)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return " ".join(result.output.split())
+
+
+def test_calo_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["calo", "--help"])
+    assert result.exit_code == 0
+    for command in ("simulate", "train", "generate", "evaluate"):
+        assert command in result.output
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> dict[str, Path | str]:
+    """simulate (CaloGAN layout) -> train -> generate (student and teacher), once."""
+    torch.manual_seed(0)  # the flows' initial weights
+    d = tmp_path_factory.mktemp("calo_cli")
+    p = {
+        k: d / name
+        for k, name in [
+            ("sim", "sim.h5"),
+            ("model", "model.safetensors"),
+            ("student", "student.h5"),
+            ("teacher", "teacher.h5"),
+        ]
+    }
+    p["sim_output"] = _cli("simulate", "--out", p["sim"], "--events", N_SIM, "--layout", "calogan",
+                           "--energy-min", 10, "--energy-max", 50, "--seed", 3)  # fmt: skip
+    p["train_output"] = _cli("train", p["sim"], "--out", p["model"], *TINY_TRAIN)
+    p["student_output"] = _cli("generate", p["model"], "--out", p["student"], "--events", 150,
+                               "--energy-min", 20, "--energy-max", 40,
+                               "--layout", "calochallenge", "--seed", 1)  # fmt: skip
+    p["teacher_output"] = _cli("generate", p["model"], "--out", p["teacher"], "--model",
+                               "teacher", "--like", p["sim"], "--seed", 2)  # fmt: skip
+    return p
+
+
+# ------------------------------------------------------------------ simulate
+
+
+def test_simulate_writes_the_requested_layout_and_energy_range(chain, tmp_path) -> None:
+    assert "wrote 400 showers" in chain["sim_output"] and "calogan layout" in chain["sim_output"]
+    with h5py.File(chain["sim"]) as f:
+        assert set(f) == {"energy", "layer_0", "layer_1", "layer_2", "overflow"}
+        assert f["energy"].shape == (N_SIM, 1) and f["layer_1"].shape == (N_SIM, 12, 12)
+        gev = f["energy"][:, 0]
+        assert 10 <= gev.min() and gev.max() <= 50  # CaloGAN files store GeV
+    sim = read_showers(chain["sim"])
+    assert len(sim) == N_SIM and sim.geometry.name == "calogan"
+    assert sim.voxels.shape == (N_SIM, 504)
+    assert 1e4 <= sim.energy.min() and sim.energy.max() <= 5e4  # MeV
+    assert sim.voxels.sum(1).min() > 0
+
+    # Same seed, other layout: the same showers (up to float32 storage).
+    cc = tmp_path / "cc.h5"
+    _cli("simulate", "--out", cc, "--events", N_SIM, "--energy-min", 10, "--energy-max", 50,
+         "--seed", 3)  # the default layout  # fmt: skip
+    with h5py.File(cc) as f:
+        assert set(f) == {"incident_energies", "showers"}
+        assert f["showers"].shape == (N_SIM, 504)
+    same = read_showers(cc)
+    assert detect_layout(cc) == "calochallenge" and same.geometry.name == "calogan"
+    np.testing.assert_allclose(same.energy, sim.energy, rtol=1e-6)
+    np.testing.assert_allclose(same.voxels, sim.voxels, rtol=1e-6, atol=1e-6)
+
+
+def test_simulate_other_geometry_and_seed(tmp_path) -> None:
+    out = tmp_path / "ds1.h5"
+    _cli("simulate", "--out", out, "--events", 50, "--geometry", "calochallenge-ds1-photon",
+         "--distribution", "log-uniform", "--seed", 4)  # fmt: skip
+    ds1 = read_showers(out)
+    assert ds1.geometry.name == "calochallenge-ds1-photon" and ds1.voxels.shape == (50, 368)
+    assert 1e3 <= ds1.energy.min() and ds1.energy.max() <= 1e5  # default 1-100 GeV
+    other = tmp_path / "ds1_seed5.h5"
+    _cli("simulate", "--out", other, "--events", 50, "--geometry", "calochallenge-ds1-photon",
+         "--distribution", "log-uniform", "--seed", 5)  # fmt: skip
+    assert not np.array_equal(read_showers(other).energy, ds1.energy)
+
+
+# ------------------------------------------------------------------ train
+
+
+def test_train_writes_a_loadable_model_with_its_history(chain) -> None:
+    out = chain["train_output"]
+    assert "400 showers (calogan, 504 voxels)" in out and "CaloFlow training" in out
+    assert chain["model"].is_file()
+    assert chain["model"].with_name("model.safetensors.ckpt").is_file()  # default OUT.ckpt
+    model, extra = CaloFlow.load(chain["model"])
+    assert model.geometry.name == "calogan" and model.student is not None
+    assert model.flow2_config == {"transforms": 1, "bins": 4, "hidden": [16]}
+    assert model.teacher.config["features"] == 504 and model.teacher.config["context"] == 4
+    assert bool(model.fitted)
+    assert extra["layout"] == "calogan" and extra["training_file"] == str(chain["sim"])
+    history = extra["history"]
+    assert set(history) == {"flow1", "teacher", "student"}
+    for stage in history.values():
+        assert len(stage["train"]) == len(stage["val"]) == 1
+        assert math.isfinite(stage["val"][0]) and stage["best_epoch"] == 0
+
+
+# ------------------------------------------------------------------ generate
+
+
+def test_generate_student_showers_in_the_requested_layout(chain, tmp_path) -> None:
+    assert "wrote 150 showers (student, calochallenge layout)" in chain["student_output"]
+    assert detect_layout(chain["student"]) == "calochallenge"
+    gen = read_showers(chain["student"])
+    assert len(gen) == 150 and gen.geometry.name == "calogan"
+    assert gen.voxels.shape == (150, 504)
+    assert 2e4 <= gen.energy.min() and gen.energy.max() <= 4e4  # --energy-min/max in GeV
+    assert np.isfinite(gen.voxels).all() and (gen.voxels >= 0).all()
+    deposited = gen.voxels.sum(1)
+    assert (deposited > 0).all()
+    # Flow I's u_0 < 1 bounds the deposited energy by u0_scale * E_inc.
+    model, _ = CaloFlow.load(chain["model"])
+    assert (deposited <= float(model.u0_scale) * gen.energy * (1 + 1e-5)).all()
+
+    # The same seed gives the same showers; without --layout the training file's layout.
+    again = tmp_path / "again.h5"
+    _cli("generate", chain["model"], "--out", again, "--events", 150, "--energy-min", 20,
+         "--energy-max", 40, "--seed", 1)  # fmt: skip
+    assert detect_layout(again) == "calogan"
+    same = read_showers(again)
+    np.testing.assert_allclose(same.energy, gen.energy, rtol=1e-6)
+    np.testing.assert_allclose(same.voxels, gen.voxels, rtol=1e-5, atol=1e-6)
+
+
+def test_generate_teacher_like_a_file_takes_its_energies_and_layout(chain) -> None:
+    assert "(teacher, calogan layout)" in chain["teacher_output"]
+    assert detect_layout(chain["teacher"]) == "calogan"
+    gen, sim = read_showers(chain["teacher"]), read_showers(chain["sim"])
+    assert len(gen) == N_SIM and gen.voxels.shape == (N_SIM, 504)
+    np.testing.assert_allclose(gen.energy, sim.energy, rtol=1e-6)
+    assert np.isfinite(gen.voxels).all() and (gen.voxels >= 0).all()
+    assert not np.allclose(gen.voxels, sim.voxels)  # generated, not copied
+
+
+# ------------------------------------------------------------------ evaluate
+
+
+def test_evaluate_writes_the_json_report_and_the_png(chain, tmp_path) -> None:
+    report_path, plot = tmp_path / "eval.json", tmp_path / "features.png"
+    out = _cli("evaluate", chain["sim"], f"student={chain['student']}", chain["teacher"],
+               "--out", report_path, "--plot", plot, "--levels", "high", "--epochs", 2,
+               "--max-showers", 200)  # fmt: skip
+    assert "wrote" in out and report_path.is_file()
+    assert plot.read_bytes()[:8] == PNG
+    report = json.loads(report_path.read_text())
+    assert report["reference"] == {"n_showers": N_SIM, "geometry": "calogan"}
+    assert report["settings"]["levels"] == ["high"] and report["settings"]["epochs"] == 2
+    assert report["settings"]["max_showers"] == 200
+    models = report["models"]
+    assert set(models) == {"student", "teacher"}  # LABEL=FILE, or the file's stem
+    assert models["student"]["n_showers"] == 150 and models["teacher"]["n_showers"] == N_SIM
+    for r in models.values():
+        assert set(r["classifier"]) == {"high"}
+        assert 0 <= r["classifier"]["high"]["auc"] <= 1
+        assert math.isfinite(r["fpd"]) and r["fpd"] >= 0
+        assert 0 <= r["separation_mean"] <= 1
+        assert set(r["separation"]) >= {"E_inc", "E_dep"}
+    # The teacher was given the reference's own energies: E_inc is not separable.
+    assert models["teacher"]["separation"]["E_inc"] < 1e-6
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes left no temporary file
+
+
+def test_evaluate_without_classifier(chain, tmp_path) -> None:
+    report_path = tmp_path / "eval.json"
+    _cli("evaluate", chain["sim"], chain["student"], "--out", report_path, "--plot",
+         tmp_path / "p.png", "--levels", "none")  # fmt: skip
+    report = json.loads(report_path.read_text())
+    assert report["models"]["student"]["classifier"] == {}
+    assert math.isfinite(report["models"]["student"]["fpd"])
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _run_main(argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
+    """Run the real entry point ``hepflows.cli.run`` in-process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["hepflows", *argv])
+    with pytest.raises(SystemExit) as info:
+        run()
+    captured = capsys.readouterr()
+    return info.value.code, captured.out, captured.err
+
+
+BAD = [
+    # Neither a built-in name nor a file: the built-in choices are named.
+    ("simulate --geometry nope --out {o}/s.h5", "unknown geometry 'nope'"),
+    ("simulate --events abc --out {o}/s.h5", "--events must be a number"),
+    ("simulate --events 0 --out {o}/s.h5", "--events must lie between 1 and 1e13"),
+    ("simulate --events 10 --energy-min 50 --energy-max 10 --out {o}/s.h5", "--energy-min"),
+    ("simulate --events 10 --energy-min -1 --out {o}/s.h5", "--energy-min"),
+    ("simulate --events 10 --layout hdf --out {o}/s.h5", "unknown shower-file layout 'hdf'"),
+    ("simulate --events 10 --particle muon --out {o}/s.h5", "unknown particle 'muon'"),
+    ("train {o}/missing.h5 --out {o}/m.safetensors", "no shower file at"),
+    ("train {model} --out {o}/m.safetensors", "not a readable HDF5 file"),
+    ("train {sim} --geometry nope --out {o}/m.safetensors", "unknown geometry 'nope'"),
+    ("train {sim} --geometry nope.xml --out {o}/m.safetensors", "no binning XML at nope.xml"),
+    ("train {sim} --batch-size 1000 --out {o}/m.safetensors", "fewer than one batch of 1000"),
+    ("train {sim} --transforms 0 --out {o}/m.safetensors", "transforms must be an integer >= 1"),
+    ("train {sim} --epochs-flow1 -1 --out {o}/m.safetensors", "epochs['flow1'] must be >= 0"),
+    ("generate {o}/missing.safetensors --out {o}/g.h5", "no saved CaloFlow model at"),
+    ("generate {sim} --out {o}/g.h5", "not a readable safetensors file"),
+    ("generate {model} --model gan --events 5 --energy-min 20 --energy-max 30 --out {o}/g.h5",
+     "model must be 'teacher' or 'student'"),
+    ("generate {model} --events 5 --energy-min 1 --energy-max 3 --out {o}/g.h5",
+     "outside the training range"),
+    ("generate {model} --events 5e-1 --energy-min 20 --energy-max 30 --out {o}/g.h5",
+     "--events must lie between 1 and 1e13"),
+    ("generate {model} --like {o}/missing.h5 --out {o}/g.h5", "no shower file at"),
+    ("evaluate {sim} {o}/missing.h5 --out {o}/e.json --plot {o}/e.png", "no shower file at"),
+    ("evaluate {sim} {student} --levels top --out {o}/e.json --plot {o}/e.png",
+     "unknown classifier levels ['top']"),
+    ("evaluate {sim} {student} --max-showers 0 --out {o}/e.json --plot {o}/e.png",
+     "--max-showers must lie between 1 and 1e13"),
+]  # fmt: skip
+BAD += [
+    ("generate {model} --events 5 --energy-min 20 --energy-max 30 --batch-size 0 --out {o}/g.h5",
+     "batch_size must be a positive int"),
+    ("generate {model} --events 5 --energy-min 20 --energy-max 30 --seed -1 --out {o}/g.h5",
+     "--seed must be >= 0"),
+    ("simulate --events 5 --seed -1 --out {o}/s.h5", "seed must be an int >= 0"),
+]  # fmt: skip
+CASES = [pytest.param(a, m, id=a.split(" --out")[0]) for a, m in BAD]
+
+
+@pytest.mark.parametrize(("args", "message"), CASES)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    chain, tmp_path, monkeypatch, capsys, args, message
+) -> None:
+    argv = args.format(o=tmp_path, **{k: v for k, v in chain.items() if isinstance(v, Path)})
+    code, _, err = _run_main(["calo", *argv.split()], monkeypatch, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert message in lines[0]
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no output, no checkpoint, no temporary file
+
+
+def test_option_of_the_wrong_type_is_a_usage_error(chain, monkeypatch, capsys) -> None:
+    """Typed options (int, float) are checked by typer itself: exit 2, no traceback."""
+    code, _, err = _run_main(["calo", "train", str(chain["sim"]), "--batch-size", "abc"],
+                             monkeypatch, capsys)  # fmt: skip
+    assert code == 2 and "--batch-size" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["train", "missing.h5"], "no shower file at missing.h5"),
+     (["simulate", "--geometry", "nope", "--out", "s.h5"], "unknown geometry 'nope'")],
+)  # fmt: skip
+def test_bad_input_in_a_real_process_has_no_traceback(tmp_path, args, message) -> None:
+    proc = subprocess.run([sys.executable, "-m", "hepflows.cli", "calo", *args],
+                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2
+    assert message in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert list(tmp_path.iterdir()) == []
