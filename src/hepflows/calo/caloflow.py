@@ -11,7 +11,13 @@
 Both flows are MAFs (fast density, the "teacher"). Flow II can also be a
 one-pass IAF "student" distilled from the teacher
 (:mod:`hepflows.flows.distill`). Sampled voxels are clipped at zero,
-renormalised to their layer energy and zeroed below the noise level.
+renormalised to their layer energy and zeroed below a readout threshold
+fitted on the training showers: the geometric mean of the noise level and the
+1 % quantile of the non-zero voxel energies, i.e. halfway (in logit space)
+between the noise and the smallest real deposits. Zeroing at the noise level
+itself, the upper edge of the noise, would light up about half of the empty
+voxels at the slightest blur of the flow (measured on toy photons: sparsity
+separation powers of 0.7-0.9).
 
 All inputs to the flows are standardised with statistics fitted on the
 training showers (kept as buffers, saved with the model).
@@ -54,6 +60,19 @@ def _expit(y: Tensor) -> Tensor:
     return (torch.sigmoid(y) - ALPHA) / (1 - 2 * ALPHA)
 
 
+def readout_threshold(voxels: Tensor) -> float:
+    """Threshold (MeV) below which generated voxels are zeroed, from (N, V) training voxels.
+
+    The geometric mean of the training noise level and the 1 % quantile of the
+    non-zero voxel energies (never below the noise level).
+    """
+    lit = voxels[voxels > 0]
+    if len(lit) > 1_000_000:  # quantile() has a size limit; a strided subsample does
+        lit = lit[:: len(lit) // 1_000_000 + 1]
+    smallest = torch.quantile(lit.double(), 0.01).item() if len(lit) else NOISE_MEV
+    return float(np.sqrt(NOISE_MEV * max(smallest, NOISE_MEV)))
+
+
 class CaloFlow(nn.Module):
     """CaloFlow for one geometry: flow I, flow II teacher and (optionally) a student.
 
@@ -86,7 +105,7 @@ class CaloFlow(nn.Module):
         L, V = self.n_layers, self.n_voxels
         for name, shape in (("log_e_range", (2,)), ("u0_scale", ()), ("y1_mean", (L,)),
                             ("y1_std", (L,)), ("loge_layer_mean", (L,)), ("loge_layer_std", (L,)),
-                            ("y2_mean", (V,)), ("y2_std", (V,))):  # fmt: skip
+                            ("y2_mean", (V,)), ("y2_std", (V,)), ("threshold_mev", ())):  # fmt: skip
             self.register_buffer(name, torch.zeros(shape))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         # Layer index of each voxel among the voxelised layers, for per-layer sums.
@@ -188,6 +207,7 @@ class CaloFlow(nn.Module):
             y2 = _logit(self._voxel_fractions(vox, layers))
             self.y2_mean.copy_(y2.mean(0))
             self.y2_std.copy_(y2.std(0).clamp_min(1e-3))
+            self.threshold_mev.fill_(readout_threshold(self.tensors(showers)[0]))
             self.fitted.fill_(True)
 
     def _require_fitted(self) -> None:
@@ -292,7 +312,7 @@ class CaloFlow(nn.Module):
         frac = _expit(y2 * self.y2_std + self.y2_mean).clamp_min(0)
         frac = frac / self._layer_sums(frac)[:, self.owner].clamp_min(1e-12)
         vox = frac * layers[:, self.owner]
-        vox = torch.where(vox < NOISE_MEV, torch.zeros_like(vox), vox)
+        vox = torch.where(vox < self.threshold_mev, torch.zeros_like(vox), vox)
         return vox.to(torch.float64)
 
     # ------------------------------------------------------------- save / load
