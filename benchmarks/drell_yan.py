@@ -11,8 +11,12 @@ Two parts, one process (design note physics.md):
    of the m_ll, y_ll and cos theta* histograms; a PNG of them side by side.
 2. **Equal matrix-element calls** (MadNIS set-up, Z' on): training +
    evaluation budget for every method, all calls counted:
-   hepflows multi-channel (photon, Z, Z' channels, mixture weights),
-   hepflows single-channel, VEGAS per channel (classic multi-channel weights,
+   hepflows multi-channel (photon, Z, Z' channels, mixture weights) on the
+   folded integrand (``DrellYan.folded()``: phi flat, beam swap folded, one
+   call per point; what ``hepflows generate`` integrates) and unfolded,
+   hepflows single-channel (folded); the peers on the 4-D integrand and, for
+   the multi-channel ones, on the same folded integrand too; VEGAS per channel
+   (classic multi-channel weights,
    calls split evenly, ``nitn=10`` adaptive iterations then one
    ``adapt=False`` pass), VEGAS on one channel, and madnis 1.0 twice:
    one channel (``Integrator(f, dims=4, batch_size=1024)``, its default flow)
@@ -85,10 +89,12 @@ def median_figures(runs: list[dict]) -> dict:
 
 # ------------------------------------------------------------------ methods
 def run_hepflows(dy, n_train, n_eval, seed, multichannel):
+    """hepflows on ``dy`` (a DrellYan, or its ``folded()`` integrand, as `hepflows generate`)."""
     f = Counted(dy)
     t0 = time.perf_counter()
-    integ = NeuralIntegrator(f, 4, seed=seed, channels=dy.channels() if multichannel else None,
-                             loss=LOSS)  # as `hepflows generate drell-yan`
+    integ = NeuralIntegrator(f, dy.dims, seed=seed,
+                             channels=dy.channels() if multichannel else None,
+                             loss=LOSS)  # fmt: skip
     integ.train(n_train, progress=False)
     r = integ.integrate(n_eval)
     out = {"sigma_pb": r.value, "error_pb": r.error, "relative_error": r.relative_error,
@@ -120,7 +126,7 @@ def vegas_channels(dy, channels, n_train, n_eval, seed, nitn=10):
             return (f(x) * jac * alpha).numpy()
 
         rng = np.random.default_rng(seed + 1000 * i)
-        integ = vegas.Integrator(4 * [[0.0, 1.0]], ran_array_generator=rng.random)
+        integ = vegas.Integrator(dy.dims * [[0.0, 1.0]], ran_array_generator=rng.random)
         integ(g, nitn=nitn, neval=n_train // n_ch // nitn)
         total_i, var_i, w = vegas_final_pass(integ, g, n_eval // n_ch)
         total, var = total + total_i, var + var_i
@@ -138,7 +144,8 @@ def run_madnis(dy, n_train, n_eval, seed):
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     batch = 1024
-    integ = Integrator(lambda x: f(x.to(torch.float64)).to(x.dtype), dims=4, batch_size=batch)
+    integ = Integrator(lambda x: f(x.to(torch.float64)).to(x.dtype), dims=dy.dims,
+                       batch_size=batch)  # fmt: skip
     integ.train(max(n_train // batch, 1))
     s = integ.sample(n_eval)
     w = s.weights.detach().to(torch.float64)
@@ -167,8 +174,8 @@ def run_madnis_channels(dy, n_train, n_eval, seed):
         alpha = torch.softmax(log_priors(channels, u), dim=1)
         return (f(u) * jac).float(), u.float(), alpha.float()
 
-    integrand = Integrand(function, input_dim=4, channel_count=len(channels), remapped_dim=4,
-                          has_channel_weight_prior=True)  # fmt: skip
+    integrand = Integrand(function, input_dim=dy.dims, channel_count=len(channels),
+                          remapped_dim=dy.dims, has_channel_weight_prior=True)  # fmt: skip
     batch = 1024
     integ = Integrator(integrand, batch_size=batch)
     integ.train(max(n_train // batch, 1))
@@ -196,10 +203,11 @@ def pythia_part(n_pythia, n_train, n_eval, n_events, seed, plot):
           f"Gamma_Z = {params.wz:.6g} (running width), flavours {params.flavours}, "
           f"mu_F = {params.mu_f:.4f}, m_ll > {params.sqrt_s_hat_min}")  # fmt: skip
     dy = DrellYan(params)
-    res, integ = run_hepflows(dy, n_train, n_eval, seed, multichannel=True)
+    folded = dy.folded()
+    res, integ = run_hepflows(folded, n_train, n_eval, seed, multichannel=True)
     pull = (res["sigma_pb"] - sample.sigma_pb) / math.hypot(res["error_pb"], sample.sigma_err_pb)
     ev = integ.generate(n_events, progress=False)
-    _, _, lep, anti = dy.momenta(ev.x)
+    _, _, lep, anti = dy.momenta(folded.expand(ev.x, torch.Generator().manual_seed(seed)))
     ours = observables(lep, anti)
     theirs = observables(sample.lepton, sample.antilepton)
     chi2 = {}
@@ -253,13 +261,17 @@ def main() -> None:
 
     print("\n== Part 2: equal matrix-element calls, MadNIS set-up with the Z'")
     dy = DrellYan()
+    fy = dy.folded()  # phi flat, beam swap folded: what `hepflows generate` integrates
     methods = {
-        "hepflows": lambda s: run_hepflows(dy, n_train, n_eval, s, True)[0],
-        "hepflows_single_channel": lambda s: run_hepflows(dy, n_train, n_eval, s, False)[0],
+        "hepflows": lambda s: run_hepflows(fy, n_train, n_eval, s, True)[0],
+        "hepflows_unfolded": lambda s: run_hepflows(dy, n_train, n_eval, s, True)[0],
+        "hepflows_single_channel": lambda s: run_hepflows(fy, n_train, n_eval, s, False)[0],
         "vegas_per_channel": lambda s: vegas_channels(dy, dy.channels(), n_train, n_eval, s),
+        "vegas_per_channel_folded": lambda s: vegas_channels(fy, fy.channels(), n_train, n_eval, s),  # noqa: E501
         "vegas_single_channel": lambda s: vegas_channels(dy, dy.channels()[:1], n_train, n_eval, s),  # noqa: E501
         "madnis": lambda s: run_madnis(dy, n_train, n_eval, s),
         "madnis_multichannel": lambda s: run_madnis_channels(dy, n_train, n_eval, s),
+        "madnis_multichannel_folded": lambda s: run_madnis_channels(fy, n_train, n_eval, s),
     }
     seeds = [seed + k for k in range(args.seeds)]
     runs: dict[str, list[dict]] = {name: [] for name in methods}
@@ -282,7 +294,8 @@ def main() -> None:
     result["methods"] = table
     result["seeds"] = seeds
     result["per_seed"] = runs
-    peers = ["vegas_per_channel", "vegas_single_channel", "madnis", "madnis_multichannel"]
+    peers = ["vegas_per_channel", "vegas_per_channel_folded", "vegas_single_channel", "madnis",
+             "madnis_multichannel", "madnis_multichannel_folded"]
     best = min(peers, key=lambda k: table[k]["relative_error"])
     best_unw = max(peers, key=lambda k: table[k]["unweighting_efficiency"])
     ref = vegas_channels(dy, dy.channels(), 3 * 10**6 if not args.quick else 6 * 10**5,

@@ -178,6 +178,9 @@ def drell_yan(
     train_calls: Annotated[str, typer.Option(help="matrix-element calls for training")] = "2e5",
     calls: Annotated[str, typer.Option(help="calls for the cross-section")] = "1e5",
     multichannel: Annotated[bool, typer.Option(help="one channel per propagator")] = True,
+    fold: Annotated[
+        bool, typer.Option(help="fold the exact symmetries (phi, beam swap) before integrating")
+    ] = True,
     mll_min: Annotated[float, typer.Option(help="lepton-pair mass cut (GeV)")] = 15.0,
     pt_min: Annotated[float, typer.Option(help="lepton p_T cut, both leptons (GeV)")] = 0.0,
     eta_max: Annotated[
@@ -201,7 +204,7 @@ def drell_yan(
     run_ = generate_events(
         dy, n_events, out=out if n_events else None,
         train_calls=count(train_calls, "--train-calls"), calls=count(calls, "--calls"),
-        seed=seed, multichannel=multichannel, integrator=integrator,
+        seed=seed, multichannel=multichannel, integrator=integrator, fold=fold,
     )  # fmt: skip
     title = f"pp -> {lepton}+{lepton}- via gamma/Z{'/Z' if zprime else ''}, 13 TeV, LO"
     _print_result(run_.result, title.replace("/Z/Z", "/Z/Z'"), unit="pb")

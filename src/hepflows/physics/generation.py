@@ -11,7 +11,7 @@ existing file.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -61,6 +61,7 @@ def generate_events(
     multichannel: bool = True,
     integrator: str | os.PathLike | None = None,
     progress: bool = True,
+    fold: bool = True,
 ) -> Generation:
     """Train or load an integrator for ``process``, estimate sigma, generate and write events.
 
@@ -75,29 +76,41 @@ def generate_events(
         integrator: file of a saved integrator: loaded if it exists (no
             training), else written after training.
         progress: progress bars.
+        fold: integrate ``process.folded()`` (exact symmetries folded away:
+            phi flat, the beam swap; see :mod:`hepflows.physics.symmetry`) and
+            expand the events back to the full phase space.
 
     Returns:
         A :class:`Generation`.
     """
     if n_events < 0:
         raise ConfigError(f"n_events must be >= 0, got {n_events}")
-    channels = process.channels() if multichannel else None
+    f = process.folded() if fold else process
+    channels = f.channels() if multichannel else None
     path = Path(integrator) if integrator is not None else None
     trained = not (path is not None and path.exists())
     if trained:
-        integ = NeuralIntegrator(process, process.dims, seed=seed, channels=channels, loss=LOSS)
+        integ = NeuralIntegrator(f, f.dims, seed=seed, channels=channels, loss=LOSS)
         integ.train(calls=train_calls, progress=progress)
         if path is not None:
             integ.save(path)
     else:
-        integ = NeuralIntegrator.load(path, process, channels=channels)
+        integ = NeuralIntegrator.load(path, f, channels=channels)
+        if integ.dims != f.dims:
+            raise ConfigError(
+                f"{path} holds an integrator of {integ.dims} dimensions but this run integrates "
+                f"{f.dims} ({'folded' if fold else 'unfolded'}): retrain it (another "
+                "--integrator file) or switch --fold/--no-fold to match it"
+            )
     result = integ.integrate(calls=calls, progress=progress)
     events = None
     out_path = Path(out) if out is not None else None
     if n_events:
         events = integ.generate(n_events, progress=progress)
+        gen = torch.Generator().manual_seed(seed)
+        if fold:  # back to the full (n, 4) phase space of the process
+            events = replace(events, x=f.expand(events.x, gen))
         if out_path is not None:
-            gen = torch.Generator().manual_seed(seed)
             p = process.params
             alpha = p.alpha_em if isinstance(p.alpha_em, float) else 0.0
             write_events(

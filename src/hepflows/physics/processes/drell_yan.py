@@ -38,6 +38,7 @@ from hepflows.physics.phasespace import (
     PartonicPoint,
     s_hat_channel,
 )
+from hepflows.physics.symmetry import Folded
 
 #: GeV^-2 -> pb.
 GEV2_TO_PB = 0.3893793721e9
@@ -218,6 +219,17 @@ class DrellYan:
     def __call__(self, u: Tensor) -> Tensor:
         """(n, 4) unit-cube points -> (n,) d sigma / du in pb."""
         return self.contributions(u)[0].sum(0)
+
+    def folded(self, check: int = 256) -> Folded:
+        """This integrand on [0, 1]^3 with its exact symmetries folded away (same sigma).
+
+        phi (direction 3) is flat, and swapping the beams, (y, cos theta) ->
+        (-y, -cos theta), i.e. u_1, u_2 -> 1 - u_1, 1 - u_2, leaves dsigma
+        unchanged (the lepton cuts are symmetric too); the folded integrand
+        keeps y < 0. ``folded().expand(v)`` turns its points back into
+        (n, 4) points of this integrand. ``check`` points verify the symmetry.
+        """
+        return Folded(self, 4, flat=(3,), mirror=(1, 2), half=1, check=check)
 
     def channels(self) -> list[Channel]:
         """One channel per propagator: photon (1/s_hat), Z and Z' (Breit-Wigner in s_hat)."""
