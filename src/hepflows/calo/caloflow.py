@@ -46,9 +46,11 @@ FORMAT = "hepflows-caloflow"
 ALPHA = 1e-6  # logit regulator (CaloFlow)
 NOISE_MEV = 1e-3  # 1 keV training noise on voxels (CaloFlow)
 
-#: Showers per flow pass when sampling (student at 10^4 showers per call, 2 cores:
-#: 0.87 ms/shower in one pass of 10^4, see benchmarks/calo.py).
-BATCH = 2048
+#: Showers per flow pass when sampling. The student's one pass is bound by memory
+#: traffic of its (P, F, N) spline parameters: on 2 cores, 10^4 showers took 0.30
+#: ms/shower in passes of 256, 0.64 in passes of 2048 and 0.84 in one pass. The
+#: teacher's V passes per block are bound by per-pass overhead: larger is better.
+BATCH = {"student": 256, "teacher": 4096}
 
 #: Default sizes, chosen for 2 CPU cores (CaloFlow's own ran for hours on a GPU).
 FLOW1_DEFAULTS: dict[str, Any] = dict(transforms=6, bins=8, hidden=[64, 64])
@@ -261,7 +263,7 @@ class CaloFlow(nn.Module):
         self,
         energies_mev: np.ndarray | Tensor,
         model: str = "teacher",
-        batch_size: int = BATCH,
+        batch_size: int | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> Showers:
@@ -271,9 +273,7 @@ class CaloFlow(nn.Module):
             energies_mev: (N,) incident energies in MeV.
             model: ``"teacher"`` (MAF flow II, V passes per block) or
                 ``"student"`` (IAF, one pass).
-            batch_size: showers per flow pass (default :data:`BATCH`: on a CPU,
-                larger passes are slower per shower, their (P, F, N) spline
-                parameters no longer fit in cache).
+            batch_size: showers per flow pass (default: :data:`BATCH` of the model).
             generator: for reproducible draws.
             progress: show a progress bar (per batch).
 
@@ -285,6 +285,8 @@ class CaloFlow(nn.Module):
             raise ConfigError(f"model must be 'teacher' or 'student', got {model!r}")
         if model == "student" and self.student is None:
             raise ConfigError("this model has no student: build it with student=True and distill")
+        if batch_size is None:
+            batch_size = BATCH.get(model, 1024)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         flow2 = self.teacher if model == "teacher" else self.student

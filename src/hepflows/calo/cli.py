@@ -132,7 +132,9 @@ def generate(
     layout: Annotated[
         str | None, typer.Option(help="calogan or calochallenge (default: the input's layout)")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="showers per flow pass")] = 2048,
+    batch_size: Annotated[
+        int | None, typer.Option(help="showers per flow pass (default: 256 student, 4096 teacher)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = 0,
 ) -> None:
     """Generate showers with a trained CaloFlow, in the layout of its training (or --like) file."""
