@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 import hepflows
-from hepflows.calo.geometry import Geometry
+from hepflows.calo.geometry import Geometry, Layer
 from hepflows.calo.showers import Showers
 from hepflows.errors import CheckpointError, ConfigError, InputError
 from hepflows.files import atomic_write, read_metadata
@@ -198,7 +198,8 @@ class CaloFlow(nn.Module):
             seed: seed of the noise draws.
         """
         g = torch.Generator().manual_seed(seed)
-        vox, layers, e_inc = self._raw(*self.tensors(showers), g)
+        clean, e_inc = self.tensors(showers)
+        vox, layers, e_inc = self._raw(clean, e_inc, g)
         with torch.no_grad():
             loge = torch.log10(e_inc)
             span = max((loge.max() - loge.min()).item(), 1e-3)
@@ -214,7 +215,7 @@ class CaloFlow(nn.Module):
             y2 = _logit(self._voxel_fractions(vox, layers))
             self.y2_mean.copy_(y2.mean(0))
             self.y2_std.copy_(y2.std(0).clamp_min(1e-3))
-            self.threshold_mev.fill_(readout_threshold(self.tensors(showers)[0]))
+            self.threshold_mev.fill_(readout_threshold(clean))
             self.fitted.fill_(True)
 
     def _require_fitted(self) -> None:
@@ -286,7 +287,7 @@ class CaloFlow(nn.Module):
         if model == "student" and self.student is None:
             raise ConfigError("this model has no student: build it with student=True and distill")
         if batch_size is None:
-            batch_size = BATCH.get(model, 1024)
+            batch_size = BATCH[model]
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         flow2 = self.teacher if model == "teacher" else self.student
@@ -358,8 +359,6 @@ class CaloFlow(nn.Module):
             config = json.loads(meta["config"])
             g = config["geometry"]
             layers = [dict(layer) for layer in g["layers"]]
-            from hepflows.calo.geometry import Layer
-
             geometry = Geometry(
                 tuple(Layer(**{k: tuple(v) if isinstance(v, list) else v
                                for k, v in layer.items()}) for layer in layers),

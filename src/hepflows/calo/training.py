@@ -83,11 +83,11 @@ def _loss(model: CaloFlow, stage: str, vox: Tensor, e: Tensor, g: torch.Generato
     return distillation_loss(model.teacher, model.student, y, c, z).total
 
 
-def _state(checkpoint: str | os.PathLike | None) -> dict[str, Any]:
+def _state(checkpoint: str | os.PathLike | None) -> tuple[CaloFlow | None, dict[str, Any]]:
+    """The model and training state saved in ``checkpoint`` (``(None, {})`` if there is none)."""
     if checkpoint is None or not Path(checkpoint).exists():
-        return {}
-    _, extra = CaloFlow.load(checkpoint)
-    return extra
+        return None, {}
+    return CaloFlow.load(checkpoint)
 
 
 def train(
@@ -124,14 +124,13 @@ def train(
             f"{n} showers leave {n - n_val} for training, fewer than one batch of "
             f"{plan.batch_size}: simulate more showers or lower the batch size"
         )
-    state = _state(checkpoint)
+    loaded, state = _state(checkpoint)
     if state:
         if state.get("plan") != asdict(plan):
             raise CheckpointError(
                 f"{checkpoint} was written with another training plan ({state.get('plan')}); "
                 "use another checkpoint path or the same settings"
             )
-        loaded, _ = CaloFlow.load(checkpoint)
         if loaded.config != model.config:
             raise CheckpointError(
                 f"{checkpoint} holds a model of another configuration: use another checkpoint "

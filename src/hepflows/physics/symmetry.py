@@ -132,6 +132,6 @@ class Folded:
         Valid when every channel maps direction 0 only and 0 is kept unmirrored
         (the s-hat channels of a 2 -> 2 process); other columns pass through.
         """
-        if 0 in self.flat or 0 in self.mirror or self.kept[0] != 0:
+        if 0 in self.flat or 0 in self.mirror:
             raise ConfigError("channels act on direction 0: it must be kept and not mirrored")
         return self.f.channels()  # type: ignore[attr-defined]
