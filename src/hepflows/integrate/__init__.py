@@ -11,6 +11,7 @@ Quick use::
 """
 
 from hepflows.integrate.channels import Channel, ChannelWeights
+from hepflows.integrate.fab import FABHistory, FABIntegrator
 from hepflows.integrate.integrands import (
     BUILTIN,
     IntegrandError,
@@ -29,7 +30,8 @@ from hepflows.integrate.unweighting import Events, choose_wmax, unweight
 from hepflows.integrate.vegas_map import VegasMap, adapt_vegas
 
 __all__ = [
-    "BUILTIN", "Events", "IntegrandError", "IntegrationResult", "KnownIntegrand",
+    "BUILTIN", "Events", "FABHistory", "FABIntegrator", "IntegrandError", "IntegrationResult",
+    "KnownIntegrand",
     "NeuralIntegrator", "TrainingHistory", "VegasMap", "adapt_vegas", "builtin", "camel",
     "choose_wmax", "evaluate", "forward_kl", "gaussian", "polynomial", "reverse_kl", "signed",
     "Channel", "ChannelWeights", "channel_variance", "unweight", "variance",

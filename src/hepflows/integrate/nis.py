@@ -757,12 +757,19 @@ class NeuralIntegrator:
         if self._opt is not None:
             opt_tensors, opt_meta = optimizer_tensors(self._opt)
             tensors |= opt_tensors
+        tensors |= self._extra_tensors()
         meta = {
             "format": FORMAT,
             "hepflows_version": hepflows.__version__,
             "config": json.dumps(self.config),
             "state": json.dumps(
-                {"calls": self.calls, "dropped": self.dropped, "plan": self._plan, "opt": opt_meta}
+                {
+                    "calls": self.calls,
+                    "dropped": self.dropped,
+                    "plan": self._plan,
+                    "opt": opt_meta,
+                    **self._extra_state(),
+                }
             ),  # fmt: skip
         }
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
@@ -828,6 +835,17 @@ class NeuralIntegrator:
         self._opt = None
         if training and state["opt"]:
             load_optimizer_tensors(self._optimizer(), tensors, state["opt"])
+        self._restore_extra(tensors, state)
+
+    # Hooks for subclasses with more state (FAB's replay buffer and step sizes).
+    def _extra_tensors(self) -> dict[str, Tensor]:
+        return {}
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _restore_extra(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
+        pass
 
 
 def _read_meta(path: str | os.PathLike) -> dict[str, str]:

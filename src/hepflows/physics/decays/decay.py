@@ -1,0 +1,64 @@
+"""A three-body decay as a differentiable density on the unit square.
+
+:class:`ThreeBodyDecay` joins an intensity |M|^2(s12, s23, s13) to the
+:class:`~hepflows.physics.decays.dalitz.DalitzPlot` mapping: called on
+u (n, 2) in [0, 1]^2 it returns |M|^2 times the Jacobian, whose integral over
+the square is int ds12 ds23 |M|^2. Gradients with respect to u flow through
+torch autograd (for FAB's HMC, :mod:`hepflows.integrate.fab`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor
+
+from hepflows.errors import ShapeError
+from hepflows.physics.decays.dalitz import DalitzPlot
+
+#: Distance from the square's faces below which points are moved in (see ``__call__``).
+EDGE = 1e-12
+#: (s12, s23, s13), each (n,) -> (n,) |M|^2 >= 0, differentiable.
+Intensity = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+class ThreeBodyDecay:
+    """Density of a three-body decay on the unit square (an integrand for hepflows.integrate).
+
+    Args:
+        dalitz: phase space and masses.
+        intensity: |M|^2 as a function of (s12, s23, s13), torch-differentiable.
+        name: label for tables and plots.
+
+    Example:
+        >>> from hepflows.physics.decays import pi1800
+        >>> f = pi1800()
+        >>> u = torch.rand(5, 2, dtype=torch.float64)
+        >>> f(u).shape
+        torch.Size([5])
+    """
+
+    dims = 2
+
+    def __init__(self, dalitz: DalitzPlot, intensity: Intensity, name: str = "") -> None:
+        self.dalitz = dalitz
+        self.intensity = intensity
+        self.name = name
+
+    def invariants(self, u: Tensor) -> dict[str, Tensor]:
+        """(n, 2) unit-square points -> dict of (n,) ``s12``, ``s23``, ``s13`` and ``jac``."""
+        s12, s23, jac = self.dalitz.map(u)
+        return {"s12": s12, "s23": s23, "s13": self.dalitz.s13(s12, s23), "jac": jac}
+
+    def __call__(self, u: Tensor) -> Tensor:
+        """(n, 2) points in [0, 1]^2 -> (n,) |M|^2 |d(s12, s23)/du| (differentiable)."""
+        if u.ndim != 2 or u.shape[1] != 2:
+            raise ShapeError(f"u must have shape (n, 2), got {tuple(u.shape)}")
+        # The amplitude formulas are singular on the Dalitz boundary (u on a face of the
+        # square); points closer than EDGE are evaluated at that distance.
+        s12, s23, jac = self.dalitz.map(u.clamp(EDGE, 1 - EDGE))
+        return self.intensity(s12, s23, self.dalitz.s13(s12, s23)) * jac
+
+    def __repr__(self) -> str:
+        d = self.dalitz
+        return f"ThreeBodyDecay({self.name!r}, M={d.M}, m=({d.m1}, {d.m2}, {d.m3}))"
