@@ -4,8 +4,8 @@ model via the optional ``polarimetry-lc2pkpi`` package and JAX)."""
 
 from hepflows.physics.decays.dalitz import DalitzPlot, breakup_momentum, kallen
 from hepflows.physics.decays.decay import ThreeBodyDecay
-from hepflows.physics.decays.lc2pkpi import lc2pkpi
-from hepflows.physics.decays.pi1800 import Pi1800Parameters, Resonance, pi1800
+from hepflows.physics.decays.lambda_c import lc2pkpi
+from hepflows.physics.decays.three_pion import Pi1800Parameters, Resonance, pi1800
 
 __all__ = ["DalitzPlot", "Pi1800Parameters", "Resonance", "ThreeBodyDecay", "breakup_momentum",
            "kallen", "lc2pkpi", "pi1800"]  # fmt: skip
