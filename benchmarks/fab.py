@@ -1,0 +1,304 @@
+"""FAB vs the reverse-KL and variance losses vs VEGAS on two three-body decays.
+
+Densities: Lambda_c+ -> p K- pi+ (LHCb amplitude model, ``polarimetry-lc2pkpi``)
+and pi(1800)- -> pi- pi+ pi- (hepflows' isobar model), |M|^2 times the Dalitz
+Jacobian on the unit square (:mod:`hepflows.physics.decays`).
+
+Rule (design/integration.md): equal calls. The training budget counts every
+density evaluation and, for FAB, every gradient evaluation (one call each);
+then every method draws the same number of fresh points (``--n-eval``), which
+give the figures:
+
+* ESS fraction (sum w)^2 / (N sum w^2) of the fresh weights, and ESS per call
+  = ESS / (training + evaluation calls): the must-reach figure;
+* unweighting efficiency <w> / max w (and with the 99.9 % quantile);
+* chi^2 / ndf of the weighted Dalitz plot (m^2 of the (12) pair vs the (23)
+  pair, 25 x 25 bins, bins with >= 20 reference events) against a large VEGAS
+  sample unweighted with w_max = max w (``--n-ref`` events drawn from).
+
+Methods and settings (printed with the results):
+
+* fab: :class:`hepflows.integrate.FABIntegrator` defaults (1 intermediate
+  distribution, HMC with 1 leapfrog step and adapted step size, alpha = 2 AIS
+  target p^2/q, prioritised replay buffer with 16 steps per AIS batch);
+* variance: :class:`hepflows.integrate.NeuralIntegrator` defaults (variance
+  loss, VEGAS warm start in d <= 4, 7 buffered steps);
+* rkl: the same with ``loss="rkl"`` (reverse KL, score-function gradient: it
+  needs no gradient of the density);
+* vegas: ``vegas.Integrator([[0, 1]] * 2)``, nitn=10 adaptive iterations over
+  the training budget, then one ``adapt=False`` pass.
+
+Usage: ``python benchmarks/fab.py [--quick] [--budgets 1e4,3e4,1e5] [--seeds 3]
+[--out benchmarks/results/fab.json] [--plot docs/fab_dalitz.png]``
+The last line of output is one JSON object; ``fab_ess_gain`` is FAB's ESS per
+call over the best other method's at the headline (largest) budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import Counted, finish, vegas_final_pass
+from hepflows.integrate import FABIntegrator, NeuralIntegrator
+from hepflows.physics.decays import lc2pkpi, pi1800
+
+SETTINGS = {
+    "fab": "FABIntegrator defaults: intermediate=1, HMC leapfrog=1 (step size adapted to "
+    "acceptance 0.65), AIS target p^2/q, prioritised replay buffer (20 batches), 16 replay "
+    "steps per AIS batch, lr 1e-2 cosine; density and gradient calls both counted",
+    "variance": "NeuralIntegrator defaults: variance loss, VEGAS warm start (d <= 4), 7 buffered "
+    "steps per fresh batch",
+    "rkl": "NeuralIntegrator(loss='rkl'): reverse KL with a score-function gradient, VEGAS warm "
+    "start, 7 buffered steps",
+    "vegas": "vegas.Integrator([[0, 1]] * 2), nitn=10 over the training budget, then one "
+    "adapt=False pass over the evaluation budget",
+}
+DECAYS = {"lambda_c": lambda: lc2pkpi(progress=True), "pi1800": pi1800}
+BINS = 25
+
+
+def run_fab(f, budget: int, n_eval: int, seed: int) -> dict:
+    fab = FABIntegrator(f, 2, seed=seed)
+    fab.train(calls=budget, progress=False)
+    used = fab.total_calls
+    x, w = fab.sample(n_eval)
+    return {"x": x, "w": w, "train_calls": used, "grad_calls": fab.grad_calls}
+
+
+def run_nis(f, budget: int, n_eval: int, seed: int, loss: str) -> dict:
+    cf = Counted(f)
+    integ = NeuralIntegrator(cf, 2, seed=seed, loss=loss)
+    integ.train(calls=budget, progress=False)
+    used = cf.calls
+    x, w = integ.sample(n_eval)
+    return {"x": x, "w": w, "train_calls": used, "grad_calls": 0}
+
+
+def run_vegas(f, budget: int, n_eval: int, seed: int) -> dict:
+    import vegas
+
+    cf = Counted(f)
+    xs = []
+
+    @vegas.lbatchintegrand
+    def fv(x):
+        xs.append(np.array(x))
+        return cf(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+    rng = np.random.default_rng(seed)
+    integ = vegas.Integrator([[0.0, 1.0]] * 2, ran_array_generator=rng.random)
+    integ(fv, nitn=10, neval=budget // 10)
+    used = cf.calls
+    xs.clear()
+    _, _, w = vegas_final_pass(integ, fv, n_eval)
+    return {"x": torch.from_numpy(np.concatenate(xs)), "w": torch.from_numpy(w),
+            "train_calls": used, "grad_calls": 0}  # fmt: skip
+
+
+METHODS = {
+    "fab": run_fab,
+    "variance": lambda f, b, n, s: run_nis(f, b, n, s, "variance"),
+    "rkl": lambda f, b, n, s: run_nis(f, b, n, s, "rkl"),
+    "vegas": run_vegas,
+}
+
+
+def dalitz_hist(f, x: torch.Tensor, w: torch.Tensor, edges) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted 2D histogram of (s12, s23): (sum w, sum w^2) per bin."""
+    inv = f.invariants(x.to(torch.float64).clamp(1e-12, 1 - 1e-12))
+    a, b = inv["s12"].numpy(), inv["s23"].numpy()
+    wn = w.numpy()
+    h1, _, _ = np.histogram2d(a, b, bins=edges, weights=wn)
+    h2, _, _ = np.histogram2d(a, b, bins=edges, weights=wn**2)
+    return h1, h2
+
+
+def reference(f, n_ref: int, seed: int, edges) -> tuple[np.ndarray, dict]:
+    """Unweighted VEGAS events: counts per Dalitz bin, and how they were made."""
+    import vegas
+
+    @vegas.lbatchintegrand
+    def fv(x):
+        return f(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+    rng = np.random.default_rng(seed)
+    integ = vegas.Integrator([[0.0, 1.0]] * 2, ran_array_generator=rng.random)
+    integ(fv, nitn=20, neval=50_000)
+    xs, ws = [], []
+    integ.set(neval=n_ref, adapt=False)
+    for x, wgt in integ.random_batch():
+        xs.append(np.array(x))
+        ws.append(wgt * fv(x))
+    x, w = np.concatenate(xs), np.concatenate(ws)
+    keep = rng.random(len(w)) < w / w.max()
+    inv = f.invariants(torch.from_numpy(x[keep]))
+    counts, _, _ = np.histogram2d(inv["s12"].numpy(), inv["s23"].numpy(), bins=edges)
+    info = {"points": len(w), "events": int(keep.sum()), "efficiency": float(w.mean() / w.max()),
+            "integral": float(w.sum())}  # fmt: skip
+    return counts, info
+
+
+def chi2(h1: np.ndarray, h2: np.ndarray, ref: np.ndarray, min_ref: int = 20) -> tuple[float, int]:
+    """chi^2 of a weighted histogram's shape against reference counts (bins with enough events)."""
+    mask = ref >= min_ref
+    total, n_ref = h1.sum(), ref.sum()
+    p, var_p = h1 / total, h2 / total**2
+    r, var_r = ref / n_ref, ref / n_ref**2
+    c = ((p - r) ** 2 / (var_p + var_r).clip(1e-300))[mask].sum()
+    return float(c), int(mask.sum()) - 1
+
+
+def figures(run: dict, n_eval: int, f, edges, ref) -> dict:
+    w = run["w"].to(torch.float64)
+    s1, s2 = w.sum().item(), (w**2).sum().item()
+    ess = s1**2 / s2
+    wmax = w.abs().max().item()
+    wq = torch.quantile(w.abs(), 0.999).item()
+    h1, h2 = dalitz_hist(f, run["x"], w, edges)
+    c, ndf = chi2(h1, h2, ref)
+    total = run["train_calls"] + n_eval
+    return {
+        "ess_fraction": ess / len(w),
+        "ess_per_call": ess / total,
+        "unweighting_efficiency": w.abs().mean().item() / wmax,
+        "unweighting_efficiency_q999": min(w.abs().mean().item() / wq, 1.0),
+        "integral": w.mean().item(),
+        "chi2": c,
+        "ndf": ndf,
+        "train_calls": run["train_calls"],
+        "grad_calls": run["grad_calls"],
+        "total_calls": total,
+    }
+
+
+def plot(path: Path, panels: dict, edges_by_decay: dict, names: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    plt.style.use(mplhep.style.ROOT)
+    rows = list(panels)
+    cols = list(next(iter(panels.values())))
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 4 * len(rows)),
+                             squeeze=False)  # fmt: skip
+    for i, decay in enumerate(rows):
+        e12, e23 = edges_by_decay[decay]
+        for j, label in enumerate(cols):
+            ax = axes[i, j]
+            h = panels[decay][label]
+            ax.pcolormesh(e12, e23, (h / h.sum()).T, cmap="viridis", rasterized=True)
+            ax.set_title(f"{decay}: {label}", fontsize=11)
+            ax.set_xlabel(f"m$^2$({names[decay][0]}) [GeV$^2$]", fontsize=10)
+            ax.set_ylabel(f"m$^2$({names[decay][1]}) [GeV$^2$]", fontsize=10)
+            ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one budget (3e4), one seed, 5e4 eval")
+    ap.add_argument("--budgets", default=None, help="training budgets, e.g. 1e4,3e4,1e5")
+    ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--n-eval", type=float, default=None)
+    ap.add_argument("--n-ref", type=float, default=None)
+    ap.add_argument("--decays", nargs="*", default=list(DECAYS))
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None)
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore", message=".*jax.*")
+    torch.set_num_threads(2)
+    budgets = [int(float(b)) for b in (args.budgets or ("3e4" if args.quick else "1e4,3e4,1e5"))
+               .split(",")]  # fmt: skip
+    seeds = list(range(args.seeds or (1 if args.quick else 3)))
+    n_eval = int(args.n_eval or (5e4 if args.quick else 1e5))
+    n_ref = int(args.n_ref or (5e5 if args.quick else 2e6))
+    for method, text in SETTINGS.items():
+        print(f"{method}: {text}")
+    print(f"budgets {budgets}, seeds {seeds}, n_eval {n_eval}, reference from {n_ref} VEGAS points")
+    result: dict = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        "quick": args.quick, "budgets": budgets, "seeds": seeds, "n_eval": n_eval,
+        "settings": SETTINGS, "decays": {}, "fab_ess_gain": {}, "fab_ess_gain_by_budget": {},
+    }  # fmt: skip
+    panels, edges_by_decay, names = {}, {}, {}
+    header = (f"{'decay':<9} {'budget':>7} {'method':<9} {'ESS/N':>7} {'ESS/call':>9} "
+              f"{'unw':>6} {'unw.q999':>8} {'chi2/ndf':>11} {'time s':>7}")  # fmt: skip
+    for decay in args.decays:
+        f = DECAYS[decay]()
+        d = f.dalitz
+        edges = (np.linspace(*d.bounds("12"), BINS + 1), np.linspace(*d.bounds("23"), BINS + 1))
+        edges_by_decay[decay] = edges
+        names[decay] = (d.names[0] + d.names[1], d.names[1] + d.names[2])
+        t0 = time.perf_counter()
+        ref, info = reference(f, n_ref, 12345, edges)
+        print(f"{decay}: reference {info['events']:,} unweighted VEGAS events "
+              f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+        print(header)
+        block = {"reference": info, "budgets": {}}
+        panels[decay] = {"reference (VEGAS)": ref}
+        for budget in budgets:
+            rows = {}
+            for method, run in METHODS.items():
+                runs = []
+                for seed in seeds:
+                    t = time.perf_counter()
+                    r = run(f, budget, n_eval, seed)
+                    fig = figures(r, n_eval, f, edges, ref)
+                    fig["seconds"] = time.perf_counter() - t
+                    runs.append(fig)
+                    if budget == budgets[-1] and seed == 0:
+                        panels[decay][method] = dalitz_hist(f, r["x"], r["w"], edges)[0]
+                med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+                med["per_seed_ess_per_call"] = [x["ess_per_call"] for x in runs]
+                rows[method] = med
+                print(f"{decay:<9} {budget:>7.0e} {method:<9} {med['ess_fraction']:>7.4f} "
+                      f"{med['ess_per_call']:>9.4f} {med['unweighting_efficiency']:>6.3f} "
+                      f"{med['unweighting_efficiency_q999']:>8.3f} "
+                      f"{med['chi2']:>6.1f}/{med['ndf']:<4d} {med['seconds']:>7.1f}",
+                      flush=True)  # fmt: skip
+            best = max(v["ess_per_call"] for k, v in rows.items() if k != "fab")
+            rows["fab_ess_gain"] = rows["fab"]["ess_per_call"] / best
+            per_seed = [
+                rows["fab"]["per_seed_ess_per_call"][i]
+                / max(rows[m]["per_seed_ess_per_call"][i] for m in METHODS if m != "fab")
+                for i in range(len(seeds))
+            ]
+            rows["fab_ess_gain_per_seed"] = per_seed
+            print(f"{decay:<9} {budget:>7.0e} FAB ESS per call / best other: "
+                  f"{rows['fab_ess_gain']:.3f} (per seed {[round(g, 3) for g in per_seed]})")
+            block["budgets"][str(budget)] = rows
+            gains = result["fab_ess_gain_by_budget"].setdefault(decay, {})
+            gains[str(budget)] = rows["fab_ess_gain"]
+        result["decays"][decay] = block
+        result["fab_ess_gain"][decay] = block["budgets"][str(budgets[-1])]["fab_ess_gain"]
+        # The ESS of the untrained (uniform) sampler bounds every gain from above.
+        u = torch.rand(200_000, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        w = f(u)
+        block["ess_fraction_uniform"] = (w.sum() ** 2 / (w**2).sum() / len(w)).item()
+        print(f"{decay}: ESS fraction of uniform sampling {block['ess_fraction_uniform']:.3f}: "
+              f"no method can beat another trained one by more than 1 / that = "
+              f"{1 / block['ess_fraction_uniform']:.2f}x")
+    if args.plot:
+        plot(args.plot, panels, edges_by_decay, names)
+    finish(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
