@@ -215,6 +215,60 @@ def drell_yan(
                       "XWGTUP = sigma / N, sigma and its error in <init>)")  # fmt: skip
 
 
+#: Decays of ``hepflows generate decay``.
+DECAYS = ("lambda-c", "pi1800")
+
+
+@generate_app.command("decay")
+def decay(
+    name: Annotated[str, typer.Argument(help="lambda-c (Lambda_c+ -> p K- pi+) or pi1800")],
+    events: Annotated[str, typer.Option(help="unweighted decays")] = "1e4",
+    out: Annotated[Path | None, typer.Option(help=".lhe, .lhe.gz or .h5")] = None,
+    method: Annotated[str, typer.Option(help="fab (uses the gradient), variance or rkl")] = "fab",
+    train_calls: Annotated[
+        str, typer.Option(help="training calls (FAB: density + gradient evaluations)")
+    ] = "1e5",
+    calls: Annotated[str, typer.Option(help="calls for the integral")] = "1e5",
+    plot: Annotated[
+        Path | None, typer.Option(help="PNG: Dalitz plot of the generated decays")
+    ] = None,
+    integrator: Annotated[
+        Path | None, typer.Option(help="saved integrator: loaded if it exists, else written")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Three-body decays from differentiable amplitudes: integral, ESS, Dalitz plot, events."""
+    from hepflows.physics.decays import lc2pkpi, pi1800
+    from hepflows.physics.generation import generate_decay
+
+    if name not in DECAYS:
+        raise HepflowsError(f"unknown decay {name!r}: choose one of {', '.join(DECAYS)}")
+    f = lc2pkpi() if name == "lambda-c" else pi1800()
+    n_events = count(events, "--events") if events not in ("0", "0.0") else 0
+    run_ = generate_decay(
+        f, n_events, out=out, method=method, train_calls=count(train_calls, "--train-calls"),
+        calls=count(calls, "--calls"), seed=seed, integrator=integrator,
+    )  # fmt: skip
+    _print_result(run_.result, f"{f.name}: int |M|^2 ds12 ds23 ({method})", unit="GeV^4")
+    if run_.training_calls is not None:
+        density, gradient = run_.training_calls
+        console.print(f"training: {density:,} density + {gradient:,} gradient evaluations")
+    if run_.events is not None:
+        console.print(run_.events.summary())
+        if plot is not None:
+            from hepflows.plots import dalitz_plots
+
+            d = f.dalitz
+            inv = f.invariants(run_.events.x.clamp(1e-12, 1 - 1e-12))
+            pair = (d.names[0] + d.names[1], d.names[1] + d.names[2])
+            dalitz_plots({f"{f.name}, {method}": (inv["s12"], inv["s23"], None)},
+                         (d.bounds("12"), d.bounds("23")),
+                         (f"m²({pair[0]}) [GeV²]", f"m²({pair[1]}) [GeV²]"), plot)  # fmt: skip
+            console.print(f"wrote {plot}")
+    if run_.path is not None:
+        console.print(f"wrote {len(run_.events):,} decays to {run_.path}")
+
+
 def run() -> None:
     """Entry point: run the app, turning library errors into one line and exit code 2."""
     try:

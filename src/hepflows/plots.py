@@ -120,3 +120,41 @@ def histogram_comparison(
         fig.suptitle(title)
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=70, format="png"))
     plt.close(fig)
+
+
+def dalitz_plots(
+    samples: dict[str, tuple[Tensor, Tensor, Tensor | None]],
+    bounds: tuple[tuple[float, float], tuple[float, float]],
+    labels: tuple[str, str],
+    path: str | os.PathLike,
+    title: str = "",
+    bins: int = 60,
+) -> None:
+    """Dalitz plots side by side, one panel per sample, each normalised to unit sum.
+
+    Args:
+        samples: label -> (s12 (n,), s23 (n,), weights (n,) or ``None`` for events).
+        bounds: ((s12 min, max), (s23 min, max)) in GeV^2.
+        labels: axis labels of s12 and s23.
+        path: PNG file to write (atomically).
+        title: figure title.
+        bins: bins per axis.
+    """
+    plt.style.use(mplhep.style.ROOT)
+    n = len(samples)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.6), squeeze=False, constrained_layout=True)
+    for ax, (label, (a, b, w)) in zip(axes[0], samples.items(), strict=True):
+        h, (xe, ye) = torch.histogramdd(
+            torch.stack((a, b), 1).to(torch.float64), bins=[bins, bins],
+            range=[*bounds[0], *bounds[1]], weight=None if w is None else w.to(torch.float64),
+        )  # fmt: skip
+        ax.pcolormesh(xe.numpy(), ye.numpy(), (h / h.sum().clamp_min(1e-300)).T.numpy(),
+                      cmap="viridis", rasterized=True)  # fmt: skip
+        ax.set_title(label, fontsize=13)
+        ax.set_xlabel(labels[0], fontsize=12)
+        ax.set_ylabel(labels[1], fontsize=12)
+        ax.tick_params(labelsize=9)
+    if title:
+        fig.suptitle(title, fontsize=14)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    plt.close(fig)

@@ -313,3 +313,74 @@ def test_jax_bridge_values_and_gradients(n):
     torch.testing.assert_close(b.grad, 2 * torch.sin(a.detach()) * b.detach())
     with torch.no_grad():
         torch.testing.assert_close(fn(a, b), out.detach())
+
+
+# ------------------------------------------------------------------ events
+def test_momenta_conserve_and_orientation_is_uniform():
+    from scipy import stats
+
+    f = pi1800()
+    d = f.dalitz
+    u = torch.rand(20_000, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
+    p = d.momenta(u, torch.Generator().manual_seed(13))
+    total = p.sum(1)
+    rest = torch.tensor([d.M, 0.0, 0.0, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(total, rest.expand_as(total))
+    torch.testing.assert_close(minkowski2(p.reshape(-1, 4)).reshape(-1, 3),
+                               torch.tensor([d.m1**2, d.m2**2, d.m3**2],
+                                            dtype=torch.float64).expand(len(u), 3),
+                               rtol=1e-9, atol=1e-9)  # fmt: skip
+    inv = f.invariants(u)
+    torch.testing.assert_close(minkowski2(p[:, 0] + p[:, 1]), inv["s12"])
+    torch.testing.assert_close(minkowski2(p[:, 1] + p[:, 2]), inv["s23"])
+    # unpolarised: the direction of particle 1 is uniform on the sphere
+    cos = p[:, 0, 3] / p[:, 0, 1:].norm(dim=1)
+    phi = torch.atan2(p[:, 0, 2], p[:, 0, 1])
+    assert stats.kstest(cos.numpy(), stats.uniform(-1, 2).cdf).pvalue > 1e-3
+    assert stats.kstest(phi.numpy(), stats.uniform(-math.pi, 2 * math.pi).cdf).pvalue > 1e-3
+
+
+def test_generate_decay_writes_lhe_that_reads_back(tmp_path):
+    from hepflows.io import read_events
+    from hepflows.physics.generation import generate_decay
+
+    f = pi1800()
+    out = tmp_path / "pi.lhe"
+    saved = tmp_path / "fab.safetensors"
+    run = generate_decay(f, 500, out=out, train_calls=20_000, calls=20_000, seed=1,
+                         integrator=saved, progress=False)  # fmt: skip
+    assert run.trained and saved.exists()
+    density, gradient = run.training_calls
+    assert 0 < gradient <= density and density + gradient <= 20_000
+    init, events = read_events(out)
+    assert len(events) == 500
+    assert init.initInfo.beamA == -9010211
+    for ev in events[:50]:
+        ids = [p.id for p in ev.particles]
+        assert ids == [-9010211, -211, 211, -211]
+        daughters = ev.particles[1:]
+        assert sum(p.e for p in daughters) == pytest.approx(f.dalitz.M, rel=1e-7)
+        assert abs(sum(p.px for p in daughters)) < 1e-7  # LHE keeps 9 digits
+    # the saved integrator is loaded, not retrained, and gives the same integral
+    again = generate_decay(f, 0, calls=20_000, seed=1, integrator=saved, progress=False)
+    assert not again.trained and again.training_calls is None
+    assert abs(again.result.value - run.result.value) < 5 * math.hypot(again.result.error,
+                                                                        run.result.error)
+    with pytest.raises(ConfigError, match="method"):
+        generate_decay(f, 10, method="vegas", progress=False)
+
+
+def test_cli_generate_decay(tmp_path):
+    from typer.testing import CliRunner
+
+    from hepflows.cli import app
+
+    runner = CliRunner()
+    out, png = tmp_path / "d.h5", tmp_path / "d.png"
+    res = runner.invoke(app, ["generate", "decay", "pi1800", "--events", "300", "--train-calls",
+                              "2e4", "--calls", "2e4", "--out", str(out), "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    assert out.exists() and png.stat().st_size > 1000
+    assert "gradient evaluations" in res.output
+    bad = runner.invoke(app, ["generate", "decay", "omega"])
+    assert bad.exit_code != 0

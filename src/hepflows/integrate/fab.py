@@ -67,7 +67,9 @@ class FABHistory(TrainingHistory):
 
 def normalised_ess(log_w: Tensor) -> float:
     """(sum w)^2 / (n sum w^2) of (n,) log-weights (non-finite entries count as w = 0)."""
-    lw = torch.nan_to_num(log_w.to(torch.float64), nan=-math.inf, posinf=-math.inf)
+    lw = torch.nan_to_num(
+        log_w.to(torch.float64), nan=-math.inf, posinf=-math.inf, neginf=-math.inf
+    )
     if not bool(torch.isfinite(lw).any()):
         return 0.0
     return math.exp(2 * torch.logsumexp(lw, 0).item() - torch.logsumexp(2 * lw, 0).item()) / len(lw)

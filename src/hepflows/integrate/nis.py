@@ -253,6 +253,11 @@ class NeuralIntegrator:
         return weights
 
     @property
+    def total_calls(self) -> int:
+        """Integrand evaluations so far (training and estimates)."""
+        return self.calls
+
+    @property
     def mixture(self) -> bool:
         """Whether the channel weights come from the channel densities (Kleiss-Pittau)."""
         return self.config["weights"] == "mixture"
@@ -659,7 +664,7 @@ class NeuralIntegrator:
             exact = getattr(self.f, "exact", None)
         return IntegrationResult(
             value=value, error=math.sqrt(variance), calls=calls, dropped=self.dropped - dropped0,
-            exact=exact, total_calls=self.calls, channels=parts if n_ch > 1 else [],
+            exact=exact, total_calls=self.total_calls, channels=parts if n_ch > 1 else [],
             **weight_statistics(torch.cat(weights), quantile),
         )  # fmt: skip
 

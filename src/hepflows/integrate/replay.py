@@ -52,8 +52,9 @@ class PrioritisedReplayBuffer:
         idx = (self.next + torch.arange(n)) % self.capacity
         self.x[idx] = x.to(torch.float64)
         # a non-finite weight (a chain that left the support) is never drawn
+        # (neginf too: nan_to_num would turn -inf into the most negative finite float)
         self.log_w[idx] = torch.nan_to_num(
-            log_w.to(torch.float64), nan=-torch.inf, posinf=-torch.inf
+            log_w.to(torch.float64), nan=-torch.inf, posinf=-torch.inf, neginf=-torch.inf
         )
         self.log_q[idx] = log_q.to(torch.float64)
         self.next = (self.next + n) % self.capacity

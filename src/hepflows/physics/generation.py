@@ -19,6 +19,7 @@ import torch
 from hepflows.errors import ConfigError
 from hepflows.integrate import Events, IntegrationResult, NeuralIntegrator
 from hepflows.io import write_events
+from hepflows.physics.decays.decay import ThreeBodyDecay
 from hepflows.physics.processes import DrellYan
 
 #: Training loss of process integrators. On Drell-Yan with the Z' (2e5 + 2e5
@@ -42,6 +43,8 @@ class Generation:
         events: the unweighted events (``events.sigma`` in pb).
         path: the event file written, or ``None``.
         trained: whether the integrator was trained in this run (else loaded).
+        training_calls: (density, gradient) evaluations of the training in this
+            run, ``None`` when loaded.
     """
 
     integrator: NeuralIntegrator
@@ -49,6 +52,7 @@ class Generation:
     events: Events | None
     path: Path | None
     trained: bool
+    training_calls: tuple[int, int] | None = None
 
 
 def generate_events(
@@ -120,3 +124,72 @@ def generate_events(
                 process_id=DRELL_YAN_ID, scale=p.mu_f, aqed=alpha,
             )  # fmt: skip
     return Generation(integ, result, events, out_path if events is not None else None, trained)
+
+
+#: LHEF process id of three-body decays in the files hepflows writes.
+DECAY_ID = 2
+#: Trainers of :func:`generate_decay`.
+DECAY_METHODS = ("fab", "variance", "rkl")
+
+
+def generate_decay(
+    decay: ThreeBodyDecay,
+    n_events: int,
+    out: str | os.PathLike | None = None,
+    method: str = "fab",
+    train_calls: int = 100_000,
+    calls: int = 100_000,
+    seed: int = 0,
+    integrator: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Generation:
+    """Train or load a flow for a three-body decay, integrate |M|^2, generate and write decays.
+
+    Args:
+        decay: the decay density (:mod:`hepflows.physics.decays`).
+        n_events: unweighted decays to generate (0: only the integral).
+        out: event file (``.lhe``, ``.lhe.gz``, ``.h5``) or ``None``.
+        method: ``"fab"`` (:class:`~hepflows.integrate.FABIntegrator`, uses the
+            amplitude's gradient) or a :class:`NeuralIntegrator` loss
+            (``"variance"``, ``"rkl"``).
+        train_calls: training budget (FAB: density plus gradient calls).
+        calls: calls for the integral estimate.
+        seed: random seed.
+        integrator: saved integrator: loaded if the file exists, else written.
+        progress: progress bars.
+
+    Returns:
+        A :class:`Generation` (integral in GeV^4: int ds12 ds23 |M|^2).
+    """
+    from hepflows.integrate import FABIntegrator
+
+    if method not in DECAY_METHODS:
+        raise ConfigError(f"method must be one of {DECAY_METHODS}, got {method!r}")
+    if n_events < 0:
+        raise ConfigError(f"n_events must be >= 0, got {n_events}")
+    cls = FABIntegrator if method == "fab" else NeuralIntegrator
+    path = Path(integrator) if integrator is not None else None
+    trained = not (path is not None and path.exists())
+    if trained:
+        integ = (FABIntegrator(decay, 2, seed=seed) if method == "fab"
+                 else NeuralIntegrator(decay, 2, seed=seed, loss=method))  # fmt: skip
+        integ.train(calls=train_calls, progress=progress)
+        used = (integ.calls, getattr(integ, "grad_calls", 0))
+        if path is not None:
+            integ.save(path)
+    else:
+        integ, used = cls.load(path, decay), None
+    result = integ.integrate(calls=calls, progress=progress)
+    events = None
+    out_path = Path(out) if out is not None else None
+    if n_events:
+        events = integ.generate(n_events, progress=progress)
+        if out_path is not None:
+            gen = torch.Generator().manual_seed(seed)
+            write_events(
+                out_path, events, particles=lambda x: decay.lhe_particles(x, gen),
+                beams=(decay.pdg_ids[0], 0, decay.dalitz.M, 0.0), process_id=DECAY_ID,
+                scale=decay.dalitz.M,
+            )  # fmt: skip
+    return Generation(integ, result, events, out_path if events is not None else None, trained,
+                      used)  # fmt: skip

@@ -129,6 +129,49 @@ class DalitzPlot:
         mid, half = self._frame(s12.clamp(lo, hi))
         return inside & ((s23 - mid).abs() <= half)
 
+    def momenta(self, u: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Four-momenta of 1, 2, 3 in the parent's rest frame at unit-square points.
+
+        Built in the (12) rest frame (1 and 2 back to back along z, 3 at the
+        helicity angle theta, cos(theta) = 1 - 2 u1), then boosted to the parent
+        frame; with ``generator`` the decay is given a uniformly random
+        orientation (an unpolarised parent), else the (12) axis stays on z.
+
+        Args:
+            u: (n, 2) points in [0, 1]^2.
+            generator: random source for the orientation.
+
+        Returns:
+            (n, 3, 4) momenta (E, px, py, pz) in GeV.
+        """
+        from hepflows.physics.kinematics import boost, four_vector
+
+        lo, hi = self.bounds("12")
+        s12 = lo + u[:, 0] * (hi - lo)
+        p = breakup_momentum(s12, self.m1, self.m2)
+        e3 = (self.M**2 - s12 - self.m3**2) / (2 * torch.sqrt(s12))
+        p3 = torch.sqrt((e3 * e3 - self.m3**2).clamp_min(0.0))
+        c = 1 - 2 * u[:, 1]
+        sn = torch.sqrt((1 - c * c).clamp_min(0.0))
+        zero = torch.zeros_like(p)
+        v1 = four_vector(torch.sqrt(p * p + self.m1**2), zero, zero, -p)
+        v2 = four_vector(torch.sqrt(p * p + self.m2**2), zero, zero, p)
+        v3 = four_vector(e3, p3 * sn, zero, p3 * c)
+        total = v1 + v2 + v3
+        beta = -total[:, 1:] / total[:, :1]
+        out = torch.stack([boost(v, beta) for v in (v1, v2, v3)], 1)
+        if generator is not None:  # uniform rotation from a uniform unit quaternion
+            q = torch.randn(len(u), 4, generator=generator, dtype=u.dtype)
+            w, x, y, z = (q / q.norm(dim=1, keepdim=True)).unbind(1)
+            rot = torch.stack((
+                1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+                2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+                2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+            ), 1).reshape(-1, 1, 3, 3)  # fmt: skip
+            vec = (rot @ out[..., 1:, None])[..., 0]
+            out = torch.cat((out[..., :1], vec), -1)
+        return out
+
     def area(self) -> float:
         """Area of the Dalitz region in GeV^4 (Gauss-Legendre over s12, 200 nodes)."""
         import numpy as np

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pylhe
+import torch
 from torch import Tensor
 
 from hepflows.errors import ShapeError
@@ -40,10 +42,41 @@ class ThreeBodyDecay:
 
     dims = 2
 
-    def __init__(self, dalitz: DalitzPlot, intensity: Intensity, name: str = "") -> None:
+    def __init__(
+        self,
+        dalitz: DalitzPlot,
+        intensity: Intensity,
+        name: str = "",
+        pdg_ids: tuple[int, int, int, int] = (0, 0, 0, 0),
+    ) -> None:
         self.dalitz = dalitz
         self.intensity = intensity
         self.name = name
+        #: PDG ids of the parent and of daughters 1, 2, 3 (for event files).
+        self.pdg_ids = pdg_ids
+
+    def lhe_particles(
+        self, u: Tensor, generator: torch.Generator | None = None
+    ) -> list[list[pylhe.LHEParticle]]:
+        """Les Houches records of decays at (n, 2) points: the parent at rest (status -1)
+        and the three daughters (status 1, mother 1) in its rest frame, randomly oriented
+        with ``generator`` (an unpolarised parent), momenta and masses in GeV."""
+        d = self.dalitz
+        moms = d.momenta(u.clamp(EDGE, 1 - EDGE), generator).tolist()
+        masses = (d.m1, d.m2, d.m3)
+        parent, *daughters = self.pdg_ids
+
+        def rec(pid: int, status: int, mother: int, p: list[float], m: float):
+            return pylhe.LHEParticle(
+                id=pid, status=status, mother1=mother, mother2=mother, color1=0, color2=0,
+                px=p[1], py=p[2], pz=p[3], e=p[0], m=m, lifetime=0.0, spin=9.0,
+            )  # fmt: skip
+
+        return [
+            [rec(parent, -1, 0, [d.M, 0.0, 0.0, 0.0], d.M)]
+            + [rec(pid, 1, 1, p, m) for pid, p, m in zip(daughters, event, masses, strict=True)]
+            for event in moms
+        ]
 
     def invariants(self, u: Tensor) -> dict[str, Tensor]:
         """(n, 2) unit-square points -> dict of (n,) ``s12``, ``s23``, ``s13`` and ``jac``."""

@@ -136,4 +136,5 @@ def lc2pkpi(model: str = DEFAULT_MODEL, progress: bool = True) -> ThreeBodyDecay
         # ours (p, K, pi) -> the package's sigma1 = m^2(K pi), sigma2 = m^2(p K), sigma3 = m^2(p pi)
         return jf(s23, s12, s13)
 
-    return ThreeBodyDecay(dalitz, intensity, "Lambda_c+ -> p K- pi+")
+    ids = (4122, 2212, -321, 211)
+    return ThreeBodyDecay(dalitz, intensity, "Lambda_c+ -> p K- pi+", pdg_ids=ids)

@@ -122,4 +122,4 @@ def pi1800(params: Pi1800Parameters | None = None) -> ThreeBodyDecay:
         amp = pi1800_amplitude(s12, s23, s13, params)
         return amp.real**2 + amp.imag**2
 
-    return ThreeBodyDecay(dalitz, intensity, "pi(1800) -> 3pi")
+    return ThreeBodyDecay(dalitz, intensity, "pi(1800) -> 3pi", pdg_ids=(-9010211, -211, 211, -211))
