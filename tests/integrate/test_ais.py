@@ -68,8 +68,10 @@ def test_plain_importance_sampling_ess_is_the_analytic_one():
     a = 1 / S**2 - 0.5
     e_w2 = 1.0
     for m in MU.tolist():
-        e_w2 *= math.sqrt(2 * math.pi) * math.sqrt(math.pi / a) * math.exp(
-            (m / S**2) ** 2 / a - m**2 / S**2
+        e_w2 *= (
+            math.sqrt(2 * math.pi)
+            * math.sqrt(math.pi / a)
+            * math.exp((m / S**2) ** 2 / a - m**2 / S**2)
         )
     _, r, _ = run(0, seed=3)
     assert ess(r.log_w) == pytest.approx(Z1**2 / e_w2, rel=0.1)

@@ -70,8 +70,8 @@ def test_training_raises_the_ess(trained):
     assert before < 0.2
     assert after > 0.9
     assert after > 5 * before
-    # the training's own ESS of fresh flow draws rose as well
-    assert np.mean(history.ess_flow[:3]) < 0.3 < 0.8 < np.mean(history.ess_flow[-5:])
+    # the training's own ESS of fresh flow draws rose as well (measured: 0.08 -> 0.98)
+    assert history.ess_flow[0] < 0.2 and np.mean(history.ess_flow[-5:]) > 0.9
     assert all(0 <= e <= 1 for e in history.ess_flow + history.ess_ais)
 
 
@@ -98,7 +98,8 @@ def test_call_accounting(trained):
     assert history.grad_calls == history.density_calls  # every evaluation is value + gradient
     assert history.density_calls + history.grad_calls == iterations * batch * per_chain
     assert history.calls == history.density_calls + history.grad_calls <= BUDGET
-    assert fab.grad_calls == history.grad_calls and fab.total_calls == history.calls
+    assert fab.grad_calls == history.grad_calls  # integrate() in other tests adds no gradients
+    assert fab.total_calls == fab.calls + fab.grad_calls
     assert fab.calls >= history.density_calls  # integrate() in other tests adds density calls
     for name in ("ess_flow", "ess_ais", "accept", "step_size", "integral", "relative_error"):
         assert len(getattr(history, name)) == iterations, name
@@ -146,16 +147,17 @@ def test_checkpoint_round_trip(trained):
     assert (loaded.replay.size, loaded.replay.next) == (fab.replay.size, fab.replay.next)
 
 
-def test_training_a_finished_checkpoint_again_starts_a_new_plan(trained, tmp_path):
-    _, history, path = trained
-    copy = tmp_path / "again.safetensors"
-    copy.write_bytes(path.read_bytes())
-    again = FABIntegrator.load(copy, bumps)
-    calls0, grad0 = again.calls, again.grad_calls
-    h2 = again.train(calls=BUDGET, progress=False, checkpoint=copy)
-    assert len(h2.loss) == len(history.loss)
-    assert again.calls - calls0 == again.grad_calls - grad0 == history.density_calls
-    assert FABIntegrator.load(copy, bumps).grad_calls == grad0 + history.grad_calls
+def test_training_a_finished_checkpoint_again_starts_a_new_plan(tmp_path):
+    kw = dict(seed=4, batch_size=64, hidden=(16, 16), replay_steps=4)
+    budget = 64 * 4 * 3
+    path = tmp_path / "done.safetensors"
+    first = FABIntegrator(bumps, 2, **kw).train(calls=budget, progress=False, checkpoint=path)
+    again = FABIntegrator.load(path, bumps)
+    assert (again.calls, again.grad_calls) == (first.density_calls, first.grad_calls)
+    h2 = again.train(calls=budget, progress=False, checkpoint=path)
+    assert len(h2.loss) == len(first.loss) == 3
+    assert again.calls == again.grad_calls == 2 * first.density_calls
+    assert FABIntegrator.load(path, bumps).grad_calls == 2 * first.grad_calls
 
 
 def test_an_interrupted_training_resumes_where_it_stopped(tmp_path):
@@ -201,6 +203,10 @@ def test_bad_integrands():
         FABIntegrator(lambda x: x[:, 0] - 0.5, 2, **small).train(calls=200, progress=False)
     with pytest.raises(IntegrandError, match="torch tensor"):
         FABIntegrator(lambda x: x.detach().numpy().sum(1), 2, **small).train(200, progress=False)
+    with pytest.raises(IntegrandError, match="autograd"):  # numpy() on a tensor with grad
+        FABIntegrator(lambda x: torch.from_numpy(np.asarray(x).sum(1)), 2, **small).train(
+            calls=200, progress=False
+        )
     with pytest.raises(IntegrandError, match="shape"):
         FABIntegrator(lambda x: x, 2, **small).train(calls=200, progress=False)
     with pytest.raises(IntegrandError, match="NaN or inf"):

@@ -163,7 +163,13 @@ class FABIntegrator(NeuralIntegrator):
         """(n, d) points -> log f (n,) and grad_x log f (n, d); n density + n gradient calls."""
         xg = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
-            fx = self.f(xg)
+            try:
+                fx = self.f(xg)
+            except RuntimeError as err:  # e.g. numpy() on a tensor that requires grad
+                raise IntegrandError(
+                    f"FAB differentiates the integrand with torch autograd and it failed: {err}; "
+                    "write f in torch operations (no numpy round trip)"
+                ) from err
             if not isinstance(fx, Tensor) or fx.shape != (len(x),):
                 shape = tuple(fx.shape) if isinstance(fx, Tensor) else type(fx).__name__
                 raise IntegrandError(

@@ -96,5 +96,6 @@ class PrioritisedReplayBuffer:
                 f"replay buffer of shape {tuple(tensors['x'].shape)} does not fit "
                 f"{tuple(self.x.shape)}"
             )
-        self.x, self.log_w, self.log_q = tensors["x"], tensors["log_w"], tensors["log_q"]
+        self.x = tensors["x"].clone()
+        self.log_w, self.log_q = tensors["log_w"].clone(), tensors["log_q"].clone()
         self.size, self.next = (int(v) for v in tensors["pos"])
