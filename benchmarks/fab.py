@@ -29,7 +29,8 @@ Methods and settings (printed with the results):
   the training budget, then one ``adapt=False`` pass.
 
 Usage: ``python benchmarks/fab.py [--quick] [--budgets 1e4,3e4,1e5] [--seeds 3]
-[--out benchmarks/results/fab.json] [--plot docs/fab_dalitz.png]``
+[--out benchmarks/results/fab.json] [--plot docs/fab_dalitz.png]`` (one PNG per
+decay: ``docs/fab_dalitz_<decay>.png``)
 The last line of output is one JSON object; ``fab_ess_gain`` is FAB's ESS per
 call over the best other method's at the headline (largest) budget.
 """
@@ -134,6 +135,7 @@ def reference(f, n_ref: int, seed: int, edges) -> tuple[np.ndarray, dict]:
     rng = np.random.default_rng(seed)
     integ = vegas.Integrator([[0.0, 1.0]] * 2, ran_array_generator=rng.random)
     integ(fv, nitn=20, neval=50_000)
+    info: dict = {}
     xs, ws = [], []
     integ.set(neval=n_ref, adapt=False)
     for x, wgt in integ.random_batch():
@@ -141,10 +143,11 @@ def reference(f, n_ref: int, seed: int, edges) -> tuple[np.ndarray, dict]:
         ws.append(wgt * fv(x))
     x, w = np.concatenate(xs), np.concatenate(ws)
     keep = rng.random(len(w)) < w / w.max()
+    info.update(points=len(w), events=int(keep.sum()), efficiency=float(w.mean() / w.max()),
+                integral=float(w.sum()))  # fmt: skip
     inv = f.invariants(torch.from_numpy(x[keep]))
     counts, _, _ = np.histogram2d(inv["s12"].numpy(), inv["s23"].numpy(), bins=edges)
-    info = {"points": len(w), "events": int(keep.sum()), "efficiency": float(w.mean() / w.max()),
-            "integral": float(w.sum())}  # fmt: skip
+    info["_events"] = (inv["s12"], inv["s23"], None)
     return counts, info
 
 
@@ -181,32 +184,17 @@ def figures(run: dict, n_eval: int, f, edges, ref) -> dict:
     }
 
 
-def plot(path: Path, panels: dict, edges_by_decay: dict, names: dict) -> None:
-    import matplotlib
+def plot(path: Path, decay: str, f, panels: dict) -> None:
+    """One PNG per decay: the reference and each method's weighted Dalitz plot."""
+    from hepflows.plots import dalitz_plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    plt.style.use(mplhep.style.ROOT)
-    rows = list(panels)
-    cols = list(next(iter(panels.values())))
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 4 * len(rows)),
-                             squeeze=False)  # fmt: skip
-    for i, decay in enumerate(rows):
-        e12, e23 = edges_by_decay[decay]
-        for j, label in enumerate(cols):
-            ax = axes[i, j]
-            h = panels[decay][label]
-            ax.pcolormesh(e12, e23, (h / h.sum()).T, cmap="viridis", rasterized=True)
-            ax.set_title(f"{decay}: {label}", fontsize=11)
-            ax.set_xlabel(f"m$^2$({names[decay][0]}) [GeV$^2$]", fontsize=10)
-            ax.set_ylabel(f"m$^2$({names[decay][1]}) [GeV$^2$]", fontsize=10)
-            ax.tick_params(labelsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    print(f"wrote {path}")
+    d = f.dalitz
+    pair = (d.names[0] + d.names[1], d.names[1] + d.names[2])
+    out = path.with_name(f"{path.stem}_{decay}{path.suffix}")
+    dalitz_plots(panels, (d.bounds("12"), d.bounds("23")),
+                 (f"m²({pair[0]}) [GeV²]", f"m²({pair[1]}) [GeV²]"), out,
+                 title=f"{f.name}: reference and samples, largest budget, seed 0")  # fmt: skip
+    print(f"wrote {out}")
 
 
 def main() -> None:
@@ -237,22 +225,19 @@ def main() -> None:
         "quick": args.quick, "budgets": budgets, "seeds": seeds, "n_eval": n_eval,
         "settings": SETTINGS, "decays": {}, "fab_ess_gain": {}, "fab_ess_gain_by_budget": {},
     }  # fmt: skip
-    panels, edges_by_decay, names = {}, {}, {}
     header = (f"{'decay':<9} {'budget':>7} {'method':<9} {'ESS/N':>7} {'ESS/call':>9} "
               f"{'unw':>6} {'unw.q999':>8} {'chi2/ndf':>11} {'time s':>7}")  # fmt: skip
     for decay in args.decays:
         f = DECAYS[decay]()
         d = f.dalitz
         edges = (np.linspace(*d.bounds("12"), BINS + 1), np.linspace(*d.bounds("23"), BINS + 1))
-        edges_by_decay[decay] = edges
-        names[decay] = (d.names[0] + d.names[1], d.names[1] + d.names[2])
         t0 = time.perf_counter()
         ref, info = reference(f, n_ref, 12345, edges)
         print(f"{decay}: reference {info['events']:,} unweighted VEGAS events "
               f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
         print(header)
+        panels = {"reference (VEGAS, unweighted)": info.pop("_events")}
         block = {"reference": info, "budgets": {}}
-        panels[decay] = {"reference (VEGAS)": ref}
         for budget in budgets:
             rows = {}
             for method, run in METHODS.items():
@@ -264,7 +249,8 @@ def main() -> None:
                     fig["seconds"] = time.perf_counter() - t
                     runs.append(fig)
                     if budget == budgets[-1] and seed == 0:
-                        panels[decay][method] = dalitz_hist(f, r["x"], r["w"], edges)[0]
+                        inv = f.invariants(r["x"].to(torch.float64).clamp(1e-12, 1 - 1e-12))
+                        panels[method] = (inv["s12"], inv["s23"], r["w"])
                 med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
                 med["per_seed_ess_per_call"] = [x["ess_per_call"] for x in runs]
                 rows[method] = med
@@ -295,8 +281,8 @@ def main() -> None:
         print(f"{decay}: ESS fraction of uniform sampling {block['ess_fraction_uniform']:.3f}: "
               f"no method can beat another trained one by more than 1 / that = "
               f"{1 / block['ess_fraction_uniform']:.2f}x")
-    if args.plot:
-        plot(args.plot, panels, edges_by_decay, names)
+        if args.plot:
+            plot(args.plot, decay, f, panels)
     finish(result, args.out)
 
 
