@@ -8,6 +8,10 @@ Quick use::
     integ.train(calls=1_000_000)
     print(integ.integrate(calls=1_000_000).summary())
     events = integ.generate(10_000)                # unweighted events
+
+For differentiable densities, :class:`FABIntegrator` trains the same flow with
+Flow Annealed Importance Sampling Bootstrap (HMC, AIS towards p^2/q, a
+prioritised replay buffer) and counts gradient calls apart.
 """
 
 from hepflows.integrate.channels import Channel, ChannelWeights

@@ -1,7 +1,9 @@
 """Particle physics for hepflows: parton distribution functions read from LHAPDF6 grids
 (the sets Pythia 8 ships, or any set in ``LHAPDF_DATA_PATH``) and interpolated in torch
-as LHAPDF does, with alpha_s; and physics processes (Drell-Yan) as integrands on the unit
-cube, with Pythia 8's conventions for comparisons."""
+as LHAPDF does, with alpha_s; physics processes (Drell-Yan) as integrands on the unit
+cube, with Pythia 8's conventions for comparisons; and three-body decays with
+differentiable amplitudes (:mod:`hepflows.physics.decays`: Lambda_c+ -> p K- pi+,
+pi(1800) -> 3 pi) for gradient-aware samplers such as FAB."""
 
 from hepflows.physics.pdf import KNOWN_SETS, PDF, find_pdf_member, load_pdf
 from hepflows.physics.processes import (

@@ -1,7 +1,8 @@
 """Event generation for a physics process: train (or load) an integrator, estimate, unweight, write.
 
-:func:`generate_events` is what ``hepflows generate drell-yan`` runs. The
-integrator is a multi-channel :class:`~hepflows.integrate.NeuralIntegrator`
+:func:`generate_decay` is what ``hepflows generate decay`` runs (FAB or a NIS
+loss on a three-body decay). :func:`generate_events` is what ``hepflows generate
+drell-yan`` runs. The integrator is a multi-channel :class:`~hepflows.integrate.NeuralIntegrator`
 over the process' channels (one per propagator) with mixture channel
 weights, trained on the third moment of the weights (:data:`LOSS`); a saved
 integrator is loaded instead of retrained when ``integrator`` names an
