@@ -27,7 +27,7 @@ from hepflows.integrate.integrands import (
     polynomial,
     signed,
 )
-from hepflows.integrate.losses import channel_variance, forward_kl, reverse_kl, variance
+from hepflows.integrate.losses import channel_variance, forward_kl, moment, reverse_kl, variance
 from hepflows.integrate.nis import NeuralIntegrator, TrainingHistory
 from hepflows.integrate.result import IntegrationResult
 from hepflows.integrate.unweighting import Events, choose_wmax, unweight
@@ -37,6 +37,7 @@ __all__ = [
     "BUILTIN", "Events", "FABHistory", "FABIntegrator", "IntegrandError", "IntegrationResult",
     "KnownIntegrand",
     "NeuralIntegrator", "TrainingHistory", "VegasMap", "adapt_vegas", "builtin", "camel",
-    "choose_wmax", "evaluate", "forward_kl", "gaussian", "polynomial", "reverse_kl", "signed",
+    "choose_wmax", "evaluate", "forward_kl", "gaussian", "moment", "polynomial", "reverse_kl",
+    "signed",
     "Channel", "ChannelWeights", "channel_variance", "unweight", "variance",
 ]  # fmt: skip
