@@ -161,7 +161,7 @@ def test_bad_integrands_and_options():
         NeuralIntegrator(3.0, 2)
 
 
-@pytest.mark.parametrize("name", ["variance", "moment3", "kl"])
+@pytest.mark.parametrize("name", ["variance", "moment3", "moment32", "kl"])
 def test_losses_are_minimised_by_q_proportional_to_f(name):
     """f = e^{-3x} on [0, 1]; q_t = t e^{-tx} / (1 - e^{-t}); each loss, estimated from
     uniform points (log q_s = 0), is smallest at t = 3."""
@@ -176,3 +176,27 @@ def test_losses_are_minimised_by_q_proportional_to_f(name):
 
     ts = np.linspace(1.0, 5.0, 81)
     assert ts[np.argmin([loss(t) for t in ts])] == pytest.approx(3.0, abs=0.05)
+
+
+def test_moment_loss_is_the_log_of_the_moment_and_does_not_overflow():
+    from hepflows.integrate.losses import moment
+
+    gen = torch.Generator().manual_seed(0)
+    f = torch.rand(1000, dtype=torch.float64, generator=gen) + 0.1
+    log_qs = torch.randn(1000, dtype=torch.float64, generator=gen) * 0.1
+    log_q = (log_qs + 0.05 * torch.randn(1000, dtype=torch.float64, generator=gen))
+    log_q.requires_grad_(True)
+    for p in (2, 3, 8):
+        w = f / log_qs.exp()
+        direct = ((w / w.mean()) ** p * torch.exp((p - 1) * (log_qs - log_q))).mean()
+        got = moment(p)(f, log_qs, log_q)
+        torch.testing.assert_close(got, torch.log(direct) / p)
+    # a stored point the flow now gives 1e-30 of its old density: (q_s/q)^47 ~ 1e1410
+    far = log_q.detach().clone()
+    far[0] -= 69.0
+    value = moment(48)(f, log_qs, far.requires_grad_(True))
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(far.grad).all()
+    for bad in ("moment1", "moment", "momentx"):
+        with pytest.raises(ConfigError, match="unknown loss"):
+            get_loss(bad)

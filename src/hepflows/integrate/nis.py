@@ -141,9 +141,10 @@ class NeuralIntegrator:
             ``"auto"`` (default): mixture when every channel is invertible, else
             learned. On Drell-Yan with a Z' the mixture cut the largest weight
             from 2.4 to 1.8 times the mean (benchmarks/drell_yan.py).
-        loss: ``"variance"`` (default), ``"moment3"`` (third moment of the
-            weights: shorter weight tails, measured better on Drell-Yan, worse
-            on camel d = 8), ``"kl"`` (forward) or ``"rkl"`` (reverse).
+        loss: ``"variance"`` (default), ``"moment<p>"`` (the p-th moment of the
+            weights, e.g. ``"moment32"``: shorter weight tails, a higher
+            unweighting efficiency; measured better on Drell-Yan, worse on camel
+            d = 8), ``"kl"`` (forward) or ``"rkl"`` (reverse).
         transforms: coupling blocks (default grows with log2 d).
         bins: spline bins.
         hidden: conditioner hidden widths.
