@@ -29,13 +29,14 @@ from hepflows.integrate.integrands import (
 )
 from hepflows.integrate.losses import channel_variance, forward_kl, moment, reverse_kl, variance
 from hepflows.integrate.nis import NeuralIntegrator, TrainingHistory
+from hepflows.integrate.reparam import ReparamKLIntegrator
 from hepflows.integrate.result import IntegrationResult
 from hepflows.integrate.unweighting import Events, choose_wmax, unweight
 from hepflows.integrate.vegas_map import VegasMap, adapt_vegas
 
 __all__ = [
     "BUILTIN", "Events", "FABHistory", "FABIntegrator", "IntegrandError", "IntegrationResult",
-    "KnownIntegrand",
+    "KnownIntegrand", "ReparamKLIntegrator",
     "NeuralIntegrator", "TrainingHistory", "VegasMap", "adapt_vegas", "builtin", "camel",
     "choose_wmax", "evaluate", "forward_kl", "gaussian", "moment", "polynomial", "reverse_kl",
     "signed",
