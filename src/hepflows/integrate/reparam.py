@@ -97,7 +97,13 @@ class ReparamKLIntegrator(NeuralIntegrator):
                 x, ladj = self.flow.to_data(u.to(self.flow.dtype))
                 log_q = -ladj.to(torch.float64)  # uniform base: log q(x) = -log|dx/du|
                 x64 = x.to(torch.float64).clamp(EDGE, 1 - EDGE)
-                fx = self.f(x64)
+                try:
+                    fx = self.f(x64)
+                except RuntimeError as err:  # e.g. numpy() on a tensor that requires grad
+                    raise IntegrandError(
+                        f"the reparameterisation gradient differentiates f with torch autograd "
+                        f"and it failed: {err}; write f in torch operations"
+                    ) from err
                 if not isinstance(fx, torch.Tensor) or fx.shape != (batch,):
                     raise IntegrandError(
                         f"the integrand must return a torch tensor of shape ({batch},) with "
