@@ -229,7 +229,8 @@ class FABIntegrator(NeuralIntegrator):
         if calls < per_iteration:
             raise ConfigError(
                 f"a FAB iteration costs {per_iteration:,} calls ({batch} chains x "
-                f"{self.calls_per_chain()}); raise calls above that or lower batch_size"
+                f"{self.calls_per_chain()}); raise the training calls (--train-calls) above that "
+                "or lower batch_size"
             )
         self._plan = {"budget": calls, "batch": batch, "iteration": 0,
                       "iterations": calls // per_iteration, "done": 0}  # fmt: skip

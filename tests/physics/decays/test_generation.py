@@ -52,5 +52,24 @@ def test_cli_generate_decay(tmp_path):
     assert res.exit_code == 0, res.output
     assert out.exists() and png.stat().st_size > 1000
     assert "gradient evaluations" in res.output
-    bad = runner.invoke(app, ["generate", "decay", "omega"])
-    assert bad.exit_code != 0
+
+
+BAD = [(["omega"], "unknown decay 'omega'"), (["pi1800", "--method", "vegas"], "method must be"),
+       (["pi1800", "--train-calls", "100"], "raise the training calls")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_cli_bad_input_exits_2_with_one_line(args, message, monkeypatch, capsys, tmp_path):
+    import sys
+
+    from hepflows.cli import run
+
+    out = tmp_path / "never.lhe"
+    monkeypatch.setattr(sys, "argv", ["hepflows", "generate", "decay", *args, "--events", "10",
+                                      "--out", str(out)])  # fmt: skip
+    with pytest.raises(SystemExit) as info:
+        run()
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
