@@ -29,7 +29,7 @@ from hepflows.errors import ConfigError, ShapeError
 
 
 def kallen(a: Tensor | float, b: Tensor | float, c: Tensor | float) -> Tensor | float:
-    """Kaellen function lambda(a, b, c) = a^2 + b^2 + c^2 - 2ab - 2ac - 2bc."""
+    """Kaellen function lambda(a, b, c) = a^2 + b^2 + c^2 - 2ab - 2ac - 2bc, elementwise (n,)."""
     return a * a + b * b + c * c - 2 * a * b - 2 * a * c - 2 * b * c
 
 

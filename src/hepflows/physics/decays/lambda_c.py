@@ -24,6 +24,7 @@ import pickle
 import re
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
 
@@ -53,7 +54,9 @@ def _package_version() -> str:
         ) from None
 
 
-def build_expression(model: str = DEFAULT_MODEL, progress: bool = True):
+def build_expression(
+    model: str = DEFAULT_MODEL, progress: bool = True
+) -> tuple[Any, dict[str, float]]:
     """The model's unpolarised |M|^2 as a sympy expression of sigma1, sigma2, sigma3, and masses.
 
     Cached in :func:`cache_dir` (built on first use, about 25 s).
