@@ -64,8 +64,8 @@ def info() -> None:
     table.add_row("hepflows", hepflows.__version__)
     table.add_row("python", platform.python_version())
     table.add_row("platform", f"{platform.system()} {platform.machine()}")
-    packages = ("torch numpy scipy safetensors typer rich matplotlib mplhep h5py "
-                "zuko nflows vegas madnis pylhe pythia8mc").split()  # fmt: skip
+    packages = ("torch numpy scipy safetensors typer rich matplotlib mplhep h5py zuko nflows "
+                "vegas madnis pylhe pythia8mc polarimetry-lc2pkpi jax").split()  # fmt: skip
     for pkg in packages:
         try:
             table.add_row(pkg, version(pkg))
