@@ -74,29 +74,12 @@ DECAYS = {"lambda_c": lambda: lc2pkpi(progress=True), "pi1800": pi1800}
 BINS = 25
 
 
-def run_fab(f, budget: int, n_eval: int, seed: int) -> dict:
-    fab = FABIntegrator(f, 2, seed=seed)
-    fab.train(calls=budget, progress=False)
-    used = fab.total_calls
-    x, w = fab.sample(n_eval)
-    return {"x": x, "w": w, "train_calls": used, "grad_calls": fab.grad_calls}
-
-
-def run_nis(f, budget: int, n_eval: int, seed: int, loss: str) -> dict:
-    cf = Counted(f)
-    integ = NeuralIntegrator(cf, 2, seed=seed, loss=loss)
+def run_flow(integ, budget: int, n_eval: int) -> dict:
+    """Train a flow integrator on ``budget`` calls (density + gradient), draw n_eval points."""
     integ.train(calls=budget, progress=False)
-    used = cf.calls
+    used, grads = integ.total_calls, integ.grad_calls
     x, w = integ.sample(n_eval)
-    return {"x": x, "w": w, "train_calls": used, "grad_calls": 0}
-
-
-def run_reparam(f, budget: int, n_eval: int, seed: int) -> dict:
-    integ = ReparamKLIntegrator(f, 2, seed=seed)
-    integ.train(calls=budget, progress=False)
-    used = integ.total_calls
-    x, w = integ.sample(n_eval)
-    return {"x": x, "w": w, "train_calls": used, "grad_calls": integ.grad_calls}
+    return {"x": x, "w": w, "train_calls": used, "grad_calls": grads}
 
 
 def run_vegas(f, budget: int, n_eval: int, seed: int) -> dict:
@@ -121,10 +104,10 @@ def run_vegas(f, budget: int, n_eval: int, seed: int) -> dict:
 
 
 METHODS = {
-    "fab": run_fab,
-    "variance": lambda f, b, n, s: run_nis(f, b, n, s, "variance"),
-    "rkl": lambda f, b, n, s: run_nis(f, b, n, s, "rkl"),
-    "rkl_reparam": run_reparam,
+    "fab": lambda f, b, n, s: run_flow(FABIntegrator(f, 2, seed=s), b, n),
+    "variance": lambda f, b, n, s: run_flow(NeuralIntegrator(f, 2, seed=s, loss="variance"), b, n),
+    "rkl": lambda f, b, n, s: run_flow(NeuralIntegrator(f, 2, seed=s, loss="rkl"), b, n),
+    "rkl_reparam": lambda f, b, n, s: run_flow(ReparamKLIntegrator(f, 2, seed=s), b, n),
     "vegas": run_vegas,
 }
 

@@ -35,8 +35,13 @@ from torch import Tensor
 
 from hepflows.errors import ConfigError
 from hepflows.integrate.ais import annealed_importance_sampling, linear_betas
-from hepflows.integrate.integrands import Integrand, IntegrandError, evaluate
-from hepflows.integrate.nis import NeuralIntegrator, TrainingHistory, _read_meta
+from hepflows.integrate.integrands import (
+    Integrand,
+    IntegrandError,
+    evaluate,
+    evaluate_differentiable,
+)
+from hepflows.integrate.nis import NeuralIntegrator, TrainingHistory, _read_meta, cosine_lr
 from hepflows.integrate.replay import PrioritisedReplayBuffer
 from hepflows.progress import progress_bar
 
@@ -140,15 +145,8 @@ class FABIntegrator(NeuralIntegrator):
         self.config.update(method="fab", intermediate=intermediate, leapfrog=leapfrog,
                            step_size=step_size, target_accept=target_accept,
                            w_adjust_clip=w_adjust_clip)  # fmt: skip
-        #: Gradient evaluations of f (each counts as one call in budgets).
-        self.grad_calls = 0
         self.step_sizes = [float(step_size)] * intermediate
         self.replay: PrioritisedReplayBuffer | None = None
-
-    @property
-    def total_calls(self) -> int:
-        """Density plus gradient evaluations so far."""
-        return self.calls + self.grad_calls
 
     def calls_per_chain(self) -> int:
         """Calls one AIS chain costs: value + gradient at the start and at every leapfrog step."""
@@ -163,19 +161,7 @@ class FABIntegrator(NeuralIntegrator):
         """(n, d) points -> log f (n,) and grad_x log f (n, d); n density + n gradient calls."""
         xg = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
-            try:
-                fx = self.f(xg)
-            except RuntimeError as err:  # e.g. numpy() on a tensor that requires grad
-                raise IntegrandError(
-                    f"FAB differentiates the integrand with torch autograd and it failed: {err}; "
-                    "write f in torch operations (no numpy round trip)"
-                ) from err
-            if not isinstance(fx, Tensor) or fx.shape != (len(x),):
-                shape = tuple(fx.shape) if isinstance(fx, Tensor) else type(fx).__name__
-                raise IntegrandError(
-                    f"FAB needs f to return a torch tensor of shape ({len(x)},) with autograd, "
-                    f"got {shape}: write the integrand in torch"
-                )
+            fx = evaluate_differentiable(self.f, xg)
             if bool((fx < 0).any()):
                 raise IntegrandError(
                     "FAB samples a density: f returned negative values; use NeuralIntegrator "
@@ -279,8 +265,7 @@ class FABIntegrator(NeuralIntegrator):
                 self._add_ais_batch(plan["batch"], betas, history)
                 for k in range(steps):
                     done = plan["iteration"] * steps + k
-                    for group in opt.param_groups:
-                        group["lr"] = lr0 * 0.5 * (1 + math.cos(math.pi * done / total_steps))
+                    cosine_lr(opt, lr0, done, total_steps)
                     loss = self._replay_step(opt, plan["batch"])
                 history.loss.append(loss)
                 plan["iteration"] += 1
@@ -344,10 +329,9 @@ class FABIntegrator(NeuralIntegrator):
         return {f"replay.{k}": v.contiguous() for k, v in self.replay.state().items()}
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"grad_calls": self.grad_calls, "step_sizes": self.step_sizes}
+        return {"step_sizes": self.step_sizes}
 
     def _restore_extra(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
-        self.grad_calls = state.get("grad_calls", 0)
         self.step_sizes = list(state.get("step_sizes", self.step_sizes))
         replay = {k[7:]: v for k, v in tensors.items() if k.startswith("replay.")}
         if replay:

@@ -60,6 +60,36 @@ def evaluate(f: Integrand, x: Tensor, drop_nonfinite: bool = False) -> tuple[Ten
     return values, n_bad
 
 
+def evaluate_differentiable(f: Integrand, x: Tensor) -> Tensor:
+    """Call ``f`` on points that carry an autograd graph, for gradient-based trainers.
+
+    Args:
+        f: the integrand, written in torch operations.
+        x: (n, d) points that require grad (or come from a flow with gradient).
+
+    Returns:
+        (n,) values with their autograd graph (not checked for NaN: the caller decides).
+
+    Raises:
+        IntegrandError: autograd failed inside ``f`` (e.g. a numpy round trip), or ``f``
+            did not return a torch tensor of shape (n,).
+    """
+    try:
+        fx = f(x)
+    except RuntimeError as err:  # e.g. numpy() on a tensor that requires grad
+        raise IntegrandError(
+            f"the integrand is differentiated with torch autograd and that failed: {err}; "
+            "write f in torch operations (no numpy round trip)"
+        ) from err
+    if not isinstance(fx, Tensor) or fx.shape != (len(x),):
+        shape = tuple(fx.shape) if isinstance(fx, Tensor) else type(fx).__name__
+        raise IntegrandError(
+            f"a gradient-based trainer needs f to return a torch tensor of shape ({len(x)},) "
+            f"with autograd, got {shape}: write the integrand in torch"
+        )
+    return fx
+
+
 @dataclass
 class KnownIntegrand:
     """A test integrand with a known integral: call it as ``f(x)``.

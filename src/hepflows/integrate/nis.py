@@ -115,6 +115,12 @@ class Batch:
     log_prior: Tensor | None
 
 
+def cosine_lr(opt: torch.optim.Optimizer, lr0: float, done: int, total: int) -> None:
+    """Set every group's learning rate to lr0 (1 + cos(pi done / total)) / 2 (cosine decay)."""
+    for group in opt.param_groups:
+        group["lr"] = lr0 * 0.5 * (1 + math.cos(math.pi * done / total))
+
+
 def default_transforms(dims: int) -> int:
     """Coupling blocks by dimension: enough for every pair of features to meet."""
     return max(4, 2 * math.ceil(math.log2(max(dims, 2))) + 2)
@@ -230,6 +236,9 @@ class NeuralIntegrator:
         self.generator = torch.Generator()
         self.generator.manual_seed(seed if seed is not None else torch.seed())
         self.calls = 0
+        #: Gradient evaluations of f (gradient-based trainers such as FAB; each counts as
+        #: one call in budgets). Always 0 for the NeuralIntegrator's own losses.
+        self.grad_calls = 0
         self.dropped = 0
         self._opt: torch.optim.Optimizer | None = None
         self._plan: dict[str, int] = {}
@@ -255,8 +264,8 @@ class NeuralIntegrator:
 
     @property
     def total_calls(self) -> int:
-        """Integrand evaluations so far (training and estimates)."""
-        return self.calls
+        """Density plus gradient evaluations of f so far (training and estimates)."""
+        return self.calls + self.grad_calls
 
     @property
     def mixture(self) -> bool:
@@ -454,8 +463,7 @@ class NeuralIntegrator:
         def step(k: int, batch: Batch) -> float:
             # Cosine decay, computed from the iteration so that a resumed run continues it.
             done = min(plan["iteration"] * steps_per_it + k, total_steps)
-            for group in opt.param_groups:
-                group["lr"] = lr0 * 0.5 * (1 + math.cos(math.pi * done / total_steps))
+            cosine_lr(opt, lr0, done, total_steps)
             return self._step(opt, batch)
 
         self.flow.train()
@@ -771,6 +779,7 @@ class NeuralIntegrator:
             "state": json.dumps(
                 {
                     "calls": self.calls,
+                    "grad_calls": self.grad_calls,
                     "dropped": self.dropped,
                     "plan": self._plan,
                     "opt": opt_meta,
@@ -836,6 +845,7 @@ class NeuralIntegrator:
         self.fractions = tensors["fractions"]
         self.generator.set_state(tensors["rng"])
         self.calls, self.dropped = state["calls"], state["dropped"]
+        self.grad_calls = state.get("grad_calls", 0)
         self._plan = state["plan"]
         self._buffer = tensors.get("buffer")
         self._opt = None

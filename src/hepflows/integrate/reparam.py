@@ -11,15 +11,14 @@ one density and one gradient evaluation, counted apart as in
 
 from __future__ import annotations
 
-import math
 import os
 
 import torch
 
 from hepflows.errors import ConfigError
 from hepflows.integrate.fab import EDGE
-from hepflows.integrate.integrands import Integrand, IntegrandError
-from hepflows.integrate.nis import NeuralIntegrator, TrainingHistory
+from hepflows.integrate.integrands import Integrand, evaluate_differentiable
+from hepflows.integrate.nis import NeuralIntegrator, TrainingHistory, cosine_lr
 from hepflows.progress import progress_bar
 
 
@@ -50,13 +49,6 @@ class ReparamKLIntegrator(NeuralIntegrator):
         super().__init__(f, dims, seed=seed, transforms=transforms, bins=bins, hidden=hidden,
                          lr=lr, batch_size=batch_size, buffered_steps=0, vegas=False)  # fmt: skip
         self.config.update(method="reparam-kl")
-        #: Gradient evaluations of f (each counts as one call in budgets).
-        self.grad_calls = 0
-
-    @property
-    def total_calls(self) -> int:
-        """Density plus gradient evaluations so far."""
-        return self.calls + self.grad_calls
 
     def _batch_size(self, calls: int) -> int:
         b = self.config["batch_size"]
@@ -91,24 +83,12 @@ class ReparamKLIntegrator(NeuralIntegrator):
         self.flow.train()
         with progress_bar(steps, "reverse-KL training", enabled=progress) as bar:
             for k in range(steps):
-                for group in opt.param_groups:
-                    group["lr"] = lr0 * 0.5 * (1 + math.cos(math.pi * k / steps))
+                cosine_lr(opt, lr0, k, steps)
                 u = torch.rand(batch, self.dims, generator=self.generator, dtype=torch.float64)
                 x, ladj = self.flow.to_data(u.to(self.flow.dtype))
                 log_q = -ladj.to(torch.float64)  # uniform base: log q(x) = -log|dx/du|
                 x64 = x.to(torch.float64).clamp(EDGE, 1 - EDGE)
-                try:
-                    fx = self.f(x64)
-                except RuntimeError as err:  # e.g. numpy() on a tensor that requires grad
-                    raise IntegrandError(
-                        f"the reparameterisation gradient differentiates f with torch autograd "
-                        f"and it failed: {err}; write f in torch operations"
-                    ) from err
-                if not isinstance(fx, torch.Tensor) or fx.shape != (batch,):
-                    raise IntegrandError(
-                        f"the integrand must return a torch tensor of shape ({batch},) with "
-                        "autograd for the reparameterisation gradient"
-                    )
+                fx = evaluate_differentiable(self.f, x64)
                 self.calls += batch
                 self.grad_calls += batch
                 log_p = torch.log(fx.to(torch.float64))

@@ -178,7 +178,7 @@ def generate_decay(
         integ = (FABIntegrator(decay, 2, seed=seed) if method == "fab"
                  else NeuralIntegrator(decay, 2, seed=seed, loss=method))  # fmt: skip
         integ.train(calls=train_calls, progress=progress)
-        used = (integ.calls, getattr(integ, "grad_calls", 0))
+        used = (integ.calls, integ.grad_calls)
         if path is not None:
             integ.save(path)
     else:
