@@ -2,12 +2,14 @@
 
 Set-up (reduced for 2 CPU cores; CaloFlow itself trained for hours on a GPU):
 
-* data: ``ToySimulator(geometry="calogan", particle="photon")``, incident
+* data: ``ToySimulator(geometry="calogan", particle="photon")`` with its
+  defaults (GFlash's spot count, fluctuating spot energies), incident
   energies uniform in 1-100 GeV; ``--n-train`` showers (default 50k) to train
   on (10 % of them held out for validation) and a *fresh* sample of
   ``--n-eval`` showers (default 50k, another seed) as the reference;
 * model: :class:`hepflows.calo.CaloFlow` with the sizes printed at the start
-  (flow I: MAF over the 3 layer energies; flow II teacher: MAF over the 504
+  (flow I: MAF over the 3 layer energies and ``--moments`` lateral moments
+  per layer, default 2: centres and widths; flow II teacher: MAF over the 504
   voxels; student: IAF of the same configuration, distilled from the teacher
   by probability density distillation);
 * evaluation: :func:`hepflows.calo.evaluate` with the fixed classifier of
@@ -125,6 +127,8 @@ def main() -> None:
     ap.add_argument("--flow2", type=str, default=None,
                     help='flow II sizes as JSON, default {"transforms": 4, "bins": 8, '
                          '"hidden": [128]}')  # fmt: skip
+    ap.add_argument("--moments", type=int, default=2,
+                    help="lateral moments per layer in flow I (0: CaloFlow's original form)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--checkpoint", type=Path, default=None)
@@ -145,7 +149,7 @@ def main() -> None:
         "date": datetime.date.today().isoformat(), "quick": args.quick,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch "
                    f"{torch.__version__}",
-        "n_train": n_train, "n_eval": n_eval, "seed": args.seed,
+        "n_train": n_train, "n_eval": n_eval, "seed": args.seed, "moments": args.moments,
     }  # fmt: skip
 
     print("== Data: toy CaloGAN-like photons, 1-100 GeV uniform")
@@ -156,9 +160,10 @@ def main() -> None:
     reference = ToySimulator("calogan", particle="photon", seed=args.seed + 1000).simulate(
         n_eval, progress=False
     )
+    result["simulator"] = repr(sim)
     print(f"{sim!r}\n{n_train} training showers in {sim_s:.1f} s; {n_eval} fresh reference showers")
 
-    model = CaloFlow("calogan", flow2=flow2)
+    model = CaloFlow("calogan", flow2=flow2, moments=args.moments)
     print(f"flow I : {model.flow1.config}\nteacher: {model.teacher.config}\nstudent: IAF, same")
     print(f"plan   : {plan}")
     t0 = time.perf_counter()

@@ -56,13 +56,68 @@ def test_training_pairs_are_standardised_and_finite() -> None:
     vox, e = model.tensors(showers)
     y1, c1 = model.flow1_data(vox, e, torch.Generator().manual_seed(0))
     y2, c2 = model.flow2_data(vox, e, torch.Generator().manual_seed(0))
-    assert y1.shape == (600, 3) and c1.shape == (600, 1)
-    assert y2.shape == (600, 504) and c2.shape == (600, 4)
+    # Flow I: 3 u-variables + 2 x 3 centres + 2 x 3 widths; flow II's context:
+    # energy, 3 layer energies and the 12 moments.
+    assert y1.shape == (600, 15) and c1.shape == (600, 1)
+    assert y2.shape == (600, 504) and c2.shape == (600, 16)
     for t in (y1, c1, y2, c2):
         assert torch.isfinite(t).all()
     assert y1.mean(0).abs().max() < 0.2 and (y1.std(0) - 1).abs().max() < 0.2
     assert y2.mean(0).abs().max() < 0.3
     assert (0 <= c1).all() and (c1 <= 1).all()
+
+
+def test_lateral_moments_are_the_evaluation_features() -> None:
+    from hepflows.calo.features import high_level_features
+
+    showers = _showers(300, 1)
+    model = _model()
+    vox, _ = model.tensors(showers)
+    m = model._lateral_moments(vox, model._layer_sums(vox)).double().numpy()
+    f = high_level_features(showers)
+    for li in range(3):
+        lit = f[f"E_{li}"] > 1.0  # the model clamps empty layers' energy at the noise level
+        for k, col in (("EC_x", 2 * li), ("EC_y", 2 * li + 1),
+                       ("width_x", 6 + 2 * li), ("width_y", 7 + 2 * li)):  # fmt: skip
+            np.testing.assert_allclose(m[lit, col], f[f"{k}_{li}"][lit], atol=0.05, rtol=1e-3)
+
+
+@pytest.mark.parametrize("moments, d1, d2", [(0, 3, 4), (1, 9, 10), (2, 15, 16)])
+def test_moments_set_the_flow_dimensions(moments: int, d1: int, d2: int) -> None:
+    model = _model(moments=moments)
+    model.fit_preprocessing(_showers(300, 1))
+    vox, e = model.tensors(_showers(300, 1))
+    assert model.flow1_data(vox, e)[0].shape == (300, d1)
+    assert model.flow2_data(vox, e)[1].shape == (300, d2)
+    assert model.config["moments"] == moments
+    gen = model.sample(e[:20].numpy(), "student")
+    assert gen.voxels.shape == (20, 504)
+    with pytest.raises(ConfigError, match="moments"):
+        _model(moments=3)
+
+
+def test_flow2_follows_the_centre_it_is_conditioned_on() -> None:
+    """Flow II trained with centres as context moves the layer-1 shower with them."""
+    from hepflows.calo.features import high_level_features
+
+    showers = _showers(3000, 6)
+    model = CaloFlow("calogan", flow1={"transforms": 1, "bins": 4, "hidden": [16]},
+                     flow2={"transforms": 2, "bins": 4, "hidden": [64]}, student=False,
+                     moments=1)  # fmt: skip
+    train(model, showers, _plan(epochs={"flow1": 1, "teacher": 4, "student": 0}), progress=False)
+    vox, e = model.tensors(showers[:500])
+    _, c = model.flow2_data(vox, e, torch.Generator().manual_seed(0))
+    shifted = {}
+    for sign in (-1.0, 1.0):
+        c_s = c.clone()
+        c_s[:, 4 + 2] = sign  # EC_x of layer 1, in standard deviations
+        with torch.no_grad():
+            y = model.teacher.sample(len(c_s), c_s, generator=torch.Generator().manual_seed(1))
+        frac = _expit(y * model.y2_std + model.y2_mean).clamp_min(0)
+        gen = Showers(showers.energy[:500], (frac * 1e3).double().numpy(), showers.geometry)
+        shifted[sign] = high_level_features(gen)["EC_x_1"].mean()
+    # +-1 standard deviation of EC_x_1 is about +-12 mm (toy photons, 5 mm jitter).
+    assert shifted[1.0] - shifted[-1.0] > 8.0, shifted
 
 
 def test_untrained_model_refuses_to_sample() -> None:

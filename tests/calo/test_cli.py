@@ -129,6 +129,24 @@ def test_simulate_other_geometry_and_seed(tmp_path) -> None:
     assert not np.array_equal(read_showers(other).energy, ds1.energy)
 
 
+def test_simulate_spot_options(tmp_path) -> None:
+    """--max-spots caps the spots (fewer lit strips); --no-spot-fluctuations gives GFlash's
+    equal spots, so voxels repeat one spot energy."""
+    paths = {}
+    for name, extra in (("full", ()), ("capped", ("--max-spots", 200)),
+                        ("equal", ("--max-spots", 200, "--no-spot-fluctuations"))):  # fmt: skip
+        paths[name] = tmp_path / f"{name}.h5"
+        _cli("simulate", "--out", paths[name], "--events", 60, "--energy-min", 40,
+             "--energy-max", 40.001, *extra)  # fmt: skip
+    lit = {k: (read_showers(v).voxels > 0).sum(1).mean() for k, v in paths.items()}
+    assert lit["capped"] < 0.6 * lit["full"], lit
+    vox = read_showers(paths["equal"]).voxels
+    values = np.round(vox[vox > 0], 6)
+    assert len(np.unique(values)) < 0.95 * len(values)  # exact repeats of one spot energy
+    vox = read_showers(paths["capped"]).voxels
+    assert len(np.unique(np.round(vox[vox > 0], 6))) == (vox > 0).sum()
+
+
 # ------------------------------------------------------------------ train
 
 
@@ -140,7 +158,8 @@ def test_train_writes_a_loadable_model_with_its_history(chain) -> None:
     model, extra = CaloFlow.load(chain["model"])
     assert model.geometry.name == "calogan" and model.student is not None
     assert model.flow2_config == {"transforms": 1, "bins": 4, "hidden": [16]}
-    assert model.teacher.config["features"] == 504 and model.teacher.config["context"] == 4
+    assert model.teacher.config["features"] == 504 and model.teacher.config["context"] == 16
+    assert model.moments == 2  # energy, 3 layer energies, 3 x (centre, width) in x and y
     assert bool(model.fitted)
     assert extra["layout"] == "calogan" and extra["training_file"] == str(chain["sim"])
     history = extra["history"]

@@ -209,6 +209,8 @@ def test_classifier_cannot_tell_a_generator_from_itself(level: str) -> None:
     assert abs(same.accuracy - 0.5) < 0.06
     assert same.n_train == 2400 and same.n_test == 800
     assert 1 <= same.best_epoch <= same.epochs - FAST["patience"]  # stopped early
+    full = classifier_test(s["a"], s["b"], level, seed=0, **{**FAST, "patience": None, "epochs": 4})
+    assert full.epochs == 4  # no patience: every epoch runs, the best one is kept
     wide = classifier_test(s["a"], s["wide"], level, seed=0, **{**FAST, "epochs": 8})
     assert wide.auc > 0.95, wide.summary()
     assert wide.jsd > 0.6 and wide.accuracy > 0.9, wide.summary()

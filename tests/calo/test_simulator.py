@@ -293,6 +293,27 @@ def test_spot_cap_changes_granularity_not_the_mean() -> None:
         assert hit_b < 0.5 * hit_a, (li, hit_a, hit_b)
 
 
+def test_spot_fluctuations_make_voxel_energies_continuous_and_keep_layer_energies() -> None:
+    """Equal-energy spots put every voxel on a lattice of one spot energy; fluctuating
+    spots do not, and leave the layer energies (mean and spread) as they were."""
+    kw = dict(geometry="calogan", particle="photon", max_spots=2000)
+    eq = ToySimulator(**kw, seed=21, spot_fluctuations=False).simulate(400, 4e4)
+    fl = ToySimulator(**kw, seed=21).simulate(400, 4e4)
+
+    def tie_fraction(showers: Showers) -> float:
+        v = showers.voxels[:, showers.geometry.slices[0]]
+        lit = [np.round(r[r > 0], 6) for r in v]
+        return 1 - sum(len(np.unique(x)) for x in lit) / sum(len(x) for x in lit)
+
+    assert tie_fraction(eq) > 0.2  # whole multiples of ~17 MeV: many exact ties
+    assert tie_fraction(fl) < 0.01
+    le, lf = eq.layer_energies(), fl.layer_energies()
+    # Means within 3 standard errors, spreads within 15 % (400 showers).
+    se = np.sqrt(le.var(0) / 400 + lf.var(0) / 400)
+    assert (np.abs(le.mean(0) - lf.mean(0)) < 3 * se).all(), (le.mean(0), lf.mean(0))
+    assert np.allclose(le.std(0), lf.std(0), rtol=0.15), (le.std(0), lf.std(0))
+
+
 # ---------------------------------------------------------------------- errors
 @pytest.mark.parametrize(
     ("kwargs", "match"),

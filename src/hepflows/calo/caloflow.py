@@ -2,8 +2,11 @@
 
 * **Flow I** learns p(E_1..E_L | E_inc) through "u-variables" in (0, 1):
   u_0 = (sum_i E_i) / (s E_inc) (s: a scale fitted once so that u_0 < 1) and
-  u_i = E_i / (E_i + ... + E_L) for i = 1..L-1, logit-transformed.
-* **Flow II** learns p(voxels / E_layer | E_1..E_L, E_inc): each layer's
+  u_i = E_i / (E_i + ... + E_L) for i = 1..L-1, logit-transformed. With
+  ``moments=1`` it also learns the energy-weighted centre (x, y) of every
+  layer, with ``moments=2`` (the default) the centres and the widths (x, y):
+  p(E_1..E_L, M_1..M_L | E_inc), M_l the layer's lateral moments.
+* **Flow II** learns p(voxels / E_layer | E_1..E_L, [M_1..M_L,] E_inc): each layer's
   voxels divided by its energy, with U(0, 1 keV) noise added to the voxels at
   training time (so that empty voxels do not form a point mass), then
   x -> logit(alpha + (1 - 2 alpha) x) with alpha = 1e-6.
@@ -18,6 +21,20 @@ between the noise and the smallest real deposits. Zeroing at the noise level
 itself, the upper edge of the noise, would light up about half of the empty
 voxels at the slightest blur of the flow (measured on toy photons: sparsity
 separation powers of 0.7-0.9).
+
+Why the moments: the impact point moves every layer's shower together, and
+the depth of the shower sets every layer's width. In CaloFlow's original form
+flow II has to carry both from the first layer's voxels to the last through
+its autoregressive network; on the toy CaloGAN photons a 4-block MAF with 128
+hidden units kept only a third of the correlation of the layer-0 and layer-1
+centres (0.20 against 0.61). With 20k training showers, 10 teacher epochs
+and the fixed voxel classifier on 20k against 20k showers, the AUC was 0.92
+without moments and 0.65 with centres and widths (feature AUC 0.92 -> 0.77).
+Modelled in flow I (a small flow in 3L or 5L dimensions) and given to flow II
+as context, they are explicit conditions. The moments are dequantised with
+Gaussian noise of :data:`MOMENT_NOISE` standard deviations: a layer whose
+energy sits in one row of cells has a centre that is constant up to the 1 keV
+voxel noise, a point mass that flow I's density would otherwise spend itself on.
 
 All inputs to the flows are standardised with statistics fitted on the
 training showers (kept as buffers, saved with the model).
@@ -45,6 +62,7 @@ from hepflows.progress import progress_bar
 FORMAT = "hepflows-caloflow"
 ALPHA = 1e-6  # logit regulator (CaloFlow)
 NOISE_MEV = 1e-3  # 1 keV training noise on voxels (CaloFlow)
+MOMENT_NOISE = 0.05  # dequantisation of the layer moments, in their standard deviations
 
 #: Showers per flow pass when sampling. The student's one pass is bound by memory
 #: traffic of its (P, F, N) spline parameters: on 2 cores, 10^4 showers took 0.30
@@ -89,6 +107,9 @@ class CaloFlow(nn.Module):
         flow2: keyword arguments of flow II (teacher MAF and student IAF);
             defaults :data:`FLOW2_DEFAULTS`.
         student: also build the IAF student of flow II.
+        moments: lateral moments per layer that flow I models and flow II is
+            conditioned on (see the module docstring): 0 none (CaloFlow's
+            original form), 1 the centres of energy, 2 centres and widths.
     """
 
     def __init__(
@@ -97,6 +118,7 @@ class CaloFlow(nn.Module):
         flow1: dict[str, Any] | None = None,
         flow2: dict[str, Any] | None = None,
         student: bool = True,
+        moments: int = 2,
     ) -> None:
         super().__init__()
         self.geometry = Geometry.resolve(geometry)
@@ -104,14 +126,22 @@ class CaloFlow(nn.Module):
         self.n_voxels = self.geometry.n_voxels
         self.flow1_config = {**FLOW1_DEFAULTS, **(flow1 or {})}
         self.flow2_config = {**FLOW2_DEFAULTS, **(flow2 or {})}
-        self.flow1 = MAF(self.n_layers, context=1, **self.flow1_config)
-        self.teacher = MAF(self.n_voxels, context=1 + self.n_layers, **self.flow2_config)
+        if moments not in (0, 1, 2) or isinstance(moments, bool):
+            raise ConfigError(
+                f"moments must be 0, 1 (centres) or 2 (centres, widths), got {moments!r}"
+            )
+        self.moments = int(moments)
+        L = self.n_layers
+        n_mom = 2 * L * self.moments
+        self.flow1 = MAF(L + n_mom, context=1, **self.flow1_config)
+        self.teacher = MAF(self.n_voxels, context=1 + L + n_mom, **self.flow2_config)
         self.student = IAF(**self.teacher.config) if student else None
         # Preprocessing statistics (fitted by fit_preprocessing, saved with the model).
         L, V = self.n_layers, self.n_voxels
         for name, shape in (("log_e_range", (2,)), ("u0_scale", ()), ("y1_mean", (L,)),
                             ("y1_std", (L,)), ("loge_layer_mean", (L,)), ("loge_layer_std", (L,)),
                             ("y2_mean", (V,)), ("y2_std", (V,)),
+                            ("moment_mean", (4 * L,)), ("moment_std", (4 * L,)),
                             ("threshold_mev", ())):  # fmt: skip
             self.register_buffer(name, torch.zeros(shape))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
@@ -121,6 +151,8 @@ class CaloFlow(nn.Module):
              for k, i in enumerate(self.geometry.voxel_layers)]
         )  # fmt: skip
         self.register_buffer("owner", torch.as_tensor(owner, dtype=torch.long), persistent=False)
+        xy = torch.as_tensor(self.geometry.centres(), dtype=torch.float32)  # (V, 2) mm
+        self.register_buffer("xy", xy, persistent=False)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -130,7 +162,7 @@ class CaloFlow(nn.Module):
             "geometry": {"name": g.name, "particle": g.particle, "pid": g.pid,
                          "layers": [vars(layer) for layer in g.layers]},
             "flow1": self.flow1_config, "flow2": self.flow2_config,
-            "student": self.student is not None,
+            "student": self.student is not None, "moments": self.moments,
         }  # fmt: skip
 
     # ----------------------------------------------------------- preprocessing
@@ -183,6 +215,31 @@ class CaloFlow(nn.Module):
         layers.append(remaining)
         return torch.stack(layers, 1)
 
+    def _lateral_moments(self, vox: Tensor, layers: Tensor) -> Tensor:
+        """(N, V) voxels and (N, L) layer energies -> (N, 4L) lateral moments in mm:
+        the centres (x_1, y_1, x_2, ..., y_L), then the widths in the same order."""
+        xy = torch.cat([self.xy, self.xy**2], 1)  # (V, 4)
+        sums = vox.new_zeros(len(vox), self.n_layers, 4).index_add_(
+            1, self.owner, vox[:, :, None] * xy
+        )
+        m = sums / layers.clamp_min(NOISE_MEV)[:, :, None]
+        centre = m[..., :2]
+        width = (m[..., 2:] - centre**2).clamp_min(0).sqrt()
+        return torch.cat([centre.flatten(1), width.flatten(1)], 1)
+
+    def _moment_variables(self, clean: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Standardised, dequantised lateral moments (N, 2L * moments) of (N, V) clean voxels.
+
+        The moments are those of the voxels *before* the training noise: 1 keV
+        in each of a few hundred voxels spread over the whole layer would
+        dominate the width of a layer with a few MeV.
+        """
+        k = 2 * self.n_layers * self.moments
+        m = self._lateral_moments(clean, self._layer_sums(clean))
+        m = (m - self.moment_mean) / self.moment_std
+        m = m[:, :k]
+        return m + MOMENT_NOISE * torch.randn(m.shape, generator=generator)
+
     def _layer_context(self, layers: Tensor) -> Tensor:
         loge = torch.log10(layers + NOISE_MEV)
         return (loge - self.loge_layer_mean) / self.loge_layer_std
@@ -215,6 +272,9 @@ class CaloFlow(nn.Module):
             y2 = _logit(self._voxel_fractions(vox, layers))
             self.y2_mean.copy_(y2.mean(0))
             self.y2_std.copy_(y2.std(0).clamp_min(1e-3))
+            moments = self._lateral_moments(clean, self._layer_sums(clean))
+            self.moment_mean.copy_(moments.mean(0))
+            self.moment_std.copy_(moments.std(0).clamp_min(1e-3))
             self.threshold_mev.fill_(readout_threshold(clean))
             self.fitted.fill_(True)
 
@@ -236,11 +296,16 @@ class CaloFlow(nn.Module):
             generator: for the noise.
 
         Returns:
-            ``(y, c)``: (N, L) standardised logit u-variables and (N, 1) energy context.
+            ``(y, c)``: (N, L) standardised logit u-variables, followed by the
+            (N, 2L * moments) standardised lateral moments, and the (N, 1)
+            energy context.
         """
         self._require_fitted()
+        clean = vox
         _, layers, e_inc = self._raw(vox, e_inc, generator)
         y = (_logit(self._u_variables(layers, e_inc)) - self.y1_mean) / self.y1_std
+        if self.moments:
+            y = torch.cat([y, self._moment_variables(clean, generator)], 1)
         return y, self._energy_context(e_inc)
 
     def flow2_data(
@@ -249,14 +314,18 @@ class CaloFlow(nn.Module):
         """Flow II training pairs (fresh noise on every call); arguments as :meth:`flow1_data`.
 
         Returns:
-            ``(y, c)``: (N, V) standardised logit voxel fractions and (N, 1 + L)
-            context (energy, standardised log10 layer energies).
+            ``(y, c)``: (N, V) standardised logit voxel fractions and (N, 1 + L
+            + 2L * moments) context (energy, standardised log10 layer energies
+            and the standardised lateral moments).
         """
         self._require_fitted()
+        clean = vox
         vox, layers, e_inc = self._raw(vox, e_inc, generator)
         y = (_logit(self._voxel_fractions(vox, layers)) - self.y2_mean) / self.y2_std
-        c = torch.cat([self._energy_context(e_inc), self._layer_context(layers)], 1)
-        return y, c
+        c = [self._energy_context(e_inc), self._layer_context(layers)]
+        if self.moments:
+            c.append(self._moment_variables(clean, generator))
+        return y, torch.cat(c, 1)
 
     # ---------------------------------------------------------------- sampling
     @torch.no_grad()
@@ -315,9 +384,10 @@ class CaloFlow(nn.Module):
         """(B,) incident energies -> (B, V) voxels (float64, MeV)."""
         c1 = self._energy_context(eb)
         y1 = self.flow1.sample(len(eb), c1, generator=generator)
-        u = _expit(y1 * self.y1_std + self.y1_mean)
+        L = self.n_layers
+        u = _expit(y1[:, :L] * self.y1_std + self.y1_mean)
         layers = self._layers_from_u(u, eb).clamp_min(0)
-        c2 = torch.cat([c1, self._layer_context(layers)], 1)
+        c2 = torch.cat([c1, self._layer_context(layers), y1[:, L:]], 1)
         y2 = flow2.sample(len(eb), c2, generator=generator)
         frac = _expit(y2 * self.y2_std + self.y2_mean).clamp_min(0)
         frac = frac / self._layer_sums(frac)[:, self.owner].clamp_min(1e-12)
@@ -364,7 +434,13 @@ class CaloFlow(nn.Module):
                                for k, v in layer.items()}) for layer in layers),
                 g["particle"], g["pid"], g["name"],
             )  # fmt: skip
-            model = cls(geometry, config["flow1"], config["flow2"], config["student"])
+            model = cls(
+                geometry,
+                config["flow1"],
+                config["flow2"],
+                config["student"],
+                config.get("moments", 0),
+            )  # models saved before moments
             state = load_file(str(path))
             skip = ("opt.", "best.")  # training state of a checkpoint
             model.load_state_dict({k: v for k, v in state.items() if not k.startswith(skip)})
@@ -373,5 +449,3 @@ class CaloFlow(nn.Module):
                 f"{path}: cannot rebuild the CaloFlow model ({err}); retrain it"
             ) from None
         return model.eval(), json.loads(meta.get("extra", "{}"))
-
-

@@ -46,13 +46,21 @@ def simulate(
     energy_max: Annotated[float, typer.Option(help="highest incident energy (GeV)")] = 100.0,
     distribution: Annotated[str, typer.Option(help="uniform or log-uniform")] = "uniform",
     seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = 0,
+    max_spots: Annotated[
+        int | None,
+        typer.Option(help="cap on the spots per shower, for speed (default: GFlash's count)"),
+    ] = None,
+    spot_fluctuations: Annotated[
+        bool, typer.Option(help="fluctuating spot energies (off: GFlash's equal spots)")
+    ] = True,
 ) -> None:
     """Simulate showers with the seeded GFlash-like toy detector and write them."""
     from hepflows.calo import ToySimulator, write_showers
 
     sim = ToySimulator(geometry, particle=particle, seed=seed,
                        energy_range_mev=_range_mev(energy_min, energy_max),
-                       energy_distribution=distribution)  # fmt: skip
+                       energy_distribution=distribution, max_spots=max_spots,
+                       spot_fluctuations=spot_fluctuations)  # fmt: skip
     t0 = time.perf_counter()
     showers = sim.simulate(count(events, "--events"), progress=True)
     seconds = time.perf_counter() - t0
@@ -82,6 +90,13 @@ def train(
     transforms: Annotated[int, typer.Option(help="flow II autoregressive blocks")] = 4,
     bins: Annotated[int, typer.Option(help="flow II spline bins")] = 8,
     hidden: Annotated[int, typer.Option(help="flow II MADE hidden width (one layer)")] = 128,
+    moments: Annotated[
+        int,
+        typer.Option(
+            help="lateral moments per layer in flow I: 0 none (CaloFlow), "
+            "1 centres, 2 centres and widths"
+        ),  # fmt: skip
+    ] = 2,
     seed: Annotated[int, typer.Option(help="seed of split, batches and noise")] = 0,
 ) -> None:
     """Train CaloFlow (flow I, MAF teacher, then the IAF student by distillation)."""
@@ -98,7 +113,7 @@ def train(
     )  # fmt: skip
     model = CaloFlow(data.geometry, flow2={"transforms": transforms, "bins": bins,
                                            "hidden": [hidden]},
-                     student=epochs_student > 0)  # fmt: skip
+                     student=epochs_student > 0, moments=moments)  # fmt: skip
     if ckpt.exists():
         console.print(f"resuming from {ckpt}")
     console.print(f"{len(data):,} showers ({data.geometry.name}, {data.geometry.n_voxels} "
@@ -109,8 +124,13 @@ def train(
     for col in ("stage", "epochs", "best epoch", "best val. loss", "minutes"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     for stage, h in history.items():
-        table.add_row(stage, str(len(h["val"])), str(h["best_epoch"] + 1),
-                      f"{min(h['val']):.4f}" if h["val"] else "-", f"{h['seconds'] / 60:.1f}")
+        table.add_row(
+            stage,
+            str(len(h["val"])),
+            str(h["best_epoch"] + 1),
+            f"{min(h['val']):.4f}" if h["val"] else "-",
+            f"{h['seconds'] / 60:.1f}",
+        )
     console.print(table)
     console.print(f"wrote {out} (checkpoint {ckpt} can be deleted)")
 
@@ -126,9 +146,7 @@ def generate(
     ] = None,
     events: Annotated[str, typer.Option(help="showers to generate (without --like)")] = "1e4",
     energy_min: Annotated[float, typer.Option(help="lowest energy, GeV (without --like)")] = 1.0,
-    energy_max: Annotated[
-        float, typer.Option(help="highest energy, GeV (without --like)")
-    ] = 100.0,
+    energy_max: Annotated[float, typer.Option(help="highest energy, GeV (without --like)")] = 100.0,
     layout: Annotated[
         str | None, typer.Option(help="calogan or calochallenge (default: the input's layout)")
     ] = None,
@@ -167,9 +185,7 @@ def generate(
 @calo_app.command()
 def evaluate(
     reference: Annotated[Path, typer.Argument(help="reference showers (.h5)")],
-    samples: Annotated[
-        list[str], typer.Argument(help="generated showers, as FILE or LABEL=FILE")
-    ],
+    samples: Annotated[list[str], typer.Argument(help="generated showers, as FILE or LABEL=FILE")],
     out: Annotated[Path, typer.Option(help="JSON report")] = Path("calo_eval.json"),
     plot: Annotated[
         str, typer.Option(help="feature histograms (PNG); 'none' for no plot")

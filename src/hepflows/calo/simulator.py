@@ -33,13 +33,24 @@ over chunks of showers, layers and shower components):
      expected fractions, so a layer with energy E_l fluctuates by about
      a / sqrt(E_l / GeV), independently of the other layers.
 
-4. **Spots** (GFlash): N = 93 ln(Z) (E/GeV)^0.876 * ``spot_scale``, capped at
-   ``max_spots`` per shower for speed (the spot energy is scaled up to match).
+4. **Spots** (GFlash): N = 93 ln(Z) (E/GeV)^0.876 * ``spot_scale`` (23 000 at
+   100 GeV in lead), optionally capped at ``max_spots`` per shower for speed
+   (the spot energy is scaled up to match). A cap makes showers coarser than
+   GFlash's: with 2000 spots at most, a voxel holds 0 or at least one ~18 MeV
+   spot at 43 GeV, and the layers have half the lit voxels, with a gap in voxel
+   energy between zero and one spot that real showers do not have.
    Spots are given to layers, and within a layer to sub-slices of at most 1 X0,
    *proportionally* to their energy (at least one spot per sub-slice that has
-   energy); all spots of a sub-slice carry equal energy. This samples the depth
-   t of the spots from the Gamma profile on a 1 X0 grid, which is what the
-   radial profile needs.
+   energy). This samples the depth t of the spots from the Gamma profile on a
+   1 X0 grid, which is what the radial profile needs. The visible energy of
+   each spot fluctuates (sampling: the active medium sees a random share of
+   it): Gamma-distributed with relative width a / sqrt(e_spot / GeV), at most
+   1, for a mean spot energy e_spot, renormalised so that the sub-slice keeps
+   its energy (the layer energies keep the fluctuations of step 3). Without it
+   (``spot_fluctuations=False``, GFlash's equal-energy spots) every voxel holds
+   a whole multiple of one spot energy, about 0.85 E / 2000 under a 2000-spot
+   cap: a lattice in voxel / E_inc, shared by all showers, that no
+   Geant4 shower has and that a voxel classifier learns to spot.
 5. **Radial profile** (GP, in Moliere radii, tau = t / T):
    f(r) = p f_C(r) + (1 - p) f_T(r), f_X(r) = 2 r R_X^2 / (r^2 + R_X^2)^2,
    sampled by inverse CDF r = R_X sqrt(u / (1 - u)) with a uniform azimuth,
@@ -89,8 +100,10 @@ ALPHA_MIN = 1.5
 CONVERSION_X0 = 9.0 / 7.0
 #: Width of the depth sub-slices on which spot depths are sampled (X0).
 SUB_SLICE_X0 = 1.0
-#: Showers per chunk: bounds the memory of the spot arrays (~ 1000 x max_spots).
+#: Most showers per chunk, and most spots per chunk: bounds the memory of the spot
+#: arrays (a few hundred MB at 4e6 spots; 100 GeV photons come 170 to a chunk).
 CHUNK = 1000
+SPOTS_PER_CHUNK = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -261,12 +274,15 @@ class ToySimulator:
             stream: the same seed and the same sequence of calls give identical
             showers, and successive :meth:`simulate` calls give new showers.
         spot_scale: multiplies GFlash's number of spots per shower.
-        max_spots: cap on the spots per shower (after ``spot_scale``), for speed;
-            the per-spot energy is scaled so that the energy is unchanged. ``None``:
-            no cap (GFlash's 23 000 spots at 100 GeV in lead).
+        max_spots: cap on the spots per shower (after ``spot_scale``), for speed
+            (2000: about 8x faster for 1-100 GeV photons); the per-spot energy is
+            scaled so that the energy is unchanged. ``None`` (default): no cap,
+            GFlash's count (23 000 spots at 100 GeV in lead).
         impact_jitter_mm: standard deviation of the Gaussian impact point around
             (0, 0) per coordinate, so that showers are not all centred on the same
             cell boundary.
+        spot_fluctuations: give each spot a fluctuating visible energy (module
+            docstring, step 4); ``False``: equal-energy spots as in GFlash.
 
     Raises:
         ConfigError: unknown particle or energy distribution, bad energy range,
@@ -282,8 +298,9 @@ class ToySimulator:
         energy_distribution: str = "uniform",
         seed: int = 0,
         spot_scale: float = 1.0,
-        max_spots: int | None = 2000,
+        max_spots: int | None = None,
         impact_jitter_mm: float = 5.0,
+        spot_fluctuations: bool = True,
     ) -> None:
         if particle not in PARTICLES:
             raise ConfigError(f"unknown particle {particle!r}: choose one of {list(PARTICLES)}")
@@ -328,6 +345,7 @@ class ToySimulator:
         self.spot_scale = float(spot_scale)
         self.max_spots = max_spots
         self.impact_jitter_mm = float(impact_jitter_mm)
+        self.spot_fluctuations = bool(spot_fluctuations)
         #: (L + 1,) layer boundaries in X0, front face at 0.
         self.boundaries_x0 = np.concatenate([[0.0], np.cumsum(depths)])
         self._rng = np.random.default_rng(seed)
@@ -337,7 +355,8 @@ class ToySimulator:
         return (
             f"ToySimulator(geometry={self.geometry.name!r}, particle={self.particle!r}, "
             f"energy_range_mev=({lo:g}, {hi:g}), energy_distribution="
-            f"{self.energy_distribution!r}, seed={self.seed})"
+            f"{self.energy_distribution!r}, seed={self.seed}, max_spots={self.max_spots}, "
+            f"spot_fluctuations={self.spot_fluctuations})"
         )
 
     # ----------------------------------------------------------------- public
@@ -378,9 +397,11 @@ class ToySimulator:
         voxels = np.zeros((n, geometry.n_voxels))
         overflow = np.zeros((n, len(geometry.layers)))
         incident = np.zeros(n)
+        e_max = self.energy_range_mev[1] if energies is None or n == 0 else energies.max()
+        chunk = self._chunk_size(e_max)
         with progress_bar(n, f"toy {self.particle} showers", enabled=progress) as bar:
-            for start in range(0, n, CHUNK):
-                stop = min(n, start + CHUNK)
+            for start in range(0, n, chunk):
+                stop = min(n, start + chunk)
                 e = self._draw_energies(stop - start) if energies is None else energies[start:stop]
                 incident[start:stop] = e
                 self._chunk(e, voxels[start:stop], overflow[start:stop])
@@ -388,6 +409,16 @@ class ToySimulator:
         return Showers(incident, voxels, geometry, overflow)
 
     # ---------------------------------------------------------------- private
+    def _spot_count(self, e_gev: np.ndarray | float) -> np.ndarray | float:
+        """Spots per shower of energy e_gev (GeV), capped at ``max_spots``."""
+        n = self.spot_scale * 93 * math.log(self.material.Z) * np.power(e_gev, 0.876)
+        return n if self.max_spots is None else np.minimum(n, self.max_spots)
+
+    def _chunk_size(self, e_max_mev: float) -> int:
+        """Showers per chunk such that a chunk holds at most ~SPOTS_PER_CHUNK spots."""
+        per_shower = float(self._spot_count(max(e_max_mev / 1e3, 1e-3))) + 1.0
+        return int(np.clip(SPOTS_PER_CHUNK // per_shower, 16, CHUNK))
+
     def _draw_energies(self, n: int) -> np.ndarray:
         lo, hi = self.energy_range_mev
         u = self._rng.random(n)
@@ -479,9 +510,7 @@ class ToySimulator:
         bucket = (e_shower * visible * total_weight)[:, None, None] * share  # (n, L, C) MeV
 
         # Spots per unit of expected visible fraction in voxelised layers.
-        n_spots = self.spot_scale * 93 * math.log(mat.Z) * e_gev**0.876
-        if self.max_spots is not None:
-            n_spots = np.minimum(n_spots, self.max_spots)
+        n_spots = self._spot_count(e_gev)
         m_vox = m[:, geometry.voxel_layers, :].sum((1, 2))
         rate = np.where(m_vox > 0, n_spots / np.where(m_vox > 0, m_vox, 1.0), 0.0)
 
@@ -546,7 +575,15 @@ class ToySimulator:
         count = np.where(energy > 0, np.maximum(count, 1), 0).ravel()
         rows = np.repeat(np.arange(n * n_sub), count)
         shower = rows // n_sub
-        e_spot = (energy.ravel() / np.maximum(count, 1))[rows]
+        e_row = energy.ravel()
+        e_spot = (e_row / np.maximum(count, 1))[rows]
+        if self.spot_fluctuations and len(rows):
+            # Gamma(k, 1/k) visible shares, k = 1 / rel^2, renormalised per sub-slice.
+            rel = np.minimum(mat.sampling_resolution / np.sqrt(np.maximum(e_spot, 1e-9) / 1e3), 1.0)
+            k = (1.0 / rel**2).astype(np.float32)
+            w = rng.standard_gamma(k, dtype=np.float32) / k
+            total = np.bincount(rows, weights=w, minlength=len(e_row))
+            e_spot = e_row[rows] * w / np.where(total > 0, total, 1.0)[rows]
 
         if comp.kind == "em":
             # Radial parameters at the sub-slice's middle (tau = t / T, t from the start).
