@@ -183,6 +183,31 @@ def test_save_load_reproduces_samples(tmp_path) -> None:
         CaloFlow.load(tmp_path / "bad.safetensors")
 
 
+def test_models_saved_before_moments_still_load(tmp_path) -> None:
+    """A file of CaloFlow's original form without the moment buffers or config key loads."""
+    import json
+
+    from safetensors.torch import load_file, safe_open, save_file
+
+    model = _model(moments=0)
+    model.fit_preprocessing(_showers(300, 1))
+    path = tmp_path / "new.safetensors"
+    model.save(path)
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    config = json.loads(meta["config"])
+    del config["moments"]
+    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("moment_")}
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={**meta, "config": json.dumps(config)})
+    loaded, _ = CaloFlow.load(old)
+    assert loaded.moments == 0 and loaded.teacher.config["context"] == 4
+    e = np.full(5, 2e4)
+    a = model.sample(e, generator=torch.Generator().manual_seed(2)).voxels
+    b = loaded.sample(e, generator=torch.Generator().manual_seed(2)).voxels
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 class _Cut(Exception):
     pass
 

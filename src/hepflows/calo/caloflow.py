@@ -442,6 +442,8 @@ class CaloFlow(nn.Module):
                 config.get("moments", 0),
             )  # models saved before moments
             state = load_file(str(path))
+            for name in ("moment_mean", "moment_std"):  # models saved before moments
+                state.setdefault(name, getattr(model, name))
             skip = ("opt.", "best.")  # training state of a checkpoint
             model.load_state_dict({k: v for k, v in state.items() if not k.startswith(skip)})
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
