@@ -301,11 +301,10 @@ class CaloFlow(nn.Module):
             energy context.
         """
         self._require_fitted()
-        clean = vox
         _, layers, e_inc = self._raw(vox, e_inc, generator)
         y = (_logit(self._u_variables(layers, e_inc)) - self.y1_mean) / self.y1_std
         if self.moments:
-            y = torch.cat([y, self._moment_variables(clean, generator)], 1)
+            y = torch.cat([y, self._moment_variables(vox, generator)], 1)
         return y, self._energy_context(e_inc)
 
     def flow2_data(

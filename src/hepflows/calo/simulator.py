@@ -576,11 +576,13 @@ class ToySimulator:
         rows = np.repeat(np.arange(n * n_sub), count)
         shower = rows // n_sub
         e_row = energy.ravel()
-        e_spot = (e_row / np.maximum(count, 1))[rows]
+        e_mean = e_row / np.maximum(count, 1)  # per sub-slice
+        e_spot = e_mean[rows]
         if self.spot_fluctuations and len(rows):
-            # Gamma(k, 1/k) visible shares, k = 1 / rel^2, renormalised per sub-slice.
-            rel = np.minimum(mat.sampling_resolution / np.sqrt(np.maximum(e_spot, 1e-9) / 1e3), 1.0)
-            k = (1.0 / rel**2).astype(np.float32)
+            # Gamma(k, 1/k) visible shares, k = 1 / rel^2, renormalised per sub-slice;
+            # rel depends only on the sub-slice: computed per sub-slice, not per spot.
+            rel = np.minimum(mat.sampling_resolution / np.sqrt(np.maximum(e_mean, 1e-9) / 1e3), 1.0)
+            k = (1.0 / rel**2).astype(np.float32)[rows]
             w = rng.standard_gamma(k, dtype=np.float32) / k
             total = np.bincount(rows, weights=w, minlength=len(e_row))
             e_spot = e_row[rows] * w / np.where(total > 0, total, 1.0)[rows]

@@ -108,6 +108,8 @@ class FABIntegrator(NeuralIntegrator):
         >>> print(fab.integrate(calls=100_000).summary())
     """
 
+    BATCH_RULE = (2000, 256, 4096)  # chains per AIS batch: calls // 2000 in [256, 4096]
+
     def __init__(
         self,
         f: Integrand,
@@ -151,10 +153,6 @@ class FABIntegrator(NeuralIntegrator):
     def calls_per_chain(self) -> int:
         """Calls one AIS chain costs: value + gradient at the start and at every leapfrog step."""
         return 2 * (1 + self.config["intermediate"] * self.config["leapfrog"])
-
-    def _batch_size(self, calls: int) -> int:
-        b = self.config["batch_size"]
-        return int(b) if b else int(min(max(calls // 2000, 256), 4096))
 
     # ------------------------------------------------------------- densities
     def _log_f(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -418,9 +418,15 @@ class NeuralIntegrator:
         return torch.cat(xs), torch.cat(ws)
 
     # ---------------------------------------------------------------- training
+    #: Default points per training iteration: calls // divisor, clipped to [low, high]
+    #: (subclasses with costlier points set their own).
+    BATCH_RULE: tuple[int, int, int] = (500, 1000, 20_000)
+
     def _batch_size(self, calls: int) -> int:
+        """Points per training iteration: ``batch_size`` if set, else :attr:`BATCH_RULE`."""
         b = self.config["batch_size"]
-        return int(b) if b else int(min(max(calls // 500, 1000), 20_000))
+        divisor, low, high = self.BATCH_RULE
+        return int(b) if b else int(min(max(calls // divisor, low), high))
 
     def train(
         self,

@@ -35,6 +35,8 @@ class ReparamKLIntegrator(NeuralIntegrator):
             (benchmarks/fab.py).
     """
 
+    BATCH_RULE = (1000, 128, 2048)  # points per optimiser step: calls // 1000 in [128, 2048]
+
     def __init__(
         self,
         f: Integrand,
@@ -49,10 +51,6 @@ class ReparamKLIntegrator(NeuralIntegrator):
         super().__init__(f, dims, seed=seed, transforms=transforms, bins=bins, hidden=hidden,
                          lr=lr, batch_size=batch_size, buffered_steps=0, vegas=False)  # fmt: skip
         self.config.update(method="reparam-kl")
-
-    def _batch_size(self, calls: int) -> int:
-        b = self.config["batch_size"]
-        return int(b) if b else int(min(max(calls // 1000, 128), 2048))
 
     def train(  # type: ignore[override]
         self,
