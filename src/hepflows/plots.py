@@ -12,7 +12,7 @@ import mplhep  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from hepflows.files import atomic_write  # noqa: E402
+from hepflows.io.atomic import atomic_write  # noqa: E402
 
 
 def density_comparison(

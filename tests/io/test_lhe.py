@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from hepflows import InputError
-from hepflows.integrate.unweighting import Events
 from hepflows.io import read_events, write_events
+from hepflows.io.events import Events
 from hepflows.io.lhe import coordinates
 
 

@@ -55,8 +55,8 @@ import hepflows
 from hepflows.calo.geometry import Geometry, Layer
 from hepflows.calo.showers import Showers
 from hepflows.errors import CheckpointError, ConfigError, InputError
-from hepflows.files import atomic_write, read_metadata
 from hepflows.flows import IAF, MAF
+from hepflows.io.atomic import atomic_write, read_metadata
 from hepflows.progress import progress_bar
 
 FORMAT = "hepflows-caloflow"

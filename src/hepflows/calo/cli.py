@@ -201,7 +201,7 @@ def evaluate(
     """CaloChallenge-style comparison: features, separation powers, classifier AUC/JSD, FPD/KPD."""
     from hepflows.calo import evaluate as evaluate_showers
     from hepflows.calo import read_showers
-    from hepflows.files import atomic_write
+    from hepflows.io.atomic import atomic_write
 
     ref = read_showers(reference, geometry=geometry)
     gen = {}

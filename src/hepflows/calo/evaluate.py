@@ -35,7 +35,7 @@ from hepflows.calo.features import (
 )
 from hepflows.calo.showers import Showers
 from hepflows.errors import ConfigError, InputError
-from hepflows.files import atomic_write
+from hepflows.io.atomic import atomic_write
 from hepflows.progress import progress_bar
 
 #: Fewest showers per class the classifier test accepts.

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hepflows.errors import ConfigError, InputError
-from hepflows.files import atomic_write
+from hepflows.io.atomic import atomic_write
 
 #: Built-in geometries, by name (XML files in ``hepflows/calo/geometries``).
 BUILTIN = {

@@ -28,7 +28,7 @@ import numpy as np
 from hepflows.calo.geometry import BUILTIN, Geometry
 from hepflows.calo.showers import Showers
 from hepflows.errors import ConfigError, HepflowsError, InputError, ShapeError
-from hepflows.files import atomic_write
+from hepflows.io.atomic import atomic_write
 
 #: The shower-file layouts :func:`read_showers` and :func:`write_showers` know.
 LAYOUTS = ("calochallenge", "calogan")

@@ -23,9 +23,9 @@ from torch import Tensor
 from hepflows.calo.caloflow import CaloFlow
 from hepflows.calo.showers import Showers
 from hepflows.errors import CheckpointError, ConfigError, InputError
-from hepflows.files import load_optimizer_tensors, optimizer_tensors
 from hepflows.flows.distill import check_pair, distillation_loss
 from hepflows.progress import progress_bar
+from hepflows.training.state import load_optimizer_tensors, optimizer_tensors
 
 STAGES = ("flow1", "teacher", "student")
 

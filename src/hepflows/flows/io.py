@@ -13,10 +13,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import hepflows
-from hepflows import files
 from hepflows.errors import CheckpointError, HepflowsError
-from hepflows.files import atomic_write
 from hepflows.flows.flows import REGISTRY, ConfiguredFlow
+from hepflows.io import atomic
 
 FORMAT = "hepflows-flow"
 FORMAT_VERSION = "1"
@@ -42,12 +41,12 @@ def save(flow: ConfiguredFlow, path: str | os.PathLike) -> None:
         "config": json.dumps(flow.config),
         "hepflows_version": hepflows.__version__,
     }
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic.atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata header of a saved flow, without reading the weights."""
-    return files.read_metadata(path, FORMAT, "flow", "save it again with hepflows.flows.save")
+    return atomic.read_metadata(path, FORMAT, "flow", "save it again with hepflows.flows.save")
 
 
 def load(

@@ -31,8 +31,9 @@ from hepflows.integrate.losses import channel_variance, forward_kl, moment, reve
 from hepflows.integrate.nis import NeuralIntegrator, TrainingHistory
 from hepflows.integrate.reparam import ReparamKLIntegrator
 from hepflows.integrate.result import IntegrationResult
-from hepflows.integrate.unweighting import Events, choose_wmax, unweight
+from hepflows.integrate.unweighting import choose_wmax, unweight
 from hepflows.integrate.vegas_map import VegasMap, adapt_vegas
+from hepflows.io.events import Events
 
 __all__ = [
     "BUILTIN", "Events", "FABHistory", "FABIntegrator", "IntegrandError", "IntegrationResult",

@@ -40,12 +40,6 @@ from torch import Tensor
 
 import hepflows
 from hepflows.errors import CheckpointError, ConfigError
-from hepflows.files import (
-    atomic_write,
-    load_optimizer_tensors,
-    optimizer_tensors,
-    read_metadata,
-)
 from hepflows.flows import MAF, CouplingFlow
 from hepflows.flows.flows import ConfiguredFlow
 from hepflows.integrate.channels import (
@@ -65,9 +59,12 @@ from hepflows.integrate.stratified import (
     points_in_cubes,
     stratified_estimate,
 )
-from hepflows.integrate.unweighting import Events, choose_wmax, unweight
+from hepflows.integrate.unweighting import choose_wmax, unweight
 from hepflows.integrate.vegas_map import VegasMap, adapt_vegas
+from hepflows.io.atomic import atomic_write, read_metadata
+from hepflows.io.events import Events
 from hepflows.progress import progress_bar
+from hepflows.training.state import load_optimizer_tensors, optimizer_tensors
 
 FORMAT = "hepflows-integrator"
 #: No channel gets less than this share of the channel allocation, over C.

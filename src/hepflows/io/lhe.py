@@ -26,8 +26,8 @@ import pylhe
 import torch
 
 from hepflows.errors import InputError
-from hepflows.files import atomic_write
-from hepflows.integrate.unweighting import Events
+from hepflows.io.atomic import atomic_write
+from hepflows.io.events import Events
 
 COORDINATES = "hepflows-coordinates"
 SUFFIXES = (".lhe", ".lhe.gz", ".h5", ".hdf5")

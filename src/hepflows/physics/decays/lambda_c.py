@@ -29,7 +29,7 @@ from typing import Any
 from torch import Tensor
 
 from hepflows.errors import ConfigError
-from hepflows.files import atomic_write
+from hepflows.io.atomic import atomic_write
 from hepflows.physics.decays.dalitz import DalitzPlot
 from hepflows.physics.decays.decay import ThreeBodyDecay
 from hepflows.physics.decays.jax_bridge import JaxFunction

@@ -1,0 +1,1 @@
+"""The one training engine every trainer in hepflows runs on (below every pillar)."""
