@@ -443,7 +443,7 @@ class CaloFlow(nn.Module):
             state = load_file(str(path))
             for name in ("moment_mean", "moment_std"):  # models saved before moments
                 state.setdefault(name, getattr(model, name))
-            skip = ("opt.", "best.")  # training state of a checkpoint
+            skip = ("opt.", "best.", "engine.")  # training state of a checkpoint
             model.load_state_dict({k: v for k, v in state.items() if not k.startswith(skip)})
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise CheckpointError(

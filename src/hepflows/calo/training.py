@@ -24,8 +24,7 @@ from hepflows.calo.caloflow import CaloFlow
 from hepflows.calo.showers import Showers
 from hepflows.errors import CheckpointError, ConfigError, InputError
 from hepflows.flows.distill import check_pair, distillation_loss
-from hepflows.progress import progress_bar
-from hepflows.training.state import load_optimizer_tensors, optimizer_tensors
+from hepflows.training import Checkpoint, Engine
 
 STAGES = ("flow1", "teacher", "student")
 
@@ -153,71 +152,101 @@ def train(
         epochs = int(plan.epochs.get(stage, 0))
         if stage == "student" and model.student is None:
             continue
-        flow = _stage_flow(model, stage)
-        opt = torch.optim.Adam(flow.parameters(), lr=plan.lr[stage])
-        start = state["epoch"] if state["stage"] == stage else 0
-        h = history.setdefault(stage, {"train": [], "val": [], "best_epoch": -1, "seconds": 0.0})
-        best = {k: v.clone() for k, v in flow.state_dict().items()}
-        if stage == "student" and start == 0 and plan.student_from_teacher:
-            # The student's blocks mirror the teacher's: start from its weights.
-            model.student.load_state_dict(model.teacher.state_dict())
-        if start and checkpoint is not None:
-            tensors = load_file(str(checkpoint))
-            load_optimizer_tensors(opt, tensors, state["opt"])
-            best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or best
-        steps = math.ceil(len(tr_vox) / plan.batch_size)
-        with progress_bar(max(epochs - start, 0) * steps, f"{stage}", enabled=progress) as bar:
-            for epoch in range(start, epochs):
-                t0 = time.perf_counter()
-                lr = plan.lr[stage] * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                g = torch.Generator().manual_seed(plan.seed * 1000 + STAGES.index(stage) * 100
-                                                  + epoch)  # fmt: skip
-                order = torch.randperm(len(tr_vox), generator=g)
-                flow.train()
-                total = 0.0
-                for k in range(steps):
-                    idx = order[k * plan.batch_size : (k + 1) * plan.batch_size]
-                    loss = _loss(model, stage, tr_vox[idx], tr_e[idx], g)
-                    if not torch.isfinite(loss):
-                        raise InputError(
-                            f"{stage}: the loss became {loss.item()} in epoch {epoch + 1}: lower "
-                            "the learning rate (the checkpoint holds the last good epoch)"
-                        )
-                    opt.zero_grad()
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(flow.parameters(), 10.0)
-                    opt.step()
-                    total += loss.item()
-                    bar.advance(loss=loss.item())
-                flow.eval()
-                with torch.no_grad():
-                    gv = torch.Generator().manual_seed(plan.seed + 7)
-                    val = sum(
-                        _loss(model, stage, val_vox[i : i + 2000], val_e[i : i + 2000], gv).item()
-                        * len(val_vox[i : i + 2000])
-                        for i in range(0, len(val_vox), 2000)
-                    ) / len(val_vox)
-                h["train"].append(total / steps)
-                h["val"].append(val)
-                h["seconds"] += time.perf_counter() - t0
-                if val <= min(h["val"]):
-                    h["best_epoch"] = epoch
-                    best = {k: v.clone() for k, v in flow.state_dict().items()}
-                if log is not None:
-                    log(f"{stage} epoch {epoch + 1}/{epochs}: train {total / steps:.4f}, "
-                        f"val {val:.4f} ({time.perf_counter() - t0:.1f} s)")  # fmt: skip
-                state.update(stage=stage, epoch=epoch + 1)
-                if checkpoint is not None:
-                    opt_t, state["opt"] = optimizer_tensors(opt)
-                    extra = {f"best.{k}": v for k, v in best.items()} | opt_t
-                    model.save(checkpoint, state, extra)
-        if epochs:
-            flow.load_state_dict(best)
+        _train_stage(model, stage, epochs, plan, state, (tr_vox, tr_e), (val_vox, val_e),
+                     checkpoint, progress, log)  # fmt: skip
         next_stage = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else "done"
-        state.update(stage=next_stage, epoch=0, opt={})
+        state.update(stage=next_stage, epoch=0, engine={})
         if checkpoint is not None:
             model.save(checkpoint, state)
     model.eval()
     return history
+
+
+def _train_stage(
+    model: CaloFlow,
+    stage: str,
+    epochs: int,
+    plan: TrainingPlan,
+    state: dict[str, Any],
+    train_data: tuple[Tensor, Tensor],
+    val_data: tuple[Tensor, Tensor],
+    checkpoint: str | os.PathLike | None,
+    progress: bool,
+    log: Any,
+) -> None:
+    """One stage on the training engine: epochs of shuffled batches, validation, best epoch kept."""
+    tr_vox, tr_e = train_data
+    val_vox, val_e = val_data
+    flow = _stage_flow(model, stage)
+    steps = math.ceil(len(tr_vox) / plan.batch_size)
+    h = state["history"].setdefault(
+        stage, {"train": [], "val": [], "best_epoch": -1, "seconds": 0.0}
+    )
+    if epochs == 0:
+        return
+    # Cosine decay to 1 % of the initial rate over the stage; a NaN loss stops the run.
+    engine = Engine(flow.parameters(), lr=plan.lr[stage], total_steps=epochs * steps,
+                    floor=0.01, nonfinite="raise", name=stage)  # fmt: skip
+    resumed = state["stage"] == stage and state["epoch"] > 0
+    best = {k: v.clone() for k, v in flow.state_dict().items()}
+    if stage == "student" and not resumed and plan.student_from_teacher:
+        # The student's blocks mirror the teacher's: start from its weights.
+        model.student.load_state_dict(model.teacher.state_dict())
+    if resumed and checkpoint is not None:
+        tensors = load_file(str(checkpoint))
+        engine.load_state(tensors, state.get("engine", {}))
+        engine.iteration = state["epoch"] * steps
+        engine.step_count = max(engine.step_count, engine.iteration)
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or best
+    epoch_state: dict[str, Any] = {"total": 0.0, "t0": time.perf_counter()}
+
+    def batches(epoch: int) -> tuple[Tensor, torch.Generator]:
+        if epoch_state.get("epoch") != epoch:
+            g = torch.Generator().manual_seed(plan.seed * 1000 + STAGES.index(stage) * 100
+                                              + epoch)  # fmt: skip
+            epoch_state.update(epoch=epoch, order=torch.randperm(len(tr_vox), generator=g), g=g,
+                               total=0.0, t0=time.perf_counter())  # fmt: skip
+            flow.train()
+        return epoch_state["order"], epoch_state["g"]
+
+    def iteration(i: int) -> dict[str, float]:
+        order, g = batches(i // steps)
+        k = i % steps
+        idx = order[k * plan.batch_size : (k + 1) * plan.batch_size]
+        loss = engine.step(_loss(model, stage, tr_vox[idx], tr_e[idx], g))
+        epoch_state["total"] += loss
+        return {"loss": loss}
+
+    def end_of_epoch(epoch: int) -> dict[str, float]:
+        nonlocal best
+        flow.eval()
+        with torch.no_grad():
+            gv = torch.Generator().manual_seed(plan.seed + 7)
+            val = sum(
+                _loss(model, stage, val_vox[i : i + 2000], val_e[i : i + 2000], gv).item()
+                * len(val_vox[i : i + 2000])
+                for i in range(0, len(val_vox), 2000)
+            ) / len(val_vox)
+        seconds = time.perf_counter() - epoch_state["t0"]
+        train_loss = epoch_state["total"] / steps
+        h["train"].append(train_loss)
+        h["val"].append(val)
+        h["seconds"] += seconds
+        if val <= min(h["val"]):
+            h["best_epoch"] = epoch
+            best = {k: v.clone() for k, v in flow.state_dict().items()}
+        if log is not None:
+            log(f"{stage} epoch {epoch + 1}/{epochs}: train {train_loss:.4f}, "
+                f"val {val:.4f} ({seconds:.1f} s)")  # fmt: skip
+        state.update(stage=stage, epoch=epoch + 1)
+        return {"train": train_loss, "val": val}
+
+    def save() -> None:
+        tensors, state["engine"] = engine.state()
+        model.save(checkpoint, state, {f"best.{k}": v for k, v in best.items()} | tensors)
+
+    callbacks = [Checkpoint(save, at_epoch=True)] if checkpoint is not None else []
+    engine.run(iteration, epochs * steps, callbacks=callbacks,
+               progress=stage if progress else None, per_epoch=steps,
+               end_of_epoch=end_of_epoch)  # fmt: skip
+    flow.load_state_dict(best)

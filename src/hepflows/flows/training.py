@@ -1,20 +1,21 @@
-"""Maximum-likelihood training of a flow on samples, with a progress bar.
+"""Maximum-likelihood training of a flow on samples, on the shared training engine.
 
-A deliberately small loop (Adam, cosine learning-rate decay, gradient
-clipping) that the demos and tests share; pillars with their own losses
-(importance sampling, distillation) write their own.
+:func:`fit` draws mini-batches (from a tensor or a sampler) and hands the
+negative log-likelihood to :class:`hepflows.training.Engine` (Adam, cosine
+decay, clipping, callbacks by default; any optimiser or scheduler factory).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from hepflows.errors import ConfigError
 from hepflows.flows.flow import Flow
-from hepflows.progress import progress_bar
+from hepflows.training import Callback, Engine, History
+from hepflows.training.engine import OptimizerFactory, SchedulerFactory
 
 
 def fit(
@@ -27,6 +28,10 @@ def fit(
     seed: int = 0,
     progress: bool = False,
     description: str = "training",
+    optimizer: OptimizerFactory | None = None,
+    scheduler: str | SchedulerFactory | None = "cosine",
+    clip: float | None = 10.0,
+    callbacks: Sequence[Callback] = (),
 ) -> list[float]:
     """Fit ``flow`` by minimising the negative log-likelihood.
 
@@ -36,11 +41,16 @@ def fit(
             ``data(n, generator) -> (n, F)`` drawing fresh batches.
         steps: optimiser steps.
         batch_size: samples per step.
-        lr: initial Adam learning rate (cosine decay to 0).
+        lr: initial learning rate (cosine decay to 0 by default).
         context: (N, C) context aligned with a tensor ``data``.
         seed: seed of the batch draws.
         progress: show a progress bar with the running loss.
         description: label of the progress bar.
+        optimizer: ``optimizer(parameters, lr)`` factory (default Adam).
+        scheduler: ``"cosine"``, ``None`` or a torch scheduler factory
+            (see :class:`~hepflows.training.Engine`).
+        clip: gradient-norm clip (``None``: none).
+        callbacks: extra :mod:`hepflows.training.callbacks` (logging, early stop...).
 
     Returns:
         The loss (mean NLL per sample) of every step.
@@ -50,24 +60,20 @@ def fit(
     if context is not None and not isinstance(data, Tensor):
         raise ConfigError("context needs a data tensor whose rows it labels, not a sampler")
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(flow.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    losses: list[float] = []
+    engine = Engine(flow.parameters(), lr=lr, total_steps=steps, optimizer=optimizer,
+                    scheduler=scheduler, clip=clip, name=description)  # fmt: skip
+    history = History()
+
+    def iteration(_: int) -> dict[str, float]:
+        if isinstance(data, Tensor):
+            idx = torch.randint(len(data), (batch_size,), generator=g)
+            x, c = data[idx], None if context is None else context[idx]
+        else:
+            x, c = data(batch_size, g), None
+        return {"loss": engine.step(-flow.log_prob(x, c).mean())}
+
     flow.train()
-    with progress_bar(steps, description, enabled=progress) as bar:
-        for _ in range(steps):
-            if isinstance(data, Tensor):
-                idx = torch.randint(len(data), (batch_size,), generator=g)
-                x, c = data[idx], None if context is None else context[idx]
-            else:
-                x, c = data(batch_size, g), None
-            loss = -flow.log_prob(x, c).mean()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(flow.parameters(), 10.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            bar.advance(loss=losses[-1])
+    engine.run(iteration, steps, callbacks=[history, *callbacks],
+               progress=description if progress else None)  # fmt: skip
     flow.eval()
-    return losses
+    return history.column("loss")
