@@ -13,6 +13,7 @@ from hepflows.errors import (
     ConfigError,
     HepflowsError,
     InputError,
+    MissingExtraError,
     ShapeError,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "HepflowsError",
     "InputError",
+    "MissingExtraError",
     "ShapeError",
     "__version__",
 ]

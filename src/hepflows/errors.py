@@ -26,3 +26,7 @@ class ConfigError(HepflowsError, ValueError):
 
 class CheckpointError(HepflowsError):
     """A saved file cannot be loaded: missing, corrupt, or of another architecture."""
+
+
+class MissingExtraError(HepflowsError, ImportError):
+    """An optional package is not installed; the message names the extra that brings it."""

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+from types import ModuleType
 
-import matplotlib
+import torch
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mplhep  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+from hepflows.extras import require
+from hepflows.io.atomic import atomic_write
 
-from hepflows.io.atomic import atomic_write  # noqa: E402
+
+def _pyplot(purpose: str) -> tuple[ModuleType, ModuleType]:
+    """``(matplotlib.pyplot, mplhep)`` with the non-interactive Agg backend, ROOT style."""
+    require("matplotlib", "plots", purpose).use("Agg")
+    plt = require("matplotlib.pyplot", "plots", purpose)
+    mplhep = require("mplhep", "plots", purpose)
+    plt.style.use(mplhep.style.ROOT)
+    return plt, mplhep
 
 
 def density_comparison(
@@ -34,7 +40,7 @@ def density_comparison(
         path: PNG file to write (atomically).
         title: figure title.
     """
-    plt.style.use(mplhep.style.ROOT)
+    plt, _ = _pyplot("Plotting densities")
     fig, axes = plt.subplots(1, 3, figsize=(15, 5), constrained_layout=True)
     bins = 120
     rng = [extent[:2], extent[2:]]
@@ -76,7 +82,7 @@ def histogram_comparison(
     """
     import numpy as np
 
-    plt.style.use(mplhep.style.ROOT)
+    plt, mplhep = _pyplot("Plotting histograms")
     names = list(binning)
     fig, axes = plt.subplots(
         2, len(names), figsize=(6 * len(names), 6), sharex="col",
@@ -140,7 +146,7 @@ def dalitz_plots(
         title: figure title.
         bins: bins per axis.
     """
-    plt.style.use(mplhep.style.ROOT)
+    plt, _ = _pyplot("Plotting Dalitz plots")
     n = len(samples)
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.6), squeeze=False, constrained_layout=True)
     for ax, (label, (a, b, w)) in zip(axes[0], samples.items(), strict=True):

@@ -23,7 +23,7 @@ import torch
 from typer.testing import CliRunner
 
 from hepflows.calo import CaloFlow, read_showers
-from hepflows.calo.io import detect_layout
+from hepflows.calo.showerfiles import detect_layout
 from hepflows.cli import app, run
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ import pytest
 from hepflows import ConfigError, InputError, ShapeError
 from hepflows.calo import Geometry, Layer, Showers, read_showers, write_showers
 from hepflows.calo import geometry as geometry_module
-from hepflows.calo.io import LAYOUTS, detect_layout
+from hepflows.calo.showerfiles import LAYOUTS, detect_layout
 
 GEOMETRIES = ["calogan", "calochallenge-ds1-photon"]
 

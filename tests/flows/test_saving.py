@@ -1,4 +1,4 @@
-"""Saving and loading flows (hepflows.flows.io): safetensors, atomic, clear errors."""
+"""Saving and loading flows (hepflows.flows.saving): safetensors, atomic, clear errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import hepflows.flows.io as flows_io
+import hepflows.flows.saving as flows_saving
 from helpers import random_flow
 from hepflows import CheckpointError
 from hepflows.flows import IAF, MAF, CouplingFlow, Flow, StandardNormal, load, save
@@ -121,7 +121,7 @@ def test_failed_save_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
             f.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(flows_io, "save_file", crash)
+    monkeypatch.setattr(flows_saving, "save_file", crash)
     with pytest.raises(OSError, match="disk full"):
         random_flow("coupling", seed=2).save(path)
     assert path.read_bytes() == before

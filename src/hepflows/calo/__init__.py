@@ -11,7 +11,7 @@ from hepflows.calo.features import (
     separation_power,
 )
 from hepflows.calo.geometry import Geometry, Layer
-from hepflows.calo.io import read_showers, write_showers
+from hepflows.calo.showerfiles import read_showers, write_showers
 from hepflows.calo.showers import Showers
 from hepflows.calo.simulator import Material, ToySimulator
 from hepflows.calo.training import TrainingPlan, train

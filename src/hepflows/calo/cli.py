@@ -102,7 +102,7 @@ def train(
     """Train CaloFlow (flow I, MAF teacher, then the IAF student by distillation)."""
     from hepflows.calo import CaloFlow, TrainingPlan, read_showers
     from hepflows.calo import train as train_caloflow
-    from hepflows.calo.io import detect_layout
+    from hepflows.calo.showerfiles import detect_layout
 
     data = read_showers(showers, geometry=geometry)
     layout = detect_layout(showers)
@@ -160,7 +160,7 @@ def generate(
     import torch
 
     from hepflows.calo import CaloFlow, read_showers, write_showers
-    from hepflows.calo.io import detect_layout
+    from hepflows.calo.showerfiles import detect_layout
 
     flow, extra = CaloFlow.load(model_path)
     if like is not None:

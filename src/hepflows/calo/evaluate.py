@@ -35,6 +35,7 @@ from hepflows.calo.features import (
 )
 from hepflows.calo.showers import Showers
 from hepflows.errors import ConfigError, InputError
+from hepflows.extras import require
 from hepflows.io.atomic import atomic_write
 from hepflows.progress import progress_bar
 
@@ -192,8 +193,9 @@ def classifier_test(
         InputError: different geometries, fewer than 100 showers in a set.
         ConfigError: an unknown level or a non-positive option.
     """
-    from sklearn.isotonic import IsotonicRegression
-    from sklearn.metrics import roc_auc_score
+    purpose = "The classifier test"
+    IsotonicRegression = require("sklearn.isotonic", "calo", purpose).IsotonicRegression
+    roc_auc_score = require("sklearn.metrics", "calo", purpose).roc_auc_score
 
     if level not in ("low", "high"):
         raise ConfigError(f"level must be 'low' (voxels) or 'high' (features), got {level!r}")
@@ -390,11 +392,10 @@ def plot_features(
         title: figure title.
         reference_label: legend label of the reference.
     """
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plots", "Plotting shower features")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
+    plt = require("matplotlib.pyplot", "plots", "Plotting shower features")
+    mplhep = require("mplhep", "plots", "Plotting shower features")
 
     if not samples:
         raise InputError("plot_features needs at least one sample to compare")

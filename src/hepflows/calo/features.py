@@ -16,11 +16,11 @@ Everything works on numpy arrays; all energies are in MeV.
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 
 from hepflows.calo.geometry import Geometry
 from hepflows.calo.showers import Showers
 from hepflows.errors import InputError, ShapeError
+from hepflows.extras import require
 
 #: Offset (MeV, = 1 keV) added to layer energies before the log10 of
 #: :func:`feature_matrix`. CaloChallenge adds 1e-8 MeV; 1 keV (the scale of
@@ -231,6 +231,7 @@ def _trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
     gives (after dropping its imaginary part), but stable for singular covariances
     (e.g. a feature that is constant in the reference) and free of warnings.
     """
+    linalg = require("scipy.linalg", "calo", "The Frechet physics distance")
     w, u = linalg.eigh(s1)
     root1 = (u * np.sqrt(np.clip(w, 0, None))) @ u.T
     eig = linalg.eigvalsh(root1 @ s2 @ root1)

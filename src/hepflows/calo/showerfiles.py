@@ -21,14 +21,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
 
 from hepflows.calo.geometry import BUILTIN, Geometry
 from hepflows.calo.showers import Showers
 from hepflows.errors import ConfigError, HepflowsError, InputError, ShapeError
+from hepflows.extras import require
 from hepflows.io.atomic import atomic_write
+
+if TYPE_CHECKING:
+    import h5py
 
 #: The shower-file layouts :func:`read_showers` and :func:`write_showers` know.
 LAYOUTS = ("calochallenge", "calogan")
@@ -43,7 +48,12 @@ def _check_layout(layout: str) -> str:
     return layout
 
 
+def _h5py() -> ModuleType:
+    return require("h5py", "calo", "Reading and writing shower files")
+
+
 def _open(path: Path) -> h5py.File:
+    h5py = _h5py()
     if not path.is_file():
         raise InputError(f"no shower file at {path}: check the path")
     try:
@@ -97,7 +107,7 @@ def detect_layout(path: str | os.PathLike) -> str:
 
 def _dataset(f: h5py.File, key: str, layout: str, path: Path) -> h5py.Dataset:
     obj = f.get(key)
-    if not isinstance(obj, h5py.Dataset):
+    if not isinstance(obj, _h5py().Dataset):
         what = "no dataset" if obj is None else "a group, not a dataset,"
         raise InputError(
             f"{path} has {what} {key!r}, which the {layout} layout expects: check the file "
@@ -228,7 +238,7 @@ def _read_calogan(f: h5py.File, path: Path, geometry: Geometry | None) -> Shower
     layout = "calogan"
     found = {}  # layer position -> (n_y, n_x) of the file's layer_i datasets
     for key, obj in f.items():
-        if _layer_index(key) is not None and isinstance(obj, h5py.Dataset):
+        if _layer_index(key) is not None and isinstance(obj, _h5py().Dataset):
             found[_layer_index(key)] = obj.shape[1:]
     if geometry is None:
         match = [
@@ -353,6 +363,7 @@ def write_showers(path: str | os.PathLike, showers: Showers, layout: str = "calo
         InputError: no showers.
     """
     _check_layout(layout)
+    h5py = _h5py()
     geometry = showers.geometry
     if layout == "calogan":
         _require_cartesian(geometry)

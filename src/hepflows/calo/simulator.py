@@ -80,11 +80,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import gammainc
 
 from hepflows.calo.geometry import Geometry
 from hepflows.calo.showers import Showers
 from hepflows.errors import ConfigError, InputError, ShapeError
+from hepflows.extras import require
 from hepflows.progress import progress_bar
 
 PARTICLES = ("photon", "electron", "pion")
@@ -205,7 +205,8 @@ def _gamma_cdf(comp: _Component, t: np.ndarray) -> np.ndarray:
         (n, K) fraction of the component's energy deposited before each depth.
     """
     x = comp.beta[:, None] * np.maximum(t[None, :] - comp.start[:, None], 0.0)
-    return gammainc(comp.alpha[:, None], x)
+    special = require("scipy.special", "calo", "The toy shower simulator")
+    return special.gammainc(comp.alpha[:, None], x)
 
 
 def em_longitudinal(

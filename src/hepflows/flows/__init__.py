@@ -16,8 +16,8 @@ from hepflows.flows.distributions import BaseDistribution, StandardNormal, UnitU
 from hepflows.flows.elementwise import AffineMap, ElementwiseMap, SplineMap
 from hepflows.flows.flow import Flow
 from hepflows.flows.flows import IAF, MAF, ConfiguredFlow, CouplingFlow
-from hepflows.flows.io import load, save
 from hepflows.flows.nets import MADE, MLP, MaskedLinear
+from hepflows.flows.saving import load, save
 from hepflows.flows.transforms import Compose, Inverse, Logit, Permutation, Sigmoid, Transform
 
 __all__ = [

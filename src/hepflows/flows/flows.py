@@ -76,14 +76,14 @@ class ConfiguredFlow(Flow):
 
     def save(self, path: str) -> None:
         """Save weights and configuration to one safetensors file (atomic write)."""
-        from hepflows.flows.io import save
+        from hepflows.flows.saving import save
 
         save(self, path)
 
     @classmethod
     def load(cls, path: str, map_location: str | torch.device = "cpu") -> ConfiguredFlow:
         """Load a flow of this class saved with :meth:`save`."""
-        from hepflows.flows.io import load
+        from hepflows.flows.saving import load
 
         return load(path, expected=cls, map_location=map_location)
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hepflows.extras import require
 from hepflows.integrate.integrands import Integrand, evaluate
 
 
@@ -87,7 +88,7 @@ def adapt_vegas(
     Returns:
         The adapted map and the number of integrand calls made.
     """
-    import vegas
+    vegas = require("vegas", "physics", "The VEGAS warm start")
 
     calls_made = 0
 

@@ -21,18 +21,27 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import pylhe
 import torch
 
 from hepflows.errors import InputError
+from hepflows.extras import require
 from hepflows.io.atomic import atomic_write
 from hepflows.io.events import Events
+
+if TYPE_CHECKING:
+    import pylhe
 
 COORDINATES = "hepflows-coordinates"
 SUFFIXES = (".lhe", ".lhe.gz", ".h5", ".hdf5")
 
-Particles = Callable[[torch.Tensor], Sequence[Sequence[pylhe.LHEParticle]]]
+Particles = Callable[[torch.Tensor], Sequence[Sequence["pylhe.LHEParticle"]]]
+
+
+def _pylhe(purpose: str) -> ModuleType:
+    return require("pylhe", "physics", purpose)
 
 
 def _check_suffix(path: Path) -> None:
@@ -69,6 +78,7 @@ def write_events(
 
     path = Path(path)
     _check_suffix(path)
+    pylhe = _pylhe("Writing LHE event files")
     n = len(events)
     if n == 0:
         raise InputError("no events to write")
@@ -141,6 +151,7 @@ def read_events(path: str | os.PathLike) -> tuple[pylhe.LHEInit, list[pylhe.LHEE
     _check_suffix(path)
     if not path.is_file():
         raise InputError(f"no event file at {path}")
+    pylhe = _pylhe("Reading LHE event files")
     lhe = pylhe.LHEFile.fromfile(str(path), generator=False)
     return lhe.init, list(lhe.events)
 

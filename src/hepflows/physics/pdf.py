@@ -405,10 +405,17 @@ def find_pdf_member(
                           f"{sorted(int(m) for m in members)} (searched {searched})")
     sets = available_sets(folders)
     shown = ", ".join(sets[:60]) + (f", ... ({len(sets)} in all)" if len(sets) > 60 else "")
+    try:
+        pythia = importlib.util.find_spec("pythia8mc") is not None
+    except (ImportError, ValueError):
+        pythia = False
+    hint = "" if pythia else (
+        " The built-in NNPDF sets ship with pythia8mc: pip install 'hepflows[physics]'."
+    )
     raise ConfigError(
         f"PDF set {name!r} not found. Folders searched: {searched}. Available sets: "
         f"{shown or 'none'}. Install the set into a folder of LHAPDF_DATA_PATH "
-        "(lhapdf get NAME) or pass paths=."
+        f"(lhapdf get NAME) or pass paths=.{hint}"
     )
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from hepflows.errors import ConfigError
+from hepflows.extras import require
 
 
 @dataclass
@@ -50,13 +51,7 @@ def pythia_drell_yan(
     Returns:
         ``(pythia, settings)``.
     """
-    try:
-        import pythia8mc
-    except ImportError:  # pragma: no cover - in the [test] and [bench] extras
-        raise ConfigError(
-            "pythia8mc is needed for the Pythia cross-check: "
-            "pip install -c constraints.txt -e '.[test]'"
-        ) from None
+    pythia8mc = require("pythia8mc", "physics", "The Pythia 8 cross-check")
     settings = [
         f"Beams:eCM = {sqrt_s}", "WeakSingleBoson:ffbar2gmZ = on",
         f"PhaseSpace:mHatMin = {m_min}", "23:onMode = off", f"23:onIfAny = {lepton}",

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from decay_helpers import check_gradient, four_momenta, minkowski2
-from hepflows.errors import ConfigError
+from hepflows.errors import ConfigError, MissingExtraError
 from hepflows.physics.decays import lambda_c as lc_module
 from hepflows.physics.decays import lc2pkpi
 
@@ -117,5 +117,5 @@ def test_lc_unknown_model_and_missing_package(monkeypatch, tmp_path):
         raise lc_module.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(lc_module.metadata, "version", missing)
-    with pytest.raises(ConfigError, match="pip install"):
+    with pytest.raises(MissingExtraError, match=r"hepflows\[amplitudes\]"):
         lc2pkpi(progress=False)

@@ -4,19 +4,23 @@
 :class:`~hepflows.physics.decays.dalitz.DalitzPlot` mapping: called on
 u (n, 2) in [0, 1]^2 it returns |M|^2 times the Jacobian, whose integral over
 the square is int ds12 ds23 |M|^2. Gradients with respect to u flow through
-torch autograd (for FAB's HMC, :mod:`hepflows.integrate.fab`).
+torch autograd (for FAB's HMC, :mod:`hepflows.integrate.trainers.fab`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import pylhe
 import torch
 from torch import Tensor
 
 from hepflows.errors import ShapeError
+from hepflows.extras import require
 from hepflows.physics.decays.dalitz import DalitzPlot
+
+if TYPE_CHECKING:
+    import pylhe
 
 #: Distance from the square's faces below which points are moved in (see ``__call__``).
 EDGE = 1e-12
@@ -61,6 +65,7 @@ class ThreeBodyDecay:
         """Les Houches records of decays at (n, 2) points: the parent at rest (status -1)
         and the three daughters (status 1, mother 1) in its rest frame, randomly oriented
         with ``generator`` (an unpolarised parent), momenta and masses in GeV."""
+        pylhe = require("pylhe", "physics", "Writing decay events to LHE files")
         d = self.dalitz
         moms = d.momenta(u.clamp(EDGE, 1 - EDGE), generator).tolist()
         masses = (d.m1, d.m2, d.m3)

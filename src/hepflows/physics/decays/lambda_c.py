@@ -28,7 +28,7 @@ from typing import Any
 
 from torch import Tensor
 
-from hepflows.errors import ConfigError
+from hepflows.errors import ConfigError, MissingExtraError
 from hepflows.io.atomic import atomic_write
 from hepflows.physics.decays.dalitz import DalitzPlot
 from hepflows.physics.decays.decay import ThreeBodyDecay
@@ -49,7 +49,7 @@ def _package_version() -> str:
     try:
         return metadata.version(PACKAGE)
     except metadata.PackageNotFoundError:
-        raise ConfigError(
+        raise MissingExtraError(
             f"the Lambda_c -> p K pi model needs the optional package {PACKAGE}: {INSTALL}"
         ) from None
 

@@ -25,12 +25,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-import pylhe
 import torch
 from torch import Tensor
 
 from hepflows.errors import ConfigError
+from hepflows.extras import require
 from hepflows.integrate.channels import Channel
 from hepflows.physics.phasespace import (
     HadronicPhaseSpace,
@@ -39,6 +40,9 @@ from hepflows.physics.phasespace import (
     s_hat_channel,
 )
 from hepflows.physics.symmetry import Folded
+
+if TYPE_CHECKING:
+    import pylhe
 
 #: GeV^-2 -> pb.
 GEV2_TO_PB = 0.3893793721e9
@@ -262,6 +266,7 @@ class DrellYan:
         share of the cross-section at that point) and the outgoing l- and l+
         (status 1, mothers 1 and 2), massless, momenta in GeV in the lab frame.
         """
+        pylhe = require("pylhe", "physics", "Writing Drell-Yan events to LHE files")
         ids = self.initial_states(u, generator).tolist()
         p1, p2, k1, k2 = (t.tolist() for t in self.momenta(u))
         lep = self.params.lepton
