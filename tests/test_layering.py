@@ -193,7 +193,7 @@ def test_the_checker_flags_violations():
             "    from hepflows.physics import DrellYan\n"  # line 3: integrate -> physics
         ),
         hepflows__physics__gen="from hepflows.integrate import nis\n",  # allowed direction
-        hepflows__calo__io="from ..integrate.nis import _read_meta\n",  # cross-pillar, private
+        hepflows__calo__bad="from ..integrate.nis import _read_meta\n",  # cross-pillar, private
         hepflows__flows__x="import hepflows.calo\n",  # flows -> calo: upward
         hepflows__errors__y="from hepflows import flows\n",  # core -> flows: upward
     )
@@ -201,8 +201,8 @@ def test_the_checker_flags_violations():
     messages = "\n".join(m for _, _, m in found)
     pairs = sorted((a, b) for a, b, _ in found)
     assert pairs == [
-        ("hepflows.calo.io", "hepflows.integrate.nis"),
-        ("hepflows.calo.io", "hepflows.integrate.nis"),
+        ("hepflows.calo.bad", "hepflows.integrate.nis"),
+        ("hepflows.calo.bad", "hepflows.integrate.nis"),
         ("hepflows.errors.y", "hepflows.flows"),
         ("hepflows.flows.x", "hepflows.calo"),
         ("hepflows.integrate.fab", "hepflows.physics"),
