@@ -375,7 +375,19 @@ def test_iaf_blocks_mirror_maf_blocks():
     x3, _ = iaf3.to_data(z)
     expected, _ = block.elementwise(z.T, block.made(z), inverse=True)
     torch.testing.assert_close(x3, expected.T, rtol=0, atol=1e-12)
-    assert isinstance(iaf, MAF)
+    # Sampling takes one conditioner pass; the density (F + 1 passes) inverts the sample.
+    passes: list[int] = []
+    hook = block.made.hidden.register_forward_hook(lambda *_: passes.append(1))
+    with torch.no_grad():
+        x4 = iaf3.sample(64, generator=torch.Generator().manual_seed(4))
+        assert len(passes) == 1
+        z4, ladj4 = iaf3.to_latent(x4)
+        assert len(passes) == 1 + 4
+    hook.remove()
+    torch.testing.assert_close(z4, iaf3.base.sample(64, torch.Generator().manual_seed(4)),
+                               rtol=0, atol=1e-10)  # fmt: skip
+    torch.testing.assert_close(iaf3.log_prob(x4), iaf3.base.log_prob(z4) + ladj4, rtol=0, atol=0)
+    torch.testing.assert_close(ladj4, -iaf3.to_data(z4)[1], rtol=0, atol=1e-10)
 
 
 # ------------------------------------------------------------------------ Bayesian
