@@ -192,8 +192,8 @@ def drell_yan(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
     """pp -> l+ l- via gamma/Z/Z' at LO, 13 TeV (MadNIS set-up): sigma, channels, LHE events."""
+    from hepflows.generate import generate_events
     from hepflows.physics import DrellYan
-    from hepflows.physics.generation import generate_events
 
     leptons = {"e": 11, "mu": 13}
     if lepton not in leptons:
@@ -238,8 +238,8 @@ def decay(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
     """Three-body decays from differentiable amplitudes: integral, ESS, Dalitz plot, events."""
+    from hepflows.generate import generate_decay
     from hepflows.physics.decays import lc2pkpi, pi1800
-    from hepflows.physics.generation import generate_decay
 
     if name not in DECAYS:
         raise HepflowsError(f"unknown decay {name!r}: choose one of {', '.join(DECAYS)}")

@@ -10,7 +10,7 @@ from hepflows import ConfigError
 from hepflows.cli import app
 from hepflows.io import read_events
 from hepflows.physics import DrellYan
-from hepflows.physics.generation import generate_events
+from hepflows.generate import generate_events
 from hepflows.physics.kinematics import mass, pseudorapidity, pt
 
 

@@ -9,13 +9,14 @@ Quick use::
     print(integ.integrate(calls=1_000_000).summary())
     events = integ.generate(10_000)                # unweighted events
 
-For differentiable densities, :class:`FABIntegrator` trains the same flow with
-Flow Annealed Importance Sampling Bootstrap (HMC, AIS towards p^2/q, a
-prioritised replay buffer) and counts gradient calls apart.
+How the flow learns is a trainer object (:mod:`hepflows.integrate.trainers`):
+``NeuralIntegrator(f, d, trainer=FAB())`` trains it with Flow Annealed
+Importance Sampling Bootstrap (HMC, AIS towards p^2/q, a prioritised replay
+buffer) on differentiable densities and counts gradient calls apart
+(:class:`FABIntegrator` is the same under its familiar name).
 """
 
 from hepflows.integrate.channels import Channel, ChannelWeights
-from hepflows.integrate.fab import FABHistory, FABIntegrator
 from hepflows.integrate.integrands import (
     BUILTIN,
     IntegrandError,
@@ -28,9 +29,17 @@ from hepflows.integrate.integrands import (
     signed,
 )
 from hepflows.integrate.losses import channel_variance, forward_kl, moment, reverse_kl, variance
-from hepflows.integrate.nis import NeuralIntegrator, TrainingHistory
-from hepflows.integrate.reparam import ReparamKLIntegrator
+from hepflows.integrate.nis import NeuralIntegrator
+from hepflows.integrate.presets import FABIntegrator, ReparamKLIntegrator
 from hepflows.integrate.result import IntegrationResult
+from hepflows.integrate.trainers import (
+    FAB,
+    FABHistory,
+    ImportanceTrainer,
+    PathwiseKL,
+    Trainer,
+    TrainingHistory,
+)
 from hepflows.integrate.unweighting import choose_wmax, unweight
 from hepflows.integrate.vegas_map import VegasMap, adapt_vegas
 from hepflows.io.events import Events
@@ -42,4 +51,5 @@ __all__ = [
     "choose_wmax", "evaluate", "forward_kl", "gaussian", "moment", "polynomial", "reverse_kl",
     "signed",
     "Channel", "ChannelWeights", "channel_variance", "unweight", "variance",
+    "FAB", "ImportanceTrainer", "PathwiseKL", "Trainer",
 ]  # fmt: skip

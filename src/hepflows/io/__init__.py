@@ -1,23 +1,15 @@
 """Event records and files, below every pillar: the :class:`Events` record, LHE files
-(plain, gzipped, HDF5) through pylhe, atomic writes.
+(plain, gzipped, HDF5) through pylhe, atomic writes and output checks.
 
-``pylhe`` belongs to the ``[physics]`` extra, so the LHE functions are imported on
-first use.
+``pylhe`` belongs to the ``[physics]`` extra; it is imported when a file is
+read or written, with a one-line error naming the extra when it is missing.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from hepflows.io.atomic import atomic_write
+from hepflows.io.atomic import atomic_write, check_writable
 from hepflows.io.events import Events
+from hepflows.io.lhe import check_event_path, read_events, write_events
 
-__all__ = ["Events", "atomic_write", "read_events", "write_events"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("read_events", "write_events"):
-        from hepflows.io import lhe
-
-        return getattr(lhe, name)
-    raise AttributeError(f"module 'hepflows.io' has no attribute {name!r}")
+__all__ = ["Events", "atomic_write", "check_event_path", "check_writable", "read_events",
+           "write_events"]  # fmt: skip

@@ -30,6 +30,47 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
         raise
 
 
+def check_writable(
+    path: str | os.PathLike, suffixes: tuple[str, ...] = (), what: str = "output", option: str = ""
+) -> Path:
+    """Check, before any work, that ``path`` has a known suffix and can be written.
+
+    Creates no file (a probe file in the directory is made and removed).
+
+    Args:
+        path: the output file.
+        suffixes: accepted endings (empty: any).
+        what: what the file holds, for messages.
+        option: the command-line option that names it (``"--out"``), for messages.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        InputError: unknown format, a directory, or a place that cannot be written.
+    """
+    from hepflows.errors import InputError
+
+    path = Path(path)
+    name = f"{option} {path}" if option else str(path)
+    if suffixes and not any(path.name.endswith(s) for s in suffixes):
+        raise InputError(f"cannot tell the {what} format of {name}: use one of {suffixes}")
+    if path.is_dir():
+        raise InputError(f"{name} is a directory: give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".hepflows-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise InputError(
+            f"cannot write the {what} {name}: {err.strerror or err}; choose a writable place"
+        ) from None
+    return path
+
+
 def read_metadata(path: str | os.PathLike, fmt: str, what: str, fix: str) -> dict[str, str]:
     """The metadata header of a hepflows safetensors file, without reading its tensors.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor
 
@@ -24,6 +25,9 @@ class Events:
         calls: integrand calls spent on w_max estimation and generation.
         channel: (n,) int64 channel that produced each event (multi-channel), or ``None``.
         channel_names: names of the channels.
+        result: the run's one integration result (an ``IntegrationResult`` of
+            :mod:`hepflows.integrate`: sigma, its error and the unweighting
+            efficiency of each w_max rule, from every fresh sample of the run).
     """
 
     x: Tensor
@@ -38,6 +42,7 @@ class Events:
     calls: int
     channel: Tensor | None = None
     channel_names: list[str] = field(default_factory=list)
+    result: Any = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -52,6 +57,7 @@ class Events:
                 f"w_max rule    = {rule} (w_max = {self.w_max:.4g})",
                 f"efficiency    = {self.efficiency:.4g} (<|w|>/w_max), "
                 f"{self.overweight_fraction:.2%} overweight events",
-                f"calls         = {self.calls:,} ({self.calls / max(len(self), 1):.1f} per event)",
+                f"calls         = {self.calls:,} for the estimate and the events "
+                f"({self.calls / max(len(self), 1):.1f} per event)",
             ]
         )

@@ -28,7 +28,7 @@ import torch
 
 from hepflows.errors import InputError
 from hepflows.extras import require
-from hepflows.io.atomic import atomic_write
+from hepflows.io.atomic import atomic_write, check_writable
 from hepflows.io.events import Events
 
 if TYPE_CHECKING:
@@ -47,6 +47,15 @@ def _pylhe(purpose: str) -> ModuleType:
 def _check_suffix(path: Path) -> None:
     if not any(path.name.endswith(s) for s in SUFFIXES):
         raise InputError(f"cannot tell the event format of {path}: use one of {SUFFIXES}")
+
+
+def check_event_path(path: str | os.PathLike, option: str = "") -> Path:
+    """Check, before any work, that events can be written to ``path`` (format and place).
+
+    Raises:
+        InputError: unknown suffix or a place that cannot be written.
+    """
+    return check_writable(path, SUFFIXES, "event file", option)
 
 
 def write_events(
