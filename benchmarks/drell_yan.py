@@ -50,11 +50,11 @@ import numpy as np
 import torch
 
 from common import Counted, finish, vegas_final_pass
+from hepflows.generate import LOSS
 from hepflows.integrate import NeuralIntegrator
 from hepflows.integrate.channels import log_priors
 from hepflows.integrate.result import weight_statistics
 from hepflows.physics import DrellYan, pythia_parameters
-from hepflows.physics.generation import LOSS
 from hepflows.physics.kinematics import cos_theta_star, mass, rapidity
 from hepflows.physics.pythia import pythia_drell_yan, pythia_events
 from hepflows.plots import histogram_comparison

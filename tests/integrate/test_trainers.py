@@ -10,8 +10,8 @@ import torch
 
 from hepflows.errors import CheckpointError, ConfigError
 from hepflows.integrate import (
-    Channel,
     FAB,
+    Channel,
     FABIntegrator,
     ImportanceTrainer,
     NeuralIntegrator,

@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from hepflows import ConfigError
 from hepflows.cli import app
+from hepflows.generate import generate_events
 from hepflows.io import read_events
 from hepflows.physics import DrellYan
-from hepflows.generate import generate_events
 from hepflows.physics.kinematics import mass, pseudorapidity, pt
 
 

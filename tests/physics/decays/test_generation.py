@@ -11,8 +11,8 @@ from hepflows.physics.decays import pi1800
 
 
 def test_generate_decay_writes_lhe_that_reads_back(tmp_path):
-    from hepflows.io import read_events
     from hepflows.generate import generate_decay
+    from hepflows.io import read_events
 
     f = pi1800()
     out = tmp_path / "pi.lhe"
