@@ -150,7 +150,8 @@ def test_trainer_options_are_checked():
     with pytest.raises(ConfigError, match="option does not fit"):
         NeuralIntegrator(camel(2), 2, trainer="fab", buffered_steps=3)
     with pytest.raises(ConfigError, match="one channel"):
-        NeuralIntegrator(camel(2), 2, trainer=FAB(), channels=[Channel(name="a"), Channel(name="b")])
+        two = [Channel(name="a"), Channel(name="b")]
+        NeuralIntegrator(camel(2), 2, trainer=FAB(), channels=two)
     with pytest.raises(ConfigError, match="either trainer"):
         NeuralIntegrator(camel(2), 2, trainer="fab", loss="kl")
     with pytest.raises(ConfigError, match="VEGAS"):
