@@ -10,6 +10,7 @@ import torch
 from hepflows.flows import CouplingFlow
 from hepflows.flows.training import fit
 from hepflows.plots import density_comparison
+from hepflows.random import seeded
 from hepflows.toys import LOG_PROBS, sampler
 
 
@@ -51,8 +52,8 @@ def flows_demo(
     import time
 
     draw = sampler(density)
-    torch.manual_seed(seed)
-    flow = CouplingFlow(2, transforms=6, bins=8, hidden=(64, 64), seed=seed)
+    with seeded(seed):  # weight initialisation; the caller's RNG is restored after
+        flow = CouplingFlow(2, transforms=6, bins=8, hidden=(64, 64), seed=seed)
     t0 = time.perf_counter()
     fit(flow, draw, steps=steps, batch_size=batch_size, lr=2e-3, seed=seed, progress=progress,
         description=f"fit {density}")  # fmt: skip

@@ -58,6 +58,7 @@ from hepflows.errors import CheckpointError, ConfigError, InputError
 from hepflows.flows import IAF, MAF
 from hepflows.io.atomic import atomic_write, read_metadata
 from hepflows.progress import progress_bar
+from hepflows.random import fresh_seed, seeded
 
 FORMAT = "hepflows-caloflow"
 ALPHA = 1e-6  # logit regulator (CaloFlow)
@@ -110,6 +111,8 @@ class CaloFlow(nn.Module):
         moments: lateral moments per layer that flow I models and flow II is
             conditioned on (see the module docstring): 0 none (CaloFlow's
             original form), 1 the centres of energy, 2 centres and widths.
+        seed: seed of the weight initialisation (``None``: a fresh one); the
+            caller's global torch RNG is not touched either way.
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class CaloFlow(nn.Module):
         flow2: dict[str, Any] | None = None,
         student: bool = True,
         moments: int = 2,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.geometry = Geometry.resolve(geometry)
@@ -133,9 +137,10 @@ class CaloFlow(nn.Module):
         self.moments = int(moments)
         L = self.n_layers
         n_mom = 2 * L * self.moments
-        self.flow1 = MAF(L + n_mom, context=1, **self.flow1_config)
-        self.teacher = MAF(self.n_voxels, context=1 + L + n_mom, **self.flow2_config)
-        self.student = IAF(**self.teacher.config) if student else None
+        with seeded(fresh_seed() if seed is None else seed):
+            self.flow1 = MAF(L + n_mom, context=1, **self.flow1_config)
+            self.teacher = MAF(self.n_voxels, context=1 + L + n_mom, **self.flow2_config)
+            self.student = IAF(**self.teacher.config) if student else None
         # Preprocessing statistics (fitted by fit_preprocessing, saved with the model).
         L, V = self.n_layers, self.n_voxels
         for name, shape in (("log_e_range", (2,)), ("u0_scale", ()), ("y1_mean", (L,)),

@@ -38,6 +38,8 @@ from hepflows.errors import ConfigError, InputError
 from hepflows.extras import require
 from hepflows.io.atomic import atomic_write
 from hepflows.progress import progress_bar
+from hepflows.random import seeded
+from hepflows.training import EarlyStopping, Engine
 
 #: Fewest showers per class the classifier test accepts.
 MIN_SHOWERS = 100
@@ -236,35 +238,42 @@ def classifier_test(
         for k, (x, y) in parts.items()
     }
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         net = _mlp(tensors["train"][0].shape[1], hidden)
-    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
+    bars: list = []  # the epoch progress bar, once open
     loss_fn = nn.BCEWithLogitsLoss()
     generator = torch.Generator().manual_seed(seed)
     x_tr, y_tr = tensors["train"]
     x_va, y_va = tensors["val"]
-    best_loss, best_state, best_epoch, wait, epoch = math.inf, None, 0, 0, 0
-    with progress_bar(epochs, f"classifier ({level}-level)", enabled=progress) as bar:
-        for epoch in range(1, epochs + 1):
+    steps = math.ceil(len(x_tr) / batch_size)
+    # The fixed specification: Adam at a constant rate, no clipping.
+    engine = Engine(net.parameters(), lr=lr, total_steps=epochs * steps, scheduler=None,
+                    clip=None, name=f"classifier ({level}-level)")  # fmt: skip
+    best = {"loss": math.inf, "state": None, "epoch": 0}
+    order = torch.empty(0, dtype=torch.int64)
+
+    def iteration(i: int) -> None:
+        nonlocal order
+        if i % steps == 0:
             net.train()
             order = torch.randperm(len(x_tr), generator=generator)
-            for i in range(0, len(order), batch_size):
-                idx = order[i : i + batch_size]
-                loss = loss_fn(net(x_tr[idx]).squeeze(1), y_tr[idx])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-            net.eval()
-            val_loss = float(loss_fn(_predict(net, x_va, batch_size), y_va))
-            bar.advance(1, val_loss=val_loss)
-            if val_loss < best_loss:
-                best_loss, best_epoch, wait = val_loss, epoch, 0
-                best_state = copy.deepcopy(net.state_dict())
-            else:
-                wait += 1
-                if patience is not None and wait >= patience:
-                    break
+        idx = order[(i % steps) * batch_size : (i % steps + 1) * batch_size]
+        engine.step(loss_fn(net(x_tr[idx]).squeeze(1), y_tr[idx]))
+
+    def end_of_epoch(epoch: int) -> dict[str, float]:
+        net.eval()
+        val_loss = float(loss_fn(_predict(net, x_va, batch_size), y_va))
+        if val_loss < best["loss"]:
+            best.update(loss=val_loss, epoch=epoch + 1, state=copy.deepcopy(net.state_dict()))
+        bars[0].advance(1, val_loss=val_loss)
+        return {"val": val_loss}
+
+    stop = [EarlyStopping("val", patience)] if patience is not None else []
+    with progress_bar(epochs, f"classifier ({level}-level)", enabled=progress) as bar:
+        bars.append(bar)
+        engine.run(iteration, epochs * steps, callbacks=stop, per_epoch=steps,
+                   end_of_epoch=end_of_epoch)  # fmt: skip
+    epoch, best_epoch, best_state = engine.iteration // steps, best["epoch"], best["state"]
     net.load_state_dict(best_state)
 
     p_val = torch.sigmoid(_predict(net, x_va, batch_size)).double().numpy()

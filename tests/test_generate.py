@@ -26,7 +26,15 @@ def test_generate_writes_lhe_with_particles_and_reloads(tmp_path):
     info = init.initInfo
     assert (info.beamA, info.beamB) == (2212, 2212) and info.energyA == 6500.0
     assert info.PDFsetA == dy.pdf.lhapdf_id == 247000
-    assert math.isclose(init.procInfo[0].xSection, run.events.sigma, rel_tol=1e-6)
+    # One result per run: the events, the result and the file header agree.
+    r = run.result
+    assert run.events.result is r
+    assert (run.events.sigma, run.events.sigma_error) == (r.value, r.error)
+    assert math.isclose(init.procInfo[0].xSection, r.value, rel_tol=1e-6)
+    assert math.isclose(init.procInfo[0].error, r.error, rel_tol=1e-4)
+    assert run.events.efficiency == r.unweighting_efficiency_quantile  # the quantile rule's
+    assert r.calls == run.events.calls >= 20_000  # the first sample and any further batches
+    assert run.calls_per_event == pytest.approx((sum(run.training_calls) + r.calls) / 1500)
     for ev in events[:200]:
         ids = [p.id for p in ev.particles]
         assert ids[0] == -ids[1] and abs(ids[0]) in (1, 2, 3, 4) and ids[2:] == [11, -11]
@@ -95,3 +103,24 @@ def test_folded_and_unfolded_runs_agree_and_saved_integrators_must_match(tmp_pat
         assert abs((y > 0).double().mean().item() - 0.5) < 0.05
     with pytest.raises(ConfigError, match="3 dimensions.*--fold"):
         generate_events(dy, 0, calls=1000, fold=False, integrator=saved, progress=False)
+
+
+def test_an_unwritable_or_unknown_output_is_refused_before_any_work(tmp_path):
+    from hepflows import InputError
+    from hepflows.generate import run
+    from hepflows.integrate import NeuralIntegrator, camel
+
+    built = []
+
+    def build():
+        built.append(1)
+        return NeuralIntegrator(camel(2), 2, seed=0)
+
+    with pytest.raises(InputError, match="event file format"):
+        run(camel(2), 10, build, out=tmp_path / "dy.txt", progress=False)
+    with pytest.raises(InputError, match="cannot write"):
+        run(camel(2), 10, build, out="/proc/x.lhe", progress=False)
+    assert built == []  # nothing was built, trained or generated
+    ok = run(camel(2), 10, build, out=tmp_path / "c.lhe", train_calls=2_000, calls=2_000,
+             progress=False)  # fmt: skip
+    assert built == [1] and ok.path.exists()
