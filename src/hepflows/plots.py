@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -164,3 +165,22 @@ def dalitz_plots(
         fig.suptitle(title, fontsize=14)
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
+
+
+def event_dalitz_plot(decay: Any, events: Any, path: str | os.PathLike, label: str = "") -> None:
+    """The Dalitz plot of unweighted decays: m^2 of daughters (1, 2) against (2, 3).
+
+    Args:
+        decay: the decay density (a :class:`~hepflows.physics.decays.ThreeBodyDecay`:
+            ``dalitz``, ``invariants``, ``name``).
+        events: its unweighted events (:class:`~hepflows.io.Events`, points (n, 2) on the
+            unit square).
+        path: PNG file to write (atomically).
+        label: panel title (default: the decay's name).
+    """
+    d = decay.dalitz
+    inv = decay.invariants(events.x.clamp(1e-12, 1 - 1e-12))
+    pair = (d.names[0] + d.names[1], d.names[1] + d.names[2])
+    dalitz_plots({label or decay.name: (inv["s12"], inv["s23"], None)},
+                 (d.bounds("12"), d.bounds("23")),
+                 (f"m²({pair[0]}) [GeV²]", f"m²({pair[1]}) [GeV²]"), path)  # fmt: skip

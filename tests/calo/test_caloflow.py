@@ -215,8 +215,7 @@ class _Cut(Exception):
 def test_interrupted_training_resumes_to_the_same_model(tmp_path) -> None:
     showers = _showers(1000, 5)
     plan = _plan(epochs={"flow1": 2, "teacher": 3, "student": 2})
-    torch.manual_seed(1)
-    full = _model()
+    full = _model(seed=1)
     train(full, showers, plan, progress=False)
 
     ckpt = tmp_path / "ckpt.safetensors"
@@ -227,8 +226,7 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path) -> None:
         if line.startswith("teacher epoch 2/"):
             raise _Cut
 
-    torch.manual_seed(1)
-    first = _model()  # the same initial weights as `full`
+    first = _model(seed=1)  # the same initial weights as `full`
     with pytest.raises(_Cut):
         train(first, showers, plan, checkpoint=ckpt, progress=False,
               log=cut_after_teacher_epoch_2)  # fmt: skip

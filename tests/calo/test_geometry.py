@@ -134,11 +134,6 @@ def test_mixed_geometry_round_trip_keeps_particle_missing_depths_and_empty_layer
         _ = back.depths_x0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: to_xml writes edges and depth_x0 with '%g' (6 significant digits), "
-    "so 1.23456789 reads back as 1.23457",
-)
 def test_round_trip_keeps_full_precision(tmp_path):
     g = Geometry((Layer(0, depth_x0=1.23456789, x_edges=(0.0, 1.23456789, 2.5),
                         y_edges=(0.0, 1.0)),))  # fmt: skip

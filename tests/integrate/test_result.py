@@ -136,11 +136,6 @@ def test_summary_of_a_zero_integral_with_channels_does_not_divide_by_zero():
     assert "relative inf" in text and text.count("nan%") == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug: summary() formats pull (None when error == 0) with :+.2f when exact is set",
-)
 def test_summary_with_exact_value_and_zero_error():
     """A constant integrand sampled exactly gives error 0; its summary must still print."""
     text = result(value=2.0, error=0.0, exact=2.0).summary()

@@ -1,4 +1,4 @@
-"""The training engine: schedule, clipping, NaN policy, callbacks, user optimisers, resumable state."""
+"""The training engine: schedule, clipping, NaN policy, callbacks, optimisers, resumable state."""
 
 from __future__ import annotations
 

@@ -288,7 +288,7 @@ class Geometry:
         """Write the geometry as binning XML (atomic write); :meth:`from_xml` reads it back."""
 
         def fmt(v: tuple[float, ...]) -> str:
-            return ",".join(f"{e:g}" for e in v)
+            return ",".join(repr(float(e)) if e != int(e) else f"{e:g}" for e in v)
 
         root = ET.Element("Bins")
         b = ET.SubElement(root, "Bin", pid=str(self.pid), name=self.particle)
@@ -300,7 +300,7 @@ class Geometry:
                 attrs |= {"r_edges": fmt(layer.r_edges or (0.0,)),
                           "n_bin_alpha": str(layer.n_alpha)}  # fmt: skip
             if layer.depth_x0 is not None:
-                attrs["depth_x0"] = f"{layer.depth_x0:g}"
+                attrs["depth_x0"] = repr(float(layer.depth_x0))
             ET.SubElement(b, "Layer", attrs)
         ET.indent(root)
         atomic_write(path, lambda tmp: ET.ElementTree(root).write(tmp, encoding="unicode"))

@@ -59,7 +59,9 @@ class TrainingPlan:
         for s in STAGES:
             if int(self.epochs.get(s, 0)) < 0:
                 raise ConfigError(f"epochs[{s!r}] must be >= 0, got {self.epochs[s]}")
-            if not self.lr.get(s, 1.0) > 0:
+            if s not in self.lr:
+                raise ConfigError(f"lr has no rate for the {s!r} stage: give every stage {STAGES}")
+            if not self.lr[s] > 0:
                 raise ConfigError(f"lr[{s!r}] must be > 0, got {self.lr[s]}")
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be >= 2, got {self.batch_size}")

@@ -87,7 +87,8 @@ class IntegrationResult:
             f"(relative {self.relative_error:.3g})",
         ]
         if self.exact is not None:
-            lines.append(f"exact         = {self.exact:.8g}  (pull {self.pull:+.2f} sigma)")
+            pull = "exact estimate" if self.pull is None else f"pull {self.pull:+.2f} sigma"
+            lines.append(f"exact         = {self.exact:.8g}  ({pull})")
         lines += [
             f"calls         = {self.calls:,} for this estimate ({self.total_calls:,} in all)",
             f"sigma*sqrt(N)/I = {self.sigma_sqrt_n:.4g}",

@@ -7,5 +7,22 @@ from hepflows.physics.decays.decay import ThreeBodyDecay
 from hepflows.physics.decays.lambda_c import lc2pkpi
 from hepflows.physics.decays.three_pion import Pi1800Parameters, Resonance, pi1800
 
-__all__ = ["DalitzPlot", "Pi1800Parameters", "Resonance", "ThreeBodyDecay", "breakup_momentum",
-           "kallen", "lc2pkpi", "pi1800"]  # fmt: skip
+#: The decays of ``hepflows generate decay``: name -> factory of the decay density.
+DECAYS = {"lambda-c": lc2pkpi, "pi1800": pi1800}
+
+
+def get_decay(name: str) -> ThreeBodyDecay:
+    """The decay density named ``name`` in :data:`DECAYS`, built with its defaults.
+
+    Raises:
+        ConfigError: an unknown name; the message lists the known ones.
+    """
+    from hepflows.errors import ConfigError
+
+    if name not in DECAYS:
+        raise ConfigError(f"unknown decay {name!r}: choose one of {', '.join(DECAYS)}")
+    return DECAYS[name]()
+
+
+__all__ = ["DECAYS", "DalitzPlot", "Pi1800Parameters", "Resonance", "ThreeBodyDecay",
+           "breakup_momentum", "get_decay", "kallen", "lc2pkpi", "pi1800"]  # fmt: skip

@@ -49,6 +49,19 @@ GEV2_TO_PB = 0.3893793721e9
 #: PDG id -> (charge, weak isospin T3) of the left-handed fermion.
 FERMIONS = {1: (-1 / 3, -0.5), 2: (2 / 3, 0.5), 3: (-1 / 3, -0.5), 4: (2 / 3, 0.5),
             5: (-1 / 3, -0.5), 11: (-1.0, -0.5), 13: (-1.0, -0.5), 15: (-1.0, -0.5)}  # fmt: skip
+#: Lepton names of ``hepflows generate drell-yan --lepton`` -> PDG id.
+LEPTONS = {"e": 11, "mu": 13}
+
+
+def lepton_id(name: str) -> int:
+    """The PDG id of a lepton name of :data:`LEPTONS` (``"e"`` -> 11).
+
+    Raises:
+        ConfigError: an unknown name; the message lists the known ones.
+    """
+    if name not in LEPTONS:
+        raise ConfigError(f"unknown lepton {name!r}: choose one of {', '.join(LEPTONS)}")
+    return LEPTONS[name]
 
 
 @dataclass

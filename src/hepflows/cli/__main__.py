@@ -1,0 +1,5 @@
+"""``python -m hepflows.cli``: the ``hepflows`` command."""
+
+from hepflows.cli import run
+
+run()
