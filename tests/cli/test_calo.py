@@ -64,8 +64,8 @@ def test_calo_help_lists_the_commands() -> None:
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory) -> dict[str, Path | str]:
-    """simulate (CaloGAN layout) -> train -> generate (student and teacher), once."""
-    torch.manual_seed(0)  # the flows' initial weights
+    """simulate (CaloGAN layout) -> train -> generate (student and teacher), once (train's
+    --seed, default 0, also seeds the flows' initial weights)."""
     d = tmp_path_factory.mktemp("calo_cli")
     p = {
         k: d / name
@@ -329,3 +329,111 @@ def test_bad_input_in_a_real_process_has_no_traceback(tmp_path, args, message) -
     assert message in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert "Traceback" not in proc.stderr + proc.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ outputs, before any work
+
+
+OUTPUTS = [
+    ("simulate --out {o}/s.txt", "cannot tell the shower file format of --out"),
+    ("simulate --out /proc/s.h5", "cannot write the shower file --out /proc/s.h5"),
+    ("simulate --out {o}/d.h5", "is a directory"),
+    ("train {o}/in.h5 --out {o}/m.pt", "cannot tell the model format of --out"),
+    ("train {o}/in.h5 --out /proc/m.safetensors", "cannot write the model --out /proc/m"),
+    ("train {o}/in.h5 --out {o}/m.safetensors --checkpoint /proc/m.ckpt",
+     "cannot write the checkpoint --checkpoint /proc/m.ckpt"),
+    ("generate {o}/m.safetensors --out {o}/g.txt", "cannot tell the shower file format of --out"),
+    ("generate {o}/m.safetensors --out /proc/g.h5", "cannot write the shower file --out"),
+    ("generate {o}/m.safetensors --out {o}/g.h5 --layout hdf",
+     "unknown shower-file layout 'hdf' (--layout)"),
+    ("evaluate {o}/r.h5 {o}/g.h5 --out {o}/e.txt", "cannot tell the report format of --out"),
+    ("evaluate {o}/r.h5 {o}/g.h5 --out /proc/e.json", "cannot write the report --out"),
+    ("evaluate {o}/r.h5 {o}/g.h5 --out {o}/e.json --plot {o}/e.jpg",
+     "cannot tell the plot format of --plot"),
+    ("evaluate {o}/r.h5 {o}/g.h5 --out {o}/e.json --plot /proc/e.png",
+     "cannot write the plot --plot /proc/e.png"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "message"), OUTPUTS, ids=[a for a, _ in OUTPUTS])
+def test_outputs_are_checked_before_any_work(tmp_path, monkeypatch, capsys, args, message):
+    """Unknown format, unwritable place or a directory: exit 2 with one line, before the
+    simulator runs or any file is read."""
+    import hepflows.calo
+    from hepflows.cli import calo as calo_cli
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the outputs were checked")
+
+    for module, name in ((calo_cli, "ToySimulator"), (calo_cli, "CaloFlow"),
+                         (hepflows.calo, "read_showers"), (calo_cli, "evaluate_showers")):
+        monkeypatch.setattr(module, name, no_work)  # fmt: skip
+    (tmp_path / "d.h5").mkdir()
+    code, _, err = _run_main(["calo", *args.format(o=tmp_path).split()], monkeypatch, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], err
+    assert [p.name for p in tmp_path.iterdir()] == ["d.h5"]
+
+
+# ------------------------------------------------------------------ defaults and help
+
+
+def _params(*path: str) -> dict[str, object]:
+    import click
+    import typer
+
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.get_command(click.Context(command), name)
+    return {p.name: p.default for p in command.params}
+
+
+def test_defaults_are_the_librarys() -> None:
+    """Every default the calo commands show comes from the library."""
+    import inspect
+
+    from hepflows.calo import CaloFlow, ToySimulator, TrainingPlan, evaluate, write_showers
+    from hepflows.calo.caloflow import FLOW2_DEFAULTS
+
+    def default(function, name):
+        return inspect.signature(function).parameters[name].default
+
+    plan = TrainingPlan()
+    train = _params("calo", "train")
+    assert {k: train[f"epochs_{k}"] for k in plan.epochs} == plan.epochs
+    assert (train["batch_size"], train["seed"]) == (plan.batch_size, plan.seed)
+    assert train["transforms"] == FLOW2_DEFAULTS["transforms"]
+    assert train["bins"] == FLOW2_DEFAULTS["bins"]
+    assert [train["hidden"]] == FLOW2_DEFAULTS["hidden"]
+    assert train["moments"] == default(CaloFlow, "moments")
+    # what the CaloFlow paper's set-up here has been: 6 blocks of width 256, student 20 epochs
+    assert (train["transforms"], train["hidden"], train["epochs_student"]) == (6, 256, 20)
+
+    sim = _params("calo", "simulate")
+    for name in ("geometry", "particle", "seed", "max_spots", "spot_fluctuations"):
+        assert sim[name] == default(ToySimulator, name), name
+    assert sim["distribution"] == default(ToySimulator, "energy_distribution")
+    lo, hi = default(ToySimulator, "energy_range_mev")
+    assert (1e3 * sim["energy_min"], 1e3 * sim["energy_max"]) == (lo, hi)
+    assert sim["layout"] == default(write_showers, "layout")
+
+    gen = _params("calo", "generate")
+    assert (gen["energy_min"], gen["energy_max"]) == (sim["energy_min"], sim["energy_max"])
+    assert gen["batch_size"] == default(CaloFlow.sample, "batch_size")
+    assert gen["model"] == "student"  # the CLI's choice: the fast one-pass IAF
+
+    ev = _params("calo", "evaluate")
+    assert ev["levels"].split(",") == list(default(evaluate, "levels"))
+    assert ev["epochs"] == default(evaluate, "epochs")
+    assert int(float(ev["max_showers"])) == default(evaluate, "max_showers")
+    assert ev["seed"] == default(evaluate, "seed")
+
+
+def test_evaluate_help_says_all_epochs_run() -> None:
+    """The classifier runs every epoch and keeps the best validation epoch: no early stop."""
+    result = runner.invoke(app, ["calo", "evaluate", "--help"],
+                           env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})  # fmt: skip
+    assert result.exit_code == 0
+    assert "early" not in result.output.lower()
+    assert "all are run, the epoch of best validation loss is kept" in result.output

@@ -16,6 +16,7 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from hepflows import cli
+from hepflows.cli import integrate as cli_integrate
 from hepflows.integrate import builtin
 
 runner = CliRunner()
@@ -135,11 +136,51 @@ def test_unknown_event_format_is_refused_and_nothing_is_written(tmp_path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 16 item 10: --out is checked only after training and generation"
-)
 def test_unknown_event_format_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
     argv = ["integrate", "camel", "--dims", "2", "--calls", "2000", "--out", str(tmp_path / "x")]
     code, out, err = run_main(argv, monkeypatch, capsys)
     assert code == 2
     assert "training" not in out + err and "generating" not in out + err, err
+
+
+@pytest.mark.parametrize(
+    ("option", "path", "message"),
+    [("--out", "/proc/x.lhe", "cannot write the event file --out /proc/x.lhe"),
+     ("--out", "{tmp}/d.lhe", "is a directory"),
+     ("--checkpoint", "/proc/x.safetensors", "cannot write the checkpoint --checkpoint")],
+)  # fmt: skip
+def test_unwritable_outputs_are_refused_before_any_work(
+    option, path, message, tmp_path, monkeypatch, capsys
+):
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the output was checked")
+
+    monkeypatch.setattr(cli_integrate, "NeuralIntegrator", no_work)
+    (tmp_path / "d.lhe").mkdir()
+    argv = ["integrate", "camel", "--dims", "2", option, path.format(tmp=tmp_path)]
+    code, out, err = run_main(argv, monkeypatch, capsys)
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("error:") and message in err, err
+
+
+# ------------------------------------------------------------------ help and defaults
+def test_help_keeps_the_square_brackets_of_the_vegas_default():
+    wide = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}  # one line per option
+    result = runner.invoke(cli.app, ["integrate", "--help"], env=wide)
+    assert result.exit_code == 0
+    assert "warm start from VEGAS grids [default: for d <= 4]" in result.output
+
+
+def test_defaults_are_the_integrators():
+    """--loss and --vegas show and use NeuralIntegrator's defaults."""
+    import inspect
+
+    import typer
+
+    from hepflows.integrate import NeuralIntegrator
+    from hepflows.integrate.trainers import ImportanceTrainer
+
+    params = {p.name: p.default for p in typer.main.get_command(cli_integrate.app).params}
+    assert params["loss"] == inspect.signature(ImportanceTrainer).parameters["loss"].default
+    assert params["vegas"] is inspect.signature(NeuralIntegrator).parameters["vegas"].default
+    assert params["vegas"] is None  # "for d <= 4", decided by the integrator

@@ -130,3 +130,12 @@ def test_bad_parameters():
         DrellYan(pdf=FlatPDF(), sqrt_s=10.0)
     with pytest.raises(ConfigError, match="eta_max"):
         DrellYan(pdf=FlatPDF(), lepton_eta_max=-1.0)
+
+
+def test_lepton_names():
+    from hepflows.physics.processes.drell_yan import LEPTONS, lepton_id
+
+    assert LEPTONS == {"e": 11, "mu": 13}
+    assert lepton_id("e") == 11 and lepton_id("mu") == 13
+    with pytest.raises(ConfigError, match="unknown lepton 'tau': choose one of e, mu"):
+        lepton_id("tau")

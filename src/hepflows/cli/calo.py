@@ -2,12 +2,13 @@
 
 Energies on the command line are in GeV (the CaloGAN convention); files and
 the library use MeV. Shower files are HDF5 in the CaloChallenge or CaloGAN
-layout (:mod:`hepflows.calo.io`).
+layout (:mod:`hepflows.calo.showerfiles`). Every default comes from the library
+(:class:`~hepflows.calo.ToySimulator`, :class:`~hepflows.calo.TrainingPlan`,
+:class:`~hepflows.calo.CaloFlow`, :func:`~hepflows.calo.evaluate`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -15,17 +16,43 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from hepflows.calo import CaloFlow, ToySimulator, TrainingPlan, write_showers
+from hepflows.calo import evaluate as evaluate_showers
+from hepflows.calo.caloflow import FLOW2_DEFAULTS
+from hepflows.cli.common import JSON, PNG, SAFETENSORS, SHOWERS, library_default, output
 from hepflows.console import console, count
-from hepflows.errors import HepflowsError
+from hepflows.errors import ConfigError, HepflowsError
 
-calo_app = typer.Typer(
-    help="Calorimeter showers: toy simulator, CaloFlow teacher/student, CaloChallenge metrics.",
-    no_args_is_help=True,
-)
+app = typer.Typer(no_args_is_help=True)
+
+#: Library defaults the commands show and use.
+SIM = {k: library_default(ToySimulator, k) for k in ("geometry", "particle", "energy_range_mev",
+       "energy_distribution", "seed", "max_spots", "spot_fluctuations")}  # fmt: skip
+PLAN = TrainingPlan()
+FLOW2 = FLOW2_DEFAULTS
+EVAL = {k: library_default(evaluate_showers, k) for k in ("levels", "epochs", "max_showers",
+        "seed")}  # fmt: skip
+E_MIN_GEV, E_MAX_GEV = (e / 1e3 for e in SIM["energy_range_mev"])
 
 Geom = Annotated[
     str, typer.Option(help="built-in geometry (calogan, calochallenge-ds1-photon) or binning XML")
 ]
+
+
+@app.callback()
+def calo() -> None:
+    """Calorimeter showers: toy simulator, CaloFlow teacher/student, CaloChallenge metrics."""
+
+
+def _check_layout(layout: str | None) -> None:
+    """--layout, checked before any work (the files are HDF5: h5py must be there too)."""
+    from hepflows.calo.showerfiles import LAYOUTS
+    from hepflows.extras import require
+
+    if layout is not None and layout not in LAYOUTS:
+        raise ConfigError(f"unknown shower-file layout {layout!r} (--layout): choose from "
+                          f"{', '.join(LAYOUTS)}")  # fmt: skip
+    require("h5py", "calo", "Writing shower files")
 
 
 def _range_mev(e_min: float, e_max: float) -> tuple[float, float]:
@@ -35,34 +62,39 @@ def _range_mev(e_min: float, e_max: float) -> tuple[float, float]:
     return 1e3 * e_min, 1e3 * e_max
 
 
-@calo_app.command()
+@app.command()
 def simulate(
     out: Annotated[Path, typer.Option(help="shower file to write (.h5)")] = Path("showers.h5"),
     events: Annotated[str, typer.Option(help="number of showers")] = "1e4",
-    geometry: Geom = "calogan",
-    particle: Annotated[str, typer.Option(help="photon, electron or pion")] = "photon",
-    layout: Annotated[str, typer.Option(help="calogan or calochallenge")] = "calochallenge",
-    energy_min: Annotated[float, typer.Option(help="lowest incident energy (GeV)")] = 1.0,
-    energy_max: Annotated[float, typer.Option(help="highest incident energy (GeV)")] = 100.0,
-    distribution: Annotated[str, typer.Option(help="uniform or log-uniform")] = "uniform",
-    seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = 0,
+    geometry: Geom = SIM["geometry"],
+    particle: Annotated[str, typer.Option(help="photon, electron or pion")] = SIM["particle"],
+    layout: Annotated[
+        str, typer.Option(help="calogan or calochallenge")
+    ] = library_default(write_showers, "layout"),
+    energy_min: Annotated[float, typer.Option(help="lowest incident energy (GeV)")] = E_MIN_GEV,
+    energy_max: Annotated[float, typer.Option(help="highest incident energy (GeV)")] = E_MAX_GEV,
+    distribution: Annotated[
+        str, typer.Option(help="uniform or log-uniform")
+    ] = SIM["energy_distribution"],
+    seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = SIM["seed"],
     max_spots: Annotated[
         int | None,
         typer.Option(help="cap on the spots per shower, for speed (default: GFlash's count)"),
-    ] = None,
+    ] = SIM["max_spots"],
     spot_fluctuations: Annotated[
         bool, typer.Option(help="fluctuating spot energies (off: GFlash's equal spots)")
-    ] = True,
+    ] = SIM["spot_fluctuations"],
 ) -> None:
     """Simulate showers with the seeded GFlash-like toy detector and write them."""
-    from hepflows.calo import ToySimulator, write_showers
-
+    output(out, "--out", "shower file", SHOWERS)
+    _check_layout(layout)
     sim = ToySimulator(geometry, particle=particle, seed=seed,
                        energy_range_mev=_range_mev(energy_min, energy_max),
                        energy_distribution=distribution, max_spots=max_spots,
                        spot_fluctuations=spot_fluctuations)  # fmt: skip
+    n = count(events, "--events")
     t0 = time.perf_counter()
-    showers = sim.simulate(count(events, "--events"), progress=True)
+    showers = sim.simulate(n, progress=True)
     seconds = time.perf_counter() - t0
     write_showers(out, showers, layout=layout)
     console.print(f"{sim!r}\nwrote {len(showers):,} showers ({showers.geometry.n_voxels} voxels, "
@@ -70,7 +102,7 @@ def simulate(
                   f"({1e3 * seconds / len(showers):.3f} ms/shower)")  # fmt: skip
 
 
-@calo_app.command()
+@app.command()
 def train(
     showers: Annotated[Path, typer.Argument(help="training showers (.h5)")],
     out: Annotated[Path, typer.Option(help="trained model (.safetensors)")] = Path(
@@ -83,37 +115,49 @@ def train(
     geometry: Annotated[
         str | None, typer.Option(help="geometry of the file (default: detected)")
     ] = None,
-    epochs_flow1: Annotated[int, typer.Option(help="epochs of flow I")] = 30,
-    epochs_teacher: Annotated[int, typer.Option(help="epochs of the flow II teacher (MAF)")] = 30,
-    epochs_student: Annotated[int, typer.Option(help="epochs of the student (IAF), 0: none")] = 15,
-    batch_size: Annotated[int, typer.Option(help="showers per step")] = 500,
-    transforms: Annotated[int, typer.Option(help="flow II autoregressive blocks")] = 4,
-    bins: Annotated[int, typer.Option(help="flow II spline bins")] = 8,
-    hidden: Annotated[int, typer.Option(help="flow II MADE hidden width (one layer)")] = 128,
+    epochs_flow1: Annotated[int, typer.Option(help="epochs of flow I")] = PLAN.epochs["flow1"],
+    epochs_teacher: Annotated[
+        int, typer.Option(help="epochs of the flow II teacher (MAF)")
+    ] = PLAN.epochs["teacher"],
+    epochs_student: Annotated[
+        int, typer.Option(help="epochs of the student (IAF), 0: none")
+    ] = PLAN.epochs["student"],
+    batch_size: Annotated[int, typer.Option(help="showers per step")] = PLAN.batch_size,
+    transforms: Annotated[
+        int, typer.Option(help="flow II autoregressive blocks")
+    ] = FLOW2["transforms"],
+    bins: Annotated[int, typer.Option(help="flow II spline bins")] = FLOW2["bins"],
+    hidden: Annotated[
+        int, typer.Option(help="flow II MADE hidden width (one layer)")
+    ] = FLOW2["hidden"][0],
     moments: Annotated[
         int,
         typer.Option(
             help="lateral moments per layer in flow I: 0 none (CaloFlow), "
             "1 centres, 2 centres and widths"
         ),  # fmt: skip
-    ] = 2,
-    seed: Annotated[int, typer.Option(help="seed of split, batches and noise")] = 0,
+    ] = library_default(CaloFlow, "moments"),
+    seed: Annotated[
+        int, typer.Option(help="seed of the initial weights, split, batches and noise")
+    ] = PLAN.seed,
 ) -> None:
     """Train CaloFlow (flow I, MAF teacher, then the IAF student by distillation)."""
-    from hepflows.calo import CaloFlow, TrainingPlan, read_showers
+    from hepflows.calo import read_showers
     from hepflows.calo import train as train_caloflow
     from hepflows.calo.showerfiles import detect_layout
 
+    output(out, "--out", "model", SAFETENSORS)
+    ckpt = checkpoint or out.with_name(out.name + ".ckpt")
+    output(ckpt, "--checkpoint", "checkpoint")
     data = read_showers(showers, geometry=geometry)
     layout = detect_layout(showers)
-    ckpt = checkpoint or out.with_name(out.name + ".ckpt")
     plan = TrainingPlan(
         epochs={"flow1": epochs_flow1, "teacher": epochs_teacher, "student": epochs_student},
         batch_size=batch_size, seed=seed,
     )  # fmt: skip
     model = CaloFlow(data.geometry, flow2={"transforms": transforms, "bins": bins,
                                            "hidden": [hidden]},
-                     student=epochs_student > 0, moments=moments)  # fmt: skip
+                     student=epochs_student > 0, moments=moments, seed=seed)  # fmt: skip
     if ckpt.exists():
         console.print(f"resuming from {ckpt}")
     console.print(f"{len(data):,} showers ({data.geometry.name}, {data.geometry.n_voxels} "
@@ -135,33 +179,41 @@ def train(
     console.print(f"wrote {out} (checkpoint {ckpt} can be deleted)")
 
 
-@calo_app.command()
+@app.command()
 def generate(
     model_path: Annotated[Path, typer.Argument(help="trained model (.safetensors)")],
     out: Annotated[Path, typer.Option(help="shower file to write (.h5)")] = Path("generated.h5"),
-    model: Annotated[str, typer.Option(help="teacher (MAF) or student (IAF, fast)")] = "student",
+    model: Annotated[
+        str, typer.Option(help="student (IAF, one pass: fast) or teacher (MAF)")
+    ] = "student",
     like: Annotated[
         Path | None,
         typer.Option(help="take the incident energies and the layout from this shower file"),
     ] = None,
     events: Annotated[str, typer.Option(help="showers to generate (without --like)")] = "1e4",
-    energy_min: Annotated[float, typer.Option(help="lowest energy, GeV (without --like)")] = 1.0,
-    energy_max: Annotated[float, typer.Option(help="highest energy, GeV (without --like)")] = 100.0,
+    energy_min: Annotated[
+        float, typer.Option(help="lowest energy, GeV (without --like)")
+    ] = E_MIN_GEV,
+    energy_max: Annotated[
+        float, typer.Option(help="highest energy, GeV (without --like)")
+    ] = E_MAX_GEV,
     layout: Annotated[
         str | None, typer.Option(help="calogan or calochallenge (default: the input's layout)")
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="showers per flow pass (default: 256 student, 4096 teacher)")
-    ] = None,
+    ] = library_default(CaloFlow.sample, "batch_size"),
     seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = 0,
 ) -> None:
     """Generate showers with a trained CaloFlow, in the layout of its training (or --like) file."""
     import numpy as np
     import torch
 
-    from hepflows.calo import CaloFlow, read_showers, write_showers
+    from hepflows.calo import read_showers
     from hepflows.calo.showerfiles import detect_layout
 
+    output(out, "--out", "shower file", SHOWERS)
+    _check_layout(layout)
     flow, extra = CaloFlow.load(model_path)
     if like is not None:
         energies = read_showers(like, geometry=flow.geometry).energy
@@ -182,7 +234,7 @@ def generate(
                   f"{seconds:.1f} s, {1e3 * seconds / len(showers):.3f} ms/shower")  # fmt: skip
 
 
-@calo_app.command()
+@app.command()
 def evaluate(
     reference: Annotated[Path, typer.Argument(help="reference showers (.h5)")],
     samples: Annotated[list[str], typer.Argument(help="generated showers, as FILE or LABEL=FILE")],
@@ -190,26 +242,38 @@ def evaluate(
     plot: Annotated[
         str, typer.Option(help="feature histograms (PNG); 'none' for no plot")
     ] = "calo_features.png",
-    levels: Annotated[str, typer.Option(help="classifier levels: low,high / none")] = "low,high",
-    epochs: Annotated[int, typer.Option(help="classifier epochs (early stopping)")] = 50,
-    max_showers: Annotated[str, typer.Option(help="showers per sample for the classifier")] = "5e4",
+    levels: Annotated[
+        str, typer.Option(help="classifier levels: low,high / none")
+    ] = ",".join(EVAL["levels"]),
+    epochs: Annotated[
+        int,
+        typer.Option(help="classifier epochs: all are run, the epoch of best validation loss is "
+                     "kept"),
+    ] = EVAL["epochs"],
+    max_showers: Annotated[
+        str, typer.Option(help="showers per sample for the classifier")
+    ] = f"{EVAL['max_showers']:g}",
     geometry: Annotated[
         str | None, typer.Option(help="geometry of the files (default: detected)")
     ] = None,
-    seed: Annotated[int, typer.Option(help="seed of the classifiers")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the classifiers")] = EVAL["seed"],
 ) -> None:
     """CaloChallenge-style comparison: features, separation powers, classifier AUC/JSD, FPD/KPD."""
-    from hepflows.calo import evaluate as evaluate_showers
+    import json
+
     from hepflows.calo import read_showers
     from hepflows.io.atomic import atomic_write
 
+    output(out, "--out", "report", JSON)
+    plot_path = None if plot.strip().lower() in ("", "none") else Path(plot)
+    if plot_path is not None:
+        output(plot_path, "--plot", "plot", PNG)
     ref = read_showers(reference, geometry=geometry)
     gen = {}
     for item in samples:
         label, _, path = item.rpartition("=")
         path_ = Path(path)
         gen[label or path_.stem] = read_showers(path_, geometry=geometry or ref.geometry)
-    plot_path = None if plot.strip().lower() in ("", "none") else Path(plot)
     lv = () if levels.strip().lower() == "none" else tuple(v.strip() for v in levels.split(","))
     report = evaluate_showers(ref, gen, levels=lv, epochs=epochs,
                               max_showers=count(max_showers, "--max-showers"), plot=plot_path,

@@ -20,21 +20,23 @@ def demo() -> None:
     """Demonstrations on built-in defaults (no data needed)."""
 
 
-def _default(name: str):
-    return library_default(flows_demo, name)
+#: The defaults of :func:`hepflows.demo.flows_demo`, which the command shows and uses.
+DEFAULTS = {k: library_default(flows_demo, k) for k in ("density", "steps", "batch_size", "seed",
+            "out")}  # fmt: skip
+OUT = Path(DEFAULTS["out"])
 
 
 @app.command("flows")
 def demo_flows(
     density: Annotated[
         str, typer.Option(help="two-moons, ring or gaussian-mixture")
-    ] = _default("density"),
-    steps: Annotated[int, typer.Option(min=1, help="training steps")] = _default("steps"),
+    ] = DEFAULTS["density"],
+    steps: Annotated[int, typer.Option(min=1, help="training steps")] = DEFAULTS["steps"],
     batch_size: Annotated[
         int, typer.Option(min=1, help="samples per step")
-    ] = _default("batch_size"),
-    seed: Annotated[int, typer.Option(help="random seed")] = _default("seed"),
-    out: Annotated[Path, typer.Option(help="PNG to write")] = Path(_default("out")),
+    ] = DEFAULTS["batch_size"],
+    seed: Annotated[int, typer.Option(help="random seed")] = DEFAULTS["seed"],
+    out: Annotated[Path, typer.Option(help="PNG to write")] = OUT,
 ) -> None:
     """Fit a coupling spline flow to a toy 2D density; print the NLL and save a plot."""
     output(out, "--out", "plot", PNG)

@@ -1,0 +1,115 @@
+"""``hepflows generate drell-yan`` and ``hepflows generate decay``: defaults from the library,
+options and outputs checked before any work, one-line errors that name the options.
+
+The end-to-end runs (events written, read back, Dalitz plot) are in tests/test_generate.py and
+tests/test_generate_decay.py, next to the workflow they run.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import click
+import pytest
+import typer
+
+from hepflows import cli
+from hepflows.cli import generate as cli_generate
+from hepflows.generate import DECAY_DEFAULTS, DEFAULTS, generate_events
+from hepflows.physics.processes.drell_yan import LEPTONS, DrellYanParameters
+
+
+def params(name: str) -> dict[str, object]:
+    group = typer.main.get_command(cli_generate.app)
+    command = group.get_command(click.Context(group), name)
+    return {p.name: p.default for p in command.params}
+
+
+def run_main(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["hepflows", "generate", *argv])
+    with pytest.raises(SystemExit) as info:
+        cli.run()
+    return info.value.code, capsys.readouterr().err
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make every expensive step fail: a check that comes too late fails the test."""
+    import hepflows.generate
+    import hepflows.physics
+    import hepflows.physics.decays
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("work started before the options were checked")
+
+    monkeypatch.setattr(cli_generate, "generate_events", refuse)
+    monkeypatch.setattr(hepflows.generate, "generate_decay", refuse)
+    monkeypatch.setattr(hepflows.physics, "DrellYan", refuse)
+    monkeypatch.setattr(hepflows.physics.decays, "get_decay", refuse)
+
+
+# ------------------------------------------------------------------ defaults
+def test_drell_yan_defaults_are_the_librarys():
+    p, dy = params("drell-yan"), DrellYanParameters()
+    assert int(float(p["train_calls"])) == DEFAULTS["train_calls"]
+    assert int(float(p["calls"])) == DEFAULTS["calls"]
+    assert p["seed"] == DEFAULTS["seed"]
+    assert p["multichannel"] is True and p["fold"] is True
+    import inspect
+
+    workflow = inspect.signature(generate_events).parameters
+    assert (p["multichannel"], p["fold"]) == (workflow["multichannel"].default,
+                                              workflow["fold"].default)  # fmt: skip
+    assert LEPTONS[p["lepton"]] == dy.lepton
+    assert (p["zprime"], p["pdf"]) == (dy.zprime, dy.pdf)
+    assert (p["mll_min"], p["pt_min"]) == (dy.sqrt_s_hat_min, dy.lepton_pt_min)
+    assert p["eta_max"] is None and math.isinf(dy.lepton_eta_max)
+
+
+def test_decay_defaults_are_the_librarys():
+    p = params("decay")
+    assert int(float(p["train_calls"])) == DECAY_DEFAULTS["train_calls"]
+    assert int(float(p["calls"])) == DECAY_DEFAULTS["calls"]
+    assert p["seed"] == DECAY_DEFAULTS["seed"] and p["method"] == DECAY_DEFAULTS["method"]
+
+
+# ------------------------------------------------------------------ checked before any work
+BAD = [
+    (["drell-yan", "--out", "/proc/x.lhe"], "cannot write the event file --out /proc/x.lhe"),
+    (["drell-yan", "--out", "dy.txt"], "cannot tell the event file format of --out dy.txt"),
+    (["drell-yan", "--integrator", "/proc/dy.safetensors"],
+     "cannot write the integrator --integrator /proc/dy.safetensors"),
+    (["drell-yan", "--events", "abc"], "--events must be a number"),
+    (["drell-yan", "--calls", "0"], "--calls must lie between 1 and 1e13"),
+    (["decay", "pi1800", "--out", "d.txt"], "cannot tell the event file format of --out d.txt"),
+    (["decay", "pi1800", "--out", "/proc/d.lhe"], "cannot write the event file --out"),
+    (["decay", "pi1800", "--plot", "d.jpg"], "cannot tell the plot format of --plot d.jpg"),
+    (["decay", "pi1800", "--plot", "/proc/d.png"], "cannot write the plot --plot /proc/d.png"),
+    (["decay", "pi1800", "--method", "vegas"], "--method must be one of fab, variance, rkl"),
+    (["decay", "pi1800", "--integrator", "/proc/d.safetensors"], "--integrator"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_options_exit_2_with_one_line_before_any_work(
+    argv, message, no_work, monkeypatch, capsys, tmp_path
+):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(argv, monkeypatch, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_lepton_names_the_choices(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(["drell-yan", "--lepton", "tau"], monkeypatch, capsys)
+    assert code == 2 and "unknown lepton 'tau': choose one of e, mu" in err
+
+
+def test_unknown_decay_names_the_choices(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(["decay", "omega", "--events", "0"], monkeypatch, capsys)
+    assert code == 2 and "unknown decay 'omega': choose one of lambda-c, pi1800" in err
