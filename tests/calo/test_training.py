@@ -175,3 +175,15 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path):
               progress=False)  # fmt: skip
     with pytest.raises(CheckpointError, match="another training plan"):
         train(model(), showers(), plan(flow1=2, teacher=0), checkpoint=ckpt, progress=False)
+
+
+def test_user_optimizer_scheduler_and_callbacks_reach_every_stage():
+    from hepflows.training import History
+
+    log = History()
+    train(model(seed=2), showers(), plan(flow1=1, teacher=2), progress=False,
+          optimizer=lambda p, lr: torch.optim.SGD(p, lr=lr), scheduler=None,
+          callbacks=[log])  # fmt: skip
+    steps = 4  # 400 showers, 10 % held out, batches of 100
+    assert len(log.iterations) == 3 * steps and [e["epoch"] for e in log.epochs] == [0, 0, 1]
+    assert all({"train", "val"} <= set(e) for e in log.epochs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from hepflows.calo.caloflow import CaloFlow
 from hepflows.calo.showers import Showers
 from hepflows.errors import CheckpointError, ConfigError, InputError
 from hepflows.flows.distill import check_pair, distillation_loss
-from hepflows.training import Checkpoint, Engine
+from hepflows.training import Callback, Checkpoint, Engine
+from hepflows.training.engine import OptimizerFactory, SchedulerFactory
 
 STAGES = ("flow1", "teacher", "student")
 
@@ -98,6 +100,9 @@ def train(
     checkpoint: str | os.PathLike | None = None,
     progress: bool = True,
     log: Any = None,
+    optimizer: OptimizerFactory | None = None,
+    scheduler: str | SchedulerFactory | None = "cosine",
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Train flow I, the flow II teacher and the student (in that order).
 
@@ -109,6 +114,11 @@ def train(
             exists (the model and plan must be those of the interrupted run).
         progress: show progress bars.
         log: optional ``print``-like function for one line per epoch.
+        optimizer: ``optimizer(parameters, lr)`` factory for every stage (default Adam).
+        scheduler: ``"cosine"`` (default: to 1 % of the stage's rate), ``None`` or a
+            torch scheduler factory ``(optimizer, total_steps)``.
+        callbacks: extra :mod:`hepflows.training.callbacks` for every stage (they see
+            ``{"loss"}`` per step and ``{"train", "val"}`` per epoch).
 
     Returns:
         The history: per stage the training and validation loss per epoch,
@@ -154,8 +164,9 @@ def train(
         epochs = int(plan.epochs.get(stage, 0))
         if stage == "student" and model.student is None:
             continue
+        engine_options = {"optimizer": optimizer, "scheduler": scheduler}
         _train_stage(model, stage, epochs, plan, state, (tr_vox, tr_e), (val_vox, val_e),
-                     checkpoint, progress, log)  # fmt: skip
+                     checkpoint, progress, log, engine_options, callbacks)  # fmt: skip
         next_stage = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else "done"
         state.update(stage=next_stage, epoch=0, engine={})
         if checkpoint is not None:
@@ -175,6 +186,8 @@ def _train_stage(
     checkpoint: str | os.PathLike | None,
     progress: bool,
     log: Any,
+    engine_options: dict[str, Any],
+    extra_callbacks: Sequence[Callback],
 ) -> None:
     """One stage on the training engine: epochs of shuffled batches, validation, best epoch kept."""
     tr_vox, tr_e = train_data
@@ -188,7 +201,7 @@ def _train_stage(
         return
     # Cosine decay to 1 % of the initial rate over the stage; a NaN loss stops the run.
     engine = Engine(flow.parameters(), lr=plan.lr[stage], total_steps=epochs * steps,
-                    floor=0.01, nonfinite="raise", name=stage)  # fmt: skip
+                    floor=0.01, nonfinite="raise", name=stage, **engine_options)  # fmt: skip
     resumed = state["stage"] == stage and state["epoch"] > 0
     best = {k: v.clone() for k, v in flow.state_dict().items()}
     if stage == "student" and not resumed and plan.student_from_teacher:
@@ -247,7 +260,9 @@ def _train_stage(
         tensors, state["engine"] = engine.state()
         model.save(checkpoint, state, {f"best.{k}": v for k, v in best.items()} | tensors)
 
-    callbacks = [Checkpoint(save, at_epoch=True)] if checkpoint is not None else []
+    callbacks = [*extra_callbacks]
+    if checkpoint is not None:
+        callbacks.append(Checkpoint(save, at_epoch=True))
     engine.run(iteration, epochs * steps, callbacks=callbacks,
                progress=stage if progress else None, per_epoch=steps,
                end_of_epoch=end_of_epoch)  # fmt: skip
