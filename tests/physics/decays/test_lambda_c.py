@@ -81,31 +81,110 @@ def test_lc_resonances_where_lhcb_sees_them(lc):
         assert abs(centre[hist.argmax()].item() - peak) < 0.02, key
 
 
-def test_lc_cache_is_used_and_damaged_cache_rebuilt(lc, tmp_path, monkeypatch):
+class Rebuilt(Exception):
+    pass
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    """An empty cache folder; building the model raises Rebuilt instead of taking 25 s."""
     import polarimetry
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert lc_module.cache_dir() == tmp_path / "hepflows"
-    version = lc_module._package_version()
-    path = tmp_path / "hepflows" / f"lc2pkpi-default-amplitude-model-{version}.pkl"
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"not a pickle")
-
-    class Rebuilt(Exception):
-        pass
 
     def refuse(*args, **kwargs):
         raise Rebuilt
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(polarimetry, "published_model", refuse)
+    assert lc_module.cache_dir() == tmp_path / "hepflows"
+    path = lc_module.cache_path()
+    version = lc_module._package_version()
+    assert path == tmp_path / "hepflows" / f"lc2pkpi-default-amplitude-model-{version}.json"
+    path.parent.mkdir(parents=True)
+    return path
+
+
+def test_lc_cache_is_used_and_damaged_cache_rebuilt(lc, empty_cache):
+    path = empty_cache
+    path.write_text("not json")
     with pytest.raises(Rebuilt):  # the damaged file is not trusted: a rebuild starts
         lc_module.build_expression(progress=False)
     assert not path.exists()
     # a valid cache file is read without building
+    import sympy as sp
+
+    s1, s2 = sp.Symbol("sigma1", nonnegative=True), sp.Symbol("sigma2", nonnegative=True)
+    expr = sp.Abs(s1 * sp.exp(sp.I * s2) + sp.Rational(1, 3)) ** 2 + sp.Float("0.125") * sp.pi
+    version = lc_module._package_version()
+    assert lc_module.save_expression(path, expr, {"m0": 1.0}, lc_module.DEFAULT_MODEL, version)
+    assert lc_module.build_expression(progress=False) == (expr, {"m0": 1.0})
+    assert not list(path.parent.glob(".*.tmp"))  # written atomically
+
+
+def test_lc_cache_round_trip_of_the_real_expression_is_exact(lc, tmp_path):
+    expr, masses = lc_module.build_expression(progress=False)
+    path = tmp_path / "lc.json"
+    assert lc_module.save_expression(path, expr, masses, "m", "v")
+    again, masses_again = lc_module.load_expression(path, "m", "v")
+    assert again == expr and masses_again == masses
+    with pytest.raises(ValueError, match="not a hepflows-sympy-expression file"):
+        lc_module.load_expression(path, "another model", "v")  # never mixed up
+
+
+def test_lc_cache_skips_expressions_it_cannot_hold(tmp_path):
+    """Types outside the table (Piecewise, Dummy, unknown assumptions) are not cached."""
+    import sympy as sp
+
+    x = sp.Symbol("x")
+    for expr in (sp.Piecewise((x, x > 0), (0, True)), sp.Dummy("d") + 1,
+                 sp.Symbol("y", foo=True) + 1):  # fmt: skip
+        assert not lc_module.save_expression(tmp_path / "c.json", expr, {}, "m", "v")
+    assert not (tmp_path / "c.json").exists()
+
+
+class Payload:
+    """Unpickling this runs os.system: what a hostile cache file would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_lc_cache_never_runs_code_from_the_file(empty_cache, tmp_path):
+    """A hostile pickle (where the cache used to be a pickle, or in the cache file itself) and
+    JSON nodes naming eval, __import__ or a code string are refused and rebuilt, not run."""
+    import json
     import pickle
 
-    path.write_bytes(pickle.dumps(("expr", {"m0": 1.0})))
-    assert lc_module.build_expression(progress=False) == ("expr", {"m0": 1.0})
+    path, marker = empty_cache, tmp_path / "pwned"
+    old_pickle = path.with_suffix(".pkl")
+    version = lc_module._package_version()
+    header = {"format": lc_module.CACHE_FORMAT, "version": lc_module.CACHE_VERSION,
+              "model": lc_module.DEFAULT_MODEL, "package_version": version, "masses": {}}
+    code = f"__import__('os').system('touch {marker}')"
+    hostile = [
+        pickle.dumps(Payload(marker)),
+        json.dumps({**header, "nodes": [["eval", code]]}).encode(),
+        json.dumps({**header, "nodes": [["__import__", "os"]]}).encode(),
+        json.dumps({**header, "nodes": [["Float", code, 53]]}).encode(),
+        json.dumps({**header, "nodes": [["Symbol", "x", {"__class__": True}]]}).encode(),
+        json.dumps({**header, "nodes": [["Integer", 1], ["Add", [0, 5]]]}).encode(),
+        json.dumps({**header, "nodes": [["Constant", "__builtins__"]]}).encode(),
+    ]  # fmt: skip
+    for content in hostile:
+        old_pickle.write_bytes(pickle.dumps(Payload(marker)))
+        path.write_bytes(content)
+        with pytest.raises(Rebuilt):
+            lc_module.build_expression(progress=False)
+        assert not path.exists() and not old_pickle.exists()
+        assert not marker.exists(), content
+    # a Symbol whose name is code stays a name: it is never evaluated
+    path.write_text(json.dumps({**header, "nodes": [["Symbol", code, {}]]}))
+    expr, _ = lc_module.build_expression(progress=False)
+    assert str(expr) == code and not marker.exists()
 
 
 def test_lc_unknown_model_and_missing_package(monkeypatch, tmp_path):
