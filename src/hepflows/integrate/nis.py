@@ -591,7 +591,8 @@ class NeuralIntegrator:
         Returns:
             An :class:`IntegrationResult` with per-channel contributions.
         """
-        result, _ = self._estimate(calls, batch_size, progress, quantile, exact, stratified)
+        result, _ = self._estimate(calls, batch_size, progress, quantile, exact, stratified,
+                                   keep_points=False)  # fmt: skip
         return result
 
     def _estimate(
@@ -602,10 +603,12 @@ class NeuralIntegrator:
         quantile: float,
         exact: float | None,
         stratified: bool,
+        keep_points: bool = True,
     ) -> tuple[IntegrationResult, tuple[Tensor, Tensor, Tensor]]:
         """:meth:`integrate`, also returning the sample ``(x (n, d), w (n,), channel (n,))``.
 
-        ``w`` is normalised so that its mean over the sample estimates I.
+        ``w`` is normalised so that its mean over the sample estimates I; ``x``
+        is empty (0, d) unless ``keep_points``.
         """
         calls = int(calls)
         n_ch = len(self.channels)
@@ -628,13 +631,15 @@ class NeuralIntegrator:
         cube = torch.cat(cubes)
         m_point = torch.tensor(strata)[channel]
         w = torch.empty(calls, dtype=torch.float64)
-        x = torch.empty(calls, self.dims, dtype=torch.float64)
+        x = torch.empty(calls if keep_points else 0, self.dims, dtype=torch.float64)
         with progress_bar(calls, "integrating", enabled=progress) as bar:
             for start in range(0, calls, batch_size):
                 s = slice(start, min(start + batch_size, calls))
                 z = points_in_cubes(cube[s], m_point[s], self.dims, self.generator)
                 batch = self._evaluate(z, channel[s])
-                w[s], x[s] = self.weights(batch), batch.x
+                w[s] = self.weights(batch)
+                if keep_points:
+                    x[s] = batch.x
                 bar.advance(s.stop - s.start)
         value, variance, parts, weights = 0.0, 0.0, [], []
         offsets = [0, *torch.tensor(counts).cumsum(0).tolist()]
