@@ -163,7 +163,7 @@ def main() -> None:
     result["simulator"] = repr(sim)
     print(f"{sim!r}\n{n_train} training showers in {sim_s:.1f} s; {n_eval} fresh reference showers")
 
-    model = CaloFlow("calogan", flow2=flow2, moments=args.moments)
+    model = CaloFlow("calogan", flow2=flow2, moments=args.moments, seed=args.seed)
     print(f"flow I : {model.flow1.config}\nteacher: {model.teacher.config}\nstudent: IAF, same")
     print(f"plan   : {plan}")
     t0 = time.perf_counter()

@@ -56,7 +56,7 @@ def main() -> None:
     print(f"{train_sim!r}: {args.n_train} training, {args.n_eval} reference showers")
 
     flow2 = {"transforms": 4, "bins": 8, "hidden": [128]}
-    model = CaloFlow("calogan", flow2=flow2, student=False, moments=args.moments)
+    model = CaloFlow("calogan", flow2=flow2, student=False, moments=args.moments, seed=0)
     plan = TrainingPlan(epochs={"flow1": 15, "teacher": args.epochs, "student": 0})
     t0 = time.perf_counter()
     history = train(model, showers, plan, progress=False)

@@ -127,3 +127,14 @@ def test_state_round_trip_resumes_bitwise():
     assert (e3.iteration, e3.step_count) == (8, 8)
     e3.run(lambda i: {"loss": e3.step(((w3 - t3) ** 2).sum())}, 20)
     assert torch.equal(w3.detach(), w1.detach())
+
+
+def test_a_period_makes_the_cosine_tick_per_epoch():
+    w, _ = quadratic()
+    engine = Engine([w], lr=1.0, total_steps=12, floor=0.01, period=4)  # 3 epochs of 4 steps
+    rates = []
+    for _ in range(12):
+        engine.step((w**2).sum())
+        rates.append(engine.learning_rate())
+    expected = [0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (k // 4) / 3)) for k in range(12)]
+    assert rates == pytest.approx(expected)

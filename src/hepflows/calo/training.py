@@ -199,9 +199,10 @@ def _train_stage(
     )
     if epochs == 0:
         return
-    # Cosine decay to 1 % of the initial rate over the stage; a NaN loss stops the run.
+    # Cosine decay per epoch to 1 % of the initial rate; a NaN loss stops the run.
     engine = Engine(flow.parameters(), lr=plan.lr[stage], total_steps=epochs * steps,
-                    floor=0.01, nonfinite="raise", name=stage, **engine_options)  # fmt: skip
+                    floor=0.01, period=steps, nonfinite="raise", name=stage,
+                    **engine_options)  # fmt: skip
     resumed = state["stage"] == stage and state["epoch"] > 0
     best = {k: v.clone() for k, v in flow.state_dict().items()}
     if stage == "student" and not resumed and plan.student_from_teacher:

@@ -72,6 +72,8 @@ class Engine:
             total_steps)`` of a torch scheduler, stepped after every
             optimiser step.
         floor: final learning rate over ``lr`` of the cosine schedule.
+        period: steps per schedule tick: the cosine rate changes every
+            ``period`` steps (e.g. the steps of an epoch: a per-epoch decay).
         clip: clip the gradient norm to this value (``None``: no clipping).
         nonfinite: what a NaN/inf loss or gradient norm does: ``"skip"`` the
             step (counted in :attr:`skipped`) or ``"raise"`` an
@@ -90,6 +92,7 @@ class Engine:
         clip: float | None = 10.0,
         nonfinite: str = "skip",
         name: str = "training",
+        period: int = 1,
     ) -> None:
         self.parameters = [p for p in parameters if p.requires_grad]
         if not self.parameters:
@@ -103,7 +106,9 @@ class Engine:
         if clip is not None and not clip > 0:
             raise ConfigError(f"clip must be > 0 or None, got {clip}")
         self.lr, self.total_steps, self.floor = float(lr), int(total_steps), float(floor)
-        self.clip, self.nonfinite, self.name = clip, nonfinite, name
+        if period < 1:
+            raise ConfigError(f"period must be >= 1, got {period}")
+        self.clip, self.nonfinite, self.name, self.period = clip, nonfinite, name, int(period)
         self.optimizer = (optimizer or adam)(self.parameters, self.lr)
         self.schedule: str | None
         self.torch_scheduler: Any = None
@@ -141,7 +146,8 @@ class Engine:
         value = float(loss.detach())
         self.optimizer.zero_grad()
         if self.schedule == "cosine":
-            lr = self.lr * cosine(self.step_count, self.total_steps, self.floor)
+            tick, ticks = self.step_count // self.period, max(self.total_steps // self.period, 1)
+            lr = self.lr * cosine(tick, ticks, self.floor)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
         self.step_count += 1
