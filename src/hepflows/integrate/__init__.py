@@ -28,8 +28,8 @@ from hepflows.integrate.integrands import (
     polynomial,
     signed,
 )
+from hepflows.integrate.integrator import NeuralIntegrator
 from hepflows.integrate.losses import channel_variance, forward_kl, moment, reverse_kl, variance
-from hepflows.integrate.nis import NeuralIntegrator
 from hepflows.integrate.presets import FABIntegrator, ReparamKLIntegrator
 from hepflows.integrate.result import IntegrationResult
 from hepflows.integrate.trainers import (

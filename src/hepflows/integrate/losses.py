@@ -49,7 +49,7 @@ def moment(p: int) -> Loss:
     divided by p times the moment, a softmax-weighted likelihood of the points).
     On Drell-Yan with the Z' (folded, 2e5 + 2e5 calls, seeds 0-2) the max-rule
     unweighting efficiency went 0.61 (p = 3), 0.74 (p = 16), 0.80 (p = 24)
-    (benchmarks/drell_yan.py, the design note on losses in nis.py).
+    (benchmarks/drell_yan.py, hepflows.generate.LOSS).
 
     Args:
         p: the order, >= 2.

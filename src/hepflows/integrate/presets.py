@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from hepflows.errors import CheckpointError
 from hepflows.integrate.integrands import Integrand
-from hepflows.integrate.nis import NeuralIntegrator
+from hepflows.integrate.integrator import NeuralIntegrator
 from hepflows.integrate.replay import PrioritisedReplayBuffer
 from hepflows.integrate.trainers import FAB, PathwiseKL, Trainer, trainer_fields
 

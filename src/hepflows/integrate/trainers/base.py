@@ -33,7 +33,7 @@ from torch import Tensor
 from hepflows.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hepflows.integrate.nis import NeuralIntegrator
+    from hepflows.integrate.integrator import NeuralIntegrator
     from hepflows.training import Engine
 
 #: Trainer classes by ``name`` (filled by subclassing), to rebuild saved integrators.

@@ -35,7 +35,7 @@ from hepflows.integrate.replay import PrioritisedReplayBuffer
 from hepflows.integrate.trainers.base import Trainer, TrainingHistory
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hepflows.integrate.nis import NeuralIntegrator
+    from hepflows.integrate.integrator import NeuralIntegrator
     from hepflows.training import Engine
 
 #: Points are kept this far from the cube's faces (amplitudes are singular on the boundary).

@@ -24,7 +24,7 @@ from hepflows.integrate.losses import channel_variance, get_loss
 from hepflows.integrate.trainers.base import Trainer, TrainingHistory
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hepflows.integrate.nis import NeuralIntegrator
+    from hepflows.integrate.integrator import NeuralIntegrator
     from hepflows.training import Engine
 
 

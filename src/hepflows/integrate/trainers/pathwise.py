@@ -21,7 +21,7 @@ from hepflows.integrate.trainers.base import Trainer, TrainingHistory
 from hepflows.integrate.trainers.fab import EDGE
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hepflows.integrate.nis import NeuralIntegrator
+    from hepflows.integrate.integrator import NeuralIntegrator
     from hepflows.training import Engine
 
 
