@@ -24,7 +24,7 @@ from hepflows.errors import CheckpointError, ConfigError
 from hepflows.integrate import IntegrationResult, NeuralIntegrator
 from hepflows.integrate.channels import Channel, check_channels
 from hepflows.integrate.integrands import Integrand
-from hepflows.integrate.nis import read_config
+from hepflows.integrate.integrator import read_config
 from hepflows.io import Events, check_event_path, write_events
 
 #: Training loss of process integrators: the 32nd moment of the weights
