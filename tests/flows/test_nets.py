@@ -85,3 +85,12 @@ def test_masked_linear_applies_its_mask():
 def test_unknown_activation():
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         activation("swish")
+
+
+def test_made_refuses_an_order_that_is_not_a_permutation():
+    from hepflows.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="permutation of range"):
+        MADE(3, 2, order=torch.tensor([0, 1]))
+    with pytest.raises(ConfigError, match="permutation of range"):
+        MADE(3, 2, order=torch.tensor([0, 0, 2]))

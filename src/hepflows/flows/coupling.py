@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from hepflows.errors import ConfigError
 from hepflows.flows.elementwise import ElementwiseMap
 from hepflows.flows.nets import MLP
 from hepflows.flows.transforms import Transform
@@ -43,7 +44,7 @@ class Coupling(Transform):
     ) -> None:
         super().__init__()
         if not 0 < split < features:
-            raise ValueError(f"split must lie in (0, {features}), got {split}")
+            raise ConfigError(f"split must lie in (0, {features}), got {split}")
         self.split = split
         self.elementwise = elementwise
         self.net = MLP(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hepflows.errors import ConfigError
 from hepflows.flows.splines import packed_spline_knots, rqs_forward, rqs_inverse, unbounded_rqs
 
 
@@ -48,7 +49,7 @@ class SplineMap(ElementwiseMap):
 
     def __init__(self, bins: int = 8, bound: float = 5.0, domain: str = "real") -> None:
         if bins < 2:
-            raise ValueError(f"a spline needs at least 2 bins, got {bins}")
+            raise ConfigError(f"a spline needs at least 2 bins, got {bins}")
         self.bins, self.bound, self.domain = bins, float(bound), domain
         if domain == "real":
             self.params_per_feature = 3 * bins - 1
@@ -57,7 +58,7 @@ class SplineMap(ElementwiseMap):
             self.params_per_feature = 3 * bins + 1
             self.interval = (0.0, 1.0)
         else:
-            raise ValueError(f"domain must be 'real' or 'unit', got {domain!r}")
+            raise ConfigError(f"domain must be 'real' or 'unit', got {domain!r}")
 
     def knots(self, params: Tensor) -> Tensor:
         """Knots (3, K + 1, *) from parameters (P, *)."""
@@ -97,9 +98,9 @@ def make_map(kind: str, bins: int, bound: float, domain: str) -> ElementwiseMap:
         return SplineMap(bins=bins, bound=bound, domain=domain)
     if kind == "affine":
         if domain != "real":
-            raise ValueError("affine maps do not preserve the unit cube: use kind='rqs'")
+            raise ConfigError("affine maps do not preserve the unit cube: use kind='rqs'")
         return AffineMap()
-    raise ValueError(f"unknown element-wise map {kind!r}: use 'rqs' or 'affine'")
+    raise ConfigError(f"unknown element-wise map {kind!r}: use 'rqs' or 'affine'")
 
 
 __all__ = ["AffineMap", "ElementwiseMap", "SplineMap", "make_map"]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from hepflows.errors import ConfigError
 from hepflows.flows.bayesian import VBLinear
 
 
@@ -35,7 +36,7 @@ def activation(name: str) -> nn.Module:
         return nn.ReLU(inplace=True) if name == "relu" else ACTIVATIONS[name]()
     except KeyError:
         known = sorted(ACTIVATIONS)
-        raise ValueError(f"unknown activation {name!r}: choose from {known}") from None
+        raise ConfigError(f"unknown activation {name!r}: choose from {known}") from None
 
 
 class MLP(nn.Module):
@@ -132,6 +133,11 @@ class MADE(nn.Module):
         super().__init__()
         self.features, self.params, self.context = features, params, context
         order = torch.arange(features) if order is None else torch.as_tensor(order)
+        if order.shape != (features,) or not torch.equal(order.sort().values,
+                                                         torch.arange(features)):  # fmt: skip
+            raise ConfigError(
+                f"order must be a permutation of range({features}), got {order.tolist()}"
+            )
         degree_in = torch.cat([order + 1, torch.zeros(context, dtype=torch.long)])
         layers: list[nn.Module] = []
         prev = degree_in

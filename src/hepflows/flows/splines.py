@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hepflows.errors import ConfigError
+
 #: Default minimum bin width, bin height and knot derivative.
 MIN_BIN_WIDTH = 1e-3
 MIN_BIN_HEIGHT = 1e-3
@@ -101,9 +103,9 @@ def packed_spline_knots(
     bins = sizes.shape[0] // 2
     rest = sizes.shape[1:]
     if max(min_width, min_height) * bins >= 1:
-        raise ValueError(f"minimum bin size too large for {bins} bins")
+        raise ConfigError(f"minimum bin size too large for {bins} bins")
     if derivatives.shape[0] not in (bins - 1, bins + 1):
-        raise ValueError(
+        raise ConfigError(
             f"derivatives need K - 1 = {bins - 1} or K + 1 = {bins + 1} entries on the "
             f"bin axis, got {derivatives.shape[0]}"
         )

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+from hepflows.errors import ConfigError
+
 
 class Transform(nn.Module):
     """Base class of invertible maps with tractable log|det J| in both directions."""
@@ -98,7 +100,7 @@ class Permutation(Transform):
         super().__init__()
         permutation = torch.as_tensor(permutation, dtype=torch.long)
         if not torch.equal(permutation.sort().values, torch.arange(len(permutation))):
-            raise ValueError(f"not a permutation of range({len(permutation)}): {permutation}")
+            raise ConfigError(f"not a permutation of range({len(permutation)}): {permutation}")
         self.register_buffer("permutation", permutation)
         self.register_buffer("inverse_permutation", torch.argsort(permutation))
 
@@ -122,7 +124,7 @@ class Logit(Transform):
     def __init__(self, alpha: float = 0.0) -> None:
         super().__init__()
         if not 0 <= alpha < 0.5:
-            raise ValueError(f"alpha must lie in [0, 0.5), got {alpha}")
+            raise ConfigError(f"alpha must lie in [0, 0.5), got {alpha}")
         self.alpha = alpha
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hepflows.errors import ConfigError
 from hepflows.extras import require
 from hepflows.integrate.integrands import Integrand, evaluate
 
@@ -30,7 +31,7 @@ class VegasMap(nn.Module):
         super().__init__()
         grid = torch.as_tensor(np.asarray(grid), dtype=torch.float64)
         if grid.ndim != 2 or grid.shape[1] < 2:
-            raise ValueError(f"grid must have shape (d, ninc + 1), got {tuple(grid.shape)}")
+            raise ConfigError(f"grid must have shape (d, ninc + 1), got {tuple(grid.shape)}")
         if ninc is None:
             ninc = torch.full((grid.shape[0],), grid.shape[1] - 1)
         self.register_buffer("grid", grid.contiguous())
