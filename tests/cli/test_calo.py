@@ -380,12 +380,11 @@ def test_outputs_are_checked_before_any_work(tmp_path, monkeypatch, capsys, args
 
 
 def _params(*path: str) -> dict[str, object]:
-    import click
     import typer
 
     command = typer.main.get_command(app)
     for name in path:
-        command = command.get_command(click.Context(command), name)
+        command = command.get_command(typer.Context(command), name)
     return {p.name: p.default for p in command.params}
 
 

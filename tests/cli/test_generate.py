@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import sys
 
-import click
 import pytest
 import typer
 
@@ -22,7 +21,7 @@ from hepflows.physics.processes.drell_yan import LEPTONS, DrellYanParameters
 
 def params(name: str) -> dict[str, object]:
     group = typer.main.get_command(cli_generate.app)
-    command = group.get_command(click.Context(group), name)
+    command = group.get_command(typer.Context(group), name)
     return {p.name: p.default for p in command.params}
 
 

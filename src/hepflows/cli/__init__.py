@@ -21,12 +21,11 @@ import os
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 import hepflows
 from hepflows.console import console, err_console
@@ -45,7 +44,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 
 
-def load_command(name: str) -> click.Command:
+# typer >= 0.2x carries its own click (typer._click), which may differ from an installed
+# click: commands are built from typer's classes only, and click is never imported here.
+
+
+def load_command(name: str) -> TyperCommand:
     """The click command of sub-command ``name`` of :data:`COMMANDS` (imports its module)."""
     module = importlib.import_module(COMMANDS[name][0])
     command = typer.main.get_command(module.app)
@@ -62,17 +65,17 @@ class LazyGroup(TyperGroup):
 
     listing = False
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in COMMANDS and cmd_name not in self.commands:
             if self.listing:  # the listing needs the help line only
-                return click.Command(cmd_name, help=COMMANDS[cmd_name][1])
+                return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])
             self.commands[cmd_name] = load_command(cmd_name)
         return super().get_command(ctx, cmd_name)
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_help(self, ctx: Any, formatter: Any) -> None:
         self.listing = True
         try:
             super().format_help(ctx, formatter)
