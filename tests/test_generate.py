@@ -124,3 +124,31 @@ def test_an_unwritable_or_unknown_output_is_refused_before_any_work(tmp_path):
     ok = run(camel(2), 10, build, out=tmp_path / "c.lhe", train_calls=2_000, calls=2_000,
              progress=False)  # fmt: skip
     assert built == [1] and ok.path.exists()
+
+
+def test_expansion_and_particle_records_share_one_random_stream(tmp_path):
+    """Two generators of one seed would give the mirror/phi draws and the record draws the
+    same numbers (correlated); the records continue the expansion's stream instead."""
+    import pylhe
+
+    from hepflows.generate import run
+    from hepflows.integrate import NeuralIntegrator, camel
+
+    seen = []
+
+    def expand(x, gen):
+        seen.append(("expand", gen, torch.rand(len(x), generator=gen)))
+        return x
+
+    def particles(x, gen):
+        seen.append(("particles", gen, torch.rand(len(x), generator=gen)))
+        return [[pylhe.LHEParticle(id=22, status=1, mother1=0, mother2=0, color1=0, color2=0,
+                                   px=0.0, py=0.0, pz=1.0, e=1.0, m=0.0, lifetime=0.0,
+                                   spin=9.0)] for _ in range(len(x))]  # fmt: skip
+
+    run(camel(2), 20, lambda: NeuralIntegrator(camel(2), 2, seed=0), out=tmp_path / "c.lhe",
+        train_calls=2_000, calls=2_000, expand=expand, particles=particles,
+        progress=False)  # fmt: skip
+    (_, g1, r1), (_, g2, r2) = seen
+    assert [k for k, _, _ in seen] == ["expand", "particles"] and g1 is g2
+    assert not torch.equal(r1, r2)  # the records draw fresh numbers, not the same ones

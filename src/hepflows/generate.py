@@ -92,6 +92,7 @@ def run(
     integrator: str | os.PathLike | None = None,
     progress: bool = True,
     expand: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    particles: Callable[[torch.Tensor, torch.Generator], Any] | None = None,
     write: dict[str, Any] | None = None,
 ) -> Generation:
     """Train or load, integrate, unweight and write: the workflow of every process.
@@ -109,7 +110,10 @@ def run(
         progress: progress bars.
         expand: maps the events' points (n, d) to the process' full phase space
             (a folded integrand's ``expand``).
-        write: keyword arguments of :func:`hepflows.io.write_events` (particles, beams...).
+        particles: ``particles(x, generator)``: the events' particle records (see
+            :func:`hepflows.io.write_events`); it draws from the same stream as
+            ``expand``, after it.
+        write: other keyword arguments of :func:`hepflows.io.write_events` (beams...).
 
     Returns:
         A :class:`Generation`.
@@ -131,10 +135,12 @@ def run(
     if n_events:
         events = integ.generate(n_events, calls=calls, progress=progress)
         result = events.result
+        gen = torch.Generator().manual_seed(seed)  # one stream: expansion, then records
         if expand is not None:
-            events = replace(events, x=expand(events.x, torch.Generator().manual_seed(seed)))
+            events = replace(events, x=expand(events.x, gen))
         if out_path is not None:
-            write_events(out_path, events, **(write or {}))
+            records = None if particles is None else (lambda x: particles(x, gen))
+            write_events(out_path, events, particles=records, **(write or {}))
     else:
         result = integ.integrate(calls=calls, progress=progress)
     return Generation(integ, result, events, out_path if events is not None else None, trained,
@@ -194,9 +200,7 @@ def generate_events(
     f = process.folded() if fold else process
     channels = f.channels() if multichannel else None
     p = process.params
-    gen = torch.Generator().manual_seed(seed)
     write = dict(
-        particles=lambda x: process.lhe_particles(x, gen),
         beams=(2212, 2212, p.sqrt_s / 2, p.sqrt_s / 2),
         pdf_set=getattr(process.pdf, "lhapdf_id", None) or 0, process_id=DRELL_YAN_ID,
         scale=p.mu_f, aqed=p.alpha_em if isinstance(p.alpha_em, float) else 0.0,
@@ -204,7 +208,8 @@ def generate_events(
     return run(
         f, n_events, lambda: NeuralIntegrator(f, f.dims, seed=seed, channels=channels, loss=LOSS),
         out=out, channels=channels, train_calls=train_calls, calls=calls, seed=seed,
-        integrator=integrator, progress=progress, expand=f.expand if fold else None, write=write,
+        integrator=integrator, progress=progress, expand=f.expand if fold else None,
+        particles=process.lhe_particles, write=write,
     )  # fmt: skip
 
 
@@ -235,12 +240,10 @@ def generate_decay(
     """
     if method not in DECAY_METHODS:
         raise ConfigError(f"method must be one of {DECAY_METHODS}, got {method!r}")
-    gen = torch.Generator().manual_seed(seed)
-    write = dict(particles=lambda x: decay.lhe_particles(x, gen),
-                 beams=(decay.pdg_ids[0], 0, decay.dalitz.M, 0.0), process_id=DECAY_ID,
+    write = dict(beams=(decay.pdg_ids[0], 0, decay.dalitz.M, 0.0), process_id=DECAY_ID,
                  scale=decay.dalitz.M)  # fmt: skip
     return run(
         decay, n_events, lambda: NeuralIntegrator(decay, 2, seed=seed, trainer=method), out=out,
         train_calls=train_calls, calls=calls, seed=seed, integrator=integrator,
-        progress=progress, write=write,
+        progress=progress, particles=decay.lhe_particles, write=write,
     )  # fmt: skip
