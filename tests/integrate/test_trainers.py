@@ -159,3 +159,36 @@ def test_trainer_options_are_checked():
     with pytest.raises(ConfigError, match="lr"):
         FAB(lr=-1.0)
     assert math.isclose(NeuralIntegrator(camel(2), 2, trainer="fab").trainer.lr, 1e-2)
+    assert ImportanceTrainer(buffered_steps=0).steps_per_iteration() == 1  # fresh steps only
+    with pytest.raises(ConfigError, match="buffer_batches must be an int >= 1"):
+        ImportanceTrainer(buffer_batches=0)
+    with pytest.raises(ConfigError, match="buffered_steps must be an int >= 0"):
+        ImportanceTrainer(buffered_steps=-1)
+    named = NeuralIntegrator(camel(2), 2, trainer="importance", buffered_steps=2).trainer
+    assert (named.loss, named.buffered_steps) == ("variance", 2)
+
+
+def test_a_file_of_the_earlier_flat_layout_loads_with_its_trainer(tmp_path):
+    """Integrators saved before trainers were objects kept loss/lr/... flat in the config."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    integ = NeuralIntegrator(bumps, 2, seed=3, loss="moment8", vegas=False, batch_size=128,
+                             buffered_steps=2, **SMALL)  # fmt: skip
+    integ.train(calls=1_000, progress=False)
+    path = tmp_path / "new.safetensors"
+    integ.save(path)
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+    config = json.loads(meta["config"])
+    trainer = config.pop("trainer")["options"]
+    config.update(loss=trainer["loss"], lr=trainer["lr"], batch_size=trainer["batch_size"],
+                  buffered_steps=trainer["buffered_steps"],
+                  buffer_batches=trainer["buffer_batches"])  # fmt: skip
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(path)), str(old), metadata={**meta, "config": json.dumps(config)})
+    loaded = NeuralIntegrator.load(old, bumps)
+    assert loaded.trainer == integ.trainer  # ImportanceTrainer(loss="moment8", ...)
+    assert loaded.integrate(calls=2_000).value == integ.integrate(calls=2_000).value

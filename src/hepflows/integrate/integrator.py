@@ -811,7 +811,8 @@ class NeuralIntegrator:
         return integ
 
     def _restore(self, path: str | os.PathLike, training: bool) -> None:
-        config = read_config(path)
+        meta = _read_meta(path)
+        config = _upgrade(json.loads(meta["config"]))
         if config != self.config:
             diff = {k: (config.get(k), v) for k, v in self.config.items() if config.get(k) != v}
             raise CheckpointError(
@@ -819,7 +820,7 @@ class NeuralIntegrator:
                 f"(file vs now: {diff}); use another checkpoint path or the same settings"
             )
         tensors = load_file(str(path))
-        state = json.loads(_read_meta(path)["state"])
+        state = json.loads(meta["state"])
         flow_state = {k[5:]: v for k, v in tensors.items() if k.startswith("flow.")}
         try:
             self.flow.load_state_dict(flow_state)
@@ -864,7 +865,12 @@ def _read_meta(path: str | os.PathLike) -> dict[str, str]:
 
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
     """The configuration of a saved integrator (files of earlier versions converted)."""
-    config = json.loads(_read_meta(path)["config"])
+    return _upgrade(json.loads(_read_meta(path)["config"]))
+
+
+def _upgrade(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved configuration in today's form: files written before trainers were objects
+    get their trainer description from the old flat keys."""
     if "trainer" not in config:  # written before trainers were objects
         method = config.pop("method", None)
         options = {k: config.pop(k) for k in ("lr", "batch_size") if k in config}

@@ -168,7 +168,7 @@ def make_trainer(spec: Trainer | str | dict[str, Any], **options: Any) -> Traine
         return cls(**spec.get("options", {}))
     if not isinstance(spec, str):
         raise ConfigError(f"trainer must be a Trainer, a name or a description, got {spec!r}")
-    if spec in REGISTRY and spec != "importance":
+    if spec in REGISTRY:
         return REGISTRY[spec](**options)
     return REGISTRY["importance"](loss=spec, **options)
 

@@ -56,10 +56,10 @@ class ImportanceTrainer(Trainer):
     def __post_init__(self) -> None:
         super().__post_init__()
         get_loss(self.loss)
-        for key in ("buffered_steps", "buffer_batches"):
+        for key, low in (("buffered_steps", 0), ("buffer_batches", 1)):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (key[-1] == "s"):
-                raise ConfigError(f"{key} must be an int >= 0 (buffer_batches >= 1), got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{key} must be an int >= {low}, got {value!r}")
         self.buffer: SampleBuffer | None = None
 
     def steps_per_iteration(self) -> int:
@@ -120,7 +120,7 @@ class ImportanceTrainer(Trainer):
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         if self.buffer is None or self.buffer.rows is None:
             return {}, {}
-        return {"buffer": self.buffer.rows.contiguous()}, {"capacity": self.buffer.capacity}
+        return {"buffer": self.buffer.rows.contiguous()}, {}
 
     def load_state(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         if "buffer" in tensors and self.buffer is not None:
