@@ -187,3 +187,11 @@ def test_user_optimizer_scheduler_and_callbacks_reach_every_stage():
     steps = 4  # 400 showers, 10 % held out, batches of 100
     assert len(log.iterations) == 3 * steps and [e["epoch"] for e in log.epochs] == [0, 0, 1]
     assert all({"train", "val"} <= set(e) for e in log.epochs)
+
+
+def test_zero_student_epochs_still_start_the_student_from_the_teacher():
+    """As before the training engine: the copy happens whatever the student's epochs."""
+    m = model(seed=6, student=True)
+    history = train(m, showers(), plan(flow1=1, teacher=1, student=0), progress=False)
+    assert history["student"]["val"] == []
+    assert same_weights(m.student, m.teacher)

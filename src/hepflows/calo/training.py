@@ -197,24 +197,25 @@ def _train_stage(
     h = state["history"].setdefault(
         stage, {"train": [], "val": [], "best_epoch": -1, "seconds": 0.0}
     )
+    resumed = state["stage"] == stage and state["epoch"] > 0
+    if stage == "student" and not resumed and plan.student_from_teacher:
+        # The student's blocks mirror the teacher's: start from its weights (also with
+        # 0 student epochs, as before the engine).
+        model.student.load_state_dict(model.teacher.state_dict())
     if epochs == 0:
         return
     # Cosine decay per epoch to 1 % of the initial rate; a NaN loss stops the run.
     engine = Engine(flow.parameters(), lr=plan.lr[stage], total_steps=epochs * steps,
                     floor=0.01, period=steps, nonfinite="raise", name=stage,
                     **engine_options)  # fmt: skip
-    resumed = state["stage"] == stage and state["epoch"] > 0
     best = {k: v.clone() for k, v in flow.state_dict().items()}
-    if stage == "student" and not resumed and plan.student_from_teacher:
-        # The student's blocks mirror the teacher's: start from its weights.
-        model.student.load_state_dict(model.teacher.state_dict())
     if resumed and checkpoint is not None:
         tensors = load_file(str(checkpoint))
         engine.load_state(tensors, state.get("engine", {}))
         engine.iteration = state["epoch"] * steps
         engine.step_count = max(engine.step_count, engine.iteration)
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or best
-    epoch_state: dict[str, Any] = {"total": 0.0, "t0": time.perf_counter()}
+    epoch_state: dict[str, Any] = {}  # order, generator, loss sum and start of this epoch
 
     def batches(epoch: int) -> tuple[Tensor, torch.Generator]:
         if epoch_state.get("epoch") != epoch:
