@@ -240,7 +240,6 @@ def classifier_test(
 
     with seeded(seed):
         net = _mlp(tensors["train"][0].shape[1], hidden)
-    bars: list = []  # the epoch progress bar, once open
     loss_fn = nn.BCEWithLogitsLoss()
     generator = torch.Generator().manual_seed(seed)
     x_tr, y_tr = tensors["train"]
@@ -265,12 +264,11 @@ def classifier_test(
         val_loss = float(loss_fn(_predict(net, x_va, batch_size), y_va))
         if val_loss < best["loss"]:
             best.update(loss=val_loss, epoch=epoch + 1, state=copy.deepcopy(net.state_dict()))
-        bars[0].advance(1, val_loss=val_loss)
+        bar.advance(1, val_loss=val_loss)  # the epoch bar opened below
         return {"val": val_loss}
 
     stop = [EarlyStopping("val", patience)] if patience is not None else []
     with progress_bar(epochs, f"classifier ({level}-level)", enabled=progress) as bar:
-        bars.append(bar)
         engine.run(iteration, epochs * steps, callbacks=stop, per_epoch=steps,
                    end_of_epoch=end_of_epoch)  # fmt: skip
     epoch, best_epoch, best_state = engine.iteration // steps, best["epoch"], best["state"]
