@@ -44,19 +44,18 @@ class ProgressCallback(Callback):
 
     Args:
         description: label of the bar.
-        total: iterations of the whole run.
-        done: iterations already done (a resumed run).
+        total: iterations of the whole run (a resumed run starts at the engine's iteration).
     """
 
-    def __init__(self, description: str, total: int, done: int = 0) -> None:
-        self.description, self.total, self.done = description, total, done
+    def __init__(self, description: str, total: int) -> None:
+        self.description, self.total = description, total
         self._context: Any = None
         self._bar: Any = None
 
     def on_start(self, engine: Engine) -> None:
         self._context = progress_bar(self.total, self.description)
         self._bar = self._context.__enter__()
-        self._bar.advance(self.done)
+        self._bar.advance(engine.iteration)
 
     def on_iteration(self, engine: Engine, logs: dict[str, float]) -> None:
         self._bar.advance(1, **{k: v for k, v in logs.items() if isinstance(v, int | float)})

@@ -200,7 +200,7 @@ class Engine:
         """
         cbs = list(callbacks)
         if progress is not None:
-            cbs.insert(0, ProgressCallback(progress, iterations, self.iteration))
+            cbs.insert(0, ProgressCallback(progress, iterations))
         self.stop = False
         for cb in cbs:
             cb.on_start(self)
