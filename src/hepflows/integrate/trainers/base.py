@@ -98,7 +98,7 @@ class Trainer:
     # ------------------------------------------------------------ description
     def options(self) -> dict[str, Any]:
         """The constructor arguments (JSON-able): ``type(self)(**options())`` rebuilds it."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        return {name: getattr(self, name) for name in trainer_fields(type(self))}
 
     def describe(self) -> dict[str, Any]:
         """``{"name": ..., "options": {...}}``, as written into saved integrators."""
@@ -173,9 +173,9 @@ def make_trainer(spec: Trainer | str | dict[str, Any], **options: Any) -> Traine
     return REGISTRY["importance"](loss=spec, **options)
 
 
-def trainer_fields(cls: type[Trainer]) -> set[str]:
-    """The option names of a trainer class."""
-    return {f.name for f in fields(cls) if f.init}
+def trainer_fields(cls: type[Trainer]) -> tuple[str, ...]:
+    """The option names of a trainer class, in declaration order."""
+    return tuple(f.name for f in fields(cls) if f.init)
 
 
 __all__ = ["REGISTRY", "Trainer", "TrainingHistory", "make_trainer", "trainer_fields"]
