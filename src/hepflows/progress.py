@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,6 +21,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from hepflows.console import err_console
 
 #: Plain progress lines: at most one per this many seconds, unless 10 % more is done.
 PLAIN_INTERVAL = 60.0
@@ -79,7 +80,7 @@ def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator
     if not enabled:
         yield _Bar(None, None)
         return
-    if not Console(stderr=True).is_terminal:
+    if not err_console.is_terminal:
         bar = _PlainBar(total, description)
         yield bar
         bar.close()
@@ -92,5 +93,5 @@ def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     )
-    with Progress(*columns, transient=False, console=Console(stderr=True)) as progress:
+    with Progress(*columns, transient=False, console=err_console) as progress:
         yield _Bar(progress, progress.add_task(description, total=total, info=""))
