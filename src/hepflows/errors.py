@@ -30,3 +30,7 @@ class CheckpointError(HepflowsError):
 
 class MissingExtraError(HepflowsError, ImportError):
     """An optional package is not installed; the message names the extra that brings it."""
+
+
+class HepflowsWarning(UserWarning):
+    """A result may mislead (e.g. a classifier stopped before it converged): read the message."""

@@ -8,17 +8,15 @@ FPD/KPD ~ 0), and a generator with blobs twice as wide must not.
 from __future__ import annotations
 
 import json
-from functools import cache
 
 import numpy as np
 import pytest
 from scipy import linalg
 
+from calo_blobs import CENTRES, FAST, GEOMETRY, V, samples
 from hepflows.calo import (
-    ClassifierResult,
     Geometry,
     Showers,
-    classifier_test,
     evaluate,
     feature_matrix,
     feature_names,
@@ -29,37 +27,6 @@ from hepflows.calo import (
     separation_power,
 )
 from hepflows.errors import ConfigError, InputError, ShapeError
-
-GEOMETRY = Geometry.builtin("calogan")
-CENTRES = GEOMETRY.centres()
-V = GEOMETRY.n_voxels  # 288 + 144 + 72 = 504
-FAST = {"hidden": (64, 64), "epochs": 20, "lr": 1e-3, "patience": 3, "batch_size": 256}
-
-
-def blobs(n: int, seed: int, width: float = 25.0) -> Showers:
-    """Gaussian-blob showers: random layer shares, a jittered centre, gamma voxel noise.
-
-    Incident energies uniform in 1-100 GeV; voxels below 0.1 MeV are zeroed.
-    """
-    rng = np.random.default_rng(seed)
-    e_inc = rng.uniform(1e3, 1e5, n)
-    e_dep = e_inc * np.clip(rng.normal(0.9, 0.03, n), 0.5, 1.0)
-    shares = rng.dirichlet([10.0, 60.0, 10.0], n)
-    x0, y0 = rng.normal(0, 5, n), rng.normal(0, 5, n)
-    voxels = np.zeros((n, V))
-    for k, s in enumerate(GEOMETRY.slices):
-        c = CENTRES[s]
-        r2 = (c[:, 0] - x0[:, None]) ** 2 + (c[:, 1] - y0[:, None]) ** 2
-        w = np.exp(-r2 / (2 * width**2)) * rng.gamma(4.0, 0.25, r2.shape)
-        voxels[:, s] = w / w.sum(1, keepdims=True) * (e_dep * shares[:, k])[:, None]
-    voxels[voxels < 0.1] = 0.0
-    return Showers(e_inc, voxels, GEOMETRY)
-
-
-@cache
-def samples() -> dict[str, Showers]:
-    """Two samples of the same generator and one of a twice-as-wide generator."""
-    return {"a": blobs(2000, 1), "b": blobs(2000, 2), "wide": blobs(2000, 3, width=50.0)}
 
 
 def single(voxel_values: dict[int, float], energy: float = 1e4) -> Showers:
@@ -195,51 +162,6 @@ def test_kpd_zero_within_error_for_same_generator_large_for_wide() -> None:
     wide, wide_error = kpd(m["a"], m["wide"], num_batches=10, batch_size=500)
     assert wide > 20 * wide_error and wide > 100 * max(abs(value), error)
     assert kpd(m["a"], m["b"], batch_size=500) == kpd(m["a"], m["b"], batch_size=500)  # seeded
-
-
-# ------------------------------------------------------------------ classifier
-@pytest.mark.parametrize("level", ["low", "high"])
-def test_classifier_cannot_tell_a_generator_from_itself(level: str) -> None:
-    s = samples()
-    same = classifier_test(s["a"], s["b"], level, seed=0, **FAST)
-    assert isinstance(same, ClassifierResult) and same.level == level
-    assert abs(same.auc - 0.5) < 0.05, same.summary()
-    # isotonic calibration on 400 + 400 validation showers biases the JSD low by ~0.03
-    assert abs(same.jsd) < 0.1, same.summary()
-    assert abs(same.accuracy - 0.5) < 0.06
-    assert same.n_train == 2400 and same.n_test == 800
-    assert 1 <= same.best_epoch <= same.epochs - FAST["patience"]  # stopped early
-    full = classifier_test(s["a"], s["b"], level, seed=0, **{**FAST, "patience": None, "epochs": 4})
-    assert full.epochs == 4  # no patience: every epoch runs, the best one is kept
-    wide = classifier_test(s["a"], s["wide"], level, seed=0, **{**FAST, "epochs": 8})
-    assert wide.auc > 0.95, wide.summary()
-    assert wide.jsd > 0.6 and wide.accuracy > 0.9, wide.summary()
-    assert "AUC" in wide.summary() and json.dumps(wide.to_dict())
-
-
-def test_classifier_is_seeded_and_subsamples() -> None:
-    s = samples()
-    opts = {**FAST, "epochs": 3, "max_showers": 500}
-    r1 = classifier_test(s["a"], s["wide"], "high", seed=3, **opts)
-    r2 = classifier_test(s["a"], s["wide"], "high", seed=3, **opts)
-    assert r1 == r2
-    assert r1.n_train == 600 and r1.n_test == 200 and r1.epochs == 3
-
-
-def test_classifier_input_errors() -> None:
-    s = samples()
-    with pytest.raises(InputError, match="at least 100"):
-        classifier_test(s["a"], s["b"][:99])
-    with pytest.raises(InputError, match="at least 100"):
-        classifier_test(s["a"][:50], s["b"])
-    other = Geometry.builtin("calochallenge-ds1-photon")
-    foreign = Showers(np.ones(200), np.zeros((200, other.n_voxels)), other)
-    with pytest.raises(InputError, match="geometry"):
-        classifier_test(s["a"], foreign)
-    with pytest.raises(ConfigError, match="level"):
-        classifier_test(s["a"], s["b"], "medium")
-    with pytest.raises(ConfigError):
-        classifier_test(s["a"], s["b"], epochs=0)
 
 
 # ------------------------------------------------------------------ plot and evaluate

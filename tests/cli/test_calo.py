@@ -215,6 +215,7 @@ def test_evaluate_writes_the_json_report_and_the_png(chain, tmp_path) -> None:
                "--out", report_path, "--plot", plot, "--levels", "high", "--epochs", 2,
                "--max-showers", 200)  # fmt: skip
     assert "wrote" in out and report_path.is_file()
+    assert "classifiers:" in out and "GBDT" in out
     assert plot.read_bytes()[:8] == PNG
     report = json.loads(report_path.read_text())
     assert report["reference"] == {"n_showers": N_SIM, "geometry": "calogan"}
@@ -224,8 +225,8 @@ def test_evaluate_writes_the_json_report_and_the_png(chain, tmp_path) -> None:
     assert set(models) == {"student", "teacher"}  # LABEL=FILE, or the file's stem
     assert models["student"]["n_showers"] == 150 and models["teacher"]["n_showers"] == N_SIM
     for r in models.values():
-        assert set(r["classifier"]) == {"high"}
-        assert 0 <= r["classifier"]["high"]["auc"] <= 1
+        assert set(r["classifier"]) == {"high", "gbdt"}  # the GBDT cross-check by default
+        assert 0 <= r["classifier"]["high"]["auc"] <= 1 and 0 <= r["classifier"]["gbdt"]["auc"] <= 1
         assert math.isfinite(r["fpd"]) and r["fpd"] >= 0
         assert 0 <= r["separation_mean"] <= 1
         assert set(r["separation"]) >= {"E_inc", "E_dep"}
@@ -237,7 +238,7 @@ def test_evaluate_writes_the_json_report_and_the_png(chain, tmp_path) -> None:
 def test_evaluate_without_classifier(chain, tmp_path) -> None:
     report_path = tmp_path / "eval.json"
     _cli("evaluate", chain["sim"], chain["student"], "--out", report_path, "--plot",
-         tmp_path / "p.png", "--levels", "none")  # fmt: skip
+         tmp_path / "p.png", "--levels", "none", "--no-gbdt")  # fmt: skip
     report = json.loads(report_path.read_text())
     assert report["models"]["student"]["classifier"] == {}
     assert math.isfinite(report["models"]["student"]["fpd"])
@@ -365,8 +366,12 @@ def test_outputs_are_checked_before_any_work(tmp_path, monkeypatch, capsys, args
     def no_work(*args, **kwargs):
         raise AssertionError("work started before the outputs were checked")
 
-    for module, name in ((calo_cli, "ToySimulator"), (calo_cli, "CaloFlow"),
-                         (hepflows.calo, "read_showers"), (calo_cli, "evaluate_showers")):
+    for module, name in (
+        (calo_cli, "ToySimulator"),
+        (calo_cli, "CaloFlow"),
+        (hepflows.calo, "read_showers"),
+        (calo_cli, "evaluate_showers"),
+    ):
         monkeypatch.setattr(module, name, no_work)  # fmt: skip
     (tmp_path / "d.h5").mkdir()
     code, _, err = _run_main(["calo", *args.format(o=tmp_path).split()], monkeypatch, capsys)

@@ -1,7 +1,8 @@
 """Calorimeter showers: geometry and shower files, a toy simulator, CaloFlow, evaluation."""
 
 from hepflows.calo.caloflow import CaloFlow
-from hepflows.calo.evaluate import ClassifierResult, classifier_test, evaluate, plot_features
+from hepflows.calo.classifier import ClassifierResult, classifier_test, gbdt_test
+from hepflows.calo.evaluate import evaluate, plot_features
 from hepflows.calo.features import (
     feature_matrix,
     feature_names,
@@ -29,6 +30,7 @@ __all__ = [
     "evaluate",
     "feature_matrix",
     "feature_names",
+    "gbdt_test",
     "fpd",
     "high_level_features",
     "kpd",

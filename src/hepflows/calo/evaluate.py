@@ -1,10 +1,7 @@
 """Is a shower generator faithful? CaloChallenge-style evaluation (2410.21611).
 
-* :func:`classifier_test`: a neural network trained to tell reference from
-  generated showers, on voxels ("low") or high-level features ("high"), with
-  a fixed specification so numbers compare (MLP 3x512 ReLU, Adam 2e-4,
-  <= 50 epochs with early stopping, 60/20/20 split, <= 50k vs 50k showers,
-  isotonic calibration for the JSD); AUC 0.5 means indistinguishable;
+* the classifier tests of :mod:`hepflows.calo.classifier` (a converged MLP
+  on three input views, cross-checked by gradient-boosted trees);
 * :func:`plot_features`: histograms of the high-level features with the
   separation power of each model;
 * :func:`evaluate`: all of it, plus FPD and KPD, as one JSON-ready dict.
@@ -15,17 +12,23 @@ Feature definitions, separation power, FPD and KPD live in
 
 from __future__ import annotations
 
-import copy
 import math
 import os
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
+from hepflows.calo.classifier import (
+    VIEWS,
+    ClassifierResult,
+    auc_null_sigma,
+    check_count,
+    check_same_geometry,
+    classifier_test,
+    gbdt_test,
+)
 from hepflows.calo.features import (
     feature_matrix,
     fpd,
@@ -34,264 +37,14 @@ from hepflows.calo.features import (
     separation_power,
 )
 from hepflows.calo.showers import Showers
-from hepflows.errors import ConfigError, InputError
+from hepflows.errors import ConfigError, HepflowsWarning, InputError
 from hepflows.extras import require
 from hepflows.io.atomic import atomic_write
-from hepflows.progress import progress_bar
-from hepflows.random import seeded
-from hepflows.training import EarlyStopping, Engine
 
-#: Fewest showers per class the classifier test accepts.
-MIN_SHOWERS = 100
-#: Calibrated classifier outputs are clipped to [CLIP, 1 - CLIP] for the JSD.
-CLIP = 1e-6
-_SPLIT = (0.6, 0.2, 0.2)  # train / validation / test, per class (CaloChallenge ttv_split)
+__all__ = ["ClassifierResult", "classifier_test", "evaluate", "gbdt_test", "plot_features"]
 
-
-@dataclass(frozen=True)
-class ClassifierResult:
-    """Outcome of :func:`classifier_test`.
-
-    Attributes:
-        auc: ROC AUC on the test split (0.5: indistinguishable, 1: separable).
-        jsd: Jensen-Shannon divergence in bits (0..1) from the calibrated output.
-        accuracy: test accuracy of the calibrated output thresholded at 0.5.
-        epochs: epochs trained (early stopping may end before the maximum).
-        best_epoch: epoch of the kept (lowest validation loss) network.
-        n_train: training showers, both classes together.
-        n_test: test showers, both classes together.
-        level: ``"low"`` (voxels) or ``"high"`` (features).
-    """
-
-    auc: float
-    jsd: float
-    accuracy: float
-    epochs: int
-    best_epoch: int
-    n_train: int
-    n_test: int
-    level: str
-
-    def summary(self) -> str:
-        """One line a person reads."""
-        return (
-            f"{self.level}-level classifier: AUC {self.auc:.3f}  JSD {self.jsd:.3f}  "
-            f"accuracy {self.accuracy:.3f}  ({self.n_train} training / {self.n_test} test "
-            f"showers, best of {self.epochs} epochs at epoch {self.best_epoch})"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
-
-
-# ------------------------------------------------------------------ validation
-def _check_same_geometry(reference: Showers, other: Showers, label: str) -> None:
-    if reference.geometry.layers != other.geometry.layers:
-        raise InputError(
-            f"{label} showers are in geometry {other.geometry.name!r} "
-            f"({other.geometry.n_voxels} voxels) but the reference is in "
-            f"{reference.geometry.name!r} ({reference.geometry.n_voxels} voxels): "
-            "compare showers of one calorimeter"
-        )
-
-
-def _check_count(showers: Showers, label: str, minimum: int = MIN_SHOWERS) -> None:
-    if len(showers) < minimum:
-        raise InputError(
-            f"{label} has {len(showers)} showers; the classifier test needs at least "
-            f"{minimum} of each: generate more showers"
-        )
-
-
-# ------------------------------------------------------------------ classifier inputs
-def _low_level_inputs(showers: Showers, log_range: tuple[float, float]) -> np.ndarray:
-    """(N, V + 1): voxels / E_inc (CaloChallenge ``prepare_low_data_for_classifier``)
-    and log10(E_inc) mapped linearly to [0, 1] over ``log_range``."""
-    lo, hi = log_range
-    log_e = (np.log10(showers.energy) - lo) / (hi - lo if hi > lo else 1.0)
-    return np.concatenate(
-        [showers.voxels / showers.energy[:, None], log_e[:, None]], 1, dtype=np.float32
-    )
-
-
-def _mlp(d_in: int, hidden: Sequence[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(d_in, width), nn.ReLU()]
-        d_in = width
-    layers.append(nn.Linear(d_in, 1))
-    return nn.Sequential(*layers)
-
-
-@torch.no_grad()
-def _predict(net: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """(n,) logits, batch by batch."""
-    return torch.cat([net(x[i : i + batch_size]).squeeze(1)
-                      for i in range(0, len(x), batch_size)])  # fmt: skip
-
-
-def classifier_test(
-    reference: Showers,
-    generated: Showers,
-    level: str = "low",
-    *,
-    hidden: int | Sequence[int] = (512, 512, 512),
-    epochs: int = 50,
-    lr: float = 2e-4,
-    patience: int | None = None,
-    batch_size: int = 1000,
-    max_showers: int = 50_000,
-    seed: int = 0,
-    progress: bool = False,
-) -> ClassifierResult:
-    """Train a classifier to tell reference (label 1) from generated (label 0) showers.
-
-    The fixed specification (CaloChallenge ``evaluate.py``, 2410.21611, on CPU):
-
-    * ``n = min(N_ref, N_gen, max_showers)`` showers of each class, drawn at
-      random (seeded); each class split 60/20/20 into train/validation/test;
-    * inputs, ``"low"``: voxels / E_inc (V values) and log10(E_inc) scaled to
-      [0, 1] over the range of the drawn showers; ``"high"``:
-      :func:`~hepflows.calo.features.feature_matrix` (log10 energies, centres
-      and widths) standardised with the training split's mean and std;
-    * MLP with ``hidden`` ReLU layers (3 x 512; CaloChallenge used 3 x 2048 on
-      GPU), BCE loss, Adam with learning rate ``lr``, batches of ``batch_size``,
-      ``epochs`` epochs, and the best-validation-loss network is kept (with
-      ``patience``, training also stops after that many epochs without a
-      validation improvement). No early stopping by default: the voxel
-      classifier's validation loss can sit on a plateau for its first epochs
-      before it finds a difference. On toy photons against a CaloFlow teacher,
-      patience 5 stopped at epoch 7 with AUC 0.50, while 50 epochs reach 0.90
-      (still improving), so a patience would flatter a model;
-    * AUC (``sklearn.metrics.roc_auc_score``) of the raw output on the test split
-      (a monotone calibration changes it only through ties);
-    * calibration: isotonic regression of the labels on the validation outputs
-      (as CaloChallenge), output c clipped to [1e-6, 1 − 1e-6]; on the test split
-      JSD = 1 + ½ ⟨log₂ c⟩_ref + ½ ⟨log₂(1 − c)⟩_gen in bits, i.e.
-      (ln 2 − BCE) / ln 2 for balanced classes as in CaloChallenge: 0 for an
-      indistinguishable generator (small negative values are statistical noise),
-      1 for a perfectly separable one; accuracy thresholds c at 0.5. The
-      isotonic step function overfits small validation sets, which biases the
-      JSD low: about −0.03 ± 0.03 at 400 validation showers per class for
-      indistinguishable sets, negligible at the 10k of the full specification.
-
-    Args:
-        reference: reference showers (e.g. Geant4 / the toy simulator).
-        generated: showers of the model under test, same geometry.
-        level: ``"low"`` (voxels) or ``"high"`` (features).
-        hidden: width of each hidden layer (an int means one layer).
-        epochs: maximum number of epochs.
-        lr: Adam learning rate.
-        patience: epochs without validation improvement before stopping
-            (``None``: run all ``epochs``).
-        batch_size: showers per optimisation step.
-        max_showers: most showers per class (the low-level inputs take
-            2 * n * V * 4 bytes: 16 GB for CaloChallenge ds3 at 50k; lower it there).
-        seed: seeds the draw, the split, the initialisation and the batch order.
-        progress: show a progress bar over epochs.
-
-    Raises:
-        InputError: different geometries, fewer than 100 showers in a set.
-        ConfigError: an unknown level or a non-positive option.
-    """
-    purpose = "The classifier test"
-    IsotonicRegression = require("sklearn.isotonic", "calo", purpose).IsotonicRegression
-    roc_auc_score = require("sklearn.metrics", "calo", purpose).roc_auc_score
-
-    if level not in ("low", "high"):
-        raise ConfigError(f"level must be 'low' (voxels) or 'high' (features), got {level!r}")
-    hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-    if min((epochs, patience or 1, batch_size, max_showers, *hidden)) < 1 or not lr > 0:
-        raise ConfigError("hidden, epochs, patience, batch_size, max_showers and lr must be > 0")
-    _check_same_geometry(reference, generated, "generated")
-    _check_count(reference, "the reference")
-    _check_count(generated, "the generated set")
-    n = min(len(reference), len(generated), max_showers)
-    if n < MIN_SHOWERS:
-        raise ConfigError(f"max_showers must be >= {MIN_SHOWERS}, got {max_showers}")
-
-    rng = np.random.default_rng(seed)
-    ref = reference[rng.choice(len(reference), n, replace=False)]
-    gen = generated[rng.choice(len(generated), n, replace=False)]
-    if level == "low":
-        log_e = np.log10(np.concatenate([ref.energy, gen.energy]))
-        x_ref = _low_level_inputs(ref, (log_e.min(), log_e.max()))
-        x_gen = _low_level_inputs(gen, (log_e.min(), log_e.max()))
-    else:
-        x_ref, x_gen = feature_matrix(ref), feature_matrix(gen)
-
-    # Per-class 60/20/20 split (the draw above is already random): balanced splits.
-    n_tr, n_va = int(_SPLIT[0] * n), int(_SPLIT[1] * n)
-    parts = {}
-    for name, sl in (("train", slice(0, n_tr)), ("val", slice(n_tr, n_tr + n_va)),
-                     ("test", slice(n_tr + n_va, n))):  # fmt: skip
-        x = np.concatenate([x_ref[sl], x_gen[sl]]).astype(np.float32, copy=False)
-        y = np.concatenate([np.ones(len(x_ref[sl])), np.zeros(len(x_gen[sl]))])
-        parts[name] = (x, y)
-    if level == "high":
-        mean, std = parts["train"][0].mean(0), parts["train"][0].std(0)
-        std = np.where(std > 0, std, 1.0)
-        parts = {k: ((x - mean) / std, y) for k, (x, y) in parts.items()}
-    tensors = {
-        k: (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32))
-        for k, (x, y) in parts.items()
-    }
-
-    with seeded(seed):
-        net = _mlp(tensors["train"][0].shape[1], hidden)
-    loss_fn = nn.BCEWithLogitsLoss()
-    generator = torch.Generator().manual_seed(seed)
-    x_tr, y_tr = tensors["train"]
-    x_va, y_va = tensors["val"]
-    steps = math.ceil(len(x_tr) / batch_size)
-    # The fixed specification: Adam at a constant rate, no clipping.
-    engine = Engine(net.parameters(), lr=lr, total_steps=epochs * steps, scheduler=None,
-                    clip=None, name=f"classifier ({level}-level)")  # fmt: skip
-    best = {"loss": math.inf, "state": None, "epoch": 0}
-    order = torch.empty(0, dtype=torch.int64)
-
-    def iteration(i: int) -> None:
-        nonlocal order
-        if i % steps == 0:
-            net.train()
-            order = torch.randperm(len(x_tr), generator=generator)
-        idx = order[(i % steps) * batch_size : (i % steps + 1) * batch_size]
-        engine.step(loss_fn(net(x_tr[idx]).squeeze(1), y_tr[idx]))
-
-    def end_of_epoch(epoch: int) -> dict[str, float]:
-        net.eval()
-        val_loss = float(loss_fn(_predict(net, x_va, batch_size), y_va))
-        if val_loss < best["loss"]:
-            best.update(loss=val_loss, epoch=epoch + 1, state=copy.deepcopy(net.state_dict()))
-        bar.advance(1, val_loss=val_loss)  # the epoch bar opened below
-        return {"val": val_loss}
-
-    stop = [EarlyStopping("val", patience)] if patience is not None else []
-    with progress_bar(epochs, f"classifier ({level}-level)", enabled=progress) as bar:
-        engine.run(iteration, epochs * steps, callbacks=stop, per_epoch=steps,
-                   end_of_epoch=end_of_epoch)  # fmt: skip
-    epoch, best_epoch, best_state = engine.iteration // steps, best["epoch"], best["state"]
-    net.load_state_dict(best_state)
-
-    p_val = torch.sigmoid(_predict(net, x_va, batch_size)).double().numpy()
-    p_test = torch.sigmoid(_predict(net, tensors["test"][0], batch_size)).double().numpy()
-    y_val, y_test = parts["val"][1], parts["test"][1]
-    iso = IsotonicRegression(y_min=CLIP, y_max=1 - CLIP, out_of_bounds="clip")
-    c = np.clip(iso.fit(p_val, y_val).predict(p_test), CLIP, 1 - CLIP)
-    is_ref = y_test == 1
-    jsd = 1.0 + 0.5 * np.mean(np.log2(c[is_ref])) + 0.5 * np.mean(np.log2(1 - c[~is_ref]))
-    return ClassifierResult(
-        auc=float(roc_auc_score(y_test, p_test)),
-        jsd=float(jsd),
-        accuracy=float(np.mean((c > 0.5) == is_ref)),
-        epochs=epoch,
-        best_epoch=best_epoch,
-        n_train=len(y_tr),
-        n_test=len(y_test),
-        level=level,
-    )
-
+#: Largest |AUC(MLP) - AUC(GBDT)| on the voxel / E_inc view before the evaluation warns.
+AGREEMENT = 0.03
 
 # ------------------------------------------------------------------ histograms
 _KINDS = ("E", "EC_x", "EC_y", "width_x", "width_y", "sparsity")
@@ -407,7 +160,7 @@ def plot_features(
     if not samples:
         raise InputError("plot_features needs at least one sample to compare")
     for label, s in samples.items():
-        _check_same_geometry(reference, s, repr(label))
+        check_same_geometry(reference, s, repr(label))
     geometry = reference.geometry
     layers = _default_layers(reference) if layers is None else list(layers)
     bad = [i for i in layers if i not in geometry.voxel_layers]
@@ -463,11 +216,12 @@ def evaluate(
     reference: Showers,
     samples: dict[str, Showers],
     *,
-    levels: Sequence[str] = ("low", "high"),
+    levels: Sequence[str] = VIEWS,
+    gbdt: bool = True,
     hidden: int | Sequence[int] = (512, 512, 512),
-    epochs: int = 50,
+    epochs: int = 200,
     lr: float = 2e-4,
-    patience: int | None = None,
+    patience: int | None = 10,
     batch_size: int = 1000,
     max_showers: int = 50_000,
     bins: int = 40,
@@ -481,15 +235,26 @@ def evaluate(
     """Every CaloChallenge measure of each model against the reference.
 
     Per model: separation power of every high-level feature (bins as in
-    :func:`plot_features`), the classifier test at each of ``levels``, FPD and
+    :func:`plot_features`), the MLP classifier test at each of ``levels``
+    (:func:`~hepflows.calo.classifier.classifier_test`), the GBDT cross-check on
+    the voxel / E_inc view (:func:`~hepflows.calo.classifier.gbdt_test`), FPD and
     KPD on :func:`~hepflows.calo.features.feature_matrix`.
+
+    A :class:`~hepflows.errors.HepflowsWarning` is issued (and listed under
+    ``"warnings"``) when a classifier reached its cap before converging, or
+    when the MLP and the GBDT AUCs on voxel / E_inc differ by more than
+    :data:`AGREEMENT` (0.03): one of them has not found a difference the other
+    sees, so the lower AUC flatters the model (below ~1700 test showers per
+    class the allowed gap widens to 3 sqrt(2) times the AUC's statistical
+    error, :func:`~hepflows.calo.classifier.auc_null_sigma`).
 
     Args:
         reference: reference showers.
         samples: model label -> generated showers (same geometry).
-        levels: classifier levels to run (``"low"``, ``"high"``; empty: none).
-        hidden, epochs, lr, patience, batch_size, max_showers: classifier
-            options (see :func:`classifier_test`).
+        levels: MLP input views to run (``"low"``, ``"log"``, ``"high"``; empty: none).
+        gbdt: also run the GBDT cross-check (on ``"low"``).
+        hidden, epochs, lr, patience, batch_size, max_showers: MLP options
+            (see :func:`~hepflows.calo.classifier.classifier_test`).
         bins: histogram bins for the separation powers.
         threshold: voxel energy (MeV) for the sparsity.
         kpd_batches, kpd_batch_size: KPD batching (see :func:`~hepflows.calo.features.kpd`).
@@ -498,50 +263,42 @@ def evaluate(
         progress: print one line per result and show classifier progress bars.
 
     Returns:
-        ``{"reference": {...}, "settings": {...}, "models": {label: {"n_showers",
-        "separation": {feature: S}, "separation_mean", "classifier": {level:
+        ``{"reference": {...}, "settings": {...}, "classifier_converged": bool,
+        "warnings": [str], "models": {label: {"n_showers", "separation":
+        {feature: S}, "separation_mean", "classifier": {view | "gbdt":
         ClassifierResult.to_dict()}, "fpd", "kpd": {"value", "error"}}}}``,
-        JSON-ready (floats, ints, strings).
+        JSON-ready (floats, ints, strings, bools).
     """
     if not samples:
         raise InputError("evaluate needs at least one sample to compare with the reference")
-    bad = [lvl for lvl in levels if lvl not in ("low", "high")]
+    bad = [lvl for lvl in levels if lvl not in VIEWS]
     if bad:
-        raise ConfigError(f"unknown classifier levels {bad}: use 'low' and/or 'high'")
+        raise ConfigError(f"unknown classifier levels {bad}: use any of {', '.join(VIEWS)}")
+    classify = bool(levels) or gbdt
     for label, s in samples.items():
-        _check_same_geometry(reference, s, repr(label))
-        if levels:
-            _check_count(s, f"sample {label!r}")
-    if levels:
-        _check_count(reference, "the reference")
+        check_same_geometry(reference, s, repr(label))
+        if classify:
+            check_count(s, f"sample {label!r}")
+    if classify:
+        check_count(reference, "the reference")
     ref_f = high_level_features(reference, threshold)
     ref_m = feature_matrix(reference, ref_f)
     models: dict[str, Any] = {}
-    for label, s in samples.items():
-        gen_f = high_level_features(s, threshold)
-        seps = _separations(ref_f, gen_f, bins)
-        value, error = kpd(ref_m, feature_matrix(s, gen_f), kpd_batches, kpd_batch_size,
-                           seed=seed)  # fmt: skip
-        out: dict[str, Any] = {
-            "n_showers": len(s),
-            "separation": seps,
-            "separation_mean": float(np.mean(list(seps.values()))),
-            "fpd": fpd(ref_m, feature_matrix(s, gen_f)),
-            "kpd": {"value": value, "error": error},
-            "classifier": {},
-        }
-        if progress:
-            print(f"{label}: mean separation power {out['separation_mean']:.4f}  "
-                  f"FPD {out['fpd']:.4g}  KPD {value:.3g} ± {error:.2g}")  # fmt: skip
-        for lvl in levels:
-            result = classifier_test(
-                reference, s, lvl, hidden=hidden, epochs=epochs, lr=lr, patience=patience,
-                batch_size=batch_size, max_showers=max_showers, seed=seed, progress=progress,
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", HepflowsWarning)
+        for label, s in samples.items():
+            models[label] = _evaluate_one(
+                reference, s, label, ref_f, ref_m, levels=levels, gbdt=gbdt, bins=bins,
+                threshold=threshold, kpd_batches=kpd_batches, kpd_batch_size=kpd_batch_size,
+                seed=seed, progress=progress,
+                mlp={"hidden": hidden, "epochs": epochs, "lr": lr, "patience": patience,
+                     "batch_size": batch_size, "max_showers": max_showers},
             )  # fmt: skip
-            out["classifier"][lvl] = result.to_dict()
-            if progress:
-                print(f"{label}: {result.summary()}")
-        models[label] = out
+    for w in caught:  # re-issue outside the recorder, so callers see them too
+        if issubclass(w.category, HepflowsWarning):
+            notes.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if plot is not None:
         plot_features(reference, samples, plot, bins=bins, threshold=threshold)
     hidden_t = [hidden] if isinstance(hidden, int) else list(hidden)
@@ -549,6 +306,7 @@ def evaluate(
         "reference": {"n_showers": len(reference), "geometry": reference.geometry.name},
         "settings": {
             "levels": list(levels),
+            "gbdt": gbdt,
             "hidden": hidden_t,
             "epochs": epochs,
             "lr": lr,
@@ -561,5 +319,68 @@ def evaluate(
             "kpd_batch_size": kpd_batch_size,
             "seed": seed,
         },
+        "classifier_converged": all(
+            r["converged"] for m in models.values() for r in m["classifier"].values()
+        ),
+        "warnings": notes,
         "models": models,
     }
+
+
+def _evaluate_one(
+    reference: Showers,
+    s: Showers,
+    label: str,
+    ref_f: dict[str, np.ndarray],
+    ref_m: np.ndarray,
+    *,
+    levels: Sequence[str],
+    gbdt: bool,
+    mlp: dict[str, Any],
+    bins: int,
+    threshold: float,
+    kpd_batches: int,
+    kpd_batch_size: int,
+    seed: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """The report of one model (see :func:`evaluate`)."""
+    gen_f = high_level_features(s, threshold)
+    gen_m = feature_matrix(s, gen_f)
+    seps = _separations(ref_f, gen_f, bins)
+    value, error = kpd(ref_m, gen_m, kpd_batches, kpd_batch_size, seed=seed)
+    out: dict[str, Any] = {
+        "n_showers": len(s),
+        "separation": seps,
+        "separation_mean": float(np.mean(list(seps.values()))),
+        "fpd": fpd(ref_m, gen_m),
+        "kpd": {"value": value, "error": error},
+        "classifier": {},
+    }
+    if progress:
+        print(f"{label}: mean separation power {out['separation_mean']:.4f}  "
+              f"FPD {out['fpd']:.4g}  KPD {value:.3g} ± {error:.2g}")  # fmt: skip
+    results = {lvl: classifier_test(reference, s, lvl, seed=seed, progress=progress, **mlp)
+               for lvl in levels}  # fmt: skip
+    if gbdt:
+        results["gbdt"] = gbdt_test(reference, s, "low", max_showers=mlp["max_showers"],
+                                    seed=seed)  # fmt: skip
+    for key, result in results.items():
+        out["classifier"][key] = result.to_dict()
+        if progress:
+            print(f"{label}: {result.summary()}")
+    if "low" in results and "gbdt" in results:
+        gap = abs(results["low"].auc - results["gbdt"].auc)
+        # two AUCs of uninformative scores on n test showers per class differ by
+        # sqrt(2) sigma_AUC; below ~2 * 1700 test showers 3 of those exceed 0.03
+        allowed = max(AGREEMENT, 3 * math.sqrt(2) * auc_null_sigma(results["low"].n_test // 2))
+        out["auc_agreement"] = gap
+        if gap > allowed:
+            warnings.warn(
+                f"{label}: the voxel/E_inc MLP (AUC {results['low'].auc:.3f}) and the GBDT "
+                f"(AUC {results['gbdt'].auc:.3f}) disagree by {gap:.3f} > {allowed:.3f}: the "
+                "lower one missed a difference the other found; quote the higher",
+                HepflowsWarning,
+                stacklevel=3,
+            )
+    return out

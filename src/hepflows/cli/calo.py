@@ -30,8 +30,8 @@ SIM = {k: library_default(ToySimulator, k) for k in ("geometry", "particle", "en
        "energy_distribution", "seed", "max_spots", "spot_fluctuations")}  # fmt: skip
 PLAN = TrainingPlan()
 FLOW2 = FLOW2_DEFAULTS
-EVAL = {k: library_default(evaluate_showers, k) for k in ("levels", "epochs", "max_showers",
-        "seed")}  # fmt: skip
+EVAL = {k: library_default(evaluate_showers, k) for k in ("levels", "gbdt", "epochs", "patience",
+        "max_showers", "seed")}  # fmt: skip
 E_MIN_GEV, E_MAX_GEV = (e / 1e3 for e in SIM["energy_range_mev"])
 
 Geom = Annotated[
@@ -68,14 +68,14 @@ def simulate(
     events: Annotated[str, typer.Option(help="number of showers")] = "1e4",
     geometry: Geom = SIM["geometry"],
     particle: Annotated[str, typer.Option(help="photon, electron or pion")] = SIM["particle"],
-    layout: Annotated[
-        str, typer.Option(help="calogan or calochallenge")
-    ] = library_default(write_showers, "layout"),
+    layout: Annotated[str, typer.Option(help="calogan or calochallenge")] = library_default(
+        write_showers, "layout"
+    ),
     energy_min: Annotated[float, typer.Option(help="lowest incident energy (GeV)")] = E_MIN_GEV,
     energy_max: Annotated[float, typer.Option(help="highest incident energy (GeV)")] = E_MAX_GEV,
-    distribution: Annotated[
-        str, typer.Option(help="uniform or log-uniform")
-    ] = SIM["energy_distribution"],
+    distribution: Annotated[str, typer.Option(help="uniform or log-uniform")] = SIM[
+        "energy_distribution"
+    ],
     seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = SIM["seed"],
     max_spots: Annotated[
         int | None,
@@ -123,13 +123,13 @@ def train(
         int, typer.Option(help="epochs of the student (IAF), 0: none")
     ] = PLAN.epochs["student"],
     batch_size: Annotated[int, typer.Option(help="showers per step")] = PLAN.batch_size,
-    transforms: Annotated[
-        int, typer.Option(help="flow II autoregressive blocks")
-    ] = FLOW2["transforms"],
+    transforms: Annotated[int, typer.Option(help="flow II autoregressive blocks")] = FLOW2[
+        "transforms"
+    ],
     bins: Annotated[int, typer.Option(help="flow II spline bins")] = FLOW2["bins"],
-    hidden: Annotated[
-        int, typer.Option(help="flow II MADE hidden width (one layer)")
-    ] = FLOW2["hidden"][0],
+    hidden: Annotated[int, typer.Option(help="flow II MADE hidden width (one layer)")] = FLOW2[
+        "hidden"
+    ][0],
     moments: Annotated[
         int,
         typer.Option(
@@ -243,13 +243,25 @@ def evaluate(
         str, typer.Option(help="feature histograms (PNG); 'none' for no plot")
     ] = "calo_features.png",
     levels: Annotated[
-        str, typer.Option(help="classifier levels: low,high / none")
+        str,
+        typer.Option(
+            help="MLP classifier input views: low (voxel/E_inc), log (log10(1 + "
+            "E_voxel/keV)), high (features); comma-separated, or none"
+        ),
     ] = ",".join(EVAL["levels"]),
+    gbdt: Annotated[
+        bool, typer.Option(help="cross-check the voxel/E_inc MLP with gradient-boosted trees")
+    ] = EVAL["gbdt"],
     epochs: Annotated[
         int,
-        typer.Option(help="classifier epochs: all are run, the epoch of best validation loss is "
-                     "kept"),
+        typer.Option(
+            help="cap on the MLP's epochs (it stops earlier when the validation loss "
+            "stops improving; reaching the cap is reported as not converged)"
+        ),
     ] = EVAL["epochs"],
+    patience: Annotated[
+        int, typer.Option(help="epochs without validation improvement before the MLP stops")
+    ] = EVAL["patience"],
     max_showers: Annotated[
         str, typer.Option(help="showers per sample for the classifier")
     ] = f"{EVAL['max_showers']:g}",
@@ -275,16 +287,23 @@ def evaluate(
         path_ = Path(path)
         gen[label or path_.stem] = read_showers(path_, geometry=geometry or ref.geometry)
     lv = () if levels.strip().lower() == "none" else tuple(v.strip() for v in levels.split(","))
-    report = evaluate_showers(ref, gen, levels=lv, epochs=epochs,
+    report = evaluate_showers(ref, gen, levels=lv, gbdt=gbdt, epochs=epochs, patience=patience,
                               max_showers=count(max_showers, "--max-showers"), plot=plot_path,
                               seed=seed, progress=True)  # fmt: skip
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1)))
     table = Table(title=f"against {reference} ({len(ref):,} showers)")
-    for col in ("sample", "showers", *(f"AUC {v}" for v in lv), "FPD", "mean sep. power"):
+    keys = [*lv, *(["gbdt"] if gbdt else [])]
+    names = {"low": "voxel/E_inc", "log": "log voxels", "high": "features", "gbdt": "GBDT"}
+    for col in ("sample", "showers", *(f"AUC {names[v]}" for v in keys), "FPD", "mean sep."):
         table.add_column(col, justify="left" if col == "sample" else "right")
     for label, r in report["models"].items():
         table.add_row(label, f"{r['n_showers']:,}",
-                      *(f"{r['classifier'][v]['auc']:.3f}" for v in lv),
+                      *(f"{r['classifier'][v]['auc']:.3f}" for v in keys),
                       f"{r['fpd']:.4g}", f"{r['separation_mean']:.4f}")  # fmt: skip
     console.print(table)
+    if keys:
+        state = "converged" if report["classifier_converged"] else "NOT all converged"
+        console.print(f"classifiers: {state}; AUC 0.5 = indistinguishable from the reference")
+    for note in report["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {note}")
     console.print(f"wrote {out}" + (f" and {plot_path}" if plot_path else ""))
