@@ -11,8 +11,9 @@ can be re-checked in ~8 minutes each on 2 CPU cores:
 * model: flow I as in :data:`hepflows.calo.caloflow.FLOW1_DEFAULTS` (15
   epochs), flow II teacher MAF 4 blocks x 8 bins x [128] (``--epochs``), no
   student, ``--moments`` 0, 1 or 2;
-* judged by the fixed classifier of ``design/calo.md`` (all 50 epochs, best
-  validation epoch) on voxels and on features, teacher vs reference.
+* judged by the converged classifier test of :mod:`hepflows.calo.classifier`
+  (MLP on voxel / E_inc, log voxels and features; GBDT on voxel / E_inc),
+  teacher vs reference.
 
 Usage: ``python benchmarks/calo_ablation.py --moments 0 [--max-spots 2000
 --equal-spots] [--out result.json]``. The last line of output is one JSON object.
@@ -31,8 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import finish  # noqa: E402
-from hepflows.calo import CaloFlow, ToySimulator  # noqa: E402
-from hepflows.calo.evaluate import classifier_test  # noqa: E402
+from hepflows.calo import CaloFlow, ToySimulator, classifier_test, gbdt_test  # noqa: E402
 from hepflows.calo.training import TrainingPlan, train  # noqa: E402
 
 
@@ -65,18 +65,24 @@ def main() -> None:
           f"{min(history['teacher']['val']):.4f}")  # fmt: skip
 
     gen = model.sample(reference.energy, "teacher", generator=torch.Generator().manual_seed(3))
-    low = classifier_test(reference, gen, "low")
-    high = classifier_test(reference, gen, "high")
-    print(f"AUC voxels {low.auc:.3f} (best epoch {low.best_epoch}/{low.epochs}), "
-          f"features {high.auc:.3f}")  # fmt: skip
+    judged = {v: classifier_test(reference, gen, v) for v in ("low", "log", "high")}
+    judged["gbdt"] = gbdt_test(reference, gen, "low")
+    for r in judged.values():
+        print(r.summary())
     finish(
         {
             "date": datetime.date.today().isoformat(),
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-            "simulator": repr(train_sim), "moments": args.moments, "n_train": args.n_train,
-            "n_eval": args.n_eval, "teacher_epochs": args.epochs, "flow2": flow2,
-            "train_seconds": train_s, "auc_low_teacher": low.auc,
-            "auc_high_teacher": high.auc, "low": low.to_dict(), "high": high.to_dict(),
+            "simulator": repr(train_sim),
+            "moments": args.moments,
+            "n_train": args.n_train,
+            "n_eval": args.n_eval,
+            "teacher_epochs": args.epochs,
+            "flow2": flow2,
+            "train_seconds": train_s,
+            **{f"auc_{k}_teacher": r.auc for k, r in judged.items()},
+            "classifier_converged": all(r.converged for r in judged.values()),
+            **{k: r.to_dict() for k, r in judged.items()},
         },  # fmt: skip
         args.out,
     )
