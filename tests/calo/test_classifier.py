@@ -83,8 +83,9 @@ def test_classifier_cannot_tell_a_generator_from_itself(level: str) -> None:
     assert abs(same.jsd) < 0.1, same.summary()
     assert abs(same.accuracy - 0.5) < 0.06
     assert same.n_train == 2400 and same.n_test == 800
-    # stopped on the plateau, at least `patience` epochs after the best one, before the cap
-    assert same.converged and same.best_epoch + FAST["patience"] <= same.epochs < FAST["epochs"]
+    # stopped on the plateau before the cap (the best epoch is the lowest validation
+    # loss; the plateau counts only decreases above the tolerance)
+    assert same.converged and same.best_epoch <= same.epochs < FAST["epochs"]
     wide = classifier_test(s["a"], s["wide"], level, seed=0, **FAST)
     assert wide.auc > 0.95 and wide.converged, wide.summary()
     assert wide.jsd > 0.6 and wide.accuracy > 0.9, wide.summary()

@@ -434,10 +434,10 @@ def test_defaults_are_the_librarys() -> None:
     assert ev["seed"] == default(evaluate, "seed")
 
 
-def test_evaluate_help_says_all_epochs_run() -> None:
-    """The classifier runs every epoch and keeps the best validation epoch: no early stop."""
+def test_evaluate_help_says_the_classifier_stops_on_a_plateau() -> None:
+    """The epochs option is a cap; the classifier stops when the validation loss stops improving."""
     result = runner.invoke(app, ["calo", "evaluate", "--help"],
                            env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})  # fmt: skip
     assert result.exit_code == 0
-    assert "early" not in result.output.lower()
-    assert "all are run, the epoch of best validation loss is kept" in result.output
+    assert "stops improving" in result.output and "not converged" in result.output
+    assert "--patience" in result.output and "--no-gbdt" in result.output

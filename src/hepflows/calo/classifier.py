@@ -13,9 +13,10 @@ calibrated output. Two classifiers, three input views:
   validation loss;
 * views (:data:`VIEWS`): ``"low"`` voxel / E_inc (the CaloChallenge
   convention), ``"log"`` log10(1 + E_voxel / keV) (sees the low-energy voxel
-  spectrum), ``"high"`` the high-level features; each column standardised with
-  the training split's mean and standard deviation (un-standardised voxel /
-  E_inc values are ~1e-3 and an MLP learns them too slowly to converge).
+  spectrum), ``"high"`` the high-level features; standardised with the
+  training split (un-standardised voxel / E_inc values are ~1e-3 and an MLP
+  learns them too slowly to converge; the voxels share one scale, see
+  :func:`_standardisation`).
 """
 
 from __future__ import annotations
@@ -158,9 +159,8 @@ def _split(
     """Balanced, standardised 60/20/20 splits: ``{"train"|"val"|"test": (x (n, D), y (n,))}``.
 
     ``n = min(N_ref, N_gen, max_showers)`` showers of each class are drawn at
-    random (seeded) and each class is split 60/20/20; every column is shifted
-    and scaled by the training split's mean and standard deviation (columns
-    constant in training, e.g. voxels never hit, are only shifted).
+    random (seeded) and each class is split 60/20/20; the columns are
+    standardised with the training split (see :func:`_standardisation`).
     """
     if level not in VIEWS:
         raise ConfigError(f"level must be one of {VIEWS} (voxel/E_inc, log voxels, features), "
@@ -181,10 +181,30 @@ def _split(
         x = np.concatenate([x_ref[sl], x_gen[sl]])
         y = np.concatenate([np.ones(len(x_ref[sl])), np.zeros(len(x_gen[sl]))])
         parts[name] = (x, y)
-    mean = parts["train"][0].mean(0, dtype=np.float64)
-    std = parts["train"][0].std(0, dtype=np.float64)
+    mean, scale = _standardisation(parts["train"][0], level)
+    return {k: (((x - mean) / scale).astype(np.float32), y) for k, (x, y) in parts.items()}
+
+
+def _standardisation(x: np.ndarray, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """(D,) shift and (D,) scale of the columns, from the (n, D) training inputs.
+
+    Features (``"high"``) and the log10(E_inc) column are standardised each by
+    their own mean and standard deviation. The voxel columns share one scale,
+    the standard deviation of all training voxel entries, and are not shifted:
+    an empty voxel stays 0 and the voxels keep their relative sizes. Scaling
+    each voxel by its own standard deviation instead blows up rarely lit
+    voxels (a voxel lit in one shower of N becomes ~sqrt(N)) into shower
+    identifiers the MLP memorises within a few epochs: on a CaloFlow teacher
+    against 20k toy photons it stopped at epoch 5 with AUC 0.70, against 0.74
+    to 0.81 (epochs 69 to 87) with the shared scale.
+    """
+    mean = x.mean(0, dtype=np.float64)
+    std = x.std(0, dtype=np.float64)
     std = np.where(std > 0, std, 1.0)
-    return {k: (((x - mean) / std).astype(np.float32), y) for k, (x, y) in parts.items()}
+    if level != "high":
+        voxels = x[:, :-1]
+        mean[:-1], std[:-1] = 0.0, max(float(voxels.std(dtype=np.float64)), 1e-30)
+    return mean, std
 
 
 def _scores(
@@ -262,8 +282,9 @@ def classifier_test(
 
     * ``n = min(N_ref, N_gen, max_showers)`` showers of each class, drawn at
       random (seeded); each class split 60/20/20 into train/validation/test;
-    * inputs: the view ``level`` (see :func:`classifier_inputs`), every column
-      standardised with the training split's mean and standard deviation;
+    * inputs: the view ``level`` (see :func:`classifier_inputs`), standardised
+      with the training split: features and log10(E_inc) each by their mean and
+      standard deviation, the voxels by one shared scale (:func:`_standardisation`);
     * MLP with ``hidden`` ReLU layers (3 x 512; CaloChallenge used 3 x 2048 on
       GPU), BCE loss, Adam at the constant rate ``lr``, batches of ``batch_size``;
     * convergence: training stops once the validation loss has not improved by
@@ -383,7 +404,7 @@ def gbdt_test(
     generated: Showers,
     level: str = "low",
     *,
-    max_iter: int = 1000,
+    max_iter: int = 2000,
     learning_rate: float = 0.1,
     patience: int = 20,
     max_showers: int = 50_000,

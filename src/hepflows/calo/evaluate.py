@@ -369,6 +369,8 @@ def _evaluate_one(
         out["classifier"][key] = result.to_dict()
         if progress:
             print(f"{label}: {result.summary()}")
+    if results:  # the verdict: what the strongest classifier found
+        out["auc_max"] = max(r.auc for r in results.values())
     if "low" in results and "gbdt" in results:
         gap = abs(results["low"].auc - results["gbdt"].auc)
         # two AUCs of uninformative scores on n test showers per class differ by

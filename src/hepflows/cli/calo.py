@@ -294,11 +294,14 @@ def evaluate(
     table = Table(title=f"against {reference} ({len(ref):,} showers)")
     keys = [*lv, *(["gbdt"] if gbdt else [])]
     names = {"low": "voxel/E_inc", "log": "log voxels", "high": "features", "gbdt": "GBDT"}
-    for col in ("sample", "showers", *(f"AUC {names[v]}" for v in keys), "FPD", "mean sep."):
+    best = ["AUC max"] if keys else []
+    for col in ("sample", "showers", *(f"AUC {names[v]}" for v in keys), *best, "FPD",
+                "mean sep."):  # fmt: skip
         table.add_column(col, justify="left" if col == "sample" else "right")
     for label, r in report["models"].items():
         table.add_row(label, f"{r['n_showers']:,}",
                       *(f"{r['classifier'][v]['auc']:.3f}" for v in keys),
+                      *([f"[bold]{r['auc_max']:.3f}[/bold]"] if keys else []),
                       f"{r['fpd']:.4g}", f"{r['separation_mean']:.4f}")  # fmt: skip
     console.print(table)
     if keys:
