@@ -74,8 +74,7 @@ def test_shower_files_need_calo(monkeypatch, tmp_path):
 
 
 def test_simulator_and_evaluation_need_calo(monkeypatch):
-    from hepflows.calo import ToySimulator
-    from hepflows.calo.evaluate import classifier_test
+    from hepflows.calo import ToySimulator, classifier_test
     from hepflows.calo.features import fpd
 
     showers = ToySimulator("calogan", seed=0).simulate(5)

@@ -329,6 +329,7 @@ def classifier_test(
         InputError: different geometries, fewer than 100 showers in a set.
         ConfigError: an unknown level or a non-positive option.
     """
+    require("sklearn.metrics", "calo", "The classifier test")  # fail before training, not after
     hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
     if min((epochs, patience or 1, batch_size, max_showers, *hidden)) < 1 or not lr > 0:
         raise ConfigError("hidden, epochs, patience, batch_size, max_showers and lr must be > 0")
