@@ -25,6 +25,7 @@ from hepflows.calo import (
 )
 from hepflows.calo.classifier import VIEWS, classifier_inputs
 from hepflows.calo.classifier import auc_null_sigma as auc_sigma
+from hepflows.calo.features import feature_matrix
 from hepflows.errors import ConfigError, HepflowsWarning, InputError
 
 FAST_GBDT = {"max_iter": 200, "patience": 10}
@@ -47,7 +48,12 @@ def test_views_have_the_documented_columns() -> None:
     np.testing.assert_allclose(low[:, :V], s.voxels / s.energy[:, None], rtol=1e-6)
     np.testing.assert_allclose(log[:, :V], np.log10(1 + s.voxels * 1e3), rtol=1e-5)
     np.testing.assert_allclose(low[:, V], np.log10(s.energy), rtol=1e-6)
-    assert high.shape[0] == 10 and np.isfinite(high).all()
+    features = feature_matrix(s)
+    assert (
+        high.shape == (10, features.shape[1] + 4) and np.isfinite(high).all()
+    )  # + E_dep, 3 layers
+    np.testing.assert_allclose(high[:, -4], s.voxels.sum(1) / s.energy, rtol=1e-5)
+    np.testing.assert_allclose(high[:, :-4], features, rtol=1e-5)
     with pytest.raises(ConfigError, match="level"):
         classifier_inputs(s, "medium")
 

@@ -135,16 +135,24 @@ def classifier_inputs(showers: Showers, level: str) -> np.ndarray:
         level: ``"low"``: voxels / E_inc (CaloChallenge
             ``prepare_low_data_for_classifier``) and log10(E_inc);
             ``"log"``: log10(1 + E_voxel / keV) and log10(E_inc);
-            ``"high"``: :func:`~hepflows.calo.features.feature_matrix`.
+            ``"high"``: :func:`~hepflows.calo.features.feature_matrix`
+            (CaloChallenge's high-level inputs) followed by the energy response,
+            E_dep / E_inc and E_i / E_inc per voxelised layer. Without the
+            ratios the MLP misses a 1 % energy-scale error: on 20k vs 20k toy
+            photons with every voxel x 1.01 it gave AUC 0.507, with them 0.682
+            (two samples of one simulator: 0.503 and 0.506).
 
     Returns:
-        (N, V + 1) for ``"low"`` and ``"log"``, (N, F) for ``"high"``; float32.
+        (N, V + 1) for ``"low"`` and ``"log"``, (N, F + 1 + L_v) for ``"high"``; float32.
     """
     if level not in VIEWS:
         raise ConfigError(f"level must be one of {VIEWS} (voxel/E_inc, log voxels, features), "
                           f"got {level!r}")  # fmt: skip
     if level == "high":
-        return feature_matrix(showers).astype(np.float32)
+        layers = showers.geometry.layer_energies(showers.voxels)  # (N, L_v)
+        response = np.concatenate([layers.sum(1, keepdims=True), layers], 1)
+        response /= showers.energy[:, None]
+        return np.concatenate([feature_matrix(showers), response], 1, dtype=np.float32)
     log_e = np.log10(showers.energy)[:, None]
     if level == "low":
         cells = showers.voxels / showers.energy[:, None]
