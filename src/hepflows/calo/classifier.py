@@ -127,6 +127,12 @@ def auc_null_sigma(n: int) -> float:
 
 
 # ------------------------------------------------------------------ inputs
+def _check_level(level: str) -> None:
+    if level not in VIEWS:
+        raise ConfigError(f"level must be one of {VIEWS} (voxel/E_inc, log voxels, features), "
+                          f"got {level!r}")  # fmt: skip
+
+
 def classifier_inputs(showers: Showers, level: str) -> np.ndarray:
     """The classifier's input columns for one set of showers (before standardisation).
 
@@ -145,9 +151,7 @@ def classifier_inputs(showers: Showers, level: str) -> np.ndarray:
     Returns:
         (N, V + 1) for ``"low"`` and ``"log"``, (N, F + 1 + L_v) for ``"high"``; float32.
     """
-    if level not in VIEWS:
-        raise ConfigError(f"level must be one of {VIEWS} (voxel/E_inc, log voxels, features), "
-                          f"got {level!r}")  # fmt: skip
+    _check_level(level)
     if level == "high":
         layers = showers.geometry.layer_energies(showers.voxels)  # (N, L_v)
         response = np.concatenate([layers.sum(1, keepdims=True), layers], 1)
@@ -170,9 +174,7 @@ def _split(
     random (seeded) and each class is split 60/20/20; the columns are
     standardised with the training split (see :func:`_standardisation`).
     """
-    if level not in VIEWS:
-        raise ConfigError(f"level must be one of {VIEWS} (voxel/E_inc, log voxels, features), "
-                          f"got {level!r}")  # fmt: skip
+    _check_level(level)
     if max_showers < MIN_SHOWERS:
         raise ConfigError(f"max_showers must be >= {MIN_SHOWERS}, got {max_showers}")
     check_same_geometry(reference, generated, "generated")
