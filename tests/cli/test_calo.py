@@ -366,12 +366,8 @@ def test_outputs_are_checked_before_any_work(tmp_path, monkeypatch, capsys, args
     def no_work(*args, **kwargs):
         raise AssertionError("work started before the outputs were checked")
 
-    for module, name in (
-        (calo_cli, "ToySimulator"),
-        (calo_cli, "CaloFlow"),
-        (hepflows.calo, "read_showers"),
-        (calo_cli, "evaluate_showers"),
-    ):
+    for module, name in ((calo_cli, "ToySimulator"), (calo_cli, "CaloFlow"),
+                         (hepflows.calo, "read_showers"), (calo_cli, "evaluate_showers")):
         monkeypatch.setattr(module, name, no_work)  # fmt: skip
     (tmp_path / "d.h5").mkdir()
     code, _, err = _run_main(["calo", *args.format(o=tmp_path).split()], monkeypatch, capsys)

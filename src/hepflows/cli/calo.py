@@ -68,14 +68,14 @@ def simulate(
     events: Annotated[str, typer.Option(help="number of showers")] = "1e4",
     geometry: Geom = SIM["geometry"],
     particle: Annotated[str, typer.Option(help="photon, electron or pion")] = SIM["particle"],
-    layout: Annotated[str, typer.Option(help="calogan or calochallenge")] = library_default(
-        write_showers, "layout"
-    ),
+    layout: Annotated[
+        str, typer.Option(help="calogan or calochallenge")
+    ] = library_default(write_showers, "layout"),
     energy_min: Annotated[float, typer.Option(help="lowest incident energy (GeV)")] = E_MIN_GEV,
     energy_max: Annotated[float, typer.Option(help="highest incident energy (GeV)")] = E_MAX_GEV,
-    distribution: Annotated[str, typer.Option(help="uniform or log-uniform")] = SIM[
-        "energy_distribution"
-    ],
+    distribution: Annotated[
+        str, typer.Option(help="uniform or log-uniform")
+    ] = SIM["energy_distribution"],
     seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = SIM["seed"],
     max_spots: Annotated[
         int | None,
@@ -123,13 +123,13 @@ def train(
         int, typer.Option(help="epochs of the student (IAF), 0: none")
     ] = PLAN.epochs["student"],
     batch_size: Annotated[int, typer.Option(help="showers per step")] = PLAN.batch_size,
-    transforms: Annotated[int, typer.Option(help="flow II autoregressive blocks")] = FLOW2[
-        "transforms"
-    ],
+    transforms: Annotated[
+        int, typer.Option(help="flow II autoregressive blocks")
+    ] = FLOW2["transforms"],
     bins: Annotated[int, typer.Option(help="flow II spline bins")] = FLOW2["bins"],
-    hidden: Annotated[int, typer.Option(help="flow II MADE hidden width (one layer)")] = FLOW2[
-        "hidden"
-    ][0],
+    hidden: Annotated[
+        int, typer.Option(help="flow II MADE hidden width (one layer)")
+    ] = FLOW2["hidden"][0],
     moments: Annotated[
         int,
         typer.Option(

@@ -28,13 +28,13 @@ OUT = Path(DEFAULTS["out"])
 
 @app.command("flows")
 def demo_flows(
-    density: Annotated[str, typer.Option(help="two-moons, ring or gaussian-mixture")] = DEFAULTS[
-        "density"
-    ],
+    density: Annotated[
+        str, typer.Option(help="two-moons, ring or gaussian-mixture")
+    ] = DEFAULTS["density"],
     steps: Annotated[int, typer.Option(min=1, help="training steps")] = DEFAULTS["steps"],
-    batch_size: Annotated[int, typer.Option(min=1, help="samples per step")] = DEFAULTS[
-        "batch_size"
-    ],
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="samples per step")
+    ] = DEFAULTS["batch_size"],
     seed: Annotated[int, typer.Option(help="random seed")] = DEFAULTS["seed"],
     out: Annotated[Path, typer.Option(help="PNG to write")] = OUT,
 ) -> None:

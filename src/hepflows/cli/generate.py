@@ -72,9 +72,9 @@ def drell_yan(
     ] = DY.zprime,
     lepton: Annotated[str, typer.Option(help=" or ".join(LEPTONS))] = LEPTON,
     pdf: Annotated[str, typer.Option(help="PDF set (LHAPDF6 grid)")] = DY.pdf,
-    train_calls: Annotated[str, typer.Option(help="matrix-element calls for training")] = _calls(
-        DEFAULTS["train_calls"]
-    ),
+    train_calls: Annotated[
+        str, typer.Option(help="matrix-element calls for training")
+    ] = _calls(DEFAULTS["train_calls"]),
     calls: Annotated[
         str, typer.Option(help="calls for sigma (the sample also unweighted into events)")
     ] = _calls(DEFAULTS["calls"]),
@@ -84,7 +84,9 @@ def drell_yan(
     fold: Annotated[
         bool, typer.Option(help="fold the exact symmetries (phi, beam swap) before integrating")
     ] = library_default(generate_events, "fold"),
-    mll_min: Annotated[float, typer.Option(help="lepton-pair mass cut (GeV)")] = DY.sqrt_s_hat_min,
+    mll_min: Annotated[
+        float, typer.Option(help="lepton-pair mass cut (GeV)")
+    ] = DY.sqrt_s_hat_min,
     pt_min: Annotated[
         float, typer.Option(help="lepton p_T cut, both leptons (GeV)")
     ] = DY.lepton_pt_min,
@@ -106,14 +108,8 @@ def drell_yan(
         check_event_path(out, "--out")
     _check_integrator(integrator)
     n_train, n_calls = count(train_calls, "--train-calls"), count(calls, "--calls")
-    dy = DrellYan(
-        zprime=zprime,
-        lepton=lepton_id(lepton),
-        pdf=pdf,
-        sqrt_s_hat_min=mll_min,
-        lepton_pt_min=pt_min,
-        lepton_eta_max=math.inf if eta_max is None else eta_max,
-    )
+    dy = DrellYan(zprime=zprime, lepton=lepton_id(lepton), pdf=pdf, sqrt_s_hat_min=mll_min,
+                  lepton_pt_min=pt_min, lepton_eta_max=math.inf if eta_max is None else eta_max)
     run = generate_events(dy, n_events, out=out if n_events else None, train_calls=n_train,
                           calls=n_calls, seed=seed, multichannel=multichannel,
                           integrator=integrator, fold=fold)  # fmt: skip
