@@ -84,7 +84,7 @@ def test_classifier_cannot_tell_a_generator_from_itself(level: str) -> None:
     same = classifier_test(s["a"], s["b"], level, seed=0, **FAST)
     assert isinstance(same, ClassifierResult) and same.level == level
     assert same.classifier == "mlp"
-    assert abs(same.auc - 0.5) < 4 * auc_sigma(400), same.summary()
+    assert abs(same.auc - 0.5) < 0.05, same.summary()
     # isotonic calibration on 400 + 400 validation showers biases the JSD low by ~0.03
     assert abs(same.jsd) < 0.1, same.summary()
     assert abs(same.accuracy - 0.5) < 0.06
@@ -121,6 +121,8 @@ def test_classifier_input_errors() -> None:
     s = samples()
     with pytest.raises(InputError, match="at least 100"):
         classifier_test(s["a"], s["b"][:99])
+    with pytest.raises(InputError, match="at least 100"):
+        classifier_test(s["a"][:50], s["b"])
     with pytest.raises(InputError, match="at least 100"):
         gbdt_test(s["a"][:50], s["b"])
     other = Geometry.builtin("calochallenge-ds1-photon")

@@ -48,6 +48,15 @@ CLIP = 1e-6
 VIEWS = ("low", "log", "high")
 _SPLIT = (0.6, 0.2, 0.2)  # train / validation / test, per class (CaloChallenge ttv_split)
 _KEV = 1e-3  # MeV
+# The fixed MLP specification (CaloChallenge, 3 x 2048 there on GPU) and the shower budget,
+# shared by classifier_test and evaluate.
+HIDDEN = (512, 512, 512)
+LR = 2e-4
+BATCH_SIZE = 1000
+MAX_SHOWERS = 50_000
+#: Cap on the MLP's epochs; it stops earlier, after PATIENCE epochs without improvement.
+EPOCHS = 200
+PATIENCE = 10
 #: A validation-loss decrease smaller than this (in nats per shower) is no improvement.
 TOLERANCE = 1e-4
 
@@ -277,12 +286,12 @@ def classifier_test(
     generated: Showers,
     level: str = "low",
     *,
-    hidden: int | Sequence[int] = (512, 512, 512),
-    epochs: int = 200,
-    lr: float = 2e-4,
-    patience: int | None = 10,
-    batch_size: int = 1000,
-    max_showers: int = 50_000,
+    hidden: int | Sequence[int] = HIDDEN,
+    epochs: int = EPOCHS,
+    lr: float = LR,
+    patience: int | None = PATIENCE,
+    batch_size: int = BATCH_SIZE,
+    max_showers: int = MAX_SHOWERS,
     seed: int = 0,
     progress: bool = False,
 ) -> ClassifierResult:
@@ -418,7 +427,7 @@ def gbdt_test(
     max_iter: int = 2000,
     learning_rate: float = 0.1,
     patience: int = 20,
-    max_showers: int = 50_000,
+    max_showers: int = MAX_SHOWERS,
     seed: int = 0,
 ) -> ClassifierResult:
     """An independent cross-check of :func:`classifier_test`: gradient-boosted trees.
