@@ -147,6 +147,8 @@ def main() -> None:
     ap.add_argument("--timing-only", action="store_true",
                     help="with --checkpoint of a finished run and --out of its JSON: add the "
                          "timing against the textbook MAF inversion to that JSON")  # fmt: skip
+    ap.add_argument("--train-only", action="store_true",
+                    help="stop after training (--checkpoint: evaluate in a later run)")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n_train = args.n_train or (10_000 if args.quick else 50_000)
@@ -190,6 +192,8 @@ def main() -> None:
     print(f"training: {train_s / 60:.1f} min in this process "
           f"(stages: { {k: round(v['seconds']) for k, v in history.items()} } s)")  # fmt: skip
 
+    if args.train_only:
+        return
     if args.timing_only:  # re-time a finished run and update its JSON
         if not (args.checkpoint and args.out and args.out.exists()):
             raise SystemExit("--timing-only needs --checkpoint and --out of a finished run")

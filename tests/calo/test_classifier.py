@@ -212,3 +212,22 @@ def test_calibration_a_five_percent_layer_scaling_is_seen(toy_photons) -> None:
     """The check can fail: a 5 % scale of the middle layer's energy gives AUC well above 0.5."""
     r = classifier_test(toy_photons["a"], toy_photons["b_scaled"], "low", seed=1)
     assert r.converged and r.auc > 0.5 + 5 * auc_sigma(1200), r.summary()
+
+
+def test_learning_rate_decays_on_validation_plateaus_unless_constant() -> None:
+    """Indistinguishable samples plateau at once: the rate halves every 3 epochs."""
+    from hepflows.calo.classifier import LR_DECAY, LR_FLOOR, PLATEAU
+
+    s = samples()
+    opts = {**FAST, "patience": None, "epochs": 3 * PLATEAU + 1}
+    with warnings.catch_warnings():  # no patience: a short run counts as not converged
+        warnings.simplefilter("ignore", HepflowsWarning)
+        decayed = classifier_test(s["a"], s["b"], "high", **opts)
+        constant = classifier_test(s["a"], s["b"], "high", lr_decay=None, **opts)
+    lr = opts["lr"]
+    assert lr * LR_FLOOR <= decayed.lr_final <= lr * LR_DECAY**2, decayed.summary()
+    assert "final lr" in decayed.summary()
+    assert constant.lr_final == pytest.approx(lr)
+    with pytest.raises(ConfigError, match="lr_decay"):
+        classifier_test(s["a"], s["b"], "high", lr_decay=1.5, **opts)
+    assert gbdt_test(s["a"], s["b"], "high", **FAST_GBDT).lr_final is None

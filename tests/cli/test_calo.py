@@ -213,7 +213,7 @@ def test_evaluate_writes_the_json_report_and_the_png(chain, tmp_path) -> None:
     report_path, plot = tmp_path / "eval.json", tmp_path / "features.png"
     out = _cli("evaluate", chain["sim"], f"student={chain['student']}", chain["teacher"],
                "--out", report_path, "--plot", plot, "--levels", "high", "--epochs", 2,
-               "--max-showers", 200)  # fmt: skip
+               "--max-showers", 200, "--lr-decay", 1)  # fmt: skip
     assert "wrote" in out and report_path.is_file()
     assert "classifiers:" in out and "GBDT" in out
     assert plot.read_bytes()[:8] == PNG
@@ -221,6 +221,7 @@ def test_evaluate_writes_the_json_report_and_the_png(chain, tmp_path) -> None:
     assert report["reference"] == {"n_showers": N_SIM, "geometry": "calogan"}
     assert report["settings"]["levels"] == ["high"] and report["settings"]["epochs"] == 2
     assert report["settings"]["max_showers"] == 200
+    assert report["settings"]["lr_decay"] is None  # --lr-decay 1: a constant rate
     models = report["models"]
     assert set(models) == {"student", "teacher"}  # LABEL=FILE, or the file's stem
     assert models["student"]["n_showers"] == 150 and models["teacher"]["n_showers"] == N_SIM
@@ -286,6 +287,8 @@ BAD = [
      "unknown classifier levels ['top']"),
     ("evaluate {sim} {student} --max-showers 0 --out {o}/e.json --plot {o}/e.png",
      "--max-showers must lie between 1 and 1e13"),
+    ("evaluate {sim} {student} --lr-decay 0 --out {o}/e.json --plot {o}/e.png",
+     "--lr-decay must be in (0, 1]"),
 ]  # fmt: skip
 BAD += [
     ("generate {model} --events 5 --energy-min 20 --energy-max 30 --batch-size 0 --out {o}/g.h5",

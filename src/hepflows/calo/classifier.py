@@ -59,6 +59,11 @@ EPOCHS = 200
 PATIENCE = 10
 #: A validation-loss decrease smaller than this (in nats per shower) is no improvement.
 TOLERANCE = 1e-4
+#: On a validation plateau of PLATEAU epochs the MLP's learning rate is multiplied by
+#: LR_DECAY (at most down to LR_FLOOR * lr), before early stopping ends the training.
+LR_DECAY = 0.5
+PLATEAU = 3
+LR_FLOOR = 1 / 64
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ class ClassifierResult:
         n_test: test showers, both classes together.
         level: the input view (``"low"``, ``"log"`` or ``"high"``).
         classifier: ``"mlp"`` or ``"gbdt"``.
+        lr_final: the MLP's learning rate at the end (below its start when
+            validation plateaus lowered it); ``None`` for the GBDT.
     """
 
     auc: float
@@ -89,16 +96,18 @@ class ClassifierResult:
     n_test: int
     level: str
     classifier: str = "mlp"
+    lr_final: float | None = None
 
     def summary(self) -> str:
         """One line a person reads."""
         unit = "epochs" if self.classifier == "mlp" else "iterations"
         state = "converged" if self.converged else "NOT converged: cap reached"
+        lr = "" if self.lr_final is None else f", final lr {self.lr_final:.2g}"
         return (
             f"{self.level}-level {self.classifier.upper()}: AUC {self.auc:.3f}  "
             f"JSD {self.jsd:.3f}  accuracy {self.accuracy:.3f}  ({self.n_train} training / "
             f"{self.n_test} test showers; best of {self.epochs} {unit} at "
-            f"{self.best_epoch}, {state})"
+            f"{self.best_epoch}{lr}, {state})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -290,6 +299,7 @@ def classifier_test(
     epochs: int = EPOCHS,
     lr: float = LR,
     patience: int | None = PATIENCE,
+    lr_decay: float | None = LR_DECAY,
     batch_size: int = BATCH_SIZE,
     max_showers: int = MAX_SHOWERS,
     seed: int = 0,
@@ -305,7 +315,13 @@ def classifier_test(
       with the training split: features and log10(E_inc) each by their mean and
       standard deviation, the voxels by one shared scale (:func:`_standardisation`);
     * MLP with ``hidden`` ReLU layers (3 x 512; CaloChallenge used 3 x 2048 on
-      GPU), BCE loss, Adam at the constant rate ``lr``, batches of ``batch_size``;
+      GPU), BCE loss, Adam at the rate ``lr``, batches of ``batch_size``;
+    * learning-rate schedule: on a validation plateau (no improvement by
+      :data:`TOLERANCE` for :data:`PLATEAU` epochs) the rate is multiplied by
+      ``lr_decay`` (torch's ``ReduceLROnPlateau``, down to :data:`LR_FLOOR` x
+      ``lr``); ``lr_decay=None`` keeps it constant as CaloChallenge did. A
+      constant rate stops where its step noise hides further progress;
+      decaying it lets the network settle into that minimum first;
     * convergence: training stops once the validation loss has not improved by
       more than :data:`TOLERANCE` (1e-4) for ``patience`` epochs, and the network
       of the lowest validation loss is kept (a perfectly separable pair drives
@@ -335,6 +351,8 @@ def classifier_test(
         hidden: width of each hidden layer (an int means one layer).
         epochs: the most epochs (a safety cap, see above).
         lr: Adam learning rate.
+        lr_decay: factor applied to the learning rate on a validation plateau
+            (``None``: constant rate).
         patience: epochs without validation improvement before stopping
             (``None``: run all ``epochs``; the result then counts as converged
             only if its best epoch is at least 10 before the end).
@@ -352,6 +370,8 @@ def classifier_test(
     hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
     if min((epochs, patience or 1, batch_size, max_showers, *hidden)) < 1 or not lr > 0:
         raise ConfigError("hidden, epochs, patience, batch_size, max_showers and lr must be > 0")
+    if lr_decay is not None and not 0 < lr_decay < 1:
+        raise ConfigError(f"lr_decay must be in (0, 1) or None (constant rate), got {lr_decay}")
     parts = _split(reference, generated, level, max_showers, seed)
     x_tr, y_tr = (torch.as_tensor(a, dtype=torch.float32) for a in parts["train"])
     x_va, y_va = (torch.as_tensor(a, dtype=torch.float32) for a in parts["val"])
@@ -361,9 +381,15 @@ def classifier_test(
     loss_fn = nn.BCEWithLogitsLoss()
     generator = torch.Generator().manual_seed(seed)
     steps = math.ceil(len(x_tr) / batch_size)
-    # The fixed specification: Adam at a constant rate, no clipping.
+    # Adam, no clipping; the rate is lowered on validation plateaus (end_of_epoch).
     engine = Engine(net.parameters(), lr=lr, total_steps=epochs * steps, scheduler=None,
                     clip=None, name=f"classifier ({level}-level)")  # fmt: skip
+    plateau = None
+    if lr_decay is not None:
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            engine.optimizer, factor=lr_decay, patience=PLATEAU - 1, threshold=TOLERANCE,
+            threshold_mode="abs", min_lr=lr * LR_FLOOR,
+        )  # fmt: skip
     best = {"loss": math.inf, "state": None, "epoch": 0, "separated": False}
     order = torch.empty(0, dtype=torch.int64)
 
@@ -382,6 +408,8 @@ def classifier_test(
         if val_loss < best["loss"]:
             best.update(loss=val_loss, epoch=epoch + 1, state=copy.deepcopy(net.state_dict()),
                         separated=_separated(logits, y_va))  # fmt: skip
+        if plateau is not None:
+            plateau.step(val_loss)
         bar.advance(1, val_loss=val_loss)  # the epoch bar opened below
         if best["separated"]:  # every reference output above every generated one: AUC 1
             engine.stop = True
@@ -405,6 +433,7 @@ def classifier_test(
         n_train=len(y_tr),
         n_test=len(parts["test"][1]),
         level=level,
+        lr_final=engine.learning_rate(),
     )
     _warn_cap(result)
     return result

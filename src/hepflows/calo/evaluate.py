@@ -25,6 +25,7 @@ from hepflows.calo.classifier import (
     EPOCHS,
     HIDDEN,
     LR,
+    LR_DECAY,
     MAX_SHOWERS,
     PATIENCE,
     VIEWS,
@@ -228,6 +229,7 @@ def evaluate(
     epochs: int = EPOCHS,
     lr: float = LR,
     patience: int | None = PATIENCE,
+    lr_decay: float | None = LR_DECAY,
     batch_size: int = BATCH_SIZE,
     max_showers: int = MAX_SHOWERS,
     bins: int = 40,
@@ -259,7 +261,7 @@ def evaluate(
         samples: model label -> generated showers (same geometry).
         levels: MLP input views to run (``"low"``, ``"log"``, ``"high"``; empty: none).
         gbdt: also run the GBDT cross-check (on ``"low"``).
-        hidden, epochs, lr, patience, batch_size, max_showers: MLP options
+        hidden, epochs, lr, patience, lr_decay, batch_size, max_showers: MLP options
             (see :func:`~hepflows.calo.classifier.classifier_test`).
         bins: histogram bins for the separation powers.
         threshold: voxel energy (MeV) for the sparsity.
@@ -299,7 +301,7 @@ def evaluate(
                 threshold=threshold, kpd_batches=kpd_batches, kpd_batch_size=kpd_batch_size,
                 seed=seed, progress=progress,
                 mlp={"hidden": hidden, "epochs": epochs, "lr": lr, "patience": patience,
-                     "batch_size": batch_size, "max_showers": max_showers},
+                     "lr_decay": lr_decay, "batch_size": batch_size, "max_showers": max_showers},
             )  # fmt: skip
     for w in caught:  # re-issue outside the recorder, so callers see them too
         if issubclass(w.category, HepflowsWarning):
@@ -317,6 +319,7 @@ def evaluate(
             "epochs": epochs,
             "lr": lr,
             "patience": patience,
+            "lr_decay": lr_decay,
             "batch_size": batch_size,
             "max_showers": max_showers,
             "bins": bins,

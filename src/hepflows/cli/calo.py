@@ -31,7 +31,7 @@ SIM = {k: library_default(ToySimulator, k) for k in ("geometry", "particle", "en
 PLAN = TrainingPlan()
 FLOW2 = FLOW2_DEFAULTS
 EVAL = {k: library_default(evaluate_showers, k) for k in ("levels", "gbdt", "epochs", "patience",
-        "max_showers", "seed")}  # fmt: skip
+        "lr_decay", "max_showers", "seed")}  # fmt: skip
 E_MIN_GEV, E_MAX_GEV = (e / 1e3 for e in SIM["energy_range_mev"])
 
 Geom = Annotated[
@@ -262,6 +262,13 @@ def evaluate(
     patience: Annotated[
         int, typer.Option(help="epochs without validation improvement before the MLP stops")
     ] = EVAL["patience"],
+    lr_decay: Annotated[
+        float,
+        typer.Option(
+            help="factor on the MLP's learning rate after 3 epochs without validation "
+            "improvement; 1 keeps it constant (CaloChallenge)"
+        ),
+    ] = EVAL["lr_decay"],
     max_showers: Annotated[
         str, typer.Option(help="showers per sample for the classifier")
     ] = f"{EVAL['max_showers']:g}",
@@ -287,7 +294,10 @@ def evaluate(
         path_ = Path(path)
         gen[label or path_.stem] = read_showers(path_, geometry=geometry or ref.geometry)
     lv = () if levels.strip().lower() == "none" else tuple(v.strip() for v in levels.split(","))
+    if not 0 < lr_decay <= 1:
+        raise ConfigError(f"--lr-decay must be in (0, 1] (1: constant rate), got {lr_decay}")
     report = evaluate_showers(ref, gen, levels=lv, gbdt=gbdt, epochs=epochs, patience=patience,
+                              lr_decay=None if lr_decay == 1 else lr_decay,
                               max_showers=count(max_showers, "--max-showers"), plot=plot_path,
                               seed=seed, progress=True)  # fmt: skip
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1)))
