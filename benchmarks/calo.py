@@ -13,7 +13,8 @@ Set-up (reduced for 2 CPU cores; CaloFlow itself trained for hours on a GPU):
   voxels; student: IAF of the same configuration, distilled from the teacher
   by probability density distillation);
 * evaluation: :func:`hepflows.calo.evaluate` with the fixed classifier of
-  ``design/calo.md`` (MLP 3x512, Adam 2e-4, batch 1000, 60/20/20 split,
+  ``design/calo.md`` (MLP 3x512, batch 1000, 60/20/20 split, Adam from 1e-3
+  halved on validation plateaus,
   standardised inputs, trained until the validation loss stops improving,
   isotonic calibration) on voxel / E_inc ("low", the CaloChallenge view), on
   log10(1 + E_voxel / keV) ("log") and on high-level features ("high"), the
