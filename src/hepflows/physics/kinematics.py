@@ -78,3 +78,21 @@ def cos_theta_star(lepton: Tensor, antilepton: Tensor) -> Tensor:
     pair = lepton + antilepton
     rest = boost(lepton, -pair[..., 1:] / pair[..., :1])
     return rest[..., 3] / torch.linalg.vector_norm(rest[..., 1:], dim=-1)
+
+
+def cos_theta_collins_soper(lepton: Tensor, antilepton: Tensor) -> Tensor:
+    """cos theta* of the lepton in the Collins-Soper frame, (..., 4) x2 -> (...).
+
+    cos theta_CS = sign(p_z,ll) 2 (l+ a- - l- a+) / (m_ll sqrt(m_ll^2 + pT_ll^2)) with
+    p± = (E ± p_z) / sqrt(2) of the lepton l and the antilepton a (Collins and
+    Soper, Phys. Rev. D 16 (1977) 2219). The z axis bisects the beams in the
+    pair rest frame and points along the pair's longitudinal motion, so at
+    leading order (no pair pT) it is :func:`cos_theta_star` times sign(p_z,ll):
+    the quark most likely came from the beam the pair moves along.
+    """
+    pair = lepton + antilepton
+    lp, lm = (lepton[..., 0] + lepton[..., 3]), (lepton[..., 0] - lepton[..., 3])
+    ap, am = (antilepton[..., 0] + antilepton[..., 3]), (antilepton[..., 0] - antilepton[..., 3])
+    m2 = mass2(pair).clamp_min(0)
+    value = (lp * am - lm * ap) / torch.sqrt(m2 * (m2 + pt(pair) ** 2))
+    return torch.where(pair[..., 3] < 0, -value, value)
