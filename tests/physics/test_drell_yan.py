@@ -139,3 +139,14 @@ def test_lepton_names():
     assert lepton_id("e") == 11 and lepton_id("mu") == 13
     with pytest.raises(ConfigError, match="unknown lepton 'tau': choose one of e, mu"):
         lepton_id("tau")
+
+
+def test_zprime_coupling_scales_the_zprime_amplitude_by_its_square() -> None:
+    """A(c) = A(no Z') + c^2 (A(1) - A(no Z')) exactly, at and off the Z' pole."""
+    s = torch.tensor([150.0**2, 399.0**2, 400.0**2, 900.0**2], dtype=torch.float64)
+    none = DrellYan(zprime=False).helicity_amplitudes(2, s)
+    full = DrellYan().helicity_amplitudes(2, s)
+    weak = DrellYan(zprime_coupling=0.3).helicity_amplitudes(2, s)
+    torch.testing.assert_close(weak, none + 0.09 * (full - none))
+    with pytest.raises(ConfigError, match="zprime_coupling"):
+        DrellYan(zprime_coupling=0.0)

@@ -81,6 +81,9 @@ class DrellYanParameters:
             sin^2 theta_W-bar in the vector couplings).
         zprime: include the Z' (Z couplings).
         mzp, wzp: Z' mass and width.
+        zprime_coupling: the Z' boson's couplings to quarks and leptons in units of the
+            Z's (1: MadNIS' Z'; the amplitude scales with its square, the peak
+            cross-section at fixed width with its fourth power).
         running_width: s_hat G / M in the propagators (Pythia) instead of M G.
         mu_f: factorisation scale (fixed).
         sqrt_s_hat_min: cut on the lepton-pair mass.
@@ -102,6 +105,7 @@ class DrellYanParameters:
     zprime: bool = True
     mzp: float = 400.0
     wzp: float = 0.5
+    zprime_coupling: float = 1.0
     running_width: bool = False
     mu_f: float = 91.188
     sqrt_s_hat_min: float = 15.0
@@ -142,7 +146,7 @@ class DrellYan:
             raise ConfigError(f"flavours must be quark ids among 1-5, got {params.flavours}")
         if params.lepton not in (11, 13, 15):
             raise ConfigError(f"lepton must be 11, 13 or 15, got {params.lepton}")
-        for name in ("mz", "wz", "mw", "mzp", "wzp", "mu_f"):
+        for name in ("mz", "wz", "mw", "mzp", "wzp", "mu_f", "zprime_coupling"):
             if not getattr(params, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(params, name)}")
         self.params = params
@@ -184,9 +188,10 @@ class DrellYan:
         gl = {"L": norm * (t_l - q_l * sw2), "R": -norm * q_l * sw2}
         s_c = s.to(torch.complex128)
         props = []
-        for _, m, w in self._bosons():
+        for name, m, w in self._bosons():
             width_term = s * w / m if p.running_width else torch.full_like(s, m * w)
-            props.append(1 / (s_c - m**2 + 1j * width_term))
+            strength = p.zprime_coupling**2 if name == "Zp" else 1.0
+            props.append(strength / (s_c - m**2 + 1j * width_term))
         amps = []
         for a, b in (("L", "L"), ("R", "R"), ("L", "R"), ("R", "L")):
             amp = q_q * q_l / s_c
