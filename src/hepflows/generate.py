@@ -247,3 +247,54 @@ def generate_decay(
         train_calls=train_calls, calls=calls, seed=seed, integrator=integrator,
         progress=progress, particles=decay.lhe_particles, write=write,
     )  # fmt: skip
+
+
+def generate_pairs(
+    n: int,
+    zprime: bool,
+    seed: int = 0,
+    detector: Any = None,
+    names: Sequence[str] | None = None,
+    train_calls: int = DEFAULTS["train_calls"],
+    progress: bool = False,
+    **process: Any,
+) -> Any:
+    """Unfolding pairs: n Drell-Yan events of the benchmark set-up, generated and detected.
+
+    The set-up is :data:`hepflows.inference.pairs.SETUP` (m_ll > 150 GeV, a
+    weak Z'); events come from :func:`generate_events` (a multi-channel flow
+    integrator, unweighted), the detector is
+    :class:`~hepflows.inference.ToyDetector`.
+
+    Args:
+        n: unweighted events to generate (all of them, detected or not).
+        zprime: include the Z' (the data prior P1) or not (P0).
+        seed: seed of the event generation; the default detector is
+            ``ToyDetector(seed=seed + 1)``.
+        detector: a :class:`~hepflows.inference.ToyDetector` (default settings of the design note).
+        names: observables (default :data:`hepflows.inference.LO`).
+        train_calls: training budget of the generator's integrator.
+        progress: progress bars.
+        **process: overrides of the set-up and any
+            :class:`~hepflows.physics.DrellYanParameters` field.
+
+    Returns:
+        :class:`hepflows.inference.pairs.Pairs` with the set-up recorded (process
+        parameters, seeds, the generator's cross-section).
+    """
+    from hepflows.inference import LO, ToyDetector
+    from hepflows.inference.pairs import SETUP, detect
+    from hepflows.physics import DrellYan
+
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    params = {**SETUP, **process, "zprime": zprime}
+    dy = DrellYan(**params)
+    gen = generate_events(dy, n, out=None, train_calls=train_calls, seed=seed, progress=progress)
+    assert gen.events is not None  # n >= 1
+    _, _, lepton, antilepton = dy.momenta(gen.events.x)
+    plain = {k: v for k, v in params.items() if isinstance(v, bool | int | float | str)}
+    setup = {"process": plain, "seed": seed, "sigma_pb": gen.result.value,
+             "sigma_error_pb": gen.result.error}  # fmt: skip
+    return detect(lepton, antilepton, detector or ToyDetector(seed=seed + 1),
+                  tuple(names or LO), gen.events.weights.abs(), setup)  # fmt: skip
