@@ -1,0 +1,121 @@
+"""A learned detection efficiency eps(x_truth) = P(passed | x_truth).
+
+Prior-independent by construction (it conditions on the truth), it turns an
+unfolding of the *detected* events into one of all events: each unfolded
+event counts 1 / eps(x). A small MLP on the standardised truth, binary
+cross-entropy on the shared training engine, stopped on a validation split.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from hepflows.errors import ConfigError, InputError
+from hepflows.flows.nets import MLP
+from hepflows.inference.scaling import Scaler
+from hepflows.progress import progress_bar
+from hepflows.random import seeded
+from hepflows.training import EarlyStopping, Engine
+
+#: Efficiencies are clipped from below before 1 / eps (events the detector
+#: almost never sees cannot be unfolded reliably; the weights stay finite).
+FLOOR = 1e-3
+
+
+class Efficiency(nn.Module):
+    """P(passed | x_truth) as a classifier.
+
+    Args:
+        names: the truth observables (their scaling from :mod:`~hepflows.inference.scaling`).
+        hidden: hidden layer widths.
+        seed: seeds the initialisation.
+    """
+
+    def __init__(self, names: Sequence[str], hidden: Sequence[int] = (64, 64), seed: int = 0):
+        super().__init__()
+        self.scaler = Scaler(names)
+        self.hidden_sizes = tuple(int(h) for h in hidden)
+        with seeded(seed):
+            self.net = MLP(len(self.scaler.names), 1, 1, self.hidden_sizes)
+        self.epochs_run = 0
+
+    def logits(self, truth: Tensor) -> Tensor:
+        """(n, k) truth observables -> (n,) logits of P(passed)."""
+        return self.net(self.scaler.forward(truth)).view(-1)
+
+    def forward(self, truth: Tensor) -> Tensor:
+        """(n, k) truth observables -> (n,) P(passed), at least :data:`FLOOR`."""
+        with torch.no_grad():
+            return torch.sigmoid(self.logits(truth).double()).clamp_min(FLOOR)
+
+    def fit(
+        self,
+        truth: Tensor,
+        passed: Tensor,
+        epochs: int = 50,
+        batch_size: int = 2048,
+        lr: float = 1e-3,
+        patience: int = 5,
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> Efficiency:
+        """Train on (n, k) truth and (n,) bool passed flags; returns ``self``.
+
+        The network of the lowest validation loss is kept; training stops after
+        ``patience`` epochs without improvement (or at ``epochs``).
+        """
+        if len(truth) != len(passed) or passed.ndim != 1:
+            raise InputError(
+                f"truth {tuple(truth.shape)} and passed {tuple(passed.shape)} "
+                "must have the same number of events"
+            )
+        if not 0 < val_fraction < 1 or min(epochs, batch_size, patience) < 1:
+            raise ConfigError("need 0 < val_fraction < 1 and epochs, batch_size, patience >= 1")
+        y = passed.float()
+        if y.min() == y.max():
+            raise InputError("the efficiency needs both detected and missed events")
+        self.scaler.fit(truth)
+        x = self.scaler.forward(truth)
+        g = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(len(x), generator=g)
+        n_val = max(1, int(val_fraction * len(x)))
+        val, train = perm[:n_val], perm[n_val:]
+        steps = math.ceil(len(train) / batch_size)
+        loss_fn = nn.BCEWithLogitsLoss()
+        engine = Engine(self.net.parameters(), lr=lr, total_steps=epochs * steps, name="efficiency")
+        best = {"loss": math.inf, "state": copy.deepcopy(self.net.state_dict())}
+        order = train
+
+        def iteration(i: int) -> None:
+            nonlocal order
+            if i % steps == 0:
+                order = train[torch.randperm(len(train), generator=g)]
+            idx = order[(i % steps) * batch_size : (i % steps + 1) * batch_size]
+            engine.step(loss_fn(self.net(x[idx]).view(-1), y[idx]))
+
+        def end_of_epoch(epoch: int) -> dict[str, float]:
+            with torch.no_grad():
+                loss = float(loss_fn(self.net(x[val]).view(-1), y[val]))
+            if loss < best["loss"]:
+                best.update(loss=loss, state=copy.deepcopy(self.net.state_dict()))
+            bar.advance(1, val_loss=loss)
+            return {"val": loss}
+
+        with progress_bar(epochs, "efficiency", enabled=progress) as bar:
+            engine.run(
+                iteration,
+                epochs * steps,
+                per_epoch=steps,
+                end_of_epoch=end_of_epoch,
+                callbacks=[EarlyStopping("val", patience, min_delta=1e-5)],
+            )
+        self.net.load_state_dict(best["state"])
+        self.epochs_run = engine.iteration // steps
+        self.val_loss = best["loss"]
+        return self
