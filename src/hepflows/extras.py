@@ -1,10 +1,10 @@
 """Optional packages, imported when a feature needs them.
 
 ``pip install hepflows`` brings only torch, numpy, safetensors, typer and rich. The rest
-comes with an extra (``[physics]``, ``[calo]``, ``[plots]``, ``[amplitudes]``, ``[all]``),
-and modules import it inside the function that uses it, through :func:`require`, so that
-``import hepflows.<pillar>`` always works and a missing package is reported in one line
-naming the extra to install, only when the feature is used.
+comes with an extra (``[physics]``, ``[calo]``, ``[plots]``, ``[amplitudes]``,
+``[inference]``, ``[all]``), and modules import it inside the function that uses it,
+through :func:`require`, so that ``import hepflows.<pillar>`` always works and a missing
+package is reported in one line naming the extra to install, only when the feature is used.
 """
 
 from __future__ import annotations

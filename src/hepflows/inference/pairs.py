@@ -126,7 +126,7 @@ def detect(
 
 def write_pairs(path: str | os.PathLike, pairs: Pairs) -> None:
     """Write ``pairs`` to an HDF5 file (atomically: the file is complete or absent)."""
-    h5py = require("h5py", "calo", "Writing unfolding pairs")
+    h5py = require("h5py", "inference", "Writing unfolding pairs")
     from hepflows.io.atomic import atomic_write
 
     def write(tmp: str) -> None:
@@ -154,7 +154,7 @@ def read_pairs(path: str | os.PathLike, names: tuple[str, ...] | None = None) ->
     Raises:
         InputError: a missing or unreadable file, a different layout, other observables.
     """
-    h5py = require("h5py", "calo", "Reading unfolding pairs")
+    h5py = require("h5py", "inference", "Reading unfolding pairs")
     p = Path(path)
     if not p.is_file():
         raise InputError(f"no pairs file at {p}: write one with `hepflows unfold simulate`")
