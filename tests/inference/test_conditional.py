@@ -1,4 +1,4 @@
-"""cINN unfolding on a Gaussian toy with a known posterior, and the learned efficiency."""
+"""The conditional density as a cINN posterior on a Gaussian toy, and the learned efficiency."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from hepflows.errors import InputError
 from hepflows.inference import calibration_deviation, pit
-from hepflows.inference.cinn import CINN, check_names, unfolded_weights
+from hepflows.inference.conditional import ConditionalDensity, check_names, unfolded_weights
 from hepflows.inference.efficiency import Efficiency
 
 # y = x + N(0, SIGMA^2), x ~ N(0, 1): posterior N(y / (1 + SIGMA^2), SIGMA^2 / (1 + SIGMA^2))
@@ -23,12 +23,14 @@ def toy(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def trained() -> CINN:
+def trained() -> ConditionalDensity:
     x, y = toy(20_000, 0)
-    return CINN(("x",), transforms=3, bins=8, hidden=(32, 32)).fit(x, y, steps=1500, batch_size=512)
+    return ConditionalDensity(("x",), transforms=3, bins=8, hidden=(32, 32)).fit(
+        x, y, steps=1500, batch_size=512
+    )
 
 
-def test_posterior_matches_the_exact_one_and_is_calibrated(trained: CINN) -> None:
+def test_posterior_matches_the_exact_one_and_is_calibrated(trained: ConditionalDensity) -> None:
     x, y = toy(2000, 1)
     s = trained.sample(y, 200, generator=torch.Generator().manual_seed(2))
     assert s.shape == (200, 2000, 1)
@@ -36,13 +38,16 @@ def test_posterior_matches_the_exact_one_and_is_calibrated(trained: CINN) -> Non
     assert (s.mean(0) - y / (1 + SIGMA**2)).abs().mean() < 0.1 * width
     assert s.std(0).mean().item() == pytest.approx(width, rel=0.05)
     assert calibration_deviation(pit(s, x)).item() < 0.04
-    # the density agrees with the exact posterior where the mass is
+    # the density agrees with the exact posterior where the mass is, also with the samples
     lp = trained.log_prob(y / (1 + SIGMA**2), y)
+    xs, lq = trained.sample_and_log_prob(y[:20], 3, generator=torch.Generator().manual_seed(5))
+    again = trained.log_prob(xs.reshape(60, 1), y[:20].repeat(3, 1)).view(3, 20)
+    torch.testing.assert_close(lq, again, rtol=0, atol=1e-4)  # the flow computes in float32
     assert lp.mean().item() == pytest.approx(-math.log(width * math.sqrt(2 * math.pi)), abs=0.1)
 
 
-def test_save_round_trip_gives_the_same_samples(trained: CINN) -> None:
-    again = CINN.from_saved(trained.state(), trained.tensors())
+def test_save_round_trip_gives_the_same_samples(trained: ConditionalDensity) -> None:
+    again = ConditionalDensity.from_saved(trained.state(), trained.tensors())
     y = toy(50, 3)[1]
     a = trained.sample(y, 5, generator=torch.Generator().manual_seed(4))
     b = again.sample(y, 5, generator=torch.Generator().manual_seed(4))

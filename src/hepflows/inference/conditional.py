@@ -1,0 +1,173 @@
+"""A conditional density q(x | c) of observables: a flow with the observables scaled.
+
+Used both ways round: the cINN posterior q(x_truth | x_reco) (Bellagente et
+al., arXiv:2006.06685) and the forward model T(x_reco | x_truth) of SPINUP
+(arXiv:2507.15084). Coordinates: each side's observables mapped onto the
+real line and standardised by its own :class:`~hepflows.inference.scaling.Scaler`;
+densities are returned in the observables' own units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hepflows.errors import ConfigError, InputError
+from hepflows.flows import MAF, CouplingFlow
+from hepflows.flows.training import fit
+from hepflows.inference.scaling import Scaler
+from hepflows.random import seeded
+
+
+class ConditionalDensity:
+    """A conditional flow q(x | c) over k observables given the same k at another level.
+
+    Args:
+        names: the k observables (x and c share them: truth and reco).
+        transforms: flow blocks.
+        bins: spline bins.
+        hidden: conditioner widths.
+        seed: seeds the initialisation.
+
+    A coupling flow (one pass to sample) for k >= 2, a MAF for k = 1.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        transforms: int = 6,
+        bins: int = 10,
+        hidden: Sequence[int] = (128, 128),
+        seed: int = 0,
+    ) -> None:
+        self.names = tuple(names)
+        if not self.names:
+            raise ConfigError("a conditional density needs at least one observable")
+        k = len(self.names)
+        self.config = {"transforms": transforms, "bins": bins, "hidden": list(hidden), "seed": seed}
+        sizes = {"features": k, "context": k, "transforms": transforms, "bins": bins,
+                 "hidden": hidden}  # fmt: skip
+        with seeded(seed):  # the initialisation; the caller's global stream is untouched
+            self.flow = CouplingFlow(**sizes, seed=seed) if k >= 2 else MAF(**sizes)
+        self.x_scaler, self.c_scaler = Scaler(self.names), Scaler(self.names)
+        self.losses: list[float] = []
+
+    def fit(
+        self,
+        x: Tensor,
+        context: Tensor,
+        steps: int = 5000,
+        batch_size: int = 1024,
+        lr: float = 1e-3,
+        seed: int = 0,
+        progress: bool = False,
+        description: str = "conditional flow",
+    ) -> ConditionalDensity:
+        """Train on (n, k) values x and (n, k) conditions (e.g. truth and reco of detected events).
+
+        Adam with cosine decay on the shared engine (:func:`hepflows.flows.training.fit`).
+        Returns ``self``.
+        """
+        if x.shape != context.shape:
+            raise InputError(f"x {tuple(x.shape)} and context {tuple(context.shape)} differ")
+        if len(x) < batch_size:
+            raise InputError(f"{len(x)} training pairs are fewer than one batch of "
+                             f"{batch_size}: simulate more or lower batch_size")  # fmt: skip
+        self.x_scaler.fit(x)
+        self.c_scaler.fit(context)
+        z, c = self.x_scaler.forward(x), self.c_scaler.forward(context)
+        self.losses = fit(self.flow, z, steps=steps, batch_size=batch_size, lr=lr, context=c,
+                          seed=seed, progress=progress, description=description)  # fmt: skip
+        return self
+
+    @torch.no_grad()
+    def sample(
+        self,
+        context: Tensor,
+        samples: int = 100,
+        generator: torch.Generator | None = None,
+        batch_size: int = 100_000,
+    ) -> Tensor:
+        """``samples`` draws of x for each condition: (n, k) -> (S, n, k)."""
+        return self.sample_and_log_prob(context, samples, generator, batch_size)[0]
+
+    @torch.no_grad()
+    def sample_and_log_prob(
+        self,
+        context: Tensor,
+        samples: int = 100,
+        generator: torch.Generator | None = None,
+        batch_size: int = 100_000,
+    ) -> tuple[Tensor, Tensor]:
+        """Draws (S, n, k) of x for each of n conditions and their log q(x | c) (S, n)."""
+        c = self.c_scaler.forward(context)
+        k = len(self.names)
+        out = torch.empty(samples, len(c), k, dtype=torch.float64)
+        logq = torch.empty(samples, len(c), dtype=torch.float64)
+        rows = max(1, batch_size // max(samples, 1))
+        for i in range(0, len(c), rows):
+            ci = c[i : i + rows].repeat(samples, 1)
+            z, lq = self.flow.sample_and_log_prob(len(ci), context=ci, generator=generator)
+            x = self.x_scaler.inverse(z)
+            out[:, i : i + rows] = x.view(samples, -1, k)
+            lq = lq.double() + self.x_scaler.log_abs_det(x)
+            logq[:, i : i + rows] = lq.view(samples, -1)
+        return out, logq
+
+    @torch.no_grad()
+    def log_prob(self, x: Tensor, context: Tensor) -> Tensor:
+        """log q(x | c) in the observables' own units: (n, k) x2 -> (n,)."""
+        z = self.x_scaler.forward(x)
+        lp = self.flow.log_prob(z, self.c_scaler.forward(context)).double()
+        return lp + self.x_scaler.log_abs_det(x)
+
+    # ------------------------------------------------------------ saving
+    def tensors(self, prefix: str = "flow.") -> dict[str, Tensor]:
+        """The flow's weights, for a file."""
+        return {prefix + k: v.detach().contiguous() for k, v in self.flow.state_dict().items()}
+
+    def state(self) -> dict[str, Any]:
+        """JSON-ready configuration and scalers."""
+        return {"names": list(self.names), "config": self.config,
+                "x_scaler": self.x_scaler.state(), "c_scaler": self.c_scaler.state()}  # fmt: skip
+
+    @classmethod
+    def from_saved(
+        cls, state: dict[str, Any], tensors: dict[str, Tensor], prefix: str = "flow."
+    ) -> ConditionalDensity:
+        """Rebuild from :meth:`state` and :meth:`tensors`."""
+        c = state["config"]
+        model = cls(state["names"], c["transforms"], c["bins"], c["hidden"], c["seed"])
+        model.x_scaler = Scaler.from_state(state["x_scaler"])
+        model.c_scaler = Scaler.from_state(state["c_scaler"])
+        n = len(prefix)
+        model.flow.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(prefix)})
+        model.flow.eval()
+        return model
+
+
+def unfolded_weights(samples: Tensor, efficiency: Tensor | None) -> Tensor:
+    """Weights (S, n) of posterior samples (S, n, k): each measured event counts 1 / eps in total.
+
+    Args:
+        samples: (S, n, k) posterior samples.
+        efficiency: (S, n) eps at the samples, or ``None`` (no correction: weights 1 / S).
+    """
+    s = samples.shape[0]
+    if efficiency is None:
+        return torch.full(samples.shape[:2], 1.0 / s, dtype=torch.float64)
+    if efficiency.shape != samples.shape[:2] or not bool((efficiency > 0).all()):
+        raise InputError("efficiency must be (S, n) and positive")
+    return 1.0 / (s * efficiency.double())
+
+
+def check_names(expected: Sequence[str], got: Sequence[str], what: str) -> None:
+    """Refuse data whose observables differ from a model's, naming both."""
+    if tuple(expected) != tuple(got):
+        raise InputError(
+            f"{what} was trained on observables {list(expected)}, the data hold "
+            f"{list(got)}: use data with the same observables in the same order"
+        )
