@@ -22,6 +22,19 @@ from hepflows.inference.scaling import Scaler
 from hepflows.random import seeded
 
 
+def build_flow(
+    features: int, context: int, transforms: int, bins: int, hidden: Sequence[int], seed: int
+) -> CouplingFlow | MAF:
+    """A coupling flow (one pass to sample) for >= 2 features, a MAF for 1, seeded.
+
+    Initialised inside :func:`hepflows.random.seeded`: the caller's global stream is untouched.
+    """
+    sizes = {"features": features, "context": context, "transforms": transforms, "bins": bins,
+             "hidden": hidden}  # fmt: skip
+    with seeded(seed):
+        return CouplingFlow(**sizes, seed=seed) if features >= 2 else MAF(**sizes)
+
+
 class ConditionalDensity:
     """A conditional flow q(x | c) over k observables given the same k at another level.
 
@@ -48,10 +61,7 @@ class ConditionalDensity:
             raise ConfigError("a conditional density needs at least one observable")
         k = len(self.names)
         self.config = {"transforms": transforms, "bins": bins, "hidden": list(hidden), "seed": seed}
-        sizes = {"features": k, "context": k, "transforms": transforms, "bins": bins,
-                 "hidden": hidden}  # fmt: skip
-        with seeded(seed):  # the initialisation; the caller's global stream is untouched
-            self.flow = CouplingFlow(**sizes, seed=seed) if k >= 2 else MAF(**sizes)
+        self.flow = build_flow(k, k, transforms, bins, hidden, seed)
         self.x_scaler, self.c_scaler = Scaler(self.names), Scaler(self.names)
         self.losses: list[float] = []
 

@@ -136,13 +136,12 @@ class ToyDetector:
 
     def efficiency(self, lepton: Tensor, antilepton: Tensor) -> Tensor:
         """Probability that an event with true leptons (n, 4) x2 is detected: (n,)."""
-        a, b = (
-            pt_eta_phi(_checked(lepton, "lepton")),
-            pt_eta_phi(_checked(antilepton, "antilepton")),
-        )
-        return self.lepton_efficiency(a[..., 0], a[..., 1]) * self.lepton_efficiency(
-            b[..., 0], b[..., 1]
-        )
+        a, b = _kinematics(lepton, "lepton"), _kinematics(antilepton, "antilepton")
+        return self._efficiency(a, b)
+
+    def _efficiency(self, a: Tensor, b: Tensor) -> Tensor:
+        """Event efficiency of two leptons given as (n, 3) (pT, eta, phi)."""
+        return self.lepton_efficiency(a[:, 0], a[:, 1]) * self.lepton_efficiency(b[:, 0], b[:, 1])
 
     def log_transfer(self, reco: Tensor, truth: Tensor) -> Tensor:
         """log T(reco | truth) of one lepton in (pT, eta, phi): (..., 3) x2 -> (...).
@@ -163,7 +162,10 @@ class ToyDetector:
     # ------------------------------------------------------------ simulation
     def smear(self, p: Tensor) -> Tensor:
         """Smeared copies of massless leptons (n, 4) -> (n, 4) (this detector's generator)."""
-        v = pt_eta_phi(_checked(p, "lepton"))
+        return self._smear(_kinematics(p, "lepton"))
+
+    def _smear(self, v: Tensor) -> Tensor:
+        """Smeared leptons (n, 4) from their true (n, 3) (pT, eta, phi)."""
         s = self.settings
         z = torch.randn(v.shape, generator=self._gen, dtype=v.dtype)
         sig_pt = v[..., 0] * self.resolution(v[..., 0])
@@ -179,9 +181,15 @@ class ToyDetector:
         if lepton.shape != antilepton.shape:
             raise InputError(f"lepton {tuple(lepton.shape)} and antilepton "
                              f"{tuple(antilepton.shape)} differ in shape")  # fmt: skip
-        eff = self.efficiency(lepton, antilepton)
+        a, b = _kinematics(lepton, "lepton"), _kinematics(antilepton, "antilepton")
+        eff = self._efficiency(a, b)
         u = torch.rand(eff.shape, generator=self._gen, dtype=eff.dtype)
-        return Detected(self.smear(lepton), self.smear(antilepton), u < eff)
+        return Detected(self._smear(a), self._smear(b), u < eff)
+
+
+def _kinematics(p: Tensor, name: str) -> Tensor:
+    """Checked (n, 4) massless leptons -> (n, 3) (pT, eta, phi)."""
+    return pt_eta_phi(_checked(p, name))
 
 
 def _checked(p: Tensor, name: str) -> Tensor:

@@ -48,10 +48,14 @@ class Efficiency(nn.Module):
         """(n, k) truth observables -> (n,) logits of P(passed)."""
         return self.net(self.scaler.forward(truth)).view(-1)
 
+    def probability(self, truth: Tensor) -> Tensor:
+        """(n, k) truth observables -> (n,) P(passed), at least :data:`FLOOR` (differentiable)."""
+        return torch.sigmoid(self.logits(truth).double()).clamp_min(FLOOR)
+
     def forward(self, truth: Tensor) -> Tensor:
-        """(n, k) truth observables -> (n,) P(passed), at least :data:`FLOOR`."""
+        """(n, k) truth observables -> (n,) P(passed), at least :data:`FLOOR`, without gradients."""
         with torch.no_grad():
-            return torch.sigmoid(self.logits(truth).double()).clamp_min(FLOOR)
+            return self.probability(truth)
 
     def fit(
         self,

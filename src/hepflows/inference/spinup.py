@@ -28,12 +28,10 @@ import torch
 from torch import Tensor
 
 from hepflows.errors import ConfigError, InputError
-from hepflows.flows import MAF, CouplingFlow
 from hepflows.flows.training import fit as fit_flow
-from hepflows.inference.conditional import ConditionalDensity
-from hepflows.inference.efficiency import FLOOR, Efficiency
+from hepflows.inference.conditional import ConditionalDensity, build_flow
+from hepflows.inference.efficiency import Efficiency
 from hepflows.progress import progress_bar
-from hepflows.random import seeded
 from hepflows.training import Engine, History
 
 
@@ -70,9 +68,7 @@ class SPINUP:
         self.scaler = forward.c_scaler  # truth coordinates of the forward model
         k = len(self.names)
         self.config = {"transforms": transforms, "bins": bins, "hidden": list(hidden), "seed": seed}
-        sizes = {"features": k, "transforms": transforms, "bins": bins, "hidden": hidden}
-        with seeded(seed):
-            self.density = CouplingFlow(**sizes, seed=seed) if k >= 2 else MAF(**sizes)
+        self.density = build_flow(k, 0, transforms, bins, hidden, seed)
         self.losses: list[float] = []
 
     # ------------------------------------------------------------ densities
@@ -84,8 +80,7 @@ class SPINUP:
     def _acceptance(self, n: int, generator: torch.Generator) -> Tensor:
         """E_{p_theta}[eps], from n reparametrised samples (differentiable)."""
         z, _ = self.density.sample_and_log_prob(n, generator=generator)
-        truth = self.scaler.inverse(z)
-        return torch.sigmoid(self.efficiency.logits(truth).double()).clamp_min(FLOOR).mean()
+        return self.efficiency.probability(self.scaler.inverse(z)).mean()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
