@@ -13,8 +13,13 @@ from hepflows.extras import require
 from hepflows.io.atomic import atomic_write
 
 
-def _pyplot(purpose: str) -> tuple[ModuleType, ModuleType]:
-    """``(matplotlib.pyplot, mplhep)`` with the non-interactive Agg backend, ROOT style."""
+def pyplot(purpose: str) -> tuple[ModuleType, ModuleType]:
+    """``(matplotlib.pyplot, mplhep)`` with the non-interactive Agg backend, ROOT style.
+
+    Args:
+        purpose: what needs them, as the start of a sentence (for the message of
+            :class:`~hepflows.errors.MissingExtraError` when the ``plots`` extra is missing).
+    """
     require("matplotlib", "plots", purpose).use("Agg")
     plt = require("matplotlib.pyplot", "plots", purpose)
     mplhep = require("mplhep", "plots", purpose)
@@ -41,7 +46,7 @@ def density_comparison(
         path: PNG file to write (atomically).
         title: figure title.
     """
-    plt, _ = _pyplot("Plotting densities")
+    plt, _ = pyplot("Plotting densities")
     fig, axes = plt.subplots(1, 3, figsize=(15, 5), constrained_layout=True)
     bins = 120
     rng = [extent[:2], extent[2:]]
@@ -83,7 +88,7 @@ def histogram_comparison(
     """
     import numpy as np
 
-    plt, mplhep = _pyplot("Plotting histograms")
+    plt, mplhep = pyplot("Plotting histograms")
     names = list(binning)
     fig, axes = plt.subplots(
         2, len(names), figsize=(6 * len(names), 6), sharex="col",
@@ -147,7 +152,7 @@ def dalitz_plots(
         title: figure title.
         bins: bins per axis.
     """
-    plt, _ = _pyplot("Plotting Dalitz plots")
+    plt, _ = pyplot("Plotting Dalitz plots")
     n = len(samples)
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.6), squeeze=False, constrained_layout=True)
     for ax, (label, (a, b, w)) in zip(axes[0], samples.items(), strict=True):
