@@ -100,7 +100,7 @@ class SPINUP:
         return self.density.log_prob(z).double() + self.scaler.log_abs_det(truth)
 
     @torch.no_grad()
-    def _log_density_at(self, points: Tensor) -> Tensor:
+    def log_density_at(self, points: Tensor) -> Tensor:
         """log p_theta at (S, n, k) points -> (S, n), in chunks, without gradients."""
         s, n, k = points.shape
         flat = points.reshape(-1, k)
@@ -202,7 +202,7 @@ class SPINUP:
                     seed=seed + 1 + it,
                 )
                 self.density.eval()
-                log_p = self._log_density_at(points)
+                log_p = self.log_density_at(points)
                 weights = (torch.softmax(log_w + log_p, dim=0).reshape(-1) * inv_eps).float()
                 acc = self.acceptance(20_000, g)
                 ll = self.log_likelihood(log_w, log_p, acc)

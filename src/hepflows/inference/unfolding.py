@@ -1,0 +1,397 @@
+"""Unbinned unfolding end to end: train on simulated pairs, unfold measured events, histogram.
+
+Two methods share one model file and one result type:
+
+* ``"cinn"``: an ensemble of conditional flows q(x_truth | x_reco) (Bellagente
+  et al. 2006.06685), each trained on a bootstrap resample of the detected
+  pairs. A measured event's posterior samples carry weights 1 / (S eps(x)):
+  the learned efficiency brings back the events the detector missed. The
+  posterior inherits the simulation's prior.
+* ``"spinup"``: the prior-independent forward model T(x_reco | x_truth),
+  eps(x_truth) and an importance proposal (one cINN), then, at unfolding
+  time, a :class:`~hepflows.inference.spinup.SPINUP` density fitted to the
+  measured events, one fit per ensemble member (different seeds). Each
+  event's posterior under the fitted density, on the proposal points, gives
+  the weights.
+
+Either way the result (:class:`Unfolded`) holds, per ensemble member, S
+weighted truth points for each measured event. Histograms take their counts
+from the ensemble mean. Their covariance is the sum of two parts:
+
+* statistics: each measured event is Poisson, so event i adds
+  c_i c_i^T, with c_ib its weight in bin b;
+* the spread of the ensemble.
+
+Unweighted truth-level events are drawn from the pooled points.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+import hepflows
+from hepflows.errors import CheckpointError, ConfigError, InputError
+from hepflows.inference.conditional import ConditionalDensity, check_names
+from hepflows.inference.efficiency import Efficiency
+from hepflows.inference.observables import check_observables, units
+from hepflows.inference.pairs import Pairs
+from hepflows.inference.scaling import Scaler
+from hepflows.inference.spinup import SPINUP
+from hepflows.io.atomic import atomic_write, read_metadata
+from hepflows.progress import progress_bar
+
+METHODS = ("cinn", "spinup")
+#: ``format`` entry of a saved unfolding model.
+FORMAT = "hepflows-unfolding-1"
+#: Version of the unfolded-events HDF5 layout.
+EVENTS_FORMAT = 1
+
+
+@dataclass
+class UnfoldingModel:
+    """What ``hepflows unfold train`` makes: the learned pieces of one method.
+
+    Attributes:
+        method: ``"cinn"`` or ``"spinup"``.
+        names: the observables (truth and reco share them).
+        efficiency: eps(x_truth).
+        posteriors: cINN ensemble q(x_truth | x_reco) (spinup: its one proposal).
+        forward: T(x_reco | x_truth) (spinup only).
+        settings: training settings and the simulation's set-up, JSON-ready.
+    """
+
+    method: str
+    names: tuple[str, ...]
+    efficiency: Efficiency
+    posteriors: list[ConditionalDensity]
+    forward: ConditionalDensity | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, names: tuple[str, ...]) -> None:
+        """Refuse data whose observables (and so units) differ from the model's."""
+        check_names(self.names, names, f"this {self.method} unfolding model")
+
+    # ------------------------------------------------------------ saving
+    def save(self, path: str | os.PathLike) -> None:
+        """Write every network and scaler to one safetensors file (atomic)."""
+        from safetensors.torch import save_file
+
+        tensors: dict[str, Tensor] = {}
+        for j, member in enumerate(self.posteriors):
+            tensors |= member.tensors(f"post{j}.")
+        if self.forward is not None:
+            tensors |= self.forward.tensors("forward.")
+        tensors |= {"eff." + k: v.detach().contiguous()
+                    for k, v in self.efficiency.net.state_dict().items()}  # fmt: skip
+        state = {
+            "method": self.method,
+            "names": list(self.names),
+            "units": units(self.names),
+            "posteriors": [m.state() for m in self.posteriors],
+            "forward": None if self.forward is None else self.forward.state(),
+            "efficiency": {
+                "scaler": self.efficiency.scaler.state(),
+                "hidden": list(self.efficiency.hidden_sizes),
+            },  # fmt: skip
+            "settings": self.settings,
+        }
+        meta = {"format": FORMAT, "hepflows_version": hepflows.__version__,
+                "state": json.dumps(state)}  # fmt: skip
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> UnfoldingModel:
+        """Rebuild a model written by :meth:`save`."""
+        from safetensors.torch import load_file
+
+        meta = read_metadata(path, FORMAT, "unfolding model",
+                             "train one with `hepflows unfold train`")  # fmt: skip
+        try:
+            state = json.loads(meta["state"])
+            tensors = load_file(str(path))
+            posteriors = [ConditionalDensity.from_saved(s, tensors, f"post{j}.")
+                          for j, s in enumerate(state["posteriors"])]  # fmt: skip
+            forward = None
+            if state["forward"] is not None:
+                forward = ConditionalDensity.from_saved(state["forward"], tensors, "forward.")
+            e = state["efficiency"]
+            efficiency = Efficiency(state["names"], e["hidden"])
+            efficiency.scaler = Scaler.from_state(e["scaler"])
+            efficiency.net.load_state_dict(
+                {k[4:]: v for k, v in tensors.items() if k.startswith("eff.")}
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(
+                f"{path}: cannot rebuild the unfolding model ({err}); train it again"
+            ) from None
+        return cls(state["method"], tuple(state["names"]), efficiency.eval(), posteriors,
+                   forward, state["settings"])  # fmt: skip
+
+
+def _check_pairs(pairs: Pairs) -> None:
+    if not bool((pairs.weights == 1).all()):
+        raise InputError("unfolding trains on unweighted pairs; unweight the simulation first")
+    if int(pairs.passed.sum()) < 2 or bool(pairs.passed.all()):
+        raise InputError("the pairs need both detected and missed events")
+
+
+def train(
+    pairs: Pairs,
+    method: str = "cinn",
+    ensemble: int = 3,
+    steps: int = 5000,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    transforms: int = 6,
+    bins: int = 10,
+    hidden: tuple[int, ...] = (128, 128),
+    efficiency_epochs: int = 50,
+    seed: int = 0,
+    progress: bool = False,
+) -> UnfoldingModel:
+    """Learn an unfolding from simulated (truth, reco, passed) pairs.
+
+    Args:
+        pairs: unweighted simulated pairs (the training prior).
+        method: ``"cinn"`` (ensemble of posteriors) or ``"spinup"`` (forward
+            model, efficiency and one proposal).
+        ensemble: cINN members, each on a bootstrap resample of the detected
+            pairs (spinup: ignored at training; its ensemble is fitted at unfolding).
+        steps, batch_size, lr: training of each conditional flow.
+        transforms, bins, hidden: size of each conditional flow.
+        efficiency_epochs: the most epochs of the efficiency classifier.
+        seed: seeds initialisations, bootstrap draws and batches.
+        progress: progress bars.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if ensemble < 1:
+        raise ConfigError(f"ensemble must be >= 1, got {ensemble}")
+    _check_pairs(pairs)
+    names = pairs.observables
+    truth, reco = pairs.truth[pairs.passed], pairs.reco[pairs.passed]
+    size = {"transforms": transforms, "bins": bins, "hidden": hidden}
+    fit = {"steps": steps, "batch_size": batch_size, "lr": lr, "progress": progress}
+    efficiency = Efficiency(names, seed=seed).fit(
+        pairs.truth, pairs.passed, epochs=efficiency_epochs, seed=seed, progress=progress
+    )
+    g = torch.Generator().manual_seed(seed)
+    members, forward = [], None
+    for j in range(ensemble if method == "cinn" else 1):
+        idx = (
+            torch.randint(len(truth), (len(truth),), generator=g)
+            if method == "cinn"
+            else torch.arange(len(truth))  # SPINUP's proposal needs no bootstrap
+        )
+        member = ConditionalDensity(names, seed=seed + j, **size)
+        members.append(member.fit(truth[idx], reco[idx], seed=seed + j,
+                                  description=f"cINN {j + 1}", **fit))  # fmt: skip
+    if method == "spinup":
+        forward = ConditionalDensity(names, seed=seed + 100, **size)
+        forward.fit(reco, truth, seed=seed + 100, description="forward model T", **fit)
+    settings = {"ensemble": ensemble, "efficiency_epochs": efficiency_epochs, "seed": seed,
+                "pairs": len(pairs), "setup": pairs.setup, **size, **fit}  # fmt: skip
+    settings.pop("progress")
+    return UnfoldingModel(method, names, efficiency.eval(), members, forward, settings)
+
+
+@dataclass
+class Unfolded:
+    """Unfolded events: per ensemble member, S weighted truth points per measured event.
+
+    Attributes:
+        names: the observables.
+        method: ``"cinn"`` or ``"spinup"``.
+        points: per member, (S, n, k) truth points for the n measured events.
+        weights: per member, (S, n) weights pi / eps, with pi the posterior
+            probability of the point; summed over S, event i counts 1 / eps
+            (all events, detected or not).
+        efficiency: per member, (S, n) eps at the points.
+        info: how it was made (samples, seeds, SPINUP log-likelihoods...).
+    """
+
+    names: tuple[str, ...]
+    method: str
+    points: list[Tensor]
+    weights: list[Tensor]
+    efficiency: list[Tensor]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def _column(self, name: str) -> int:
+        if name not in self.names:
+            raise InputError(f"no observable {name!r}; these are {list(self.names)}")
+        return self.names.index(name)
+
+    def member_histograms(self, name: str, edges: np.ndarray) -> np.ndarray:
+        """Counts (M, B) of each member in bins ``edges`` (B + 1,) of one observable."""
+        j = self._column(name)
+        out = []
+        for x, w in zip(self.points, self.weights, strict=True):
+            counts, _ = np.histogram(x[..., j].numpy().ravel(), edges, weights=w.numpy().ravel())
+            out.append(counts)
+        return np.stack(out)
+
+    def histogram(self, name: str, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Counts (B,) and covariance (B, B) of one observable.
+
+        The covariance is that of the unfolded counts around the truth of the
+        same events, and has three parts:
+
+        * migration correlations: sum_i c_i c_i^T, with c_ib event i's weight
+          in bin b (each measured event is Poisson);
+        * on the diagonal, raised to sum_i E_post[1_b / eps^2], the variance
+          of a 1 / eps weighted count: each event's own posterior spread and
+          the extrapolation to undetected events;
+        * the ensemble's spread.
+        """
+        edges = np.asarray(edges, dtype=np.float64)
+        if edges.ndim != 1 or len(edges) < 2 or not (np.diff(edges) > 0).all():
+            raise InputError("edges must be an increasing (B + 1,) array")
+        members = self.member_histograms(name, edges)
+        counts = members.mean(0)
+        x, w = self.points[0][..., self._column(name)].numpy(), self.weights[0].numpy()
+        eps = self.efficiency[0].numpy()
+        b = len(edges) - 1
+        index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, b - 1)
+        inside = (x >= edges[0]) & (x < edges[-1])
+        per_event = np.zeros((x.shape[1], b))
+        for s in range(x.shape[0]):  # c_ib: event i's weight in bin b
+            np.add.at(per_event, (np.arange(x.shape[1])[inside[s]], index[s][inside[s]]),
+                      w[s][inside[s]])  # fmt: skip
+        covariance = per_event.T @ per_event
+        spread, _ = np.histogram(x.ravel(), edges, weights=(w / eps).ravel())
+        diagonal = np.maximum(spread, np.diag(covariance))
+        covariance[np.diag_indices(b)] = diagonal
+        if len(members) > 1:
+            covariance = covariance + np.cov(members, rowvar=False, ddof=1).reshape(b, b)
+        return counts, covariance
+
+    def total(self) -> float:
+        """Unfolded number of events (all, detected or not), ensemble mean."""
+        return float(torch.stack([w.sum() for w in self.weights]).mean())
+
+    def events(self, n: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Unweighted truth-level events (n, k) drawn from the pooled weighted points.
+
+        Args:
+            n: how many (``None``: the unfolded total, rounded).
+            generator: for the draw (``None``: seeded with 0).
+        """
+        n = round(self.total()) if n is None else n
+        x = torch.cat([p.reshape(-1, len(self.names)) for p in self.points])
+        w = torch.cat([v.reshape(-1) for v in self.weights]).double()
+        g = generator if generator is not None else torch.Generator().manual_seed(0)
+        return x[torch.multinomial(w, n, replacement=True, generator=g)]
+
+
+def unfold(
+    model: UnfoldingModel,
+    measured: Tensor,
+    names: tuple[str, ...],
+    samples: int = 50,
+    ensemble: int = 3,
+    seed: int = 0,
+    spinup: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> Unfolded:
+    """Unfold (n, k) measured (detected) reco events with a trained model.
+
+    Args:
+        model: from :func:`train` or :meth:`UnfoldingModel.load`.
+        measured: (n, k) detector-level values of the detected events.
+        names: their observables (must be the model's, in order).
+        samples: S posterior points per event.
+        ensemble: SPINUP fits (cINN: every trained member is used).
+        seed: seeds the posterior draws and SPINUP.
+        spinup: keyword arguments of :meth:`SPINUP.fit` (iterations, steps...)
+            and of :class:`SPINUP` (transforms, bins, hidden).
+        progress: progress bars.
+    """
+    model.check(tuple(names))
+    if measured.ndim != 2 or measured.shape[1] != len(names) or len(measured) == 0:
+        raise InputError(f"measured must be (n, {len(names)}) with n >= 1, "
+                         f"got {tuple(measured.shape)}")  # fmt: skip
+    if not bool(torch.isfinite(measured).all()):
+        raise InputError("measured events contain NaN or infinite values")
+    measured = measured.double()
+    g = torch.Generator().manual_seed(seed)
+    points, weights, efficiencies = [], [], []
+    info: dict[str, Any] = {"samples": samples, "seed": seed, "measured": len(measured)}
+    if model.method == "cinn":
+        with progress_bar(len(model.posteriors), "cINN unfold", enabled=progress) as bar:
+            for member in model.posteriors:
+                x = member.sample(measured, samples, generator=g)
+                eps = model.efficiency(x.reshape(-1, len(names))).view(samples, -1)
+                points.append(x)
+                weights.append(1.0 / (samples * eps))
+                efficiencies.append(eps)
+                bar.advance(1)
+    else:
+        if model.forward is None:
+            raise CheckpointError("this SPINUP model has no forward model; train it again")
+        options = dict(spinup or {})
+        sizes = {k: options.pop(k) for k in ("transforms", "bins", "hidden") if k in options}
+        info["spinup"] = []
+        for j in range(ensemble):
+            fit = SPINUP(model.forward, model.efficiency, model.posteriors[0], seed=seed + j,
+                         **sizes)  # fmt: skip
+            fit.fit(measured, samples=samples, seed=seed + j, progress=progress, **options)
+            x, log_w = fit.prepare(measured, samples, g)
+            log_p = fit.log_density_at(x)
+            gamma = torch.nan_to_num(torch.softmax(log_w + log_p, dim=0), nan=0.0)
+            eps = model.efficiency(x.reshape(-1, len(names))).view(samples, -1)
+            points.append(x)
+            weights.append(gamma / eps)
+            efficiencies.append(eps)
+            info["spinup"].append({"history": fit.history, "acceptance": fit.acceptance()})
+    return Unfolded(tuple(names), model.method, points, weights, efficiencies, info)
+
+
+def binning(values: Tensor, names: tuple[str, ...], bins: int = 20) -> dict[str, np.ndarray]:
+    """Equal-population bin edges (B + 1,) per observable from (n, k) reference values."""
+    check_observables(names)
+    if values.ndim != 2 or values.shape[1] != len(names) or len(values) < bins:
+        raise InputError(f"values must be (n >= {bins}, {len(names)}), got {tuple(values.shape)}")
+    q = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    return {n: np.unique(torch.quantile(values[:, j].double(), q).numpy())
+            for j, n in enumerate(names)}  # fmt: skip
+
+
+def write_unfolded(
+    path: str | os.PathLike,
+    unfolded: Unfolded,
+    edges: dict[str, np.ndarray],
+    generator: torch.Generator | None = None,
+) -> None:
+    """Write unweighted unfolded events and histograms with covariances to HDF5 (atomic).
+
+    Layout: dataset ``events`` (N, k); group ``histograms/<name>`` with
+    ``edges``, ``counts`` and ``covariance``; attributes ``observables``,
+    ``units``, ``method``, ``info`` (JSON) and ``format``.
+    """
+    from hepflows.extras import require
+
+    h5py = require("h5py", "inference", "Writing unfolded events")
+    events = unfolded.events(generator=generator).numpy()
+    hists = {n: (np.asarray(e), *unfolded.histogram(n, e)) for n, e in edges.items()}
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("events", data=events)
+            for n, (e, counts, cov) in hists.items():
+                grp = f.create_group(f"histograms/{n}")
+                grp["edges"], grp["counts"], grp["covariance"] = e, counts, cov
+            f.attrs["observables"] = json.dumps(list(unfolded.names))
+            f.attrs["units"] = json.dumps(units(unfolded.names))
+            f.attrs["method"] = unfolded.method
+            f.attrs["info"] = json.dumps(unfolded.info, default=float)
+            f.attrs["format"] = EVENTS_FORMAT
+
+    atomic_write(path, write)
