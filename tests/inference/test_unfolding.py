@@ -127,6 +127,6 @@ def test_bad_training_input(simulation: Pairs) -> None:
     with pytest.raises(ConfigError, match="method must be"):
         train(simulation, "omnifold")
     weighted = Pairs(simulation.truth[:100], simulation.reco[:100], simulation.passed[:100],
-                     torch.full((100,), 2.0, dtype=torch.float64), NAMES)  # fmt: skip
-    with pytest.raises(InputError, match="unweighted"):
+                     torch.full((100,), -1.0, dtype=torch.float64), NAMES)  # fmt: skip
+    with pytest.raises(InputError, match="positive event weights"):
         train(weighted)

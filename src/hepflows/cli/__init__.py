@@ -6,6 +6,7 @@ here in :data:`COMMANDS`:
     hepflows integrate ...              :mod:`hepflows.cli.integrate`
     hepflows generate drell-yan|decay   :mod:`hepflows.cli.generate`
     hepflows calo simulate|train|...    :mod:`hepflows.cli.calo`
+    hepflows unfold simulate|train|apply :mod:`hepflows.cli.unfold`
     hepflows demo flows                 :mod:`hepflows.cli.demo`
 
 A module is imported only when its command runs or shows its help, so
@@ -40,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calo": ("hepflows.cli.calo",
              "Calorimeter showers: toy simulator, CaloFlow teacher/student, CaloChallenge "
              "metrics."),
+    "unfold": ("hepflows.cli.unfold",
+               "Unfold Drell-Yan dilepton events: toy detector pairs, cINN or SPINUP."),
     "demo": ("hepflows.cli.demo", "Demonstrations on built-in defaults (no data needed)."),
 }  # fmt: skip
 

@@ -136,8 +136,8 @@ class UnfoldingModel:
 
 
 def _check_pairs(pairs: Pairs) -> None:
-    if not bool((pairs.weights == 1).all()):
-        raise InputError("unfolding trains on unweighted pairs; unweight the simulation first")
+    if not bool((pairs.weights > 0).all()):
+        raise InputError("unfolding needs positive event weights; unweight the simulation first")
     if int(pairs.passed.sum()) < 2 or bool(pairs.passed.all()):
         raise InputError("the pairs need both detected and missed events")
 
@@ -159,7 +159,10 @@ def train(
     """Learn an unfolding from simulated (truth, reco, passed) pairs.
 
     Args:
-        pairs: unweighted simulated pairs (the training prior).
+        pairs: simulated pairs (the training prior). Event weights (the
+            generator's few overweight events) enter the cINN's bootstrap draws;
+            the forward model and the efficiency are conditional on the truth,
+            so the prior's weights do not change them.
         method: ``"cinn"`` (ensemble of posteriors) or ``"spinup"`` (forward
             model, efficiency and one proposal).
         ensemble: cINN members, each on a bootstrap resample of the detected
@@ -177,6 +180,7 @@ def train(
     _check_pairs(pairs)
     names = pairs.observables
     truth, reco = pairs.truth[pairs.passed], pairs.reco[pairs.passed]
+    weights = pairs.weights[pairs.passed].double()
     size = {"transforms": transforms, "bins": bins, "hidden": hidden}
     fit = {"steps": steps, "batch_size": batch_size, "lr": lr, "progress": progress}
     efficiency = Efficiency(names, seed=seed).fit(
@@ -186,7 +190,7 @@ def train(
     members, forward = [], None
     for j in range(ensemble if method == "cinn" else 1):
         idx = (
-            torch.randint(len(truth), (len(truth),), generator=g)
+            torch.multinomial(weights, len(truth), replacement=True, generator=g)
             if method == "cinn"
             else torch.arange(len(truth))  # SPINUP's proposal needs no bootstrap
         )
