@@ -34,7 +34,7 @@ EM = {k: library_default(SPINUP.fit, k) for k in ("iterations", "steps")}
 
 @app.callback()
 def unfold_group() -> None:
-    """Unbinned unfolding of Drell-Yan dilepton events: cINN posteriors or SPINUP."""
+    """Unfold Drell-Yan dilepton events: toy detector pairs, cINN or SPINUP."""
 
 
 def _names(text: str) -> tuple[str, ...]:
