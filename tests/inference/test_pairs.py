@@ -24,21 +24,36 @@ def test_generated_pairs_follow_the_setup(generated: Pairs) -> None:
     assert (p.truth[:, 0] >= 150).all() and (p.truth[:, 2].abs() <= 1).all()
     assert p.setup["process"] == {"sqrt_s_hat_min": 150.0, "zprime_coupling": 0.2, "zprime": True}
     assert p.setup["sigma_pb"] > 0 and p.setup["detector_seed"] == 4
+    assert p.setup["fiducial"] and 0.3 < p.setup["fiducial_fraction"] < 0.8
     # the detector's efficiency is below one and the reco masses sit close to the truth
-    assert 0.2 < p.efficiency < 0.9
+    assert 0.6 < p.efficiency < 0.95  # inside the acceptance: the pT turn-on and plateau
     rel = (p.reco[p.passed, 0] / p.truth[p.passed, 0] - 1).abs()
     assert rel.median() < 0.02
 
 
 def test_detect_is_aligned_and_seeded() -> None:
     lep, anti, m, c, y = pair(2000, seed=4)
-    a = detect(lep, anti, ToyDetector(seed=9))
-    b = detect(lep, anti, ToyDetector(seed=9))
+    a = detect(lep, anti, ToyDetector(seed=9), fiducial=False)
+    b = detect(lep, anti, ToyDetector(seed=9), fiducial=False)
     assert torch.equal(a.reco, b.reco) and torch.equal(a.passed, b.passed)
     torch.testing.assert_close(a.truth[:, 0], m)
     sub = a[a.passed]
     assert len(sub) == int(a.passed.sum()) and sub.passed.all()
     assert a.efficiency == pytest.approx(a.passed.double().mean().item())
+
+
+def test_fiducial_pairs_hold_only_events_the_detector_can_see() -> None:
+    lep, anti, m, c, y = pair(4000, seed=5)
+    det = ToyDetector(seed=9)
+    inside = det.acceptance(lep, anti)
+    assert 0 < int(inside.sum()) < len(inside)
+    fid = detect(lep, anti, det, fiducial=True)
+    assert len(fid) == int(inside.sum()) and fid.setup["fiducial"]
+    assert fid.setup["fiducial_fraction"] == pytest.approx(inside.double().mean().item())
+    torch.testing.assert_close(fid.truth[:, 0], m[inside])
+    every = detect(lep, anti, ToyDetector(seed=9), fiducial=False)
+    assert not every.passed[~inside].any()  # outside the acceptance nothing is detected
+    assert fid.efficiency > every.efficiency
 
 
 def test_hdf5_round_trip_and_refusals(generated: Pairs, tmp_path) -> None:

@@ -134,6 +134,15 @@ class ToyDetector:
         inside = (p_t > s.pt_threshold) & (eta.abs() < s.eta_max)
         return torch.where(inside, s.plateau * rise, torch.zeros_like(rise))
 
+    def acceptance(self, lepton: Tensor, antilepton: Tensor) -> Tensor:
+        """True leptons (n, 4) x2 inside the fiducial region (both can be detected): (n,) bool.
+
+        The region where the efficiency is positive: pT above the threshold and
+        |eta| below eta_max for both leptons. Outside it nothing is measured,
+        so nothing can be unfolded: unfolding targets this region.
+        """
+        return self.efficiency(lepton, antilepton) > 0
+
     def efficiency(self, lepton: Tensor, antilepton: Tensor) -> Tensor:
         """Probability that an event with true leptons (n, 4) x2 is detected: (n,)."""
         a, b = _kinematics(lepton, "lepton"), _kinematics(antilepton, "antilepton")

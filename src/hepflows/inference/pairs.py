@@ -113,14 +113,29 @@ def detect(
     names: tuple[str, ...] = LO,
     weights: Tensor | None = None,
     setup: dict[str, Any] | None = None,
+    fiducial: bool = True,
 ) -> Pairs:
-    """Pairs of true leptons (n, 4) x2 (GeV) seen by ``detector``."""
+    """Pairs of true leptons (n, 4) x2 (GeV) seen by ``detector``.
+
+    Args:
+        fiducial: keep only events inside the detector's acceptance at truth
+            level (:meth:`~hepflows.inference.detector.ToyDetector.acceptance`):
+            the region an unfolding can reach. The fraction kept is recorded
+            in the set-up as ``fiducial_fraction``.
+    """
     names = check_observables(names)
+    info: dict[str, Any] = {}
+    if fiducial:
+        keep = detector.acceptance(lepton, antilepton)
+        info["fiducial_fraction"] = float(keep.double().mean())
+        lepton, antilepton = lepton[keep], antilepton[keep]
+        weights = None if weights is None else weights[keep]
     seen = detector(lepton, antilepton)
     reco = observables(seen.lepton, seen.antilepton, names)
     truth = observables(lepton, antilepton, names)
     w = torch.ones(len(truth), dtype=torch.float64) if weights is None else weights.double()
-    info = {"detector": asdict(detector.settings), "detector_seed": detector.seed, **(setup or {})}
+    info |= {"detector": asdict(detector.settings), "detector_seed": detector.seed,
+             "fiducial": fiducial, **(setup or {})}  # fmt: skip
     return Pairs(truth.double(), reco.double(), seen.passed, w, names, info)
 
 

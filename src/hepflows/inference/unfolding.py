@@ -155,6 +155,7 @@ def train(
     efficiency_epochs: int = 50,
     seed: int = 0,
     progress: bool = False,
+    base: UnfoldingModel | None = None,
 ) -> UnfoldingModel:
     """Learn an unfolding from simulated (truth, reco, passed) pairs.
 
@@ -172,6 +173,9 @@ def train(
         efficiency_epochs: the most epochs of the efficiency classifier.
         seed: seeds initialisations, bootstrap draws and batches.
         progress: progress bars.
+        base: spinup only: take the efficiency and the proposal (first member)
+            from this model, a cINN trained on the same pairs, and train only
+            the forward model.
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -183,12 +187,18 @@ def train(
     weights = pairs.weights[pairs.passed].double()
     size = {"transforms": transforms, "bins": bins, "hidden": hidden}
     fit = {"steps": steps, "batch_size": batch_size, "lr": lr, "progress": progress}
-    efficiency = Efficiency(names, seed=seed).fit(
-        pairs.truth, pairs.passed, epochs=efficiency_epochs, seed=seed, progress=progress
-    )
+    if base is not None:
+        if method != "spinup" or base.names != names:
+            raise ConfigError("base serves a spinup model with the same observables")
+        efficiency, members = base.efficiency, base.posteriors[:1]
+    else:
+        efficiency = Efficiency(names, seed=seed).fit(
+            pairs.truth, pairs.passed, epochs=efficiency_epochs, seed=seed, progress=progress
+        )
+        members = []
     g = torch.Generator().manual_seed(seed)
-    members, forward = [], None
-    for j in range(ensemble if method == "cinn" else 1):
+    forward = None
+    for j in range(0 if base is not None else ensemble if method == "cinn" else 1):
         idx = (
             torch.multinomial(weights, len(truth), replacement=True, generator=g)
             if method == "cinn"
