@@ -55,15 +55,39 @@ class ConditionalDensity:
         bins: int = 10,
         hidden: Sequence[int] = (128, 128),
         seed: int = 0,
+        residual: bool = True,
     ) -> None:
         self.names = tuple(names)
         if not self.names:
             raise ConfigError("a conditional density needs at least one observable")
         k = len(self.names)
-        self.config = {"transforms": transforms, "bins": bins, "hidden": list(hidden), "seed": seed}
+        self.config = {"transforms": transforms, "bins": bins, "hidden": list(hidden), "seed": seed,
+                       "residual": residual}  # fmt: skip
         self.flow = build_flow(k, k, transforms, bins, hidden, seed)
         self.x_scaler, self.c_scaler = Scaler(self.names), Scaler(self.names)
+        self.r_shift = torch.zeros(k, dtype=torch.float64)
+        self.r_scale = torch.ones(k, dtype=torch.float64)
         self.losses: list[float] = []
+
+    # ------------------------------------------------------------ coordinates
+    def _offset(self, context: Tensor) -> Tensor:
+        """Where u = 0 sits in x's standardised coordinates, per condition (n, k), float64."""
+        k = len(self.names)
+        if not self.config["residual"]:
+            return torch.zeros(len(context), k, dtype=torch.float64)
+        return self.x_scaler.forward(context).double() + self.r_shift
+
+    def _to_u(self, x: Tensor, context: Tensor) -> Tensor:
+        """(n, k) x and conditions -> (n, k) flow coordinates u (float32)."""
+        return ((self.x_scaler.forward(x).double() - self._offset(context)) / self.r_scale).float()
+
+    def _from_u(self, u: Tensor, context: Tensor) -> Tensor:
+        """(n, k) flow coordinates and conditions -> (n, k) x (float64)."""
+        return self.x_scaler.inverse(self._offset(context) + self.r_scale * u.double())
+
+    def _log_det(self, x: Tensor) -> Tensor:
+        """log |du / dx| at (n, k) x: (n,)."""
+        return self.x_scaler.log_abs_det(x) - self.r_scale.log().sum()
 
     def fit(
         self,
@@ -88,7 +112,10 @@ class ConditionalDensity:
                              f"{batch_size}: simulate more or lower batch_size")  # fmt: skip
         self.x_scaler.fit(x)
         self.c_scaler.fit(context)
-        z, c = self.x_scaler.forward(x), self.c_scaler.forward(context)
+        if self.config["residual"]:
+            d = self.x_scaler.forward(x).double() - self.x_scaler.forward(context).double()
+            self.r_shift, self.r_scale = d.mean(0), d.std(0).clamp_min(1e-12)
+        z, c = self._to_u(x, context), self.c_scaler.forward(context)
         self.losses = fit(self.flow, z, steps=steps, batch_size=batch_size, lr=lr, context=c,
                           seed=seed, progress=progress, description=description)  # fmt: skip
         return self
@@ -120,19 +147,19 @@ class ConditionalDensity:
         rows = max(1, batch_size // max(samples, 1))
         for i in range(0, len(c), rows):
             ci = c[i : i + rows].repeat(samples, 1)
+            raw = context[i : i + rows].repeat(samples, 1)
             z, lq = self.flow.sample_and_log_prob(len(ci), context=ci, generator=generator)
-            x = self.x_scaler.inverse(z)
+            x = self._from_u(z, raw)
             out[:, i : i + rows] = x.view(samples, -1, k)
-            lq = lq.double() + self.x_scaler.log_abs_det(x)
+            lq = lq.double() + self._log_det(x)
             logq[:, i : i + rows] = lq.view(samples, -1)
         return out, logq
 
     @torch.no_grad()
     def log_prob(self, x: Tensor, context: Tensor) -> Tensor:
         """log q(x | c) in the observables' own units: (n, k) x2 -> (n,)."""
-        z = self.x_scaler.forward(x)
-        lp = self.flow.log_prob(z, self.c_scaler.forward(context)).double()
-        return lp + self.x_scaler.log_abs_det(x)
+        lp = self.flow.log_prob(self._to_u(x, context), self.c_scaler.forward(context)).double()
+        return lp + self._log_det(x)
 
     # ------------------------------------------------------------ saving
     def tensors(self, prefix: str = "flow.") -> dict[str, Tensor]:
@@ -141,7 +168,8 @@ class ConditionalDensity:
 
     def state(self) -> dict[str, Any]:
         """JSON-ready configuration and scalers."""
-        return {"names": list(self.names), "config": self.config,
+        residual = {"shift": self.r_shift.tolist(), "scale": self.r_scale.tolist()}
+        return {"names": list(self.names), "config": self.config, "residual": residual,
                 "x_scaler": self.x_scaler.state(), "c_scaler": self.c_scaler.state()}  # fmt: skip
 
     @classmethod
@@ -150,9 +178,13 @@ class ConditionalDensity:
     ) -> ConditionalDensity:
         """Rebuild from :meth:`state` and :meth:`tensors`."""
         c = state["config"]
-        model = cls(state["names"], c["transforms"], c["bins"], c["hidden"], c["seed"])
+        model = cls(state["names"], c["transforms"], c["bins"], c["hidden"], c["seed"],
+                    c.get("residual", False))  # fmt: skip
         model.x_scaler = Scaler.from_state(state["x_scaler"])
         model.c_scaler = Scaler.from_state(state["c_scaler"])
+        if "residual" in state:
+            model.r_shift = torch.tensor(state["residual"]["shift"], dtype=torch.float64)
+            model.r_scale = torch.tensor(state["residual"]["scale"], dtype=torch.float64)
         n = len(prefix)
         model.flow.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(prefix)})
         model.flow.eval()
