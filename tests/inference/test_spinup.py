@@ -15,7 +15,7 @@ import torch
 from hepflows.errors import ConfigError, InputError
 from hepflows.inference.conditional import ConditionalDensity
 from hepflows.inference.efficiency import Efficiency
-from hepflows.inference.spinup import SPINUP
+from hepflows.inference.spinup import SPINUP, inside_support
 
 RES = 0.4
 SMALL = {"transforms": 3, "bins": 8, "hidden": (32, 32)}
@@ -83,3 +83,10 @@ def test_spinup_refuses_bad_input(models) -> None:
     other = Efficiency(("y",))
     with pytest.raises(ConfigError, match="share observables"):
         SPINUP(forward, other, proposal)
+
+
+def test_points_outside_the_support_are_dropped_unless_an_event_has_no_other() -> None:
+    support = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    points = torch.tensor([[[0.5], [2.0]], [[-0.5], [3.0]], [[0.9], [5.0]]], dtype=torch.float64)
+    inside = inside_support(points, support)  # event 0 has points inside, event 1 none
+    assert inside.tolist() == [[True, True], [False, True], [True, True]]

@@ -67,6 +67,9 @@ class SPINUP:
             (a cINN trained on the same pairs).
         transforms, bins, hidden: sizes of the density flow p_theta.
         seed: seeds its initialisation.
+        support: (2, k) lowest and highest truth values (those of the
+            simulation): proposal points outside get no weight (see
+            :func:`inside_support`).
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class SPINUP:
         bins: int = 10,
         hidden: Sequence[int] = (128, 128),
         seed: int = 0,
+        support: Tensor | None = None,
     ) -> None:
         names = {tuple(forward.names), tuple(efficiency.scaler.names), tuple(proposal.names)}
         if len(names) != 1:
@@ -91,6 +95,7 @@ class SPINUP:
         k = len(self.names)
         self.config = {"transforms": transforms, "bins": bins, "hidden": list(hidden), "seed": seed}
         self.density = build_flow(k, 0, transforms, bins, hidden, seed)
+        self.support = support
         self.history: list[dict[str, float]] = []
 
     # ------------------------------------------------------------ densities
@@ -131,7 +136,10 @@ class SPINUP:
         reco = measured.repeat(samples, 1)
         log_t = self.forward.log_prob(reco, flat).view(samples, -1)
         log_eps = self.efficiency(flat).log().view(samples, -1)
-        return x, log_t + log_eps - logq
+        log_w = log_t + log_eps - logq
+        if self.support is not None:
+            log_w = log_w.masked_fill(~inside_support(x, self.support), -math.inf)
+        return x, log_w
 
     @staticmethod
     def log_likelihood(log_w: Tensor, log_p: Tensor, acceptance: float) -> float:
@@ -209,3 +217,18 @@ class SPINUP:
                 self.history.append({"iteration": it, "log_likelihood": ll, "acceptance": acc})
                 bar.advance(1, logL=ll)
         return self
+
+
+def inside_support(points: Tensor, support: Tensor) -> Tensor:
+    """(S, n) bool: points (S, n, k) inside the box support (2, k), or every point of an
+    event where none is.
+
+    The truth lives where the simulation has events (e.g. m_ll above the
+    generation cut); a learned posterior leaks a little mass past such hard
+    edges, and that mass would be lost from every histogram. Points outside
+    are dropped, and each event's weights are renormalised over the rest. An
+    event with no point inside keeps all of its points.
+    """
+    lo, hi = support[0].to(points), support[1].to(points)
+    inside = ((points >= lo) & (points <= hi)).all(-1)
+    return inside | ~inside.any(0, keepdim=True)

@@ -43,7 +43,7 @@ from hepflows.inference.efficiency import Efficiency
 from hepflows.inference.observables import check_observables, units
 from hepflows.inference.pairs import Pairs
 from hepflows.inference.scaling import Scaler
-from hepflows.inference.spinup import SPINUP
+from hepflows.inference.spinup import SPINUP, inside_support
 from hepflows.io.atomic import atomic_write, read_metadata
 from hepflows.progress import progress_bar
 
@@ -210,8 +210,10 @@ def train(
     if method == "spinup":
         forward = ConditionalDensity(names, seed=seed + 100, **size)
         forward.fit(reco, truth, seed=seed + 100, description="forward model T", **fit)
+    support = torch.stack([pairs.truth.amin(0), pairs.truth.amax(0)]).tolist()
     settings = {"ensemble": ensemble, "efficiency_epochs": efficiency_epochs, "seed": seed,
-                "pairs": len(pairs), "setup": pairs.setup, **size, **fit}  # fmt: skip
+                "pairs": len(pairs), "setup": pairs.setup, "support": support, **size,
+                **fit}  # fmt: skip
     settings.pop("progress")
     return UnfoldingModel(method, names, efficiency.eval(), members, forward, settings)
 
@@ -336,6 +338,8 @@ def unfold(
         raise InputError("measured events contain NaN or infinite values")
     measured = measured.double()
     g = torch.Generator().manual_seed(seed)
+    support = model.settings.get("support")
+    support = None if support is None else torch.tensor(support, dtype=torch.float64)
     points, weights, efficiencies = [], [], []
     info: dict[str, Any] = {"samples": samples, "seed": seed, "measured": len(measured)}
     if model.method == "cinn":
@@ -343,8 +347,12 @@ def unfold(
             for member in model.posteriors:
                 x = member.sample(measured, samples, generator=g)
                 eps = model.efficiency(x.reshape(-1, len(names))).view(samples, -1)
+                prob = torch.full_like(eps, 1.0 / samples)
+                if support is not None:
+                    inside = inside_support(x, support).double()
+                    prob = inside / inside.sum(0, keepdim=True)
                 points.append(x)
-                weights.append(1.0 / (samples * eps))
+                weights.append(prob / eps)
                 efficiencies.append(eps)
                 bar.advance(1)
     else:
@@ -355,7 +363,7 @@ def unfold(
         info["spinup"] = []
         for j in range(ensemble):
             fit = SPINUP(model.forward, model.efficiency, model.posteriors[0], seed=seed + j,
-                         **sizes)  # fmt: skip
+                         support=support, **sizes)  # fmt: skip
             fit.fit(measured, samples=samples, seed=seed + j, progress=progress, **options)
             x, log_w = fit.prepare(measured, samples, g)
             log_p = fit.log_density_at(x)
