@@ -73,5 +73,12 @@ def test_unfolded_weights_and_observable_checks() -> None:
     torch.testing.assert_close(
         unfolded_weights(s, eff).sum(0), torch.full((3,), 2.0, dtype=torch.float64)
     )
+    inside = torch.tensor([[True, False, True]] * 2 + [[True, False, False]] * 2)
+    inside[0, 1] = True  # event 1 counts one sample, event 2 two
+    w = unfolded_weights(s, eff, inside)
+    torch.testing.assert_close(w.sum(0), torch.full((3,), 2.0, dtype=torch.float64))
+    assert w[0, 1].item() == 2.0 and (w[1:, 1] == 0).all() and (w[2:, 2] == 0).all()
+    with pytest.raises(InputError, match="at least one sample per event"):
+        unfolded_weights(s, eff, torch.zeros(4, 3, dtype=torch.bool))
     with pytest.raises(InputError, match="trained on observables"):
         check_names(("m_ll", "y_ll"), ("m_ll",), "the cINN")

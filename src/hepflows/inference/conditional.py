@@ -191,19 +191,31 @@ class ConditionalDensity:
         return model
 
 
-def unfolded_weights(samples: Tensor, efficiency: Tensor | None) -> Tensor:
+def unfolded_weights(
+    samples: Tensor, efficiency: Tensor | None, inside: Tensor | None = None
+) -> Tensor:
     """Weights (S, n) of posterior samples (S, n, k): each measured event counts 1 / eps in total.
 
     Args:
         samples: (S, n, k) posterior samples.
-        efficiency: (S, n) eps at the samples, or ``None`` (no correction: weights 1 / S).
+        efficiency: (S, n) eps at the samples, or ``None`` (no correction).
+        inside: (S, n) bool, the samples that count (e.g. inside the truth's
+            support); each event's probability is shared among its counted
+            samples. ``None``: all count, 1 / S each.
     """
     s = samples.shape[0]
+    if inside is None:
+        prob = torch.full(samples.shape[:2], 1.0 / s, dtype=torch.float64)
+    else:
+        if inside.shape != samples.shape[:2] or not bool(inside.any(0).all()):
+            raise InputError("inside must be (S, n) with at least one sample per event")
+        counted = inside.double()
+        prob = counted / counted.sum(0, keepdim=True)
     if efficiency is None:
-        return torch.full(samples.shape[:2], 1.0 / s, dtype=torch.float64)
+        return prob
     if efficiency.shape != samples.shape[:2] or not bool((efficiency > 0).all()):
         raise InputError("efficiency must be (S, n) and positive")
-    return 1.0 / (s * efficiency.double())
+    return prob / efficiency.double()
 
 
 def check_names(expected: Sequence[str], got: Sequence[str], what: str) -> None:

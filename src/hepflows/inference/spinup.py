@@ -97,6 +97,9 @@ class SPINUP:
         self.density = build_flow(k, 0, transforms, bins, hidden, seed)
         self.support = support
         self.history: list[dict[str, float]] = []
+        # set by fit: the proposal points (S, n, k), eps at them (S, n), and each
+        # event's posterior over them under the fitted density (S, n), the last E-step
+        self.points = self.eps = self.posterior = torch.empty(0)
 
     # ------------------------------------------------------------ densities
     def log_density(self, truth: Tensor) -> Tensor:
@@ -193,8 +196,8 @@ class SPINUP:
         log_w = torch.where(bad, torch.full_like(log_w, -math.inf), log_w)
         k = len(self.names)
         z = self.scaler.forward(points.reshape(-1, k))
-        inv_eps = 1.0 / self.efficiency(points.reshape(-1, k))
-        weights = inv_eps  # the start: the proposal's unfolding
+        eps = self.efficiency(points.reshape(-1, k))
+        weights = 1.0 / eps  # the start: the proposal's unfolding
         self.history = []
         with progress_bar(iterations + 1, "SPINUP EM", enabled=progress) as bar:
             for it in range(iterations + 1):
@@ -211,11 +214,13 @@ class SPINUP:
                 )
                 self.density.eval()
                 log_p = self.log_density_at(points)
-                weights = (torch.softmax(log_w + log_p, dim=0).reshape(-1) * inv_eps).float()
+                posterior = torch.softmax(log_w + log_p, dim=0)
+                weights = (posterior.reshape(-1) / eps).float()
                 acc = self.acceptance(20_000, g)
                 ll = self.log_likelihood(log_w, log_p, acc)
                 self.history.append({"iteration": it, "log_likelihood": ll, "acceptance": acc})
                 bar.advance(1, logL=ll)
+        self.points, self.eps, self.posterior = points, eps.view_as(log_w), posterior
         return self
 
 

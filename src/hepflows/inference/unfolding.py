@@ -38,7 +38,7 @@ from torch import Tensor
 
 import hepflows
 from hepflows.errors import CheckpointError, ConfigError, InputError
-from hepflows.inference.conditional import ConditionalDensity, check_names
+from hepflows.inference.conditional import ConditionalDensity, check_names, unfolded_weights
 from hepflows.inference.efficiency import Efficiency
 from hepflows.inference.observables import check_observables, units
 from hepflows.inference.pairs import Pairs
@@ -347,12 +347,9 @@ def unfold(
             for member in model.posteriors:
                 x = member.sample(measured, samples, generator=g)
                 eps = model.efficiency(x.reshape(-1, len(names))).view(samples, -1)
-                prob = torch.full_like(eps, 1.0 / samples)
-                if support is not None:
-                    inside = inside_support(x, support).double()
-                    prob = inside / inside.sum(0, keepdim=True)
+                inside = None if support is None else inside_support(x, support)
                 points.append(x)
-                weights.append(prob / eps)
+                weights.append(unfolded_weights(x, eps, inside))
                 efficiencies.append(eps)
                 bar.advance(1)
     else:
@@ -365,13 +362,9 @@ def unfold(
             fit = SPINUP(model.forward, model.efficiency, model.posteriors[0], seed=seed + j,
                          support=support, **sizes)  # fmt: skip
             fit.fit(measured, samples=samples, seed=seed + j, progress=progress, **options)
-            x, log_w = fit.prepare(measured, samples, g)
-            log_p = fit.log_density_at(x)
-            gamma = torch.nan_to_num(torch.softmax(log_w + log_p, dim=0), nan=0.0)
-            eps = model.efficiency(x.reshape(-1, len(names))).view(samples, -1)
-            points.append(x)
-            weights.append(gamma / eps)
-            efficiencies.append(eps)
+            points.append(fit.points)
+            weights.append(fit.posterior / fit.eps)
+            efficiencies.append(fit.eps)
             info["spinup"].append({"history": fit.history, "acceptance": fit.acceptance()})
     return Unfolded(tuple(names), model.method, points, weights, efficiencies, info)
 
