@@ -52,6 +52,7 @@ from hepflows.inference import (  # noqa: E402
 )
 from hepflows.inference.ibu import SETTINGS as IBU_SETTINGS  # noqa: E402
 from hepflows.inference.ibu import ibu  # noqa: E402
+from hepflows.inference.plots import plot_unfolded  # noqa: E402
 from hepflows.inference.unfolding import UnfoldingModel, train, unfold  # noqa: E402
 
 WINDOW = (395.0, 405.0)
@@ -84,12 +85,11 @@ def edges_from(sim: Any, bins: int) -> dict[str, np.ndarray]:
 
 def evaluate(result: Any, pairs: Any, edges: dict[str, np.ndarray]) -> dict[str, Any]:
     """chi^2/ndf per observable and the Z' window of an unfolded result."""
-    out: dict[str, Any] = {"chi2_ndf": {}}
-    for j, n in enumerate(pairs.observables):
-        counts, cov = result.histogram(n, edges[n])
-        truth, _ = np.histogram(pairs.truth[:, j].numpy(), edges[n])
-        chi2, ndf = histogram_chi2(counts, truth, cov)
-        out["chi2_ndf"][n] = chi2 / ndf
+    closure = result.closure(pairs.truth, edges)
+    out: dict[str, Any] = {"chi2_ndf": {n: c["chi2"] / c["ndf"] for n, c in closure.items()}}
+    out["_hist"] = {n: (c["counts"], np.sqrt(np.diag(c["covariance"]))) for n, c in closure.items()}
+    out["_truth"] = {n: (c["truth"], np.sqrt(c["truth"])) for n, c in closure.items()}
+    out["_chi2"] = {n: (c["chi2"], c["ndf"]) for n, c in closure.items()}
     counts, cov = result.histogram("m_ll", np.array(WINDOW))
     true = int(((pairs.truth[:, 0] >= WINDOW[0]) & (pairs.truth[:, 0] < WINDOW[1])).sum())
     out["window"] = {"unfolded": float(counts[0]), "true": true, "error": math.sqrt(cov[0, 0]),
@@ -108,6 +108,8 @@ def evaluate_ibu(sim: Any, pairs: Any, edges: dict[str, np.ndarray]) -> dict[str
         truth, _ = np.histogram(pairs.truth[:, j].numpy(), edges[n])
         chi2, ndf = histogram_chi2(r.counts, truth, r.errors**2)
         out["chi2_ndf"][n], out["iterations"][n] = chi2 / ndf, r.iterations
+        out.setdefault("_hist", {})[n] = (r.counts, r.errors)
+        out.setdefault("_chi2", {})[n] = (chi2, ndf)
         if n == "m_ll":
             k = int(np.flatnonzero(edges[n] == WINDOW[0])[0])
             true = int(((pairs.truth[:, 0] >= WINDOW[0]) & (pairs.truth[:, 0] < WINDOW[1])).sum())
@@ -116,6 +118,19 @@ def evaluate_ibu(sim: Any, pairs: Any, edges: dict[str, np.ndarray]) -> dict[str
                              "pull": (float(r.counts[k]) - true) / float(r.errors[k])}  # fmt: skip
     out["chi2_ndf_max"] = max(out["chi2_ndf"].values())
     return out
+
+
+def plot_methods(methods: dict[str, Any], edges: dict[str, np.ndarray], stem: Path) -> None:
+    """<stem>_<data>.png per data set: each method's unfolded histograms against the truth."""
+    labels = {"m_ll": "m_ll [GeV]", "y_ll": "y_ll", "cos_cs": "cos theta* (CS)"}
+    for key, name in (("p0", "P0 (no Z')"), ("p1", "P1 (Z' at 400 GeV)")):
+        hists = {"truth": methods["cinn"][key]["_truth"]}
+        hists |= {m: methods[m][key]["_hist"] for m in ("cinn", "spinup", "ibu")}
+        chi2 = {m: methods[m][key]["_chi2"] for m in ("cinn", "spinup", "ibu")}
+        path = Path(f"{stem}_{key}.png")
+        plot_unfolded(edges, hists, path, title=f"unfolding of {name}", chi2=chi2,
+                      labels=labels, log=["m_ll"])  # fmt: skip
+        print(f"plot: {path}")
 
 
 def report(method: str, r: dict[str, Any]) -> None:
@@ -167,7 +182,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=50, help="posterior points per event")
     ap.add_argument("--bins", type=int, default=16)
     ap.add_argument(
-        "--iterations", type=int, default=None, help="SPINUP EM iterations (default 10; quick 6)"
+        "--iterations", type=int, default=None, help="SPINUP flow EM iterations (library default)"
     )
     ap.add_argument(
         "--cache",
@@ -177,12 +192,12 @@ def main() -> None:
         "exclude what was loaded)",
     )
     args = ap.parse_args()
+    start = time.perf_counter()
     torch.set_num_threads(args.threads)
     n_train = args.train_pairs or (40_000 if args.quick else 200_000)
     n_data = args.events or (10_000 if args.quick else 50_000)
     steps = args.steps or (1500 if args.quick else 8000)
     args.ensemble = args.ensemble or (2 if args.quick else 3)
-    args.iterations = args.iterations or (6 if args.quick else 10)
     seed = args.seed
     result: dict[str, Any] = {"date": datetime.date.today().isoformat(), "quick": args.quick,
                               "train_pairs": n_train, "events": n_data, "steps": steps,
@@ -239,13 +254,17 @@ def main() -> None:
                                      strict=True)), "tarp_area": area}  # fmt: skip
         report("cinn", methods["cinn"][key])
         t0 = time.perf_counter()
-        res = unfold(spinup, measured, names, samples=32, ensemble=args.ensemble, seed=seed,
-                     spinup={"iterations": args.iterations})  # fmt: skip
+        options = {} if args.iterations is None else {"iterations": args.iterations}
+        res = unfold(spinup, measured, names, ensemble=args.ensemble, seed=seed, spinup=options)
         seconds = time.perf_counter() - t0
         methods["spinup"][key] = evaluate(res, pairs, edges) | {"seconds": seconds}
         methods["spinup"][key]["log_likelihood"] = [
             [h["log_likelihood"] for h in fit["history"]] for fit in res.info["spinup"]
         ]
+        methods["spinup"][key]["refine_sweeps"] = [
+            sum("refine" in h for h in fit["history"]) for fit in res.info["spinup"]
+        ]
+        methods["spinup"][key]["samples"] = res.info["samples"]
         report("spinup", methods["spinup"][key])
 
     print("\n== Apply time of the cINN on 50k events")
@@ -256,7 +275,13 @@ def main() -> None:
     apply_50k = time.perf_counter() - t0
     print(f"{apply_50k:.1f} s for 50k events x {args.samples} samples x {args.ensemble} members")
 
+    if args.out is not None:
+        plot_methods(methods, edges, args.out.with_suffix(""))
+    for by_data in methods.values():
+        for r in by_data.values():
+            r.pop("_hist"), r.pop("_chi2"), r.pop("_truth", None)
     result["methods"] = methods
+    result["total_seconds"] = time.perf_counter() - start
     result |= {
         "cinn_calibration_max_dev": max(methods["cinn"]["p0"]["calibration_max_dev"].values()),
         "cinn_tarp_area_p0": methods["cinn"]["p0"]["tarp_area"],

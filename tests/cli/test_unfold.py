@@ -50,7 +50,8 @@ def chain(tmp_path_factory) -> dict[str, Path]:
                                   "--samples", 10, "--bins", 5,
                                   "--summary", files["json"])  # fmt: skip
         _cli("apply", files["spinup"], files["data"], "--out", files["spin_out"], "--samples", 4,
-             "--ensemble", 1, "--iterations", 1, "--em-steps", 20, "--bins", 5)  # fmt: skip
+             "--ensemble", 1, "--iterations", 1, "--em-steps", 20, "--refine", 3,
+             "--bins", 5)  # fmt: skip
     finally:
         torch.set_num_threads(before)
     return files

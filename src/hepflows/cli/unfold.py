@@ -29,7 +29,7 @@ app = typer.Typer(no_args_is_help=True)
 TRAIN = {k: library_default(train_unfolding, k) for k in ("method", "ensemble", "steps",
          "batch_size", "transforms", "bins", "efficiency_epochs", "seed")}  # fmt: skip
 UNFOLD = {k: library_default(unfold, k) for k in ("samples", "ensemble", "seed")}
-EM = {k: library_default(SPINUP.fit, k) for k in ("iterations", "steps")}
+EM = {k: library_default(SPINUP.fit, k) for k in ("iterations", "steps", "refine")}
 
 
 @app.callback()
@@ -117,10 +117,15 @@ def apply(
     out: Annotated[Path, typer.Option(help="unfolded events and histograms (.h5)")] = Path(
         "unfolded.h5"
     ),
-    samples: Annotated[int, typer.Option(help="posterior points per event")] = UNFOLD["samples"],
+    samples: Annotated[
+        int | None, typer.Option(help="posterior points per event [default: cINN 50, SPINUP 128]")
+    ] = UNFOLD["samples"],
     ensemble: Annotated[int, typer.Option(help="SPINUP fits")] = UNFOLD["ensemble"],
     iterations: Annotated[int, typer.Option(help="SPINUP EM iterations")] = EM["iterations"],
     em_steps: Annotated[int, typer.Option(help="SPINUP steps per M-step")] = EM["steps"],
+    refine: Annotated[
+        int, typer.Option(help="SPINUP histogram-refinement sweeps (0: none)")
+    ] = EM["refine"],
     bins: Annotated[int, typer.Option(help="equal-population bins per histogram")] = 20,
     closure: Annotated[
         bool, typer.Option(help="compare with the truth the file holds (chi^2, calibration)")
@@ -142,9 +147,9 @@ def apply(
     model.check(pairs.observables)
     measured = pairs.reco[pairs.passed]
     t0 = time.perf_counter()
+    options = {"iterations": iterations, "steps": em_steps, "refine": refine}
     result = unfold(model, measured, pairs.observables, samples=samples, ensemble=ensemble,
-                    seed=seed, spinup={"iterations": iterations, "steps": em_steps},
-                    progress=True)  # fmt: skip
+                    seed=seed, spinup=options, progress=True)  # fmt: skip
     seconds = time.perf_counter() - t0
     reference = pairs.truth if closure else result.events()
     edges = binning(reference, pairs.observables, bins)
@@ -170,7 +175,6 @@ def _closure(result: Any, pairs: Any, edges: dict, folder: Path, stem: str, seed
     from hepflows.inference import (
         calibration_curve,
         calibration_deviation,
-        histogram_chi2,
         pit,
         tarp,
     )
@@ -184,14 +188,11 @@ def _closure(result: Any, pairs: Any, edges: dict, folder: Path, stem: str, seed
     hists: dict[str, dict] = {"truth": {}, result.method: {}}
     chi2: dict[str, dict] = {result.method: {}}
     out: dict[str, Any] = {"chi2_ndf": {}}
-    for j, n in enumerate(names):
-        counts, cov = result.histogram(n, edges[n])
-        truth, _ = np.histogram(pairs.truth[:, j].numpy(), edges[n])
-        value = histogram_chi2(counts, truth, cov)
-        out["chi2_ndf"][n] = value[0] / value[1]
-        hists["truth"][n] = (truth, np.sqrt(truth))
-        hists[result.method][n] = (counts, np.sqrt(np.diag(cov)))
-        chi2[result.method][n] = value
+    for n, c in result.closure(pairs.truth, edges).items():
+        out["chi2_ndf"][n] = c["chi2"] / c["ndf"]
+        hists["truth"][n] = (c["truth"], np.sqrt(c["truth"]))
+        hists[result.method][n] = (c["counts"], np.sqrt(np.diag(c["covariance"])))
+        chi2[result.method][n] = (c["chi2"], c["ndf"])
     q = pit(result.points[0], pairs.truth[pairs.passed])
     deviation = calibration_deviation(q)
     levels, cdf = calibration_curve(q)

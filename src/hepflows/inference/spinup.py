@@ -29,6 +29,26 @@ Each step cannot lower L (the standard EM property; the extended likelihood
 gives the same fixed point). :attr:`SPINUP.history` records log L per
 iteration. It starts from the proposal's own unfolding (weights 1 / eps).
 
+**Coordinates.** The flow works in data-adapted coordinates
+(:class:`~hepflows.inference.quantiles.QuantileMap`, fitted on that start),
+where a resonance narrower than the resolution is not a needle.
+
+**Refinement.** EM sharpens a feature narrower than the resolution slowly:
+for a Gaussian peak of width s under a resolution sigma the EM map contracts
+the excess width by 1 - s^2 / (s^2 + sigma^2) per iteration, and each M-step
+is a noisy flow fit that moves less than that. On the Z' set-up (s ~ 1 GeV,
+sigma = 4.4 GeV) the window count stalled at 86 % after 20 flow iterations.
+After the flow iterations the density is therefore refined by a product of
+per-coordinate histogram factors,
+
+    p(x) = p_flow(x) prod_j h_j(bin_j(x)) / Z,
+
+on REFINE_BINS equal intervals of each quantile coordinate. Their EM/IPF
+updates are closed-form (each h_j is scaled by the ratio of the
+posterior-weighted target marginal to the model's; the model's marginals and
+Z come from flow samples) and cost a fraction of a second per sweep. Like
+IBU's iterations, their number is the regularisation (``refine``, 20).
+
 Why EM rather than gradient ascent: on the 1-D toy of the tests (data
 N(0.7, 0.6), training prior N(0, 1), exact T and eps), Adam on log L ended
 14 units of log L below the true density after 110 s, with a width of 0.62
@@ -51,10 +71,16 @@ from hepflows.errors import ConfigError, InputError
 from hepflows.flows.training import fit as fit_flow
 from hepflows.inference.conditional import ConditionalDensity, build_flow
 from hepflows.inference.efficiency import Efficiency
+from hepflows.inference.quantiles import QuantileMap
 from hepflows.progress import progress_bar
 
 #: Points per pass when p_theta is evaluated at all proposal points.
 CHUNK = 200_000
+#: Flow samples that estimate the refinement's normalisation and marginals.
+REFINE_SAMPLES = 400_000
+#: Refinement bins per coordinate (equal intervals of the quantile coordinate;
+#: on the Z' set-up 258 over-resolved: m_ll chi2/ndf 14 on P1; 64: 3.9; 32: 0.93).
+REFINE_BINS = 32
 
 
 class SPINUP:
@@ -92,6 +118,10 @@ class SPINUP:
         self.names = tuple(forward.names)
         self.forward, self.efficiency, self.proposal = forward, efficiency, proposal
         self.scaler = forward.c_scaler  # truth coordinates of the forward model
+        # the flow's coordinates: the scaler until fit adapts them to the data
+        self.coords: QuantileMap | None = None
+        # refinement: log h_j per coordinate and bin (k, n_bins), and log Z
+        self.log_h, self.log_z = torch.empty(0), 0.0
         k = len(self.names)
         self.config = {"transforms": transforms, "bins": bins, "hidden": list(hidden), "seed": seed}
         self.density = build_flow(k, 0, transforms, bins, hidden, seed)
@@ -103,9 +133,16 @@ class SPINUP:
 
     # ------------------------------------------------------------ densities
     def log_density(self, truth: Tensor) -> Tensor:
-        """log p_theta at (n, k) truth values, in their own units (n,), differentiable."""
-        z = self.scaler.forward(truth)
-        return self.density.log_prob(z).double() + self.scaler.log_abs_det(truth)
+        """log p_theta at (n, k) truth values, in their own units (n,)."""
+        coords = self.coords or self.scaler
+        log_p = self.density.log_prob(coords.forward(truth)).double() + coords.log_abs_det(truth)
+        if self.coords is not None and self.log_h.numel():
+            log_p = log_p + self._log_h(self.coords.bins(truth, REFINE_BINS)) - self.log_z
+        return log_p
+
+    def _log_h(self, bins: Tensor) -> Tensor:
+        """Sum over coordinates of log h_j at (..., k) bin indices -> (...)."""
+        return torch.stack([self.log_h[j][bins[..., j]] for j in range(bins.shape[-1])]).sum(0)
 
     @torch.no_grad()
     def log_density_at(self, points: Tensor) -> Tensor:
@@ -118,12 +155,28 @@ class SPINUP:
     @torch.no_grad()
     def acceptance(self, n: int = 100_000, generator: torch.Generator | None = None) -> float:
         """E_{p_theta}[eps], the fraction of unfolded events the detector sees (MC, n samples)."""
-        return float(self.efficiency(self.sample(n, generator)).mean())
+        x, w = self._flow_samples(n, generator)
+        return float((self.efficiency(x).double() * w).sum() / w.sum())
+
+    @torch.no_grad()
+    def _flow_samples(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """n flow samples (n, k) and their refinement weights prod_j h_j (n,)."""
+        coords = self.coords or self.scaler
+        x = coords.inverse(self.density.sample(n, generator=generator))
+        if self.coords is None or not self.log_h.numel():
+            return x, torch.ones(n, dtype=torch.float64)
+        return x, self._log_h(self.coords.bins(x, REFINE_BINS)).exp()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n truth events (n, k) of the unfolded density (all events, detected or not)."""
-        return self.scaler.inverse(self.density.sample(n, generator=generator))
+        """n truth events (n, k) of the unfolded density (all events, detected or not).
+
+        With a refinement, flow samples are resampled by their weights h (4 n candidates).
+        """
+        if self.coords is None or not self.log_h.numel():
+            return self._flow_samples(n, generator)[0]
+        x, w = self._flow_samples(4 * n, generator)
+        return x[torch.multinomial(w, n, replacement=True, generator=generator)]
 
     # ------------------------------------------------------------ fitting
     @torch.no_grad()
@@ -154,11 +207,13 @@ class SPINUP:
     def fit(
         self,
         measured: Tensor,
-        iterations: int = 10,
+        iterations: int = 4,
         steps: int = 300,
         batch_size: int = 1024,
         lr: float = 1e-3,
-        samples: int = 32,
+        samples: int = 128,
+        refine: int = 20,
+        tol: float = 1e-5,
         seed: int = 0,
         progress: bool = False,
     ) -> SPINUP:
@@ -166,13 +221,22 @@ class SPINUP:
 
         Args:
             measured: (m, k) detected events.
-            iterations: EM iterations after the start.
+            iterations: EM iterations of the flow after the start.
             steps: optimiser steps of each M-step (the start and the last one
                 run twice as long, the last with a cosine decay to settle the
                 fit's noise).
             batch_size: weighted points per step.
             lr: Adam learning rate of the M-steps.
-            samples: proposal points per event (S).
+            samples: proposal points per event (S). A density sharper than the
+                proposal needs many: on the Z' set-up 32 points recovered 810 of
+                875 window events, 128 points 884.
+            refine: sweeps of the histogram refinement (0: none). Like IBU's
+                iterations, their number regularises: on the Z' set-up 10 / 20 /
+                50 sweeps put 836 / 855 / 863 of 875 events in the window; on
+                the Gaussian toy of the tests, where the flow alone is right,
+                the KS distance to the truth grew from 0.020 to 0.025 / 0.031 /
+                0.043.
+            tol: the refinement stops at a sweep that gains less log L per event.
             seed: seeds the proposal draws and the batches.
             progress: progress bars.
         """
@@ -183,8 +247,10 @@ class SPINUP:
             )
         if not bool(torch.isfinite(measured).all()):
             raise InputError("measured events contain NaN or infinite values")
-        if min(iterations + 1, steps, batch_size, samples) < 1:
-            raise ConfigError("need iterations >= 0 and steps, batch_size, samples >= 1")
+        if min(iterations + 1, steps, batch_size, samples, refine + 1) < 1 or tol < 0:
+            raise ConfigError(
+                "need iterations, refine, tol >= 0 and steps, batch_size, samples >= 1"
+            )
         g = torch.Generator().manual_seed(seed)
         points, log_w = self.prepare(measured, samples, g)
         bad = ~torch.isfinite(log_w)
@@ -195,9 +261,13 @@ class SPINUP:
             )
         log_w = torch.where(bad, torch.full_like(log_w, -math.inf), log_w)
         k = len(self.names)
-        z = self.scaler.forward(points.reshape(-1, k))
-        eps = self.efficiency(points.reshape(-1, k))
+        flat = points.reshape(-1, k)
+        eps = self.efficiency(flat)
         weights = 1.0 / eps  # the start: the proposal's unfolding
+        self.log_h, self.log_z = torch.empty(0), 0.0
+        ok = ~bad.reshape(-1)
+        self.coords = QuantileMap(self.scaler).fit(flat[ok], weights[ok])
+        z = self.coords.forward(flat)
         self.history = []
         with progress_bar(iterations + 1, "SPINUP EM", enabled=progress) as bar:
             for it in range(iterations + 1):
@@ -220,8 +290,68 @@ class SPINUP:
                 ll = self.log_likelihood(log_w, log_p, acc)
                 self.history.append({"iteration": it, "log_likelihood": ll, "acceptance": acc})
                 bar.advance(1, logL=ll)
+        if refine:
+            posterior = self._refine(points, log_w, log_p, eps.view_as(log_w), refine, tol, g)
         self.points, self.eps, self.posterior = points, eps.view_as(log_w), posterior
         return self
+
+    @torch.no_grad()
+    def _refine(
+        self,
+        points: Tensor,
+        log_w: Tensor,
+        log_flow: Tensor,
+        eps: Tensor,
+        sweeps: int,
+        tol: float,
+        generator: torch.Generator,
+    ) -> Tensor:
+        """Fit the histogram factors h_j (module notes) by EM/IPF sweeps -> last posterior (S, n).
+
+        The number of sweeps is capped (``refine``), not chosen on held-out
+        events: on the Z' set-up, factors fitted on 80 % of the events lowered
+        the log L of the other 20 % (by 0.009 per event after one sweep, about
+        the k / 2n cost of fitting 3 x 34 factors to 6.9k events), although
+        they brought the window from 712 to 864 of 875 events.
+
+        Args:
+            points: (S, n, k) proposal points; log_w: (S, n) their log weights.
+            log_flow: (S, n) log p_flow at the points; eps: (S, n) efficiency there.
+        """
+        assert self.coords is not None
+        k = points.shape[-1]
+        bins = self.coords.bins(points.reshape(-1, k), REFINE_BINS).view(*points.shape)
+        y, _ = self._flow_samples(REFINE_SAMPLES, generator)  # the flow alone: log_h is empty
+        y_bins, y_eps = self.coords.bins(y, REFINE_BINS), self.efficiency(y).double()
+        mass_per_point = 1.0 / eps.double()
+
+        def sweep() -> tuple[Tensor, float]:
+            """One IPF sweep over the coordinates -> log p (S, n), acceptance."""
+            for j in range(k):
+                posterior = torch.softmax(log_w + log_flow + self._log_h(bins), dim=0)
+                mass = (posterior * mass_per_point).reshape(-1)
+                target = torch.bincount(bins[..., j].reshape(-1), mass, REFINE_BINS + 2)
+                model = torch.bincount(y_bins[:, j], self._log_h(y_bins).exp(), REFINE_BINS + 2)
+                ok = (model > 0) & (target > 0)
+                ratio = (target[ok] / target.sum()) / (model[ok] / model.sum())
+                self.log_h[j][ok] = (self.log_h[j][ok] + ratio.log()).clamp(-30, 30)
+                self.log_h[j][~ok & (model > 0)] = -30.0  # no target mass: no density
+            h_y = self._log_h(y_bins).exp()
+            self.log_z = float(h_y.mean().log())
+            log_p = log_flow + self._log_h(bins) - self.log_z
+            return log_p, float((h_y * y_eps).sum() / h_y.sum())
+
+        self.log_h = torch.zeros(k, REFINE_BINS + 2, dtype=torch.float64)
+        self.log_z, log_p, best = 0.0, log_flow, -math.inf
+        for t in range(1, sweeps + 1):
+            log_p, acc = sweep()
+            ll = self.log_likelihood(log_w, log_p, acc)
+            self.history.append({"iteration": len(self.history), "refine": t,
+                                 "log_likelihood": ll, "acceptance": acc})  # fmt: skip
+            if ll - best < tol:
+                break
+            best = ll
+        return torch.softmax(log_w + log_p, dim=0)
 
 
 def inside_support(points: Tensor, support: Tensor) -> Tensor:

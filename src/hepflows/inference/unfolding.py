@@ -27,6 +27,7 @@ Unweighted truth-level events are drawn from the pooled points.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from torch import Tensor
 
 import hepflows
 from hepflows.errors import CheckpointError, ConfigError, InputError
+from hepflows.inference.calibration import histogram_chi2
 from hepflows.inference.conditional import ConditionalDensity, check_names, unfolded_weights
 from hepflows.inference.efficiency import Efficiency
 from hepflows.inference.observables import check_observables, units
@@ -48,6 +50,9 @@ from hepflows.io.atomic import atomic_write, read_metadata
 from hepflows.progress import progress_bar
 
 METHODS = ("cinn", "spinup")
+#: Default posterior points per event of the cINN and of SPINUP (its fit's default).
+CINN_SAMPLES = 50
+SPINUP_SAMPLES: int = inspect.signature(SPINUP.fit).parameters["samples"].default
 #: ``format`` entry of a saved unfolding model.
 FORMAT = "hepflows-unfolding-1"
 #: Version of the unfolded-events HDF5 layout.
@@ -289,6 +294,23 @@ class Unfolded:
             covariance = covariance + np.cov(members, rowvar=False, ddof=1).reshape(b, b)
         return counts, covariance
 
+    def closure(self, truth: Tensor, edges: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+        """Each observable's unfolded histogram against the (n, k) truth of the same events.
+
+        Returns, per observable: ``counts`` (B,), ``covariance`` (B, B), ``truth``
+        (B,) and the ``chi2`` and ``ndf`` of :func:`histogram_chi2`.
+        """
+        if truth.ndim != 2 or truth.shape[1] != len(self.names):
+            raise InputError(f"truth must be (n, {len(self.names)}), got {tuple(truth.shape)}")
+        out = {}
+        for j, name in enumerate(self.names):
+            counts, cov = self.histogram(name, edges[name])
+            true, _ = np.histogram(truth[:, j].numpy(), edges[name])
+            chi2, ndf = histogram_chi2(counts, true, cov)
+            out[name] = {"counts": counts, "covariance": cov, "truth": true, "chi2": chi2,
+                         "ndf": ndf}  # fmt: skip
+        return out
+
     def total(self) -> float:
         """Unfolded number of events (all, detected or not), ensemble mean."""
         return float(torch.stack([w.sum() for w in self.weights]).mean())
@@ -311,7 +333,7 @@ def unfold(
     model: UnfoldingModel,
     measured: Tensor,
     names: tuple[str, ...],
-    samples: int = 50,
+    samples: int | None = None,
     ensemble: int = 3,
     seed: int = 0,
     spinup: dict[str, Any] | None = None,
@@ -323,7 +345,8 @@ def unfold(
         model: from :func:`train` or :meth:`UnfoldingModel.load`.
         measured: (n, k) detector-level values of the detected events.
         names: their observables (must be the model's, in order).
-        samples: S posterior points per event.
+        samples: S posterior points per event (default: cINN 50, SPINUP
+            :meth:`SPINUP.fit`'s 128, since its sharpened density needs more).
         ensemble: SPINUP fits (cINN: every trained member is used).
         seed: seeds the posterior draws and SPINUP.
         spinup: keyword arguments of :meth:`SPINUP.fit` (iterations, steps...)
@@ -341,6 +364,8 @@ def unfold(
     support = model.settings.get("support")
     support = None if support is None else torch.tensor(support, dtype=torch.float64)
     points, weights, efficiencies = [], [], []
+    if samples is None:
+        samples = CINN_SAMPLES if model.method == "cinn" else SPINUP_SAMPLES
     info: dict[str, Any] = {"samples": samples, "seed": seed, "measured": len(measured)}
     if model.method == "cinn":
         with progress_bar(len(model.posteriors), "cINN unfold", enabled=progress) as bar:
