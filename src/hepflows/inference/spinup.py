@@ -207,7 +207,7 @@ class SPINUP:
     def fit(
         self,
         measured: Tensor,
-        iterations: int = 4,
+        iterations: int = 2,
         steps: int = 300,
         batch_size: int = 1024,
         lr: float = 1e-3,
@@ -221,7 +221,10 @@ class SPINUP:
 
         Args:
             measured: (m, k) detected events.
-            iterations: EM iterations of the flow after the start.
+            iterations: EM iterations of the flow after the start. The
+                refinement does the sharpening: on the quick Z' set-up (2 fits)
+                1 / 2 / 4 iterations gave m_ll chi2/ndf 1.40 / 1.33 / 1.31 and
+                855 / 851 / 840 of 875 window events.
             steps: optimiser steps of each M-step (the start and the last one
                 run twice as long, the last with a cosine decay to settle the
                 fit's noise).
