@@ -187,6 +187,7 @@ def main() -> None:
         default=None,
         help="SPINUP flow EM iterations (default: the library's; quick 1)",
     )
+    ap.add_argument("--refine", type=int, default=20, help="SPINUP refinement sweeps")
     ap.add_argument(
         "--cache",
         type=Path,
@@ -259,7 +260,9 @@ def main() -> None:
                                      strict=True)), "tarp_area": area}  # fmt: skip
         report("cinn", methods["cinn"][key])
         t0 = time.perf_counter()
-        options = {} if args.iterations is None else {"iterations": args.iterations}
+        options = {"refine": args.refine}
+        if args.iterations is not None:
+            options["iterations"] = args.iterations
         res = unfold(spinup, measured, names, ensemble=args.ensemble, seed=seed, spinup=options)
         seconds = time.perf_counter() - t0
         methods["spinup"][key] = evaluate(res, pairs, edges) | {"seconds": seconds}

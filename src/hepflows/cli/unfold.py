@@ -124,7 +124,8 @@ def apply(
     iterations: Annotated[int, typer.Option(help="SPINUP EM iterations")] = EM["iterations"],
     em_steps: Annotated[int, typer.Option(help="SPINUP steps per M-step")] = EM["steps"],
     refine: Annotated[
-        int, typer.Option(help="SPINUP histogram-refinement sweeps (0: none)")
+        int,
+        typer.Option(help="SPINUP refinement sweeps (20 for a resonance under the resolution)"),
     ] = EM["refine"],
     bins: Annotated[int, typer.Option(help="equal-population bins per histogram")] = 20,
     closure: Annotated[
