@@ -38,8 +38,8 @@ for a Gaussian peak of width s under a resolution sigma the EM map contracts
 the excess width by 1 - s^2 / (s^2 + sigma^2) per iteration, and each M-step
 is a noisy flow fit that moves less than that. On the Z' set-up (s ~ 1 GeV,
 sigma = 4.4 GeV) the window count stalled at 86 % after 20 flow iterations.
-After the flow iterations the density is therefore refined by a product of
-per-coordinate histogram factors,
+After the flow iterations the density can therefore be refined by a product
+of per-coordinate histogram factors,
 
     p(x) = p_flow(x) prod_j h_j(bin_j(x)) / Z,
 
