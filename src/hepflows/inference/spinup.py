@@ -73,6 +73,7 @@ from hepflows.flows.training import fit as fit_flow
 from hepflows.inference.conditional import ConditionalDensity, build_flow
 from hepflows.inference.efficiency import Efficiency
 from hepflows.inference.quantiles import QuantileMap
+from hepflows.inference.scaling import Scaler
 from hepflows.progress import progress_bar
 
 #: Points per pass when p_theta is evaluated at all proposal points.
@@ -133,12 +134,17 @@ class SPINUP:
         self.points = self.eps = self.posterior = torch.empty(0)
 
     # ------------------------------------------------------------ densities
+    @property
+    def _coordinates(self) -> QuantileMap | Scaler:
+        """The flow's coordinates: the quantile map once fitted, the scaler before."""
+        return self.scaler if self.coords is None else self.coords
+
     def log_density(self, truth: Tensor) -> Tensor:
         """log p_theta at (n, k) truth values, in their own units (n,)."""
-        coords = self.coords or self.scaler
+        coords = self._coordinates
         log_p = self.density.log_prob(coords.forward(truth)).double() + coords.log_abs_det(truth)
-        if self.coords is not None and self.log_h.numel():
-            log_p = log_p + self._log_h(self.coords.bins(truth, REFINE_BINS)) - self.log_z
+        if self.log_h.numel():  # refined (only after fit, so coords is the quantile map)
+            log_p = log_p + self._log_h(coords.bins(truth, REFINE_BINS)) - self.log_z
         return log_p
 
     def _log_h(self, bins: Tensor) -> Tensor:
@@ -162,11 +168,11 @@ class SPINUP:
     @torch.no_grad()
     def _flow_samples(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """n flow samples (n, k) and their refinement weights prod_j h_j (n,)."""
-        coords = self.coords or self.scaler
+        coords = self._coordinates
         x = coords.inverse(self.density.sample(n, generator=generator))
-        if self.coords is None or not self.log_h.numel():
+        if not self.log_h.numel():
             return x, torch.ones(n, dtype=torch.float64)
-        return x, self._log_h(self.coords.bins(x, REFINE_BINS)).exp()
+        return x, self._log_h(coords.bins(x, REFINE_BINS)).exp()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -174,7 +180,7 @@ class SPINUP:
 
         With a refinement, flow samples are resampled by their weights h (4 n candidates).
         """
-        if self.coords is None or not self.log_h.numel():
+        if not self.log_h.numel():
             return self._flow_samples(n, generator)[0]
         x, w = self._flow_samples(4 * n, generator)
         return x[torch.multinomial(w, n, replacement=True, generator=generator)]
