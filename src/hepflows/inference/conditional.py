@@ -36,14 +36,21 @@ def build_flow(
 
 
 class ConditionalDensity:
-    """A conditional flow q(x | c) over k observables given the same k at another level.
+    """A conditional flow q(x | c) over k observables given p conditions.
+
+    By default the conditions are the same k observables at another level
+    (truth and reco); ``context_names`` gives other ones (parameters theta of
+    a likelihood p(x | theta)); at least one.
 
     Args:
-        names: the k observables (x and c share them: truth and reco).
+        names: the k observables x.
         transforms: flow blocks.
         bins: spline bins.
         hidden: conditioner widths.
         seed: seeds the initialisation.
+        residual: model x relative to c (only when both are the same
+            observables; the default then).
+        context_names: the p conditions (default: ``names``).
 
     A coupling flow (one pass to sample) for k >= 2, a MAF for k = 1.
     """
@@ -55,21 +62,42 @@ class ConditionalDensity:
         bins: int = 10,
         hidden: Sequence[int] = (128, 128),
         seed: int = 0,
-        residual: bool = True,
+        residual: bool | None = None,
+        context_names: Sequence[str] | None = None,
     ) -> None:
         self.names = tuple(names)
-        if not self.names:
-            raise ConfigError("a conditional density needs at least one observable")
-        k = len(self.names)
+        self.context_names = self.names if context_names is None else tuple(context_names)
+        if not self.names or not self.context_names:
+            raise ConfigError("a conditional density needs at least one observable and condition")
+        same = self.context_names == self.names
+        if residual is None:
+            residual = same
+        if residual and not same:
+            raise ConfigError(
+                "residual=True models x relative to c and needs the same observables on both "
+                f"sides, got {list(self.names)} and {list(self.context_names)}"
+            )
+        k, p = len(self.names), len(self.context_names)
         self.config = {"transforms": transforms, "bins": bins, "hidden": list(hidden), "seed": seed,
-                       "residual": residual}  # fmt: skip
-        self.flow = build_flow(k, k, transforms, bins, hidden, seed)
-        self.x_scaler, self.c_scaler = Scaler(self.names), Scaler(self.names)
+                       "residual": residual, "context_names": list(self.context_names)}  # fmt: skip
+        self.flow = build_flow(k, p, transforms, bins, hidden, seed)
+        self.x_scaler, self.c_scaler = Scaler(self.names), Scaler(self.context_names)
         self.r_shift = torch.zeros(k, dtype=torch.float64)
         self.r_scale = torch.ones(k, dtype=torch.float64)
         self.losses: list[float] = []
 
     # ------------------------------------------------------------ coordinates
+    def _check_pair(self, x: Tensor, context: Tensor) -> None:
+        """Refuse x and conditions of the wrong widths or of different lengths."""
+        k, p = len(self.names), len(self.context_names)
+        if x.ndim != 2 or context.ndim != 2 or x.shape[1] != k or context.shape[1] != p:
+            raise InputError(
+                f"expected x (n, {k}) of {list(self.names)} and conditions (n, {p}) of "
+                f"{list(self.context_names)}, got {tuple(x.shape)} and {tuple(context.shape)}"
+            )
+        if len(x) != len(context):
+            raise InputError(f"{len(x)} values of x but {len(context)} conditions")
+
     def _offset(self, context: Tensor) -> Tensor:
         """Where u = 0 sits in x's standardised coordinates, per condition (n, k), float64."""
         k = len(self.names)
@@ -100,13 +128,12 @@ class ConditionalDensity:
         progress: bool = False,
         description: str = "conditional flow",
     ) -> ConditionalDensity:
-        """Train on (n, k) values x and (n, k) conditions (e.g. truth and reco of detected events).
+        """Train on (n, k) values x and (n, p) conditions (e.g. reco and truth of detected events).
 
         Adam with cosine decay on the shared engine (:func:`hepflows.flows.training.fit`).
         Returns ``self``.
         """
-        if x.shape != context.shape:
-            raise InputError(f"x {tuple(x.shape)} and context {tuple(context.shape)} differ")
+        self._check_pair(x, context)
         if len(x) < batch_size:
             raise InputError(f"{len(x)} training pairs are fewer than one batch of "
                              f"{batch_size}: simulate more or lower batch_size")  # fmt: skip
@@ -128,7 +155,7 @@ class ConditionalDensity:
         generator: torch.Generator | None = None,
         batch_size: int = 100_000,
     ) -> Tensor:
-        """``samples`` draws of x for each condition: (n, k) -> (S, n, k)."""
+        """``samples`` draws of x for each condition: (n, p) -> (S, n, k)."""
         return self.sample_and_log_prob(context, samples, generator, batch_size)[0]
 
     @torch.no_grad()
@@ -157,9 +184,17 @@ class ConditionalDensity:
 
     @torch.no_grad()
     def log_prob(self, x: Tensor, context: Tensor) -> Tensor:
-        """log q(x | c) in the observables' own units: (n, k) x2 -> (n,)."""
+        """log q(x | c) in the observables' own units: (n, k) x, (n, p) c -> (n,)."""
+        self._check_pair(x, context)
         lp = self.flow.log_prob(self._to_u(x, context), self.c_scaler.forward(context)).double()
         return lp + self._log_det(x)
+
+    @torch.no_grad()
+    def latent(self, x: Tensor, context: Tensor) -> Tensor:
+        """The flow's base-space point z (n, k) of (n, k) x given (n, p) c: standard normal
+        when x ~ q(. | c), the basis of the likelihood validation."""
+        self._check_pair(x, context)
+        return self.flow.to_latent(self._to_u(x, context), self.c_scaler.forward(context))[0]
 
     # ------------------------------------------------------------ saving
     def tensors(self, prefix: str = "flow.") -> dict[str, Tensor]:
@@ -179,7 +214,7 @@ class ConditionalDensity:
         """Rebuild from :meth:`state` and :meth:`tensors`."""
         c = state["config"]
         model = cls(state["names"], c["transforms"], c["bins"], c["hidden"], c["seed"],
-                    c.get("residual", False))  # fmt: skip
+                    c.get("residual", False), c.get("context_names"))  # fmt: skip
         model.x_scaler = Scaler.from_state(state["x_scaler"])
         model.c_scaler = Scaler.from_state(state["c_scaler"])
         if "residual" in state:
