@@ -135,10 +135,12 @@ def export_likelihood(
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "description": description,
         "levels": json.dumps(list(levels)),
-        "observables": json.dumps([asdict(v) for v in _variables(
-            density.names, units, x_ranges, x_data, "x")]),  # fmt: skip
-        "conditions": json.dumps([asdict(v) for v in _variables(
-            density.context_names, units, c_ranges, c_data, "c")]),  # fmt: skip
+        "observables": json.dumps(
+            [asdict(v) for v in _variables(density.names, units, x_ranges, x_data, "x")]
+        ),  # fmt: skip
+        "conditions": json.dumps(
+            [asdict(v) for v in _variables(density.context_names, units, c_ranges, c_data, "c")]
+        ),  # fmt: skip
         "model": json.dumps(density.state()),
         "training_data_sha256": "" if training is None else data_hash(x_data, c_data),
         "training_events": "" if training is None else str(len(x_data)),
@@ -226,8 +228,8 @@ class Likelihood:
             return f"  {v.name}{unit}: {v.low:g} .. {v.high:g}"
 
         x_level, c_level = self.levels
-        lines = [f"likelihood q({x_level} | {c_level}), hepflows {self.metadata['hepflows_version']}"
-                 f", created {self.metadata['created']}"]  # fmt: skip
+        version, created = self.metadata["hepflows_version"], self.metadata["created"]
+        lines = [f"likelihood q({x_level} | {c_level}), hepflows {version}, created {created}"]
         lines += [f"observables ({x_level}):"] + [line(v) for v in self.observables]
         lines += [f"conditions ({c_level}):"] + [line(v) for v in self.conditions]
         sha = self.metadata.get("training_data_sha256") or "not recorded"
@@ -242,8 +244,8 @@ class Likelihood:
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
     """The decoded header of a likelihood file (no tensors read)."""
-    raw = atomic.read_metadata(path, FORMAT, "likelihood",
-                               "export it again with hepflows.inference.export_likelihood")  # fmt: skip
+    fix = "export it again with hepflows.inference.export_likelihood"
+    raw = atomic.read_metadata(path, FORMAT, "likelihood", fix)
     if raw.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: likelihood format version {raw.get('format_version')!r}, "
                               f"this hepflows reads {FORMAT_VERSION!r}")  # fmt: skip
