@@ -107,3 +107,35 @@ def test_a_model_refuses_data_with_other_observables(chain, tmp_path, monkeypatc
     code, err = _run_main(["unfold", "apply", str(chain["cinn"]), str(other), "--out",
                            str(tmp_path / "u.h5")], monkeypatch, capsys)  # fmt: skip
     assert code == 2 and "trained on observables ['m_ll', 'y_ll', 'cos_cs']" in err
+
+
+def test_likelihood_export_show_validate(chain, tmp_path, monkeypatch, capsys) -> None:
+    """The spinup forward model T(reco | truth) as a likelihood file, validated on held-out
+    pairs; ``validate`` exits 1 exactly when the checks fail and writes its report either
+    way; a cINN member exports too."""
+    lik = tmp_path / "t.safetensors"
+    out = runner.invoke(app, ["likelihood", "export", str(chain["spinup"]), str(lik),
+                              "--data", str(chain["data"])])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "r^2 vs chi^2(3)" in out.output and lik.is_file()
+    shown = runner.invoke(app, ["likelihood", "show", str(lik)])
+    assert shown.exit_code == 0 and "q(reco | truth)" in shown.output
+    assert "m_ll [GeV]" in shown.output and "validation: r2 KS p" in shown.output
+    report, plot = tmp_path / "v.json", tmp_path / "v.png"
+    val = runner.invoke(app, ["likelihood", "validate", str(lik), str(chain["sim"]),
+                              "--plot", str(plot), "--json", str(report), "--bins", "10"])  # fmt: skip
+    figures = json.loads(report.read_text())
+    assert val.exit_code == (0 if figures["passed"] else 1)
+    assert figures["dimension"] == 3 and figures["events"] > 500
+    assert plot.read_bytes()[:8] == PNG
+    cinn = tmp_path / "c.safetensors"
+    assert runner.invoke(app, ["likelihood", "export", str(chain["cinn"]), str(cinn), "--part",
+                               "cinn", "--member", "1"]).exit_code == 0  # fmt: skip
+    assert "q(truth | reco)" in runner.invoke(app, ["likelihood", "show", str(cinn)]).output
+    # errors are one line, exit 2
+    monkeypatch.setattr(sys, "argv", ["hepflows", "likelihood", "export", str(chain["cinn"]),
+                                      str(tmp_path / "x.safetensors")])  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        run()
+    assert exit_info.value.code == 2
+    assert "without a forward model" in capsys.readouterr().err

@@ -7,6 +7,7 @@ here in :data:`COMMANDS`:
     hepflows generate drell-yan|decay   :mod:`hepflows.cli.generate`
     hepflows calo simulate|train|...    :mod:`hepflows.cli.calo`
     hepflows unfold simulate|train|apply :mod:`hepflows.cli.unfold`
+    hepflows likelihood export|show|validate :mod:`hepflows.cli.likelihood`
     hepflows demo flows                 :mod:`hepflows.cli.demo`
 
 A module is imported only when its command runs or shows its help, so
@@ -43,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "metrics."),
     "unfold": ("hepflows.cli.unfold",
                "Unfold Drell-Yan dilepton events: toy detector pairs, cINN or SPINUP."),
+    "likelihood": ("hepflows.cli.likelihood",
+                   "Portable flow likelihoods: export, show, validate (nabu tests)."),
     "demo": ("hepflows.cli.demo", "Demonstrations on built-in defaults (no data needed)."),
 }  # fmt: skip
 
