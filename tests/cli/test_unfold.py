@@ -122,8 +122,8 @@ def test_likelihood_export_show_validate(chain, tmp_path, monkeypatch, capsys) -
     assert shown.exit_code == 0 and "q(reco | truth)" in shown.output
     assert "m_ll [GeV]" in shown.output and "validation: r2 KS p" in shown.output
     report, plot = tmp_path / "v.json", tmp_path / "v.png"
-    val = runner.invoke(app, ["likelihood", "validate", str(lik), str(chain["sim"]),
-                              "--plot", str(plot), "--json", str(report), "--bins", "10"])  # fmt: skip
+    args = ["--plot", str(plot), "--json", str(report), "--bins", "10"]
+    val = runner.invoke(app, ["likelihood", "validate", str(lik), str(chain["sim"]), *args])
     figures = json.loads(report.read_text())
     assert val.exit_code == (0 if figures["passed"] else 1)
     assert figures["dimension"] == 3 and figures["events"] > 500
