@@ -7,6 +7,10 @@ m_ll     GeV    invariant mass of the lepton pair
 y_ll            rapidity of the pair
 cos_cs          cos theta* of the lepton (l-) in the Collins-Soper frame
 pt_ll    GeV    transverse momentum of the pair (0 at leading order)
+pt_minus GeV    transverse momentum of the l- (the MEM's lepton variables)
+pt_plus  GeV    transverse momentum of the l+
+eta_minus       pseudorapidity of the l-
+eta_plus        pseudorapidity of the l+
 ======== ====== =============================================================
 """
 
@@ -18,7 +22,13 @@ import torch
 from torch import Tensor
 
 from hepflows.errors import ConfigError
-from hepflows.physics.kinematics import cos_theta_collins_soper, mass, pt, rapidity
+from hepflows.physics.kinematics import (
+    cos_theta_collins_soper,
+    mass,
+    pseudorapidity,
+    pt,
+    rapidity,
+)
 
 #: name -> (function of (lepton, antilepton) (n, 4) x2 -> (n,), unit).
 OBSERVABLES: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], str]] = {
@@ -26,6 +36,10 @@ OBSERVABLES: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], str]] = {
     "y_ll": (lambda a, b: rapidity(a + b), ""),
     "cos_cs": (cos_theta_collins_soper, ""),
     "pt_ll": (lambda a, b: pt(a + b), "GeV"),
+    "pt_minus": (lambda a, b: pt(a), "GeV"),
+    "pt_plus": (lambda a, b: pt(b), "GeV"),
+    "eta_minus": (lambda a, b: pseudorapidity(a), ""),
+    "eta_plus": (lambda a, b: pseudorapidity(b), ""),
 }
 #: The leading-order set (no pair pT without a shower).
 LO = ("m_ll", "y_ll", "cos_cs")

@@ -32,7 +32,8 @@ _KINDS = {
     ),
 }
 #: The bijection of each known observable (unknown names: ``identity``).
-MAPS = {"m_ll": "log", "pt_ll": "log1p", "cos_cs": "atanh", "y_ll": "identity"}
+MAPS = {"m_ll": "log", "pt_ll": "log1p", "cos_cs": "atanh", "y_ll": "identity", "pt": "log",
+        "pt_minus": "log", "pt_plus": "log"}  # fmt: skip
 
 
 class Scaler:

@@ -252,24 +252,41 @@ class DrellYan:
         the generation cuts on m (the lepton cuts are not applied: they are the
         detector's business). Its integral over m, y, cos is :meth:`__call__`'s.
         """
+        return self.from_luminosities(self.luminosities(m, y), m, cos_theta)
+
+    def luminosities(self, m: Tensor, y: Tensor) -> Tensor:
+        """The parameter-free part of :meth:`differential`: (2 F, n) for (n,) m and y.
+
+        Rows: (2 m / s) f_q(x1) f_qbar(x2) per flavour, then with the beams
+        swapped, in pb GeV^2 / GeV (0 outside the generation cuts on m).
+        Depends on the PDFs, mu_f and the cuts only, so it can be computed once
+        for many values of the couplings and masses (:meth:`from_luminosities`).
+        """
         p = self.params
-        s = p.sqrt_s**2
-        m, y, c = (t.to(torch.float64) for t in (m, y, cos_theta))
+        m, y = m.to(torch.float64), y.to(torch.float64)
         x1, x2 = m * torch.exp(y) / p.sqrt_s, m * torch.exp(-y) / p.sqrt_s
         high = p.sqrt_s if p.sqrt_s_hat_max is None else p.sqrt_s_hat_max
-        inside = (m >= p.sqrt_s_hat_min) & (m <= high) & (x1 < 1) & (x2 < 1) & (c.abs() <= 1)
+        inside = (m >= p.sqrt_s_hat_min) & (m <= high) & (x1 < 1) & (x2 < 1)
         x1, x2 = torch.where(inside, x1, 0.5), torch.where(inside, x2, 0.5)
         flv = list(p.flavours)
         q2 = torch.full_like(m, p.mu_f**2)
         pids = flv + [-f for f in flv]
         f1 = self.pdf.xfxQ2(pids, x1, q2) / x1
         f2 = self.pdf.xfxQ2(pids, x2, q2) / x2
-        s_hat, n_f = m**2, len(flv)
+        n_f = len(flv)
+        lumi = torch.cat((f1[:n_f] * f2[n_f:], f1[n_f:] * f2[:n_f]))
+        return lumi * torch.where(inside, 2 * m / p.sqrt_s**2 * GEV2_TO_PB, 0.0)
+
+    def from_luminosities(self, lumi: Tensor, m: Tensor, cos_theta: Tensor) -> Tensor:
+        """:meth:`differential` from (2 F, n) :meth:`luminosities` (of any process sharing
+        this one's PDFs, flavours, scale and cuts): (n,) pb / GeV."""
+        m, c = m.to(torch.float64), cos_theta.to(torch.float64)
+        s_hat, flv = m**2, list(self.params.flavours)
         total = torch.zeros_like(m)
         for i, q in enumerate(flv):
-            total = total + f1[i] * f2[n_f + i] * self.partonic(q, s_hat, c)
-            total = total + f1[n_f + i] * f2[i] * self.partonic(q, s_hat, -c)
-        return torch.where(inside, total * 2 * m / s * GEV2_TO_PB, torch.zeros_like(total))
+            total = total + lumi[i] * self.partonic(q, s_hat, c)
+            total = total + lumi[len(flv) + i] * self.partonic(q, s_hat, -c)
+        return torch.where(c.abs() <= 1, total, torch.zeros_like(total))
 
     def __call__(self, u: Tensor) -> Tensor:
         """(n, 4) unit-cube points -> (n,) d sigma / du in pb."""
