@@ -135,3 +135,36 @@ def test_bad_input(model) -> None:
         mem.fit(torch.ones(3, 4), "sin2w", (0.2, 0.25), model=model)
     with pytest.raises(InputError, match="theta must give"):
         model.process([1.0, 2.0])
+
+
+@pytest.mark.slow
+def test_learned_mem_follows_the_exact_one(model, pairs, tmp_path) -> None:
+    """A small learned transfer (20k pairs, 800 steps) against the exact MEM, per event:
+    the integrals agree to ~10 % and the log-likelihood ratios between two Z' masses
+    (what a fit uses) correlate; the file round trip changes nothing."""
+    from hepflows.inference.learned_mem import LearnedTransfer
+
+    sim = generate_pairs(20_000, True, seed=21, names=leptons.RECO, train_calls=50_000)
+    learned = LearnedTransfer.train(sim.truth, sim.reco, sim.passed, steps=800, batch_size=512,
+                                    transforms=3, bins=8, efficiency_epochs=10)  # fmt: skip
+    assert 0.005 < learned.rho < 0.05  # the relative pT resolution, read off the flow
+    reco = pairs.reco[pairs.passed][:150]
+    theta = torch.tensor([[399.0], [401.0]], dtype=torch.float64)
+    exact = mem.event_integrals(model, mem.ExactTransfer(), reco, theta, points=1024, seed=3)
+    ours = mem.event_integrals(model, learned, reco, theta, points=256, seed=4)
+    assert float((ours.value / exact.value).log().abs().median()) < 0.2
+    llr_e = (exact.value[1] / exact.value[0]).log()
+    llr_l = (ours.value[1] / ours.value[0]).log()
+    assert float(torch.corrcoef(torch.stack((llr_e, llr_l)))[0, 1]) > 0.9
+    assert float((llr_e - llr_l).std()) < 0.5 * float(llr_e.std())
+    learned.save(tmp_path / "t.safetensors")
+    again = LearnedTransfer.load(tmp_path / "t.safetensors")
+    twice = mem.event_integrals(model, again, reco, theta, points=256, seed=4)
+    assert torch.equal(twice.value, ours.value)
+    sig = model.sigma_fid(theta[:1], learned.efficiency)
+    assert float(sig[0]) == pytest.approx(float(model.sigma_fid(theta[:1], exact_eff())[0]),
+                                          rel=0.05)  # fmt: skip
+
+
+def exact_eff():
+    return mem.ExactTransfer().efficiency

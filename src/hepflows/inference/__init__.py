@@ -17,10 +17,16 @@ Models:
 * :mod:`~hepflows.inference.efficiency`: the efficiency classifier eps(x_truth);
 * :mod:`~hepflows.inference.spinup`: the prior-independent SPINUP fit;
 * :mod:`~hepflows.inference.unfolding`: train / unfold / save (cINN, SPINUP);
-* :mod:`~hepflows.inference.ibu`: iterative Bayesian unfolding (pyunfold), the baseline.
+* :mod:`~hepflows.inference.ibu`: iterative Bayesian unfolding (pyunfold), the baseline;
+* :mod:`~hepflows.inference.leptons`, :mod:`~hepflows.inference.mem`: the
+  matrix-element method (lepton variables; d sigma, sigma_fid, per-event
+  integrals, fits) with the exact toy-detector transfer, and
+  :mod:`~hepflows.inference.learned_mem` with learned ones;
+* :mod:`~hepflows.inference.likelihood`: portable likelihood files.
 
 Checks: :mod:`~hepflows.inference.calibration` (PIT calibration curves, TARP
-coverage, chi^2 of histograms) and :mod:`~hepflows.inference.plots`.
+coverage, chi^2 of histograms), :mod:`~hepflows.inference.validation` (the
+nabu tests of a flow likelihood) and :mod:`~hepflows.inference.plots`.
 """
 
 from hepflows.inference.calibration import (
@@ -31,11 +37,14 @@ from hepflows.inference.calibration import (
     tarp,
 )
 from hepflows.inference.detector import Detected, DetectorSettings, ToyDetector
+from hepflows.inference.likelihood import Likelihood, export_likelihood, load_likelihood
 from hepflows.inference.observables import LO, OBSERVABLES, observables
 from hepflows.inference.pairs import SETUP, Pairs, detect, read_pairs, write_pairs
+from hepflows.inference.validation import ValidationReport, validate
 
 __all__ = [
-    "LO", "OBSERVABLES", "SETUP", "Detected", "DetectorSettings", "Pairs", "ToyDetector",
-    "calibration_curve", "calibration_deviation", "detect", "histogram_chi2", "observables",
-    "pit", "read_pairs", "tarp", "write_pairs",
+    "LO", "OBSERVABLES", "SETUP", "Detected", "DetectorSettings", "Likelihood", "Pairs",
+    "ToyDetector", "ValidationReport", "calibration_curve", "calibration_deviation", "detect",
+    "export_likelihood", "histogram_chi2", "load_likelihood", "observables", "pit",
+    "read_pairs", "tarp", "validate", "write_pairs",
 ]  # fmt: skip

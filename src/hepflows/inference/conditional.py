@@ -183,6 +183,19 @@ class ConditionalDensity:
         return out, logq
 
     @torch.no_grad()
+    def from_latent(self, z: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
+        """x (n, k) and log q(x | c) (n,) from base-space points z (n, k) and (n, p) c.
+
+        The inverse of :meth:`latent`: with z standard normal, x ~ q(. | c); with
+        z from fixed uniforms (z = Phi^-1(u)), the draws are common random numbers.
+        """
+        self._check_pair(z, context)
+        u, ladj = self.flow.to_data(z.float(), self.c_scaler.forward(context))
+        x = self._from_u(u, context)
+        log_q = self.flow.base.log_prob(z.float()).double() - ladj.double() + self._log_det(x)
+        return x, log_q
+
+    @torch.no_grad()
     def log_prob(self, x: Tensor, context: Tensor) -> Tensor:
         """log q(x | c) in the observables' own units: (n, k) x, (n, p) c -> (n,)."""
         self._check_pair(x, context)

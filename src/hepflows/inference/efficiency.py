@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -123,3 +124,23 @@ class Efficiency(nn.Module):
         self.epochs_run = engine.iteration // steps
         self.val_loss = best["loss"]
         return self
+
+    # ------------------------------------------------------------ saving
+    def tensors(self, prefix: str = "eff.") -> dict[str, Tensor]:
+        """The classifier's weights, for a file."""
+        return {prefix + k: v.detach().contiguous() for k, v in self.net.state_dict().items()}
+
+    def state(self) -> dict[str, Any]:
+        """JSON-ready scaler and sizes."""
+        return {"scaler": self.scaler.state(), "hidden": list(self.hidden_sizes)}
+
+    @classmethod
+    def from_saved(
+        cls, state: dict[str, Any], tensors: dict[str, Tensor], prefix: str = "eff."
+    ) -> Efficiency:
+        """Rebuild from :meth:`state` and :meth:`tensors` (in evaluation mode)."""
+        model = cls(state["scaler"]["names"], state["hidden"])
+        model.scaler = Scaler.from_state(state["scaler"])
+        n = len(prefix)
+        model.net.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(prefix)})
+        return model.eval()

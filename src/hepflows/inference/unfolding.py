@@ -44,7 +44,6 @@ from hepflows.inference.conditional import ConditionalDensity, check_names, unfo
 from hepflows.inference.efficiency import Efficiency
 from hepflows.inference.observables import check_observables, units
 from hepflows.inference.pairs import Pairs
-from hepflows.inference.scaling import Scaler
 from hepflows.inference.spinup import SPINUP, inside_support
 from hepflows.io.atomic import atomic_write, read_metadata
 from hepflows.progress import progress_bar
@@ -93,18 +92,14 @@ class UnfoldingModel:
             tensors |= member.tensors(f"post{j}.")
         if self.forward is not None:
             tensors |= self.forward.tensors("forward.")
-        tensors |= {"eff." + k: v.detach().contiguous()
-                    for k, v in self.efficiency.net.state_dict().items()}  # fmt: skip
+        tensors |= self.efficiency.tensors("eff.")
         state = {
             "method": self.method,
             "names": list(self.names),
             "units": units(self.names),
             "posteriors": [m.state() for m in self.posteriors],
             "forward": None if self.forward is None else self.forward.state(),
-            "efficiency": {
-                "scaler": self.efficiency.scaler.state(),
-                "hidden": list(self.efficiency.hidden_sizes),
-            },  # fmt: skip
+            "efficiency": self.efficiency.state(),
             "settings": self.settings,
         }
         meta = {"format": FORMAT, "hepflows_version": hepflows.__version__,
@@ -126,12 +121,7 @@ class UnfoldingModel:
             forward = None
             if state["forward"] is not None:
                 forward = ConditionalDensity.from_saved(state["forward"], tensors, "forward.")
-            e = state["efficiency"]
-            efficiency = Efficiency(state["names"], e["hidden"])
-            efficiency.scaler = Scaler.from_state(e["scaler"])
-            efficiency.net.load_state_dict(
-                {k[4:]: v for k, v in tensors.items() if k.startswith("eff.")}
-            )
+            efficiency = Efficiency.from_saved(state["efficiency"], tensors, "eff.")
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise CheckpointError(
                 f"{path}: cannot rebuild the unfolding model ({err}); train it again"

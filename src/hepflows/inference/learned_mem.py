@@ -1,0 +1,224 @@
+"""The learned pieces of the matrix-element method: transfer flow, efficiency, sampling flows.
+
+Bury et al. / Heimel et al. (arXiv:2210.00019, 2310.07752): a conditional flow
+learns the transfer function T(r | x) from simulated (truth, reco) pairs, a
+classifier the efficiency eps(x), and a "sampling cINN" q(x | r) the
+importance sampler of each event's integral. Here, on Drell-Yan in the lepton
+variables of :mod:`hepflows.inference.leptons`:
+
+* T(r | x): a :class:`ConditionalDensity` over the reco (pt_minus, pt_plus,
+  eta_minus, eta_plus) given the truth written in the same variables
+  (:func:`~hepflows.inference.leptons.reco_reference`), in residual coordinates;
+* eps(x): an :class:`~hepflows.inference.efficiency.Efficiency` classifier on
+  the truth, times the fiducial region the pairs were generated in (the
+  classifier never saw events outside it);
+* the sampler, two channels (multi-channel importance sampling, as MadNIS):
+  the sampling flow q(x | r), and a Breit-Wigner channel for the Z' of the
+  theta being evaluated: eta from a second flow q(eta | r), m from the
+  Breit-Wigner truncated to +-8 relative resolutions (the resolution is read
+  off the sampling flow's residual scale, not the detector). The flows carry
+  the detector; the channel carries the process, which the MEM knows.
+
+Nothing here uses the toy detector's formulas: everything is learned from
+the pairs. :class:`LearnedTransfer` has the interface of
+:class:`~hepflows.inference.mem.ExactTransfer`, so :func:`~hepflows.inference.mem.fit`
+and :func:`~hepflows.inference.mem.event_integrals` take either.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hepflows.errors import CheckpointError, InputError
+from hepflows.inference import leptons
+from hepflows.inference.conditional import ConditionalDensity
+from hepflows.inference.efficiency import Efficiency
+from hepflows.io import atomic
+
+ETA = ("eta_minus", "eta_plus")
+FORMAT = "hepflows-mem-transfer"
+#: Share of the Breit-Wigner channel for events whose mass window holds the Z' (else LOW).
+BW_SHARE, BW_SHARE_LOW = 0.5, 0.02
+
+
+class LearnedTransfer:
+    """Learned T(r | x), eps(x) and the per-event sampler of the MEM.
+
+    Args:
+        transfer: T over :data:`~hepflows.inference.leptons.RECO` given the
+            truth in the same variables.
+        efficiency: eps over :data:`~hepflows.inference.leptons.TRUTH`.
+        proposal: q(x | r) over TRUTH given :func:`~hepflows.inference.leptons.truth_reference`.
+        eta_proposal: q(eta | r) over (eta_minus, eta_plus) given the measured ones.
+        fiducial: (lowest pT, largest |eta|) of the truth the pairs covered.
+    """
+
+    #: Uniforms per point: channel, three for the flow, two for q(eta | r), one for m.
+    UNIFORMS = 7
+
+    def __init__(
+        self,
+        transfer: ConditionalDensity,
+        efficiency: Efficiency,
+        proposal: ConditionalDensity,
+        eta_proposal: ConditionalDensity,
+        fiducial: tuple[float, float] = (20.0, 2.5),
+    ) -> None:
+        self.transfer, self.eff, self.proposal = transfer, efficiency, proposal
+        self.eta_proposal, self.fiducial = eta_proposal, fiducial
+        # relative pT resolution of the sampling flow's residual (log pT) coordinate
+        self.rho = float(proposal.x_scaler.scale[0] * proposal.r_scale[0])
+
+    @classmethod
+    def train(
+        cls,
+        truth: Tensor,
+        reco: Tensor,
+        passed: Tensor,
+        steps: int = 4000,
+        batch_size: int = 1024,
+        transforms: int = 6,
+        bins: int = 10,
+        efficiency_epochs: int = 50,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> LearnedTransfer:
+        """Train every piece on (n, 4) truth and reco pairs in RECO variables and (n,) passed.
+
+        The truth of LO pairs has pt_minus = pt_plus (``generate_pairs(...,
+        names=leptons.RECO)``).
+        """
+        for name, t in (("truth", truth), ("reco", reco)):
+            if t.ndim != 2 or t.shape[1] != len(leptons.RECO):
+                raise InputError(f"{name} must be (n, 4) values of {list(leptons.RECO)}, got "
+                                 f"{tuple(t.shape)}")  # fmt: skip
+        if passed.shape != (len(truth),) or int(passed.sum()) < batch_size:
+            raise InputError("passed must be (n,) with at least one batch of detected events")
+        size = {"transforms": transforms, "bins": bins}
+        x = truth[:, [0, 2, 3]]
+        t, r = truth[passed], reco[passed]
+        transfer = ConditionalDensity(leptons.RECO, seed=seed, **size).fit(
+            r, t, steps, batch_size, seed=seed, progress=progress, description="transfer T"
+        )
+        proposal = ConditionalDensity(leptons.TRUTH, seed=seed + 1, **size).fit(
+            x[passed], leptons.truth_reference(r), steps, batch_size, seed=seed + 1,
+            progress=progress, description="sampling flow",
+        )  # fmt: skip
+        eta = ConditionalDensity(ETA, seed=seed + 2, **size).fit(
+            x[passed][:, 1:], r[:, 2:], steps // 2, batch_size, seed=seed + 2,
+            progress=progress, description="eta sampler",
+        )  # fmt: skip
+        efficiency = Efficiency(leptons.TRUTH, seed=seed).fit(
+            x, passed, epochs=efficiency_epochs, seed=seed, progress=progress
+        )
+        pt_min = float(truth[:, :2].min())
+        eta_max = float(truth[:, 2:].abs().max())
+        return cls(transfer, efficiency, proposal, eta, (math.floor(pt_min), eta_max))
+
+    # ------------------------------------------------------------ the MEM interface
+    def log_transfer(self, r: Tensor, x: Tensor) -> Tensor:
+        """log T(r | x): (..., 4), (..., 3) -> (...)."""
+        shape = x.shape[:-1]
+        flat_r = r.expand(*shape, 4).reshape(-1, 4)
+        ref = leptons.reco_reference(x).reshape(-1, 4)
+        return self.transfer.log_prob(flat_r, ref).view(shape)
+
+    def efficiency(self, x: Tensor) -> Tensor:
+        """eps(x) at (..., 3) truth (0 outside the fiducial region)."""
+        shape = x.shape[:-1]
+        flat = x.reshape(-1, 3)
+        pt_min, eta_max = self.fiducial
+        inside = (flat[:, 0] > pt_min) & (flat[:, 1:].abs() < eta_max).all(-1)
+        out = torch.zeros(len(flat), dtype=torch.float64)
+        if bool(inside.any()):
+            with torch.no_grad():
+                out[inside] = self.eff(flat[inside]).double()
+        return out.view(shape)
+
+    def sample(self, r: Tensor, uniforms: Tensor, proc: Any) -> tuple[Tensor, Tensor]:
+        """Points (S, n, 3) and log q (S, n) for reco (n, 4) from uniforms (S, n, 7)."""
+        s, n = uniforms.shape[:2]
+        normal = torch.distributions.Normal(0.0, 1.0)
+        z = normal.icdf(uniforms[..., 1:6].clamp(1e-9, 1 - 1e-9)).reshape(-1, 5)
+        ref = leptons.truth_reference(r)
+        ref_s = ref.repeat(s, 1)
+        x_a, _ = self.proposal.from_latent(z[:, :3], ref_s)
+        eta_b, _ = self.eta_proposal.from_latent(z[:, 3:], r[:, 2:].repeat(s, 1))
+        p = proc.params
+        # the channel share depends on the event only (its measured mass window)
+        ch_r = 2 * torch.cosh((r[:, 2] - r[:, 3]) / 2)
+        lo_r = ref[:, 0] * ch_r * math.exp(-8 * self.rho)
+        hi_r = ref[:, 0] * ch_r * math.exp(8 * self.rho)
+        near = (p.mzp > lo_r - 5 * p.wzp) & (p.mzp < hi_r + 5 * p.wzp)
+        share = (torch.where(near, BW_SHARE, BW_SHARE_LOW) * p.zprime).repeat(s)
+        x = x_a
+        if p.zprime:
+            ch = 2 * torch.cosh((eta_b[:, 0] - eta_b[:, 1]) / 2)
+            m_bw = self._bw_quantile(uniforms[..., 6].reshape(-1), ref_s[:, 0], ch, p)
+            x_b = torch.stack((m_bw / ch, eta_b[:, 0], eta_b[:, 1]), -1)
+            use_b = uniforms[..., 0].reshape(-1) < share
+            x = torch.where(use_b[:, None], x_b, x_a)
+        log_q = self._log_q(x, ref_s, r[:, 2:].repeat(s, 1), share, p)
+        return x.view(s, n, 3), log_q.view(s, n)
+
+    def _window(self, pt_ref: Tensor, ch: Tensor) -> tuple[Tensor, Tensor]:
+        """The Breit-Wigner channel's m window for reference pT and cosh factor."""
+        return pt_ref * ch * math.exp(-8 * self.rho), pt_ref * ch * math.exp(8 * self.rho)
+
+    def _bw_quantile(self, u: Tensor, pt_ref: Tensor, ch: Tensor, p: Any) -> Tensor:
+        lo, hi = self._window(pt_ref, ch)
+        g = p.wzp / 2
+        a, b = torch.atan((lo - p.mzp) / g), torch.atan((hi - p.mzp) / g)
+        return p.mzp + g * torch.tan(a + (b - a) * u)
+
+    def _log_q(self, x: Tensor, ref: Tensor, eta_ref: Tensor, share: Tensor, p: Any) -> Tensor:
+        """log of the two-channel density at (N, 3) points."""
+        log_a = self.proposal.log_prob(x, ref) + torch.log1p(-share)
+        if not p.zprime:
+            return log_a
+        ch = 2 * torch.cosh((x[:, 1] - x[:, 2]) / 2)
+        lo, hi = self._window(ref[:, 0], ch)
+        m = x[:, 0] * ch
+        g = p.wzp / 2
+        a, b = torch.atan((lo - p.mzp) / g), torch.atan((hi - p.mzp) / g)
+        log_bw = -torch.log(g * (b - a) * (1 + ((m - p.mzp) / g) ** 2)) + ch.log()
+        log_b = self.eta_proposal.log_prob(x[:, 1:], eta_ref) + log_bw + share.log()
+        log_b = torch.where((m > lo) & (m < hi), log_b, -math.inf)
+        return torch.logaddexp(log_a, log_b)
+
+    # ------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> None:
+        """Every network in one safetensors file (atomic; loading never unpickles)."""
+        from safetensors.torch import save_file
+
+        tensors = self.transfer.tensors("transfer.") | self.proposal.tensors("proposal.")
+        tensors |= self.eta_proposal.tensors("eta.")
+        tensors |= self.eff.tensors("eff.")
+        state = {"transfer": self.transfer.state(), "proposal": self.proposal.state(),
+                 "eta": self.eta_proposal.state(), "fiducial": list(self.fiducial),
+                 "efficiency": self.eff.state()}  # fmt: skip
+        meta = {"format": FORMAT, "state": json.dumps(state)}
+        atomic.atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LearnedTransfer:
+        """Read a file written by :meth:`save`."""
+        from safetensors.torch import load_file
+
+        meta = atomic.read_metadata(path, FORMAT, "MEM transfer", "train it again")
+        try:
+            state = json.loads(meta["state"])
+            tensors = load_file(str(path))
+            eff = Efficiency.from_saved(state["efficiency"], tensors, "eff.")
+            return cls(ConditionalDensity.from_saved(state["transfer"], tensors, "transfer."),
+                       eff, ConditionalDensity.from_saved(state["proposal"], tensors, "proposal."),
+                       ConditionalDensity.from_saved(state["eta"], tensors, "eta."),
+                       tuple(state["fiducial"]))  # fmt: skip
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"{path}: unreadable MEM transfer ({err})") from None
