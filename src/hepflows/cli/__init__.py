@@ -7,6 +7,7 @@ here in :data:`COMMANDS`:
     hepflows generate drell-yan|decay   :mod:`hepflows.cli.generate`
     hepflows calo simulate|train|...    :mod:`hepflows.cli.calo`
     hepflows unfold simulate|train|apply :mod:`hepflows.cli.unfold`
+    hepflows mem fit                    :mod:`hepflows.cli.mem`
     hepflows likelihood export|show|validate :mod:`hepflows.cli.likelihood`
     hepflows demo flows                 :mod:`hepflows.cli.demo`
 
@@ -44,6 +45,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "metrics."),
     "unfold": ("hepflows.cli.unfold",
                "Unfold Drell-Yan dilepton events: toy detector pairs, cINN or SPINUP."),
+    "mem": ("hepflows.cli.mem",
+            "Matrix-element method: fit a Drell-Yan parameter to measured lepton events."),
     "likelihood": ("hepflows.cli.likelihood",
                    "Portable flow likelihoods: export, show, validate (nabu tests)."),
     "demo": ("hepflows.cli.demo", "Demonstrations on built-in defaults (no data needed)."),

@@ -35,7 +35,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -180,6 +180,19 @@ class DrellYanModel:
         return mm[keep], torch.tanh(half)[keep], lumi[:, keep], w[keep]
 
 
+class Transfer(Protocol):
+    """What the MEM needs of a detector model (:class:`ExactTransfer`, or learned:
+    :class:`~hepflows.inference.learned_mem.LearnedTransfer`)."""
+
+    UNIFORMS: int
+
+    def log_transfer(self, r: Tensor, x: Tensor) -> Tensor: ...
+
+    def efficiency(self, x: Tensor) -> Tensor: ...
+
+    def sample(self, r: Tensor, uniforms: Tensor, proc: Any) -> tuple[Tensor, Tensor]: ...
+
+
 @dataclass
 class EventIntegrals:
     """Per-event integrals I_i(theta) = int dsigma eps T dx on a grid of theta.
@@ -275,7 +288,7 @@ class ExactTransfer:
 
 def event_integrals(
     model: DrellYanModel,
-    transfer: ExactTransfer,
+    transfer: Transfer,
     reco: Tensor,
     thetas: Tensor,
     points: int = 2048,
@@ -286,7 +299,7 @@ def event_integrals(
 
     Args:
         model: the process.
-        transfer: the exact T and eps.
+        transfer: T, eps and the per-event sampler (exact or learned).
         reco: (n, 4) measured events.
         thetas: (T, p) parameter values.
         points: sampler points per event and theta.
@@ -408,7 +421,7 @@ def fit(
     bounds: tuple[float, float],
     grid: int = 21,
     model: DrellYanModel | None = None,
-    transfer: ExactTransfer | None = None,
+    transfer: Transfer | None = None,
     points: int = 2048,
     seed: int = 0,
 ) -> FitResult:
@@ -420,7 +433,7 @@ def fit(
         bounds: its scan range.
         grid: scan points.
         model: the process (default: the benchmark set-up, with ``parameter`` free).
-        transfer: T and eps (default: the exact toy detector).
+        transfer: T, eps and the sampler (default: the exact toy detector's).
         points: sampler points per event.
         seed: seeds the sampler.
     """

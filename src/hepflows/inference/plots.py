@@ -232,3 +232,28 @@ def plot_unfolded(
         bottom.set_ylabel("ratio to truth")
         bottom.set_xlabel(labels.get(name, name))
     _save(plt, fig, path, title)
+
+
+def plot_scan(result: Any, path: str | os.PathLike, title: str = "") -> None:
+    """-2 Delta ln L of a MEM fit against its parameter, with the 68 % / 95 % levels.
+
+    Args:
+        result: a :class:`~hepflows.inference.mem.FitResult`.
+        path: PNG file to write (atomically).
+        title: figure title.
+    """
+    grid, nll2 = np.asarray(result.grid), np.asarray(result.nll2)
+    if grid.ndim != 1 or grid.shape != nll2.shape or len(grid) < 2:
+        raise InputError("a scan needs grid and -2 Delta ln L of the same length >= 2")
+    plt, _ = pyplot("Plotting a likelihood scan")
+    fig, ax = plt.subplots(figsize=(6, 4.5), constrained_layout=True)
+    ax.plot(grid, nll2, "o-", label="MEM")
+    for level, name in ((1.0, "68 %"), (3.84, "95 %")):
+        ax.axhline(level, color="gray", ls="--", lw=1)
+        ax.text(grid[0], level, f" {name}", va="bottom", fontsize="small")
+    ax.axvline(result.best, color="C1", lw=1, label=f"best {result.best:.4g}")
+    ax.set_xlabel(result.parameter)
+    ax.set_ylabel("$-2\\Delta\\ln L$")
+    ax.set_ylim(0, max(5.0, float(np.nanmin([nll2.max(), 20.0]))))
+    ax.legend(fontsize="small")
+    _save(plt, fig, path, title)
