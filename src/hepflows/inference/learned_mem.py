@@ -167,6 +167,65 @@ class LearnedTransfer:
         log_q = self._log_q(x, ref_s, r[:, 2:].repeat(s, 1), share, p)
         return x.view(s, n, 3), log_q.view(s, n)
 
+    @torch.no_grad()
+    def log_weights(self, model: Any, r: Tensor, uniforms: Tensor, thetas: Tensor) -> Tensor:
+        """log(dsigma eps T / q) at the sampler's points for every theta: (T, S, n).
+
+        The same points as :meth:`sample` (common random numbers). The flow
+        channel's points do not move with theta, so their flows, efficiency
+        and parton luminosities are evaluated once; per theta, only the
+        Breit-Wigner channel's points are new.
+        """
+        s, n = uniforms.shape[:2]
+        normal = torch.distributions.Normal(0.0, 1.0)
+        z = normal.icdf(uniforms[..., 1:6].clamp(1e-9, 1 - 1e-9)).reshape(-1, 5)
+        ref = leptons.truth_reference(r)
+        ref_s, r_s, eta_ref = ref.repeat(s, 1), r.repeat(s, 1), r[:, 2:].repeat(s, 1)
+        x_a, log_qa_a = self.proposal.from_latent(z[:, :3], ref_s)
+        eta_b, log_qeta_b = self.eta_proposal.from_latent(z[:, 3:], eta_ref)
+        log_qeta_a = self.eta_proposal.log_prob(x_a[:, 1:], eta_ref)
+        fixed_a = self.log_transfer(r_s, x_a) + self.efficiency(x_a).clamp_min(1e-300).log()
+        lumi_a = model.luminosities(x_a)
+        ch_r = 2 * torch.cosh((r[:, 2] - r[:, 3]) / 2)
+        lo_r, hi_r = self._window(ref[:, 0], ch_r)
+        out = torch.empty(len(thetas), s * n, dtype=torch.float64)
+        for k, theta in enumerate(torch.as_tensor(thetas).tolist()):
+            p = model.process(theta).params
+            log_f = model.log_density(x_a, theta, lumi_a) + fixed_a
+            if not p.zprime:
+                out[k] = log_f - log_qa_a
+                continue
+            near = (p.mzp > lo_r - 5 * p.wzp) & (p.mzp < hi_r + 5 * p.wzp)
+            share = torch.where(near, BW_SHARE, BW_SHARE_LOW).repeat(s).double()
+            log_b = log_qeta_a + self._log_bw(x_a, ref_s, p) + share.log()
+            log_q = torch.logaddexp(log_qa_a + torch.log1p(-share), log_b)
+            out[k] = log_f - log_q
+            use_b = uniforms[..., 0].reshape(-1) < share
+            if bool(use_b.any()):
+                e = eta_b[use_b]
+                ch = 2 * torch.cosh((e[:, 0] - e[:, 1]) / 2)
+                m = self._bw_quantile(uniforms[..., 6].reshape(-1)[use_b], ref_s[use_b, 0], ch, p)
+                xb = torch.stack((m / ch, e[:, 0], e[:, 1]), -1)
+                log_fb = model.log_density(xb, theta) + self.log_transfer(r_s[use_b], xb)
+                log_fb = log_fb + self.efficiency(xb).clamp_min(1e-300).log()
+                sh = share[use_b]
+                log_qb = torch.logaddexp(
+                    self.proposal.log_prob(xb, ref_s[use_b]) + torch.log1p(-sh),
+                    log_qeta_b[use_b] + self._log_bw(xb, ref_s[use_b], p) + sh.log(),
+                )
+                out[k, use_b] = log_fb - log_qb
+        return out.view(len(thetas), s, n)
+
+    def _log_bw(self, x: Tensor, ref: Tensor, p: Any) -> Tensor:
+        """log density per unit pT of the Breit-Wigner channel at (N, 3) points given their eta."""
+        ch = 2 * torch.cosh((x[:, 1] - x[:, 2]) / 2)
+        lo, hi = self._window(ref[:, 0], ch)
+        m = x[:, 0] * ch
+        g = p.wzp / 2
+        a, b = torch.atan((lo - p.mzp) / g), torch.atan((hi - p.mzp) / g)
+        log_bw = -torch.log(g * (b - a) * (1 + ((m - p.mzp) / g) ** 2)) + ch.log()
+        return torch.where((m > lo) & (m < hi), log_bw, -math.inf)
+
     def _window(self, pt_ref: Tensor, ch: Tensor) -> tuple[Tensor, Tensor]:
         """The Breit-Wigner channel's m window for reference pT and cosh factor."""
         return pt_ref * ch * math.exp(-8 * self.rho), pt_ref * ch * math.exp(8 * self.rho)
@@ -182,15 +241,8 @@ class LearnedTransfer:
         log_a = self.proposal.log_prob(x, ref) + torch.log1p(-share)
         if not p.zprime:
             return log_a
-        ch = 2 * torch.cosh((x[:, 1] - x[:, 2]) / 2)
-        lo, hi = self._window(ref[:, 0], ch)
-        m = x[:, 0] * ch
-        g = p.wzp / 2
-        a, b = torch.atan((lo - p.mzp) / g), torch.atan((hi - p.mzp) / g)
-        log_bw = -torch.log(g * (b - a) * (1 + ((m - p.mzp) / g) ** 2)) + ch.log()
-        log_b = self.eta_proposal.log_prob(x[:, 1:], eta_ref) + log_bw + share.log()
-        log_b = torch.where((m > lo) & (m < hi), log_b, -math.inf)
-        return torch.logaddexp(log_a, log_b)
+        log_b = self.eta_proposal.log_prob(x[:, 1:], eta_ref) + self._log_bw(x, ref, p)
+        return torch.logaddexp(log_a, log_b + share.log())
 
     # ------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> None:
