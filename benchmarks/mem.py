@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import sys
 import time
 from pathlib import Path
@@ -36,17 +37,81 @@ from common import finish  # noqa: E402
 from hepflows.generate import generate_pairs  # noqa: E402
 from hepflows.inference import leptons, mem  # noqa: E402
 from hepflows.inference.learned_mem import LearnedTransfer  # noqa: E402
+from hepflows.inference.validation import validate  # noqa: E402
 
 THETA0 = 400.0
 #: Z' width of the simulation (GeV): broad, so that it can be reweighted to any mass of the
 #: grid (the data have 0.5 GeV); the detector the learned pieces learn does not care.
 SIM_WIDTH = 5.0
+#: Z' coupling of the simulation: the data's 0.2 scaled by (SIM_WIDTH / 0.5)^(1/4), so that
+#: the broad peak holds as many events as the narrow one (its cross-section goes as g^4 / Gamma).
+SIM_COUPLING = 0.2 * (SIM_WIDTH / 0.5) ** 0.25
+#: The fine grid of the cheap methods (truth level, template): 0.01 GeV steps.
+FINE = np.linspace(395.0, 405.0, 1001)
 EDGES = np.concatenate(([150.0], np.arange(370.0, 431.0, 2.0), [13000.0]))
 
 
 def reco_mass(r: torch.Tensor) -> np.ndarray:
     """m_ll (n,) of reco leptons (n, 4), back to back in phi: 2 sqrt(pT- pT+) cosh(D eta / 2)."""
     return (2 * torch.sqrt(r[:, 0] * r[:, 1]) * torch.cosh((r[:, 2] - r[:, 3]) / 2)).numpy()
+
+
+def smooth_templates(
+    model: mem.DrellYanModel,
+    exact: mem.ExactTransfer,
+    grid: np.ndarray,
+    n: int,
+    seed: int,
+    smearings: int = 4,
+) -> np.ndarray:
+    """Reco m_ll templates (T, B) of detected events at each mass of ``grid``.
+
+    Truth points from one fixed importance sample: m a third each from a
+    Cauchy (400 GeV, half-width 2 GeV) and a uniform in 360-440 GeV, and ~ 1/m^2
+    over 150 GeV-13 TeV; eta uniform in the acceptance. Each M weights them by
+    d sigma(x | M) eps(x) / g(x) (common points, so smooth in M), and each point
+    is smeared ``smearings`` times by the toy detector (the detector simulation).
+    """
+    from hepflows.inference.detector import ToyDetector, from_pt_eta_phi
+
+    gen = torch.Generator().manual_seed(seed + 77)
+    u = torch.rand(n, 4, generator=gen, dtype=torch.float64)
+    lo, hi, w_lo, w_hi, hw = 150.0, 13000.0, 360.0, 440.0, 2.0
+    a, b = math.atan((w_lo - THETA0) / hw), math.atan((w_hi - THETA0) / hw)
+    c = torch.floor(3 * u[:, 0])
+    v = u[:, 1]
+    m = torch.where(
+        c == 0,
+        THETA0 + hw * torch.tan(a + (b - a) * v),
+        torch.where(c == 1, w_lo + (w_hi - w_lo) * v, 1 / (1 / lo - v * (1 / lo - 1 / hi))),
+    )
+    inside = (m >= w_lo) & (m <= w_hi)
+    g_m = (
+        inside * (1 / (hw * (b - a) * (1 + ((m - THETA0) / hw) ** 2)) + 1 / (w_hi - w_lo))
+        + 1 / (m**2 * (1 / lo - 1 / hi))
+    ) / 3
+    em, ep = 5 * u[:, 2] - 2.5, 5 * u[:, 3] - 2.5
+    ch = 2 * torch.cosh((em - ep) / 2)
+    x = torch.stack((m / ch, em, ep), -1)
+    log_g = (g_m * ch / 25.0).log()  # density of x = (pt, eta-, eta+)
+    log_eps = exact.efficiency(x).clamp_min(1e-300).log()
+    det = ToyDetector(seed=seed + 78)
+    zero = torch.zeros(n, dtype=torch.float64)
+    lep = from_pt_eta_phi(torch.stack((x[:, 0], em, zero), -1))
+    anti = from_pt_eta_phi(torch.stack((x[:, 0], ep, zero + math.pi), -1))
+    nb = len(EDGES) - 1
+    bins = []
+    for _ in range(smearings):
+        r = leptons.reco_of(det.smear(lep), det.smear(anti))
+        k = np.clip(np.searchsorted(EDGES, reco_mass(r), side="right") - 1, 0, nb - 1)
+        bins.append(torch.as_tensor(k))
+    lumi = model.luminosities(x)
+    out = []
+    for mass in grid:
+        w = torch.exp(model.log_density(x, [mass], lumi) + log_eps - log_g)
+        h = sum(torch.bincount(k, w, nb) for k in bins).numpy()
+        out.append(h / h.sum())
+    return np.clip(np.array(out), 1e-12, None)
 
 
 def scan_fit(grid: np.ndarray, log_l: np.ndarray) -> tuple[float, float, float, float]:
@@ -171,15 +236,18 @@ def main() -> None:
         "grid": grid.tolist(),
         "theta0": THETA0,
         "points_exact": points_exact,
-        "points_learned": points_learned, "sim_width": SIM_WIDTH,
+        "points_learned": points_learned,
+        "sim_width": SIM_WIDTH,
     }
     print("settings:", result, flush=True)
 
     print("\n== Simulation (training and templates) and data (Z' at 400 GeV, width 0.5 GeV)")
     t0 = time.perf_counter()
-    sim = generate_pairs(n_sim, True, seed=args.seed, names=leptons.RECO, wzp=SIM_WIDTH)
+    sim = generate_pairs(
+        n_sim, True, seed=args.seed, names=leptons.RECO, wzp=SIM_WIDTH, zprime_coupling=SIM_COUPLING
+    )
     need = toys * size
-    data = generate_pairs(int(need / 0.85) + 500, True, seed=args.seed + 1000, names=leptons.RECO)
+    data = generate_pairs(int(need / 0.85) + 3000, True, seed=args.seed + 1000, names=leptons.RECO)
     reco, truth = data.reco[data.passed][:need], data.truth[data.passed][:need][:, [0, 2, 3]]
     if len(reco) < need:
         raise SystemExit(f"only {len(reco)} detected events, {need} needed")
@@ -194,6 +262,23 @@ def main() -> None:
         f"trained in {result['learned_train_seconds']:.0f} s; relative pT resolution read off "
         f"the flow: {learned.rho:.4f}"
     )
+
+    print("\n== Validation of the learned flows on held-out pairs (the data's; nabu tests)")
+    held = data.passed.clone()
+    held[torch.nonzero(held)[:need, 0]] = False  # not the events the toys use
+    checks = {
+        "transfer T(reco | truth)": (learned.transfer, data.reco[held], data.truth[held]),
+        "sampling flow q(truth | reco)": (
+            learned.proposal,
+            data.truth[held][:, [0, 2, 3]],
+            leptons.truth_reference(data.reco[held]),
+        ),
+    }
+    result["validation"] = {}
+    for label, (density, x, c) in checks.items():
+        report = validate(density, x, c)
+        result["validation"][label] = report.to_dict()
+        print(f"{label}: {report.summary()}")
 
     model = mem.DrellYanModel(("mzp",))
     exact = mem.ExactTransfer()
@@ -219,36 +304,27 @@ def main() -> None:
     print("\n== Truth-level likelihood (no smearing) and the binned template fit")
     t0 = time.perf_counter()
     lumi = model.luminosities(truth)
+    log_eps = exact.efficiency(truth).log()
     per_event["truth"] = np.stack(
-        [
-            (model.log_density(truth, [m], lumi) + exact.efficiency(truth).log()).numpy()
-            for m in grid
-        ]
+        [(model.log_density(truth, [m], lumi) + log_eps).numpy() for m in FINE]
     )
-    norms["truth"] = -model.sigma_fid(thetas, exact.efficiency).log().numpy()
+    # sigma_fid is smooth in the mass (second differences < 1e-5): interpolated on the fine grid
+    norms["truth"] = np.interp(FINE, grid, -model.sigma_fid(thetas, exact.efficiency).log().numpy())
     seconds["truth"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sim_x = sim.truth[sim.passed][:, [0, 2, 3]]
-    sim_m = reco_mass(sim.reco[sim.passed])
-    sim_lumi = model.luminosities(sim_x)
-    broad = mem.DrellYanModel(("mzp",), wzp=SIM_WIDTH)
-    base = broad.log_density(sim_x, [THETA0], sim_lumi)
-    templates = []
-    for m in grid:  # reco m_ll histograms of the simulation reweighted to each mass
-        w = torch.exp(model.log_density(sim_x, [m], sim_lumi) - base).numpy()
-        h, _ = np.histogram(sim_m, EDGES, weights=w)
-        templates.append(h / h.sum())
-    templates = np.clip(np.array(templates), 1e-12, None)
+    tgrid = FINE[::20]  # 0.2 GeV steps
+    templates = smooth_templates(model, exact, tgrid, 1_000_000, args.seed)
     data_m = reco_mass(reco)
     bins = np.clip(np.searchsorted(EDGES, data_m, side="right") - 1, 0, len(EDGES) - 2)
     per_event["template"] = np.log(templates[:, bins])  # multinomial: per-event bin probability
-    norms["template"] = np.zeros(len(grid))
+    norms["template"] = np.zeros(len(tgrid))
     seconds["template"] = time.perf_counter() - t0
 
     methods: dict[str, Any] = {}
     for name in ("exact", "learned", "template", "truth"):
-        methods[name] = toy_figures(grid, per_event[name], norms[name], toys, size)
-        methods[name]["fisher_per_event"] = fisher(grid, per_event[name], norms[name])
+        g = {"exact": grid, "learned": grid, "template": tgrid, "truth": FINE}[name]
+        methods[name] = toy_figures(g, per_event[name], norms[name], toys, size)
+        methods[name]["fisher_per_event"] = fisher(g, per_event[name], norms[name])
         methods[name]["seconds_per_event"] = seconds[name] / need
     for name in ("learned", "template", "truth"):
         methods[name]["fisher_ratio_vs_exact"] = (
