@@ -238,6 +238,8 @@ def main() -> None:
         "points_exact": points_exact,
         "points_learned": points_learned,
         "sim_width": SIM_WIDTH,
+        "sim_coupling": SIM_COUPLING,
+        "fine_grid_step": float(FINE[1] - FINE[0]),
     }
     print("settings:", result, flush=True)
 
