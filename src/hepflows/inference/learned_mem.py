@@ -39,12 +39,11 @@ from hepflows.errors import CheckpointError, InputError
 from hepflows.inference import leptons
 from hepflows.inference.conditional import ConditionalDensity
 from hepflows.inference.efficiency import Efficiency
+from hepflows.inference.mem import bw_log_prob, bw_quantile, bw_share
 from hepflows.io import atomic
 
 ETA = ("eta_minus", "eta_plus")
 FORMAT = "hepflows-mem-transfer"
-#: Share of the Breit-Wigner channel for events whose mass window holds the Z' (else LOW).
-BW_SHARE, BW_SHARE_LOW = 0.5, 0.02
 
 
 class LearnedTransfer:
@@ -141,38 +140,13 @@ class LearnedTransfer:
                 out[inside] = self.eff(flat[inside]).double()
         return out.view(shape)
 
-    def sample(self, r: Tensor, uniforms: Tensor, proc: Any) -> tuple[Tensor, Tensor]:
-        """Points (S, n, 3) and log q (S, n) for reco (n, 4) from uniforms (S, n, 7)."""
-        s, n = uniforms.shape[:2]
-        normal = torch.distributions.Normal(0.0, 1.0)
-        z = normal.icdf(uniforms[..., 1:6].clamp(1e-9, 1 - 1e-9)).reshape(-1, 5)
-        ref = leptons.truth_reference(r)
-        ref_s = ref.repeat(s, 1)
-        x_a, _ = self.proposal.from_latent(z[:, :3], ref_s)
-        eta_b, _ = self.eta_proposal.from_latent(z[:, 3:], r[:, 2:].repeat(s, 1))
-        p = proc.params
-        # the channel share depends on the event only (its measured mass window)
-        ch_r = 2 * torch.cosh((r[:, 2] - r[:, 3]) / 2)
-        lo_r = ref[:, 0] * ch_r * math.exp(-8 * self.rho)
-        hi_r = ref[:, 0] * ch_r * math.exp(8 * self.rho)
-        near = (p.mzp > lo_r - 5 * p.wzp) & (p.mzp < hi_r + 5 * p.wzp)
-        share = (torch.where(near, BW_SHARE, BW_SHARE_LOW) * p.zprime).repeat(s)
-        x = x_a
-        if p.zprime:
-            ch = 2 * torch.cosh((eta_b[:, 0] - eta_b[:, 1]) / 2)
-            m_bw = self._bw_quantile(uniforms[..., 6].reshape(-1), ref_s[:, 0], ch, p)
-            x_b = torch.stack((m_bw / ch, eta_b[:, 0], eta_b[:, 1]), -1)
-            use_b = uniforms[..., 0].reshape(-1) < share
-            x = torch.where(use_b[:, None], x_b, x_a)
-        log_q = self._log_q(x, ref_s, r[:, 2:].repeat(s, 1), share, p)
-        return x.view(s, n, 3), log_q.view(s, n)
-
     @torch.no_grad()
     def log_weights(self, model: Any, r: Tensor, uniforms: Tensor, thetas: Tensor) -> Tensor:
         """log(dsigma eps T / q) at the sampler's points for every theta: (T, S, n).
 
-        The same points as :meth:`sample` (common random numbers). The flow
-        channel's points do not move with theta, so their flows, efficiency
+        The sampler has two channels: the sampling flow, and the Breit-Wigner
+        in m with eta from q(eta | r). The uniforms are common to every theta;
+        the flow channel's points do not move with theta, so their flows, efficiency
         and parton luminosities are evaluated once; per theta, only the
         Breit-Wigner channel's points are new.
         """
@@ -195,8 +169,7 @@ class LearnedTransfer:
             if not p.zprime:
                 out[k] = log_f - log_qa_a
                 continue
-            near = (p.mzp > lo_r - 5 * p.wzp) & (p.mzp < hi_r + 5 * p.wzp)
-            share = torch.where(near, BW_SHARE, BW_SHARE_LOW).repeat(s).double()
+            share = bw_share(lo_r, hi_r, p).repeat(s).double()
             log_b = log_qeta_a + self._log_bw(x_a, ref_s, p) + share.log()
             log_q = torch.logaddexp(log_qa_a + torch.log1p(-share), log_b)
             out[k] = log_f - log_q
@@ -204,7 +177,8 @@ class LearnedTransfer:
             if bool(use_b.any()):
                 e = eta_b[use_b]
                 ch = 2 * torch.cosh((e[:, 0] - e[:, 1]) / 2)
-                m = self._bw_quantile(uniforms[..., 6].reshape(-1)[use_b], ref_s[use_b, 0], ch, p)
+                lo, hi = self._window(ref_s[use_b, 0], ch)
+                m = bw_quantile(uniforms[..., 6].reshape(-1)[use_b], lo, hi, p)
                 xb = torch.stack((m / ch, e[:, 0], e[:, 1]), -1)
                 log_fb = model.log_density(xb, theta) + self.log_transfer(r_s[use_b], xb)
                 log_fb = log_fb + self.efficiency(xb).clamp_min(1e-300).log()
@@ -220,29 +194,11 @@ class LearnedTransfer:
         """log density per unit pT of the Breit-Wigner channel at (N, 3) points given their eta."""
         ch = 2 * torch.cosh((x[:, 1] - x[:, 2]) / 2)
         lo, hi = self._window(ref[:, 0], ch)
-        m = x[:, 0] * ch
-        g = p.wzp / 2
-        a, b = torch.atan((lo - p.mzp) / g), torch.atan((hi - p.mzp) / g)
-        log_bw = -torch.log(g * (b - a) * (1 + ((m - p.mzp) / g) ** 2)) + ch.log()
-        return torch.where((m > lo) & (m < hi), log_bw, -math.inf)
+        return bw_log_prob(x[:, 0] * ch, lo, hi, p) + ch.log()
 
     def _window(self, pt_ref: Tensor, ch: Tensor) -> tuple[Tensor, Tensor]:
         """The Breit-Wigner channel's m window for reference pT and cosh factor."""
         return pt_ref * ch * math.exp(-8 * self.rho), pt_ref * ch * math.exp(8 * self.rho)
-
-    def _bw_quantile(self, u: Tensor, pt_ref: Tensor, ch: Tensor, p: Any) -> Tensor:
-        lo, hi = self._window(pt_ref, ch)
-        g = p.wzp / 2
-        a, b = torch.atan((lo - p.mzp) / g), torch.atan((hi - p.mzp) / g)
-        return p.mzp + g * torch.tan(a + (b - a) * u)
-
-    def _log_q(self, x: Tensor, ref: Tensor, eta_ref: Tensor, share: Tensor, p: Any) -> Tensor:
-        """log of the two-channel density at (N, 3) points."""
-        log_a = self.proposal.log_prob(x, ref) + torch.log1p(-share)
-        if not p.zprime:
-            return log_a
-        log_b = self.eta_proposal.log_prob(x[:, 1:], eta_ref) + self._log_bw(x, ref, p)
-        return torch.logaddexp(log_a, log_b + share.log())
 
     # ------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> None:

@@ -52,6 +52,9 @@ PARAMETERS = ("mzp", "wzp", "zprime_coupling", "sin2w")
 QUADRATURE = {"low": 48, "peak": 128, "high": 64, "eta": 32}
 #: Warn when integration noise moves -2 Delta ln L by more than this between grid points.
 NOISE_WARNING = 0.25
+#: Share of a sampler's Breit-Wigner channel for events whose mass window holds the Z'
+#: (within 5 widths), and for the others.
+BW_SHARE, BW_SHARE_LOW = 0.5, 0.02
 #: Half-width (GeV) of the Breit-Wigner-mapped mass piece around the Z'.
 PEAK_HALF_WIDTH = 30.0
 
@@ -90,11 +93,6 @@ class DrellYanModel:
             raise InputError(f"theta must give {list(self.parameters)}, got {list(theta)}")
         values = dict(zip(self.parameters, map(float, theta), strict=True))
         return DrellYan(replace(self.base.params, pdf=self.base.pdf, **values))
-
-    def default(self) -> list[float]:
-        """The parameters' values in the fixed set-up (sin2w: its on-shell value)."""
-        p = self.base.params
-        return [p.sw2 if n == "sin2w" else float(getattr(p, n)) for n in self.parameters]
 
     def luminosities(self, x: Tensor) -> Tensor:
         """Parameter-free parton luminosities (2 F, n) at (n, 3) truth (reuse for every theta)."""
@@ -180,6 +178,29 @@ class DrellYanModel:
         return mm[keep], torch.tanh(half)[keep], lumi[:, keep], w[keep]
 
 
+def bw_share(lo: Tensor, hi: Tensor, p: Any) -> Tensor:
+    """Share of the Breit-Wigner channel for mass windows [lo, hi] (...): BW_SHARE where
+    the Z' of parameters ``p`` lies within 5 widths of the window, else BW_SHARE_LOW; 0
+    without a Z'."""
+    near = (p.mzp > lo - 5 * p.wzp) & (p.mzp < hi + 5 * p.wzp)
+    return torch.where(near, BW_SHARE, BW_SHARE_LOW) * p.zprime
+
+
+def bw_quantile(u: Tensor, lo: Tensor, hi: Tensor, p: Any) -> Tensor:
+    """m (...) at uniforms u of the Z' Breit-Wigner truncated to [lo, hi]."""
+    g = p.wzp / 2
+    a, b = torch.atan((lo - p.mzp) / g), torch.atan((hi - p.mzp) / g)
+    return p.mzp + g * torch.tan(a + (b - a) * u)
+
+
+def bw_log_prob(m: Tensor, lo: Tensor, hi: Tensor, p: Any) -> Tensor:
+    """log density per unit m of the Z' Breit-Wigner truncated to [lo, hi] (-inf outside)."""
+    g = p.wzp / 2
+    a, b = torch.atan((lo - p.mzp) / g), torch.atan((hi - p.mzp) / g)
+    log_bw = -torch.log(g * (b - a) * (1 + ((m - p.mzp) / g) ** 2))
+    return torch.where((m > lo) & (m < hi), log_bw, -math.inf)
+
+
 class Transfer(Protocol):
     """What the MEM needs of a detector model (:class:`ExactTransfer`, or learned:
     :class:`~hepflows.inference.learned_mem.LearnedTransfer`)."""
@@ -190,10 +211,12 @@ class Transfer(Protocol):
 
     def efficiency(self, x: Tensor) -> Tensor: ...
 
-    def sample(self, r: Tensor, uniforms: Tensor, proc: Any) -> tuple[Tensor, Tensor]: ...
-
-    # optional: log_weights(model, r, uniforms, thetas) -> (T, S, n) log(dsigma eps T / q)
-    # for all thetas at once, which may reuse what the thetas share
+    def log_weights(
+        self, model: DrellYanModel, r: Tensor, uniforms: Tensor, thetas: Tensor
+    ) -> Tensor:
+        """log(dsigma eps T / q) (T, S, n) at the sampler's points for reco (n, 4), from
+        uniforms (S, n, UNIFORMS), for every theta (T, p) (common random numbers)."""
+        ...
 
 
 @dataclass
@@ -262,31 +285,50 @@ class ExactTransfer:
         p = proc.params
         ch = 2 * torch.cosh((eta[..., 0] - eta[..., 1]) / 2)  # m = pT * ch
         lo, hi = (ref - 8 * sig1).clamp_min(1.0) * ch, (ref + 8 * sig1) * ch
-        # the Breit-Wigner channel gets half the points where the Z' peak is in reach
-        near = (p.mzp > lo - 5 * p.wzp) & (p.mzp < hi + 5 * p.wzp)
-        bw = (0.5 * near + 0.02 * ~near) * p.zprime
+        bw = bw_share(lo, hi, p)  # half the points where the Z' peak is in reach
         normal_share, cauchy_share = 0.9 * (1 - bw), 0.1 * (1 - bw)
         u, c = uniforms[..., 3].clamp(1e-12, 1 - 1e-12), uniforms[..., 0]
         pt = torch.where(c < normal_share, ref + width * normal.icdf(u),
                          ref + width * torch.tan(math.pi * (u - 0.5)))  # fmt: skip
         if p.zprime:
-            g = p.wzp / 2
-            a, b = torch.atan((lo - p.mzp) / g), torch.atan((hi - p.mzp) / g)
-            m_bw = p.mzp + g * torch.tan(a + (b - a) * u)
-            pt = torch.where(c >= 1 - bw, m_bw / ch, pt)
+            pt = torch.where(c >= 1 - bw, bw_quantile(u, lo, hi, p) / ch, pt)
         d = (pt - ref) / width
         terms = [
             normal_share.log() + normal.log_prob(d) - width.log(),
             cauchy_share.log() - math.log(math.pi) - torch.log1p(d**2) - width.log(),
         ]
-        if p.zprime:
-            m = pt * ch
-            log_bw = bw.log() - torch.log(g * (b - a) * (1 + ((m - p.mzp) / g) ** 2))
-            log_bw = log_bw + ch.log()  # per unit pT
-            terms.append(torch.where((m > lo) & (m < hi), log_bw, -math.inf))
+        if p.zprime:  # per unit pT: times dm / dpT = ch
+            terms.append(bw.log() + bw_log_prob(pt * ch, lo, hi, p) + ch.log())
         log_q_pt = torch.logsumexp(torch.stack(terms), 0)
         x = torch.stack((pt, eta[..., 0], eta[..., 1]), -1)
         return x, log_q_pt + log_q_eta
+
+    @torch.no_grad()
+    def log_weights(
+        self, model: DrellYanModel, r: Tensor, uniforms: Tensor, thetas: Tensor
+    ) -> Tensor:
+        """log(dsigma eps T / q) (T, S, n) at :meth:`sample`'s points, for every theta.
+
+        Parton luminosities are recomputed only at the points that moved with
+        theta (the Breit-Wigner channel's).
+        """
+        points = uniforms.shape[0]
+        out = torch.empty(len(thetas), *uniforms.shape[:2], dtype=torch.float64)
+        flat_prev = lumi = None
+        for k, theta in enumerate(torch.as_tensor(thetas).tolist()):
+            x, log_q = self.sample(r, uniforms, model.process(theta))
+            flat = x.reshape(-1, 3)
+            if lumi is None:
+                lumi = model.luminosities(flat)
+            else:
+                moved = (flat != flat_prev).any(-1)
+                if bool(moved.any()):
+                    lumi[:, moved] = model.luminosities(flat[moved])
+            flat_prev = flat
+            log_f = model.log_density(flat, theta, lumi).view(points, -1)
+            log_f = log_f + self.efficiency(x).clamp_min(1e-300).log()
+            out[k] = log_f + self.log_transfer(r[None].expand(points, -1, -1), x) - log_q
+        return out
 
 
 def event_integrals(
@@ -318,28 +360,10 @@ def event_integrals(
     for i in range(0, len(reco), chunk):
         r = reco[i : i + chunk]
         u = torch.rand(points, len(r), transfer.UNIFORMS, generator=g, dtype=torch.float64)
-        previous = flat_prev = lumi = None
-        cached = getattr(transfer, "log_weights", None)
-        log_w = None if cached is None else cached(model, r, u, thetas)
-        for k, theta in enumerate(thetas.tolist()):
-            if log_w is None:
-                proc = model.process(theta)
-                x, log_q = transfer.sample(r, u, proc)
-                flat = x.reshape(-1, 3)
-                # parton luminosities only where the points moved with theta
-                if lumi is None:
-                    lumi = model.luminosities(flat)
-                else:
-                    moved = (flat != flat_prev).any(-1)
-                    if bool(moved.any()):
-                        lumi[:, moved] = model.luminosities(flat[moved])
-                flat_prev = flat
-                log_f = model.log_density(flat, theta, lumi).view(points, -1)
-                log_f = log_f + transfer.efficiency(x).clamp_min(1e-300).log()
-                log_f = log_f + transfer.log_transfer(r[None].expand(points, -1, -1), x)
-                w = torch.exp(log_f - log_q)
-            else:  # the transfer computed all thetas at once (caching what they share)
-                w = torch.exp(log_w[k])
+        previous = None
+        log_w = transfer.log_weights(model, r, u, thetas)
+        for k in range(len(thetas)):
+            w = torch.exp(log_w[k])
             w = torch.where(torch.isfinite(w), w, torch.zeros_like(w))
             values[k, i : i + chunk] = w.mean(0)
             errors[k, i : i + chunk] = w.std(0) / math.sqrt(points)
