@@ -26,8 +26,11 @@ def likelihood_group() -> None:
     """Portable flow likelihoods: export, show, validate (nabu tests)."""
 
 
-def held_out(lik: Any, data: Path, events: int | None) -> tuple[Any, Any, Any]:
-    """x, c and weights of a likelihood from a data file, in the likelihood's levels.
+def held_out(
+    names: tuple[str, ...], levels: tuple[str, ...], data: Path, events: int | None
+) -> tuple[Any, Any, Any]:
+    """x, c and weights from a data file for a likelihood q(x | c) of observables ``names``
+    at ``levels`` (what x and c are, e.g. ``("reco", "truth")``).
 
     A pairs file (``hepflows unfold simulate``) gives its detected events at the
     levels the file declares (``reco``/``truth``); any other HDF5 file must hold
@@ -43,15 +46,14 @@ def held_out(lik: Any, data: Path, events: int | None) -> tuple[Any, Any, Any]:
         keys = set(f)
     if is_pairs:
         pairs = read_pairs(data)
-        names = tuple(v.name for v in lik.observables)
-        if names != pairs.observables:
+        if tuple(names) != pairs.observables:
             raise InputError(f"{data} holds observables {list(pairs.observables)}, the "
                              f"likelihood takes {list(names)}")  # fmt: skip
-        levels = {"reco": pairs.reco[pairs.passed], "truth": pairs.truth[pairs.passed]}
-        if set(lik.levels) != set(levels):
+        arrays = {"reco": pairs.reco[pairs.passed], "truth": pairs.truth[pairs.passed]}
+        if set(levels) != set(arrays):
             raise InputError(f"a pairs file gives reco and truth, the likelihood is "
-                             f"q({lik.levels[0]} | {lik.levels[1]})")  # fmt: skip
-        x, c, w = levels[lik.levels[0]], levels[lik.levels[1]], pairs.weights[pairs.passed]
+                             f"q({levels[0]} | {levels[1]})")  # fmt: skip
+        x, c, w = arrays[levels[0]], arrays[levels[1]], pairs.weights[pairs.passed]
     elif {"x", "c"} <= keys:
         with h5py.File(data, "r") as f:
             x, c = torch.as_tensor(f["x"][()]), torch.as_tensor(f["c"][()])
@@ -80,7 +82,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a network of an unfolding model as a portable likelihood file."""
-    from hepflows.inference.likelihood import export_likelihood, load_likelihood
+    from hepflows.inference.likelihood import export_likelihood
     from hepflows.inference.observables import units
     from hepflows.inference.unfolding import UnfoldingModel
     from hepflows.inference.validation import validate
@@ -107,12 +109,11 @@ def export(
     options = {"units": dict(zip(m.names, units(m.names), strict=True)), "levels": levels,
                "x_ranges": ranges[levels[0]], "c_ranges": ranges[levels[1]],
                "description": f"{m.method} {part} of {model.name}"}  # fmt: skip
-    path = export_likelihood(density, out, **options)
     if data is not None:
-        x, c, w = held_out(load_likelihood(path), data, None)
-        report = validate(density, x, c, w)
+        report = validate(density, *held_out(m.names, levels, data, None))
         console.print(report.summary())
-        export_likelihood(density, out, validation=report.to_dict(), **options)
+        options["validation"] = report.to_dict()
+    export_likelihood(density, out, **options)
     console.print(f"wrote {out}")
 
 
@@ -153,7 +154,7 @@ def validate(
     if not data.is_file():
         raise InputError(f"no data file at {data}: check the path")
     lik = load_likelihood(path)
-    x, c, w = held_out(lik, data, events)
+    x, c, w = held_out(tuple(v.name for v in lik.observables), lik.levels, data, events)
     report = run_validation(lik, x, c, w, bins=bins)
     console.print(report.summary())
     if plot is not None:
