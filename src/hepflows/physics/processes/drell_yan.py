@@ -223,20 +223,30 @@ class DrellYan:
             u: (n, 4) unit-cube points.
         """
         pt = self.space(u)
-        flv = list(self.params.flavours)
-        q2 = torch.full_like(pt.x1, self.params.mu_f**2)
-        pids = flv + [-f for f in flv]
-        f1 = self.pdf.xfxQ2(pids, pt.x1, q2) / pt.x1
-        f2 = self.pdf.xfxQ2(pids, pt.x2, q2) / pt.x2
-        n_f = len(flv)
-        rows_a, rows_b = [], []
-        for i, q in enumerate(flv):
-            rows_a.append(f1[i] * f2[n_f + i] * self.partonic(q, pt.s_hat, pt.cos_theta))
-            rows_b.append(f1[n_f + i] * f2[i] * self.partonic(q, pt.s_hat, -pt.cos_theta))
+        rows = self._rows(self._parton_products(pt.x1, pt.x2), pt.s_hat, pt.cos_theta)
         weight = pt.jac * GEV2_TO_PB
         if self.cuts.active:
             weight = weight * self.cuts.mask(pt)
-        return torch.stack(rows_a + rows_b) * weight, pt
+        return rows * weight, pt
+
+    def _parton_products(self, x1: Tensor, x2: Tensor) -> Tensor:
+        """f_q(x1) f_qbar(x2) per flavour, then f_qbar(x1) f_q(x2): (2 F, n) at the scale mu_f."""
+        flv = list(self.params.flavours)
+        q2 = torch.full_like(x1, self.params.mu_f**2)
+        pids = flv + [-f for f in flv]
+        f1 = self.pdf.xfxQ2(pids, x1, q2) / x1
+        f2 = self.pdf.xfxQ2(pids, x2, q2) / x2
+        n_f = len(flv)
+        return torch.cat((f1[:n_f] * f2[n_f:], f1[n_f:] * f2[:n_f]))
+
+    def _rows(self, products: Tensor, s_hat: Tensor, cos_theta: Tensor) -> Tensor:
+        """(2 F, n) parton products times d sigma_hat / dcos (cos for q from beam 1, -cos for
+        qbar from beam 1)."""
+        flv = list(self.params.flavours)
+        rows = [products[i] * self.partonic(q, s_hat, cos_theta) for i, q in enumerate(flv)]
+        rows += [products[len(flv) + i] * self.partonic(q, s_hat, -cos_theta)
+                 for i, q in enumerate(flv)]  # fmt: skip
+        return torch.stack(rows)
 
     def differential(self, m: Tensor, y: Tensor, cos_theta: Tensor) -> Tensor:
         """d sigma / (dm dy dcos theta) in pb / GeV at leading order, (n,) x3 -> (n,).
@@ -268,24 +278,14 @@ class DrellYan:
         high = p.sqrt_s if p.sqrt_s_hat_max is None else p.sqrt_s_hat_max
         inside = (m >= p.sqrt_s_hat_min) & (m <= high) & (x1 < 1) & (x2 < 1)
         x1, x2 = torch.where(inside, x1, 0.5), torch.where(inside, x2, 0.5)
-        flv = list(p.flavours)
-        q2 = torch.full_like(m, p.mu_f**2)
-        pids = flv + [-f for f in flv]
-        f1 = self.pdf.xfxQ2(pids, x1, q2) / x1
-        f2 = self.pdf.xfxQ2(pids, x2, q2) / x2
-        n_f = len(flv)
-        lumi = torch.cat((f1[:n_f] * f2[n_f:], f1[n_f:] * f2[:n_f]))
+        lumi = self._parton_products(x1, x2)
         return lumi * torch.where(inside, 2 * m / p.sqrt_s**2 * GEV2_TO_PB, 0.0)
 
     def from_luminosities(self, lumi: Tensor, m: Tensor, cos_theta: Tensor) -> Tensor:
         """:meth:`differential` from (2 F, n) :meth:`luminosities` (of any process sharing
         this one's PDFs, flavours, scale and cuts): (n,) pb / GeV."""
         m, c = m.to(torch.float64), cos_theta.to(torch.float64)
-        s_hat, flv = m**2, list(self.params.flavours)
-        total = torch.zeros_like(m)
-        for i, q in enumerate(flv):
-            total = total + lumi[i] * self.partonic(q, s_hat, c)
-            total = total + lumi[len(flv) + i] * self.partonic(q, s_hat, -c)
+        total = self._rows(lumi, m**2, c).sum(0)
         return torch.where(c.abs() <= 1, total, torch.zeros_like(total))
 
     def __call__(self, u: Tensor) -> Tensor:
