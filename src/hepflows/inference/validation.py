@@ -27,6 +27,7 @@ from torch import Tensor
 
 from hepflows.errors import InputError
 from hepflows.extras import require
+from hepflows.inference.calibration import histogram_chi2
 
 
 @dataclass
@@ -142,8 +143,8 @@ def validate(
         observed = np.bincount(k, w, bins)
         variance = np.bincount(k, w**2, bins)
         expected = w.sum() / bins
-        var = np.where(variance > 0, variance, (w**2).sum() / bins)
-        chi2 = float(((observed - expected) ** 2 / var).sum())
+        var = np.where(variance > 0, variance, (w**2).sum() / bins)  # empty bins: the mean
+        chi2, _ = histogram_chi2(observed, np.full(bins, expected), var)
         chi2s.append(chi2)
         ps.append(float(stats.chi2.sf(chi2, bins - 1)))
     names = [f"z{j + 1}" for j in range(d)]
