@@ -22,6 +22,8 @@ Models:
   matrix-element method (lepton variables; d sigma, sigma_fid, per-event
   integrals, fits) with the exact toy-detector transfer, and
   :mod:`~hepflows.inference.learned_mem` with learned ones;
+  :mod:`~hepflows.inference.flow_mem`: the learned transfer and sampling
+  flows of the MEM of any process (:class:`FlowTransfer`);
 * :mod:`~hepflows.inference.likelihood`: portable likelihood files.
 
 Checks: :mod:`~hepflows.inference.calibration` (PIT calibration curves, TARP
@@ -37,14 +39,15 @@ from hepflows.inference.calibration import (
     tarp,
 )
 from hepflows.inference.detector import Detected, DetectorSettings, ToyDetector
+from hepflows.inference.flow_mem import FlowTransfer
 from hepflows.inference.likelihood import Likelihood, export_likelihood, load_likelihood
 from hepflows.inference.observables import LO, OBSERVABLES, observables
 from hepflows.inference.pairs import SETUP, Pairs, detect, read_pairs, write_pairs
 from hepflows.inference.validation import ValidationReport, validate
 
 __all__ = [
-    "LO", "OBSERVABLES", "SETUP", "Detected", "DetectorSettings", "Likelihood", "Pairs",
-    "ToyDetector", "ValidationReport", "calibration_curve", "calibration_deviation", "detect",
-    "export_likelihood", "histogram_chi2", "load_likelihood", "observables", "pit",
+    "LO", "OBSERVABLES", "SETUP", "Detected", "DetectorSettings", "FlowTransfer", "Likelihood",
+    "Pairs", "ToyDetector", "ValidationReport", "calibration_curve", "calibration_deviation",
+    "detect", "export_likelihood", "histogram_chi2", "load_likelihood", "observables", "pit",
     "read_pairs", "tarp", "validate", "write_pairs",
 ]  # fmt: skip

@@ -58,6 +58,7 @@ class LearnedTransfer:
         fiducial: (lowest pT, largest |eta|) of the truth the pairs covered.
     """
 
+    RECO_DIM = 4  #: columns of reco: leptons.RECO
     #: Uniforms per point: channel, three for the flow, two for q(eta | r), one for m.
     UNIFORMS = 7
 

@@ -24,6 +24,11 @@ that do not depend on how T and eps are known:
 * :func:`scan`/:func:`fit`: -2 Delta ln L on a grid of one parameter, the
   maximum, 68 % / 95 % intervals, and the per-event integration errors.
 
+:func:`event_integrals`, :func:`profile` and :func:`fit` know no Drell-Yan:
+they take any :class:`Model` (dsigma and sigma_fid) and any :class:`Transfer`
+whose reco has ``RECO_DIM`` columns, e.g. the learned transfer of any process
+in :mod:`hepflows.inference.flow_mem`.
+
 The same uniform numbers are used for every theta of a scan (common random
 numbers), so a scan is smooth in theta although each integral is a Monte Carlo
 estimate.
@@ -201,21 +206,44 @@ def bw_log_prob(m: Tensor, lo: Tensor, hi: Tensor, p: Any) -> Tensor:
     return torch.where((m > lo) & (m < hi), log_bw, -math.inf)
 
 
+class Model(Protocol):
+    """What the MEM needs of a process (:class:`DrellYanModel`, or any other)."""
+
+    #: The names of theta.
+    parameters: tuple[str, ...]
+
+    def log_density(self, x: Tensor, theta: Sequence[float]) -> Tensor:
+        """log dsigma(x | theta) per unit x at (n, dx) truth -> (n,)."""
+        ...
+
+    def sigma_fid(
+        self, thetas: Tensor | Sequence[Sequence[float]], efficiency: Callable[[Tensor], Tensor]
+    ) -> Tensor:
+        """sigma_fid(theta) = int dsigma(x | theta) eps(x) dx: (T, p) -> (T,)."""
+        ...
+
+
 class Transfer(Protocol):
     """What the MEM needs of a detector model (:class:`ExactTransfer`, or learned:
-    :class:`~hepflows.inference.learned_mem.LearnedTransfer`)."""
+    :class:`~hepflows.inference.learned_mem.LearnedTransfer`,
+    :class:`~hepflows.inference.flow_mem.FlowTransfer`)."""
 
+    #: Columns of a measured event r. (A transfer without it is taken to be a
+    #: Drell-Yan one: reco in :data:`~hepflows.inference.leptons.RECO`.)
+    RECO_DIM: int
     UNIFORMS: int
 
     def log_transfer(self, r: Tensor, x: Tensor) -> Tensor: ...
 
     def efficiency(self, x: Tensor) -> Tensor: ...
 
-    def log_weights(
-        self, model: DrellYanModel, r: Tensor, uniforms: Tensor, thetas: Tensor
-    ) -> Tensor:
-        """log(dsigma eps T / q) (T, S, n) at the sampler's points for reco (n, 4), from
-        uniforms (S, n, UNIFORMS), for every theta (T, p) (common random numbers)."""
+    def log_weights(self, model: Any, r: Tensor, uniforms: Tensor, thetas: Tensor) -> Tensor:
+        """log(dsigma eps T / q) (T, S, n) at the sampler's points for reco (n, RECO_DIM),
+        from uniforms (S, n, UNIFORMS), for every theta (T, p) (common random numbers).
+
+        ``model``: a :class:`Model`; the Drell-Yan transfers need a :class:`DrellYanModel`
+        (its luminosities and Z' parameters).
+        """
         ...
 
 
@@ -258,6 +286,8 @@ class ExactTransfer:
         detector: the toy detector (default settings).
     """
 
+    #: Columns of reco: :data:`~hepflows.inference.leptons.RECO`.
+    RECO_DIM = 4
     #: Uniforms per point: channel, eta_minus, eta_plus, pT.
     UNIFORMS = 4
 
@@ -331,8 +361,29 @@ class ExactTransfer:
         return out
 
 
+def check_reco(reco: Tensor, transfer: Transfer) -> Tensor:
+    """Measured events (n, RECO_DIM) as float64, or an InputError naming the problem.
+
+    A transfer without ``RECO_DIM`` is a Drell-Yan one: reco must be
+    :data:`~hepflows.inference.leptons.RECO`.
+    """
+    dim = getattr(transfer, "RECO_DIM", None)
+    if dim is None:
+        return leptons._check(reco, leptons.RECO, "reco")
+    name = type(transfer).__name__
+    if not isinstance(reco, Tensor) or reco.ndim != 2 or reco.shape[1] != dim:
+        got = tuple(reco.shape) if isinstance(reco, Tensor) else type(reco).__name__
+        raise InputError(f"reco must be (n, {dim}) measured events, the columns {name} "
+                         f"was built for, got {got}")  # fmt: skip
+    if reco.is_complex() or reco.dtype == torch.bool:
+        raise InputError(f"reco must hold real numbers, got dtype {reco.dtype}")
+    if not bool(torch.isfinite(reco).all()):
+        raise InputError("reco contain NaN or infinite values: drop or fix those events")
+    return reco.to(torch.float64)
+
+
 def event_integrals(
-    model: DrellYanModel,
+    model: Model,
     transfer: Transfer,
     reco: Tensor,
     thetas: Tensor,
@@ -345,13 +396,13 @@ def event_integrals(
     Args:
         model: the process.
         transfer: T, eps and the per-event sampler (exact or learned).
-        reco: (n, 4) measured events.
+        reco: (n, transfer.RECO_DIM) measured events (:func:`check_reco`).
         thetas: (T, p) parameter values.
         points: sampler points per event and theta.
         seed: seeds the uniforms.
         chunk: events per pass.
     """
-    reco = leptons._check(reco, leptons.RECO, "reco")
+    reco = check_reco(reco, transfer)
     thetas = torch.as_tensor(thetas, dtype=torch.float64).reshape(-1, len(model.parameters))
     g = torch.Generator().manual_seed(seed)
     values = torch.empty(len(thetas), len(reco), dtype=torch.float64)
@@ -460,7 +511,7 @@ def fit(
     parameter: str,
     bounds: tuple[float, float],
     grid: int = 21,
-    model: DrellYanModel | None = None,
+    model: Model | None = None,
     transfer: Transfer | None = None,
     points: int = 2048,
     seed: int = 0,
@@ -468,11 +519,12 @@ def fit(
     """Fit one parameter of the process to measured events by the (exact) MEM.
 
     Args:
-        reco: (n, 4) detected events (:data:`~hepflows.inference.leptons.RECO`).
-        parameter: the parameter (:data:`PARAMETERS`).
+        reco: (n, transfer.RECO_DIM) detected events (default transfer:
+            :data:`~hepflows.inference.leptons.RECO`).
+        parameter: the parameter (by default one of :data:`PARAMETERS`).
         bounds: its scan range.
         grid: scan points.
-        model: the process (default: the benchmark set-up, with ``parameter`` free).
+        model: the process (default: the Drell-Yan benchmark set-up, with ``parameter`` free).
         transfer: T, eps and the sampler (default: the exact toy detector's).
         points: sampler points per event.
         seed: seeds the sampler.
