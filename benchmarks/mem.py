@@ -1,22 +1,28 @@
 """The matrix-element method on Drell-Yan with the toy detector: exact, learned, template, truth.
 
-theta = the Z' mass (400 GeV generated, width 0.5 GeV, narrower than the
-detector's 4.4 GeV mass resolution). Per method, over toy data sets of detected
-events (disjoint subsets of one sample):
+Two parameters, each fitted alone with the other at its generated value:
+the Z' mass (400 GeV generated, width 0.5 GeV, narrower than the detector's
+4.4 GeV mass resolution) and sin^2 theta_W (0.2222 generated, the default
+1 - mW^2 / mZ^2; it enters through the forward-backward asymmetry). Per
+method, over toy data sets of detected events (disjoint subsets of one sample):
 
 * exact MEM: the toy detector's closed-form T and eps, per-event multi-channel
   importance sampling (:class:`hepflows.inference.mem.ExactTransfer`);
 * learned MEM: T, eps and the sampler learned from simulated pairs
   (:class:`hepflows.inference.learned_mem.LearnedTransfer`);
-* binned template fit of the reco m_ll (2 GeV bins, 370-430 GeV, plus the
-  rest), templates from the simulation reweighted to each theta at truth level;
+* binned template fit: of the reco m_ll for the mass (2 GeV bins, 370-430 GeV,
+  plus the rest), of m_ll x the signed cos theta* (the forward-backward
+  asymmetry: 7 m_ll bins x 10 bins of tanh(Delta eta / 2) sign(y)) for
+  sin^2 theta_W; templates from one importance sample reweighted to each
+  theta at truth level and smeared by the toy detector;
 * the truth-level likelihood without smearing (the optimum).
 
 Figures: bias / sigma and pull width of theta-hat, mean 68 % interval width,
 the per-event log-likelihood-ratio error against the exact MEM, the Fisher
 information (curvature of the summed -2 Delta ln L) against the exact, time
-per event; per-event integration error at 1024 calls and the calls
-per-event VEGAS needs for 1 %. Last line JSON. ``--quick``: smaller (under 10 min).
+per event; per-event integration error at 1000 calls and the calls
+per-event VEGAS needs for 1 % (Z' mass at 400 GeV). Last line JSON.
+``--quick``: smaller (under 10 min).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.interpolate import CubicSpline
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import finish  # noqa: E402
@@ -40,15 +47,61 @@ from hepflows.inference.learned_mem import LearnedTransfer  # noqa: E402
 from hepflows.inference.validation import validate  # noqa: E402
 
 THETA0 = 400.0
+#: The generated sin^2 theta_W: DrellYanParameters' default 1 - mW^2 / mZ^2.
+SW0 = 1 - 80.419**2 / 91.188**2
 #: Z' width of the simulation (GeV): broad, so that it can be reweighted to any mass of the
 #: grid (the data have 0.5 GeV); the detector the learned pieces learn does not care.
 SIM_WIDTH = 5.0
 #: Z' coupling of the simulation: the data's 0.2 scaled by (SIM_WIDTH / 0.5)^(1/4), so that
 #: the broad peak holds as many events as the narrow one (its cross-section goes as g^4 / Gamma).
 SIM_COUPLING = 0.2 * (SIM_WIDTH / 0.5) ** 0.25
-#: The fine grid of the cheap methods (truth level, template): 0.01 GeV steps.
-FINE = np.linspace(395.0, 405.0, 1001)
 EDGES = np.concatenate(([150.0], np.arange(370.0, 431.0, 2.0), [13000.0]))
+#: m_ll bins of the forward-backward template fit, each split in COS_BINS of signed cos theta*.
+AFB_MASS_EDGES = np.array([150.0, 200.0, 250.0, 300.0, 380.0, 420.0, 500.0, 13000.0])
+COS_BINS = 10
+#: Calls per event of the per-event accuracy probe (the bar: 1 % with at most 10^3), its
+#: events (evenly spread over the data) and how many of them per-event VEGAS integrates.
+PROBE_CALLS, PROBE_EVENTS, VEGAS_EVENTS = 1000, 200, 20
+
+
+def mass_bins(r: torch.Tensor) -> np.ndarray:
+    """Bin index (n,) of reco (n, 4) in the m_ll template (EDGES)."""
+    return np.clip(np.searchsorted(EDGES, reco_mass(r), side="right") - 1, 0, len(EDGES) - 2)
+
+
+def afb_bins(r: torch.Tensor) -> np.ndarray:
+    """Bin index (n,) of reco (n, 4) in m_ll x signed cos theta* (AFB_MASS_EDGES x COS_BINS).
+
+    cos theta* = tanh((eta_minus - eta_plus) / 2) of back-to-back leptons, signed by the
+    pair's rapidity (the quark's direction is more often the boost's).
+    """
+    m = np.clip(np.searchsorted(AFB_MASS_EDGES, reco_mass(r), side="right") - 1, 0,
+                len(AFB_MASS_EDGES) - 2)  # fmt: skip
+    cos = (torch.tanh((r[:, 2] - r[:, 3]) / 2) * torch.sign(r[:, 2] + r[:, 3])).numpy()
+    c = np.clip(((cos + 1) / 2 * COS_BINS).astype(int), 0, COS_BINS - 1)
+    return m * COS_BINS + c
+
+
+#: The two parameters (sin^2 theta_W in the vector couplings T3 - Q sin^2 theta_W only: the
+#: overall 1 / (sin cos) stays at SW0, as for an effective mixing angle from A_FB):
+#: generated value, scan grids (quick, full), the truth-level fine grid,
+#: the template binning (function, number of bins) and the template grid's step in fine steps.
+PARAMETERS: dict[str, dict[str, Any]] = {
+    "mzp": {
+        "theta0": THETA0,
+        "grid": (np.linspace(395.0, 405.0, 11), np.linspace(397.0, 403.0, 25)),
+        "fine": np.linspace(395.0, 405.0, 1001),
+        "bins": (mass_bins, len(EDGES) - 1),
+        "template_every": 20,
+    },
+    "sin2w": {  # sigma(theta-hat) at truth level: 0.16 for 100 events, 0.05 for 1000
+        "theta0": SW0,
+        "grid": (SW0 + np.linspace(-0.6, 0.6, 13), SW0 + np.linspace(-0.2, 0.2, 11)),
+        "fine": SW0 + np.linspace(-0.6, 0.6, 1201),
+        "bins": (afb_bins, (len(AFB_MASS_EDGES) - 1) * COS_BINS),
+        "template_every": 50,
+    },
+}
 
 
 def reco_mass(r: torch.Tensor) -> np.ndarray:
@@ -62,15 +115,17 @@ def smooth_templates(
     grid: np.ndarray,
     n: int,
     seed: int,
+    bins: tuple[Any, int],
     smearings: int = 4,
 ) -> np.ndarray:
-    """Reco m_ll templates (T, B) of detected events at each mass of ``grid``.
+    """Reco templates (T, B) of detected events at each value of ``grid`` (the model's parameter).
 
     Truth points from one fixed importance sample: m a third each from a
     Cauchy (400 GeV, half-width 2 GeV) and a uniform in 360-440 GeV, and ~ 1/m^2
-    over 150 GeV-13 TeV; eta uniform in the acceptance. Each M weights them by
-    d sigma(x | M) eps(x) / g(x) (common points, so smooth in M), and each point
-    is smeared ``smearings`` times by the toy detector (the detector simulation).
+    over 150 GeV-13 TeV; eta uniform in the acceptance. Each theta weights them by
+    d sigma(x | theta) eps(x) / g(x) (common points, so smooth in theta), and each
+    point is smeared ``smearings`` times by the toy detector (the detector
+    simulation) and binned by ``bins`` = (function of reco (n, 4), number of bins).
     """
     from hepflows.inference.detector import ToyDetector, from_pt_eta_phi
 
@@ -99,17 +154,16 @@ def smooth_templates(
     zero = torch.zeros(n, dtype=torch.float64)
     lep = from_pt_eta_phi(torch.stack((x[:, 0], em, zero), -1))
     anti = from_pt_eta_phi(torch.stack((x[:, 0], ep, zero + math.pi), -1))
-    nb = len(EDGES) - 1
-    bins = []
-    for _ in range(smearings):
-        r = leptons.reco_of(det.smear(lep), det.smear(anti))
-        k = np.clip(np.searchsorted(EDGES, reco_mass(r), side="right") - 1, 0, nb - 1)
-        bins.append(torch.as_tensor(k))
+    binner, nb = bins
+    index = [
+        torch.as_tensor(binner(leptons.reco_of(det.smear(lep), det.smear(anti))))
+        for _ in range(smearings)
+    ]
     lumi = model.luminosities(x)
     out = []
-    for mass in grid:
-        w = torch.exp(model.log_density(x, [mass], lumi) + log_eps - log_g)
-        h = sum(torch.bincount(k, w, nb) for k in bins).numpy()
+    for theta in grid:
+        w = torch.exp(model.log_density(x, [theta], lumi) + log_eps - log_g)
+        h = sum(torch.bincount(k, w, nb) for k in index).numpy()
         out.append(h / h.sum())
     return np.clip(np.array(out), 1e-12, None)
 
@@ -128,7 +182,7 @@ def scan_fit(grid: np.ndarray, log_l: np.ndarray) -> tuple[float, float, float, 
 
 
 def toy_figures(
-    grid: np.ndarray, per_event: np.ndarray, norm: np.ndarray, toys: int, size: int
+    grid: np.ndarray, per_event: np.ndarray, norm: np.ndarray, toys: int, size: int, theta0: float
 ) -> dict[str, Any]:
     """Bias, pulls, widths over toys from per-event log-likelihoods (T, N) and -log sigma (T,)."""
     fits = []
@@ -138,25 +192,25 @@ def toy_figures(
     f = np.array(fits)
     ok = np.isfinite(f).all(1)
     best, sig = f[ok, 0], f[ok, 1]
-    pulls = (best - THETA0) / sig
+    pulls = (best - theta0) / sig
     return {
         "toys": int(ok.sum()),
         "mean": float(best.mean()),
-        "bias": float(best.mean() - THETA0),
+        "bias": float(best.mean() - theta0),
         "rms": float(best.std()),
         "mean_sigma": float(sig.mean()),
-        "bias_over_sigma": float((best.mean() - THETA0) / best.std()),
+        "bias_over_sigma": float((best.mean() - theta0) / best.std()),
         "pull_mean": float(pulls.mean()),
         "pull_width": float(pulls.std()),
         "mean_interval68": float((f[ok, 3] - f[ok, 2]).mean()),
     }
 
 
-def fisher(grid: np.ndarray, per_event: np.ndarray, norm: np.ndarray) -> float:
-    """Curvature of the summed -ln L at THETA0 per event (the Fisher information), from the
-    grid points next to THETA0."""
+def fisher(grid: np.ndarray, per_event: np.ndarray, norm: np.ndarray, theta0: float) -> float:
+    """Curvature of the summed -ln L at theta0 per event (the Fisher information), from the
+    grid points next to theta0."""
     nll = -(per_event.sum(1) + per_event.shape[1] * norm)
-    k = int(np.argmin(np.abs(grid - THETA0)))
+    k = int(np.argmin(np.abs(grid - theta0)))
     h = grid[k + 1] - grid[k]
     return float((nll[k + 1] - 2 * nll[k] + nll[k - 1]) / h**2 / per_event.shape[1])
 
@@ -209,23 +263,121 @@ def vegas_calls(
     return calls
 
 
+def measure(
+    name: str,
+    spec: dict[str, Any],
+    grid: np.ndarray,
+    data: tuple[torch.Tensor, torch.Tensor],
+    learned: LearnedTransfer,
+    points: int,
+    toys: int,
+    size: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Every method's figures for one parameter (the others at their generated values).
+
+    Args:
+        name: the parameter; spec: its entry of PARAMETERS; grid: (T,) the MEM scan grid.
+        data: (N, 4) reco and (N, 3) truth of the toys' events.
+        learned: the learned transfer; points: sampler points per event and theta.
+    """
+    reco, truth = data
+    theta0, fine = spec["theta0"], spec["fine"]
+    model = mem.DrellYanModel((name,), sin2w_norm=SW0)
+    exact = mem.ExactTransfer()
+    thetas = torch.tensor(grid, dtype=torch.float64)[:, None]
+    out: dict[str, Any] = {"grid": grid.tolist(), "theta0": theta0, "points": points}
+    per_event: dict[str, np.ndarray] = {}
+    norms: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    for method, transfer in (("exact", exact), ("learned", learned)):
+        print(f"\n== {name}: {method} MEM, {len(reco)} events x {len(grid)} values x {points} "
+              "points", flush=True)  # fmt: skip
+        t0 = time.perf_counter()
+        integrals = mem.event_integrals(model, transfer, reco, thetas, points, seed=seed)
+        sig = model.sigma_fid(thetas, transfer.efficiency)
+        seconds[method] = time.perf_counter() - t0
+        per_event[method] = integrals.value.clamp_min(1e-300).log().numpy()
+        norms[method] = -sig.log().numpy()
+        rel = float(integrals.relative_error.median())
+        out[f"{method}_median_event_rel_error"] = rel
+        print(f"{seconds[method]:.0f} s; median per-event error {rel:.2%} at {points} calls")
+
+    print(f"\n== {name}: truth-level likelihood (no smearing) and the binned template fit")
+    t0 = time.perf_counter()
+    lumi = model.luminosities(truth)
+    log_eps = exact.efficiency(truth).log()
+    per_event["truth"] = np.stack(
+        [(model.log_density(truth, [v], lumi) + log_eps).numpy() for v in fine]
+    )
+    # sigma_fid is smooth in theta: a cubic spline through the template grid's values
+    tgrid = fine[:: spec["template_every"]]
+    log_sig = model.sigma_fid(torch.tensor(tgrid)[:, None], exact.efficiency).log().numpy()
+    norms["truth"] = -CubicSpline(tgrid, log_sig)(fine)
+    seconds["truth"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    templates = smooth_templates(model, exact, tgrid, 1_000_000, seed, spec["bins"])
+    per_event["template"] = np.log(templates[:, spec["bins"][0](reco)])  # multinomial
+    norms["template"] = np.zeros(len(tgrid))
+    seconds["template"] = time.perf_counter() - t0
+
+    grids = {"exact": grid, "learned": grid, "template": tgrid, "truth": fine}
+    methods: dict[str, Any] = {}
+    for method, g in grids.items():
+        methods[method] = toy_figures(g, per_event[method], norms[method], toys, size, theta0)
+        methods[method]["fisher_per_event"] = fisher(g, per_event[method], norms[method], theta0)
+        methods[method]["seconds_per_event"] = seconds[method] / len(reco)
+    for method in ("learned", "template", "truth"):
+        methods[method]["fisher_ratio_vs_exact"] = (
+            methods[method]["fisher_per_event"] / methods["exact"]["fisher_per_event"]
+        )
+    # per-event log-likelihood ratios between the grid's ends against the exact MEM
+    llr = {k: per_event[k][-1] - per_event[k][0] for k in ("exact", "learned")}
+    out["learned_llr_rms_error"] = float(np.sqrt(np.mean((llr["learned"] - llr["exact"]) ** 2)))
+    out["exact_llr_rms"] = float(np.sqrt(np.mean(llr["exact"] ** 2)))
+    out["methods"] = methods
+    out["template_interval_ratio"] = (
+        methods["learned"]["mean_interval68"] / methods["template"]["mean_interval68"]
+    )
+    print(
+        f"\n{name} (generated {theta0:.4f})\n| method | mean θ̂ − θ0 | σ(θ̂) | mean σ | bias/σ | "
+        "pull width | Fisher/event | ratio vs exact | s/event |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for method, m in methods.items():
+        print(
+            f"| {method} | {m['bias']:+.4f} | {m['rms']:.4f} | {m['mean_sigma']:.4f} | "
+            f"{m['bias_over_sigma']:+.2f} | {m['pull_width']:.2f} | {m['fisher_per_event']:.4g} | "
+            f"{m.get('fisher_ratio_vs_exact', 1.0):.3f} | {m['seconds_per_event']:.2e} |"
+        )
+    print(
+        f"per-event LLR between the grid's ends: RMS {out['exact_llr_rms']:.3f} (exact), "
+        f"learned - exact RMS {out['learned_llr_rms_error']:.3f}; learned / template interval "
+        f"{out['template_interval_ratio']:.3f}"
+    )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parameters", default="mzp,sin2w", help="comma-separated, of PARAMETERS")
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     start = time.perf_counter()
     torch.set_num_threads(args.threads)
     q = args.quick
+    names = args.parameters.split(",")
+    if bad := [n for n in names if n not in PARAMETERS]:
+        raise SystemExit(f"unknown parameters {bad}: choose among {list(PARAMETERS)}")
     toys, size = (100, 100) if q else (100, 1000)
     n_sim, steps = (40_000, 2000) if q else (200_000, 6000)
     if args.smoke:  # a few seconds, for debugging the script
         toys, size, n_sim, steps = 4, 40, 6000, 200
-    points_exact, points_learned = (256, 256) if q else (512, 512)
-    grid = np.linspace(395.0, 405.0, 11) if q else np.linspace(397.0, 403.0, 25)
+    points = 256 if q else 512
     result: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "quick": q,
@@ -233,13 +385,9 @@ def main() -> None:
         "events_per_toy": size,
         "sim_pairs": n_sim,
         "steps": steps,
-        "grid": grid.tolist(),
-        "theta0": THETA0,
-        "points_exact": points_exact,
-        "points_learned": points_learned,
+        "points": points,
         "sim_width": SIM_WIDTH,
         "sim_coupling": SIM_COUPLING,
-        "fine_grid_step": float(FINE[1] - FINE[0]),
     }
     print("settings:", result, flush=True)
 
@@ -282,102 +430,56 @@ def main() -> None:
         result["validation"][label] = report.to_dict()
         print(f"{label}: {report.summary()}")
 
-    model = mem.DrellYanModel(("mzp",))
-    exact = mem.ExactTransfer()
-    thetas = torch.tensor(grid, dtype=torch.float64)[:, None]
-    per_event: dict[str, np.ndarray] = {}
-    norms: dict[str, np.ndarray] = {}
-    seconds: dict[str, float] = {}
-    for name, transfer, points in (
-        ("exact", exact, points_exact),
-        ("learned", learned, points_learned),
-    ):
-        print(f"\n== {name} MEM: {need} events x {len(grid)} masses x {points} points", flush=True)
-        t0 = time.perf_counter()
-        integrals = mem.event_integrals(model, transfer, reco, thetas, points, seed=args.seed)
-        sig = model.sigma_fid(thetas, transfer.efficiency)
-        seconds[name] = time.perf_counter() - t0
-        per_event[name] = integrals.value.clamp_min(1e-300).log().numpy()
-        norms[name] = -sig.log().numpy()
-        rel = integrals.relative_error
-        result[f"{name}_median_event_rel_error"] = float(rel.median())
-        print(f"{seconds[name]:.0f} s; median per-event error {float(rel.median()):.2%}")
-
-    print("\n== Truth-level likelihood (no smearing) and the binned template fit")
-    t0 = time.perf_counter()
-    lumi = model.luminosities(truth)
-    log_eps = exact.efficiency(truth).log()
-    per_event["truth"] = np.stack(
-        [(model.log_density(truth, [m], lumi) + log_eps).numpy() for m in FINE]
-    )
-    # sigma_fid is smooth in the mass (second differences < 1e-5): interpolated on the fine grid
-    norms["truth"] = np.interp(FINE, grid, -model.sigma_fid(thetas, exact.efficiency).log().numpy())
-    seconds["truth"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    tgrid = FINE[::20]  # 0.2 GeV steps
-    templates = smooth_templates(model, exact, tgrid, 1_000_000, args.seed)
-    data_m = reco_mass(reco)
-    bins = np.clip(np.searchsorted(EDGES, data_m, side="right") - 1, 0, len(EDGES) - 2)
-    per_event["template"] = np.log(templates[:, bins])  # multinomial: per-event bin probability
-    norms["template"] = np.zeros(len(tgrid))
-    seconds["template"] = time.perf_counter() - t0
-
-    methods: dict[str, Any] = {}
-    for name in ("exact", "learned", "template", "truth"):
-        g = {"exact": grid, "learned": grid, "template": tgrid, "truth": FINE}[name]
-        methods[name] = toy_figures(g, per_event[name], norms[name], toys, size)
-        methods[name]["fisher_per_event"] = fisher(g, per_event[name], norms[name])
-        methods[name]["seconds_per_event"] = seconds[name] / need
-    for name in ("learned", "template", "truth"):
-        methods[name]["fisher_ratio_vs_exact"] = (
-            methods[name]["fisher_per_event"] / methods["exact"]["fisher_per_event"]
+    per_parameter = {}
+    for name in names:
+        grid = PARAMETERS[name]["grid"][0 if q else 1]
+        per_parameter[name] = measure(
+            name, PARAMETERS[name], grid, (reco, truth), learned, points, toys, size, args.seed
         )
-    # per-event log-likelihood ratios between the grid's ends against the exact MEM
-    llr = {k: per_event[k][-1] - per_event[k][0] for k in ("exact", "learned")}
-    result["learned_llr_rms_error"] = float(np.sqrt(np.mean((llr["learned"] - llr["exact"]) ** 2)))
-    result["exact_llr_rms"] = float(np.sqrt(np.mean(llr["exact"] ** 2)))
-    result["methods"] = methods
-
-    print(
-        "\n| method | mean θ̂ − 400 | σ(θ̂) | mean σ | bias/σ | pull width | Fisher/event | "
-        "ratio vs exact | s/event |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, m in methods.items():
-        print(
-            f"| {name} | {m['bias']:+.3f} | {m['rms']:.3f} | {m['mean_sigma']:.3f} | "
-            f"{m['bias_over_sigma']:+.2f} | {m['pull_width']:.2f} | {m['fisher_per_event']:.4f} | "
-            f"{m.get('fisher_ratio_vs_exact', 1.0):.3f} | {m['seconds_per_event']:.2e} |"
-        )
+    result["per_parameter"] = per_parameter
 
     print("\n== Per-event integration: calls for 1 % (learned flow vs per-event VEGAS)")
-    sample = reco[:: max(1, need // 20)][:20]
-    near = sample[torch.as_tensor(np.abs(reco_mass(sample) - THETA0) < 30)]
-    probe = torch.cat((near, sample))[:20]
-    one = mem.event_integrals(
-        model, learned, probe, thetas[len(grid) // 2 : len(grid) // 2 + 1], 1024, seed=args.seed + 1
-    )
+    model = mem.DrellYanModel(("mzp",))
+    probe = reco[:: max(1, need // PROBE_EVENTS)][:PROBE_EVENTS]  # evenly spread over the data
+    near = np.abs(reco_mass(probe) - THETA0) < 30
+    theta0 = torch.tensor([[THETA0]], dtype=torch.float64)
+    one = mem.event_integrals(model, learned, probe, theta0, PROBE_CALLS, seed=args.seed + 1)
+    rel = one.relative_error[0].numpy()
     rng = np.random.default_rng(args.seed)
-    calls = [vegas_calls(model, exact, r, 0.01, rng) for r in probe]
-    result["learned_rel_error_1024_median"] = float(one.relative_error.median())
-    result["learned_rel_error_1024_max"] = float(one.relative_error.max())
-    result["vegas_calls_for_1pct_median"] = float(np.median(calls))
-    result["call_saving_vs_vegas"] = float(np.median(calls)) / 1024
+    every = PROBE_EVENTS // VEGAS_EVENTS
+    calls = [vegas_calls(model, mem.ExactTransfer(), r, 0.01, rng) for r in probe[::every]]
+    result |= {
+        "probe_calls": PROBE_CALLS,
+        "probe_events": len(probe),
+        "probe_events_near_zprime": int(near.sum()),
+        "learned_rel_error_probe_median": float(np.median(rel)),
+        "learned_rel_error_probe_median_near_zprime": float(np.median(rel[near])),
+        "learned_rel_error_probe_p90": float(np.quantile(rel, 0.9)),
+        "learned_rel_error_probe_max": float(rel.max()),
+        "vegas_events": len(calls),
+        "vegas_calls_for_1pct_median": float(np.median(calls)),
+    }
     print(
-        f"learned, 1024 calls: median error {result['learned_rel_error_1024_median']:.2%}, "
-        f"max {result['learned_rel_error_1024_max']:.2%}; VEGAS per event for 1 %: median "
-        f"{np.median(calls):.0f} calls (x{result['call_saving_vs_vegas']:.1f})"
+        f"learned, {PROBE_CALLS} calls on {len(probe)} events: median error {np.median(rel):.2%} "
+        f"({np.median(rel[near]):.2%} on the {int(near.sum())} within 30 GeV of the Z'), 90 % "
+        f"below {np.quantile(rel, 0.9):.2%}, max {rel.max():.2%}; VEGAS per event for 1 %: "
+        f"median {np.median(calls):.0f} calls ({len(calls)} events)"
     )
 
+    learned_figures = [p["methods"]["learned"] for p in per_parameter.values()]
     result |= {
-        "max_abs_bias_over_sigma": abs(methods["learned"]["bias_over_sigma"]),
-        "pull_width_min": methods["learned"]["pull_width"],
-        "pull_width_max": methods["learned"]["pull_width"],
-        "min_fisher_ratio": methods["learned"]["fisher_ratio_vs_exact"],
-        "median_event_rel_error": result["learned_median_event_rel_error"],
-        "template_interval_ratio": methods["learned"]["mean_interval68"]
-        / methods["template"]["mean_interval68"],
-        "parameters": ["mzp"],
+        "max_abs_bias_over_sigma": max(abs(m["bias_over_sigma"]) for m in learned_figures),
+        "pull_width_min": min(m["pull_width"] for m in learned_figures),
+        "pull_width_max": max(m["pull_width"] for m in learned_figures),
+        "min_fisher_ratio": min(m["fisher_ratio_vs_exact"] for m in learned_figures),
+        "median_event_rel_error": result["learned_rel_error_probe_median"],
+        # calls the learned sampler needs for 1 % (error ~ 1 / sqrt(calls)) against VEGAS'
+        "call_saving_vs_vegas": float(np.median(calls))
+        / (PROBE_CALLS * (result["learned_rel_error_probe_median"] / 0.01) ** 2),
+        "template_interval_ratio": max(
+            p["template_interval_ratio"] for p in per_parameter.values()
+        ),
+        "parameters": names,
         "total_seconds": time.perf_counter() - start,
         "machine": f"{torch.get_num_threads()} threads",
     }
