@@ -89,7 +89,7 @@ def afb_bins(r: torch.Tensor) -> np.ndarray:
 PARAMETERS: dict[str, dict[str, Any]] = {
     "mzp": {
         "theta0": THETA0,
-        "grid": (np.linspace(395.0, 405.0, 11), np.linspace(397.0, 403.0, 25)),
+        "grid": (np.linspace(395.0, 405.0, 11), np.linspace(397.0, 403.0, 13)),
         "fine": np.linspace(395.0, 405.0, 1001),
         "bins": (mass_bins, len(EDGES) - 1),
         "template_every": 20,
@@ -377,7 +377,7 @@ def main() -> None:
     n_sim, steps = (40_000, 2000) if q else (200_000, 6000)
     if args.smoke:  # a few seconds, for debugging the script
         toys, size, n_sim, steps = 4, 40, 6000, 200
-    points = 256 if q else 512
+    points = 256
     result: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "quick": q,
