@@ -207,26 +207,27 @@ class LearnedTransfer:
                 out[k] = log_f_a - ctx["log_qa_a"]
                 continue
             share = bw_share(lo_r, hi_r, p).double()
-            log_w, log_rho = self._channel_weights(model, theta, p, ctx, log_f_a, share.repeat(s))
-            w, rho = log_w[:pilot].exp().view(-1, n), log_rho[:pilot].exp().view(-1, n)
+            first, rest = slice(None, pilot), slice(pilot, None)
+            log_w, log_rho = self._channel_weights(model, theta, p, ctx, log_f_a,
+                                                   share.repeat(s), first)  # fmt: skip
+            out[k, first] = log_w
+            w, rho = log_w.exp().view(-1, n), log_rho.exp().view(-1, n)
             w = torch.where(torch.isfinite(w), w, torch.zeros_like(w))
             total = w.sum(0)
             carried = (w * rho).sum(0) / total.clamp_min(1e-300)
             adapted = torch.where(total > 0, carried.clamp(BW_SHARE_LOW, 1 - BW_SHARE_LOW), share)
-            rest = slice(pilot, None)
-            out[k, :pilot] = log_w[:pilot]
-            out[k, rest] = self._channel_weights(
-                model, theta, p, {key: v[rest] for key, v in ctx.items()}, log_f_a[rest],
-                adapted.repeat(s)[rest],
-            )[0]  # fmt: skip
+            out[k, rest] = self._channel_weights(model, theta, p, ctx, log_f_a,
+                                                 adapted.repeat(s), rest)[0]  # fmt: skip
         return out.view(len(thetas), s, n)
 
     def _channel_weights(
         self, model: Any, theta: list[float], p: Any, ctx: dict[str, Tensor], log_f_a: Tensor,
-        share: Tensor,
+        share: Tensor, rows: slice,
     ) -> tuple[Tensor, Tensor]:  # fmt: skip
-        """log weights and log responsibilities of the Breit-Wigner channel (N,) at N points
-        of the two-channel sampler with Breit-Wigner shares (N,)."""
+        """log weights and log responsibilities of the Breit-Wigner channel (M,) at the
+        ``rows`` (M of N) of the two-channel sampler's points, with Breit-Wigner shares (N,)."""
+        ctx = {key: v[rows] for key, v in ctx.items()}
+        log_f_a, share = log_f_a[rows], share[rows]
         x_a, ref, u = ctx["x_a"], ctx["ref"], ctx["u"]
         log_b = ctx["log_qeta_a"] + self._log_bw(x_a, ref, p) + share.log()
         log_q = torch.logaddexp(ctx["log_qa_a"] + torch.log1p(-share), log_b)
