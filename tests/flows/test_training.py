@@ -40,6 +40,7 @@ from hepflows.toys import (
     ring_log_prob,
     two_moons,
 )
+from hepflows.training import History
 from toys import ConditionalGaussian, correlated_gaussian, two_moons_log_prob
 
 N_TEST = 20_000
@@ -210,3 +211,28 @@ def test_fit_rejects_bad_options(kwargs, message):
     flow = CouplingFlow(2, context=1 if "context" in kwargs else 0, transforms=1, hidden=(4,))
     with pytest.raises(ConfigError, match=message):
         fit(flow, ring, **kwargs)
+
+
+def test_validation_keeps_the_best_weights_of_an_overfitting_flow():
+    """128 training points, 800 steps: the held-out NLL turns up; the flow keeps its minimum."""
+    g = torch.Generator().manual_seed(3)
+    train, held = ring(128, g), ring(4000, g)
+    flow = CouplingFlow(features=2, transforms=3, bins=8, hidden=(32, 32), seed=0)
+    history = History()
+    losses = fit(flow, train, steps=800, batch_size=128, lr=3e-3, validation=(held, None),
+                 validate_every=50, callbacks=[history])  # fmt: skip
+    val = [row["val"] for row in history.epochs]
+    assert len(losses) == 800 and len(val) == 16
+    best = min(range(len(val)), key=val.__getitem__)
+    assert best < len(val) - 1 and val[-1] > val[best] + 0.05, f"no overfitting seen: {val}"
+    with torch.no_grad():
+        now = -flow.log_prob(held).double().mean().item()
+    assert now == pytest.approx(val[best], abs=1e-4), "the best weights were not put back"
+    early = CouplingFlow(features=2, transforms=3, bins=8, hidden=(32, 32), seed=0)
+    losses = fit(early, train, steps=800, batch_size=128, lr=3e-3, validation=(held, None),
+                 validate_every=50, patience=3)  # fmt: skip
+    assert len(losses) < 800
+    with pytest.raises(ConfigError, match="validation"):
+        fit(early, train, steps=10, validation=(held[:0], None))
+    with pytest.raises(ConfigError, match="patience"):
+        fit(early, train, steps=10, validation=(held, None), patience=0)

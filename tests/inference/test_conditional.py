@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hepflows.errors import InputError
+from hepflows.errors import ConfigError, InputError
 from hepflows.inference import calibration_deviation, pit
 from hepflows.inference.conditional import ConditionalDensity, check_names, unfolded_weights
 from hepflows.inference.efficiency import Efficiency
@@ -82,3 +82,26 @@ def test_unfolded_weights_and_observable_checks() -> None:
         unfolded_weights(s, eff, torch.zeros(4, 3, dtype=torch.bool))
     with pytest.raises(InputError, match="trained on observables"):
         check_names(("m_ll", "y_ll"), ("m_ll",), "the cINN")
+
+
+def test_holdout_keeps_the_best_held_out_weights() -> None:
+    x, y = toy(1200, 6)
+    model = ConditionalDensity(("x",), transforms=2, bins=8, hidden=(32, 32))
+    model.fit(x, y, steps=400, batch_size=256, holdout=0.25, validate_every=40)
+    assert len(model.val_losses) == 10 and model.best_step % 40 == 0
+    best = min(model.val_losses)
+    assert model.best_step == 40 * (1 + model.val_losses.index(best))
+    # the held-out quarter (the same seeded choice) scores the best NLL again
+    perm = torch.randperm(1200, generator=torch.Generator().manual_seed(7919))[:300]
+    u = model._to_u(x[perm], y[perm])
+    with torch.no_grad():
+        nll = -model.flow.log_prob(u, model.c_scaler.forward(y[perm])).double().mean().item()
+    assert nll == pytest.approx(best, abs=1e-4)
+    again = ConditionalDensity(("x",), transforms=2, bins=8, hidden=(32, 32))
+    again.fit(x[300:], y[300:], steps=80, batch_size=256, validation=(x[:300], y[:300]),
+              validate_every=40)  # fmt: skip
+    assert len(again.val_losses) == 2
+    with pytest.raises(ConfigError, match="holdout"):
+        model.fit(x, y, steps=10, batch_size=256, holdout=0.6)
+    with pytest.raises(ConfigError, match="either"):
+        model.fit(x, y, steps=10, batch_size=256, holdout=0.1, validation=(x, y))

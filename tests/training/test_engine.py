@@ -15,6 +15,7 @@ from hepflows.training import (
     EarlyStopping,
     Engine,
     History,
+    KeepBest,
     cosine,
 )
 
@@ -138,3 +139,25 @@ def test_a_period_makes_the_cosine_tick_per_epoch():
         rates.append(engine.learning_rate())
     expected = [0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (k // 4) / 3)) for k in range(12)]
     assert rates == pytest.approx(expected)
+
+
+def test_keep_best_puts_back_the_weights_of_the_best_epoch():
+    module = torch.nn.Linear(2, 1)
+    engine = Engine(module.parameters(), lr=0.1, total_steps=10)
+    snapshots = []
+
+    def iteration(_: int) -> None:
+        engine.step((module(torch.ones(1, 2)) ** 2).sum())
+        snapshots.append(module.weight.detach().clone())
+
+    keep = KeepBest(module)
+    vals = iter([3.0, 1.0, 2.0, 2.5, 4.0])
+    engine.run(iteration, 10, callbacks=[keep], per_epoch=2,
+               end_of_epoch=lambda epoch: {"val": next(vals)})  # fmt: skip
+    # the second epoch (iterations 2, 3) was best: its end-of-epoch weights are back
+    assert keep.best == 1.0 and keep.best_epoch == 1
+    assert torch.equal(module.weight, snapshots[3]) and not torch.equal(module.weight, snapshots[-1])
+    with pytest.raises(ConfigError, match="monitors 'val'"):
+        Engine(module.parameters(), lr=0.1, total_steps=2).run(
+            lambda i: None, 2, callbacks=[KeepBest(module)], per_epoch=1,
+            end_of_epoch=lambda epoch: {"loss": 1.0})  # fmt: skip

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from hepflows.errors import ConfigError
 from hepflows.flows.flow import Flow
-from hepflows.training import Callback, Engine, History
+from hepflows.training import Callback, EarlyStopping, Engine, History, KeepBest
 from hepflows.training.engine import OptimizerFactory, SchedulerFactory
 
 
@@ -32,6 +32,9 @@ def fit(
     scheduler: str | SchedulerFactory | None = "cosine",
     clip: float | None = 10.0,
     callbacks: Sequence[Callback] = (),
+    validation: tuple[Tensor, Tensor | None] | None = None,
+    validate_every: int = 100,
+    patience: int | None = None,
 ) -> list[float]:
     """Fit ``flow`` by minimising the negative log-likelihood.
 
@@ -51,14 +54,26 @@ def fit(
             (see :class:`~hepflows.training.Engine`).
         clip: gradient-norm clip (``None``: none).
         callbacks: extra :mod:`hepflows.training.callbacks` (logging, early stop...).
+        validation: held-out ``(x, context)`` ((M, F) and (M, C) or ``None``):
+            its mean NLL is the epoch figure ``"val"`` every ``validate_every``
+            steps, and the flow ends with the weights of the best one
+            (:class:`~hepflows.training.KeepBest`): the guard against fitting
+            the training set's noise.
+        validate_every: steps between validations.
+        patience: with ``validation``, stop after this many validations
+            without improvement (``None``: run all ``steps``).
 
     Returns:
-        The loss (mean NLL per sample) of every step.
+        The loss (mean NLL per sample) of every step. The validation figures
+        reach any :class:`~hepflows.training.History` in ``callbacks`` (``epochs``).
     """
     if steps < 1 or batch_size < 1:
         raise ConfigError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
     if context is not None and not isinstance(data, Tensor):
         raise ConfigError("context needs a data tensor whose rows it labels, not a sampler")
+    if validate_every < 1 or (patience is not None and patience < 1):
+        raise ConfigError(f"validate_every and patience must be >= 1, got {validate_every}, "
+                          f"{patience}")  # fmt: skip
     g = torch.Generator().manual_seed(seed)
     engine = Engine(flow.parameters(), lr=lr, total_steps=steps, optimizer=optimizer,
                     scheduler=scheduler, clip=clip, name=description)  # fmt: skip
@@ -72,8 +87,31 @@ def fit(
             x, c = data(batch_size, g), None
         return {"loss": engine.step(-flow.log_prob(x, c).mean())}
 
+    extra: list[Callback] = []
+    end_of_epoch = None
+    if validation is not None:
+        x_val, c_val = validation
+        if len(x_val) == 0 or (c_val is not None and len(c_val) != len(x_val)):
+            raise ConfigError("validation needs (x, context) with the same, non-zero length")
+
+        def end_of_epoch(_: int) -> dict[str, float]:
+            flow.eval()
+            with torch.no_grad():
+                total = sum(
+                    float(-flow.log_prob(x_val[i : i + 65536],
+                                         None if c_val is None else c_val[i : i + 65536]).sum())
+                    for i in range(0, len(x_val), 65536)
+                )  # fmt: skip
+            flow.train()
+            return {"val": total / len(x_val)}
+
+        extra.append(KeepBest(flow))
+        if patience is not None:
+            extra.append(EarlyStopping("val", patience))
     flow.train()
-    engine.run(iteration, steps, callbacks=[history, *callbacks],
-               progress=description if progress else None)  # fmt: skip
+    engine.run(iteration, steps, callbacks=[history, *extra, *callbacks],
+               progress=description if progress else None,
+               per_epoch=validate_every if validation is not None else None,
+               end_of_epoch=end_of_epoch)  # fmt: skip
     flow.eval()
     return history.column("loss")

@@ -20,6 +20,7 @@ from hepflows.flows import MAF, CouplingFlow
 from hepflows.flows.training import fit
 from hepflows.inference.scaling import Scaler
 from hepflows.random import seeded
+from hepflows.training import History
 
 
 def build_flow(
@@ -85,6 +86,8 @@ class ConditionalDensity:
         self.r_shift = torch.zeros(k, dtype=torch.float64)
         self.r_scale = torch.ones(k, dtype=torch.float64)
         self.losses: list[float] = []
+        self.val_losses: list[float] = []
+        self.best_step = 0
 
     # ------------------------------------------------------------ coordinates
     def _check_pair(self, x: Tensor, context: Tensor) -> None:
@@ -127,11 +130,20 @@ class ConditionalDensity:
         seed: int = 0,
         progress: bool = False,
         description: str = "conditional flow",
+        holdout: float = 0.0,
+        validate_every: int = 100,
+        validation: tuple[Tensor, Tensor] | None = None,
     ) -> ConditionalDensity:
         """Train on (n, k) values x and (n, p) conditions (e.g. reco and truth of detected events).
 
         Adam with cosine decay on the shared engine (:func:`hepflows.flows.training.fit`).
-        Returns ``self``.
+        With ``holdout`` > 0 that fraction of the pairs (a seeded random choice)
+        is held out, its mean NLL is measured every ``validate_every`` steps
+        (``self.val_losses``) and the flow keeps the weights of the best
+        measurement (``self.best_step``): the guard against fitting the
+        noise of the pairs, which fails the likelihood validation on new data.
+        ``validation`` = (x, c) gives the held-out pairs instead (e.g. a
+        bootstrap's out-of-bag pairs). Returns ``self``.
         """
         self._check_pair(x, context)
         if len(x) < batch_size:
@@ -143,8 +155,32 @@ class ConditionalDensity:
             d = self.x_scaler.forward(x).double() - self.x_scaler.forward(context).double()
             self.r_shift, self.r_scale = d.mean(0), d.std(0).clamp_min(1e-12)
         z, c = self._to_u(x, context), self.c_scaler.forward(context)
+        if not 0.0 <= holdout < 0.5:
+            raise ConfigError(f"holdout is a held-out fraction, 0 <= holdout < 0.5; got {holdout}")
+        if validation is not None:
+            if holdout > 0:
+                raise ConfigError("give either holdout or validation pairs, not both")
+            self._check_pair(*validation)
+            validation = (self._to_u(*validation), self.c_scaler.forward(validation[1]))
+        elif holdout > 0:
+            perm = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed + 7919))
+            n_val = max(1, round(holdout * len(z)))
+            val, train = perm[:n_val], perm[n_val:]
+            if len(train) < batch_size:
+                raise InputError(f"{len(train)} pairs left after the holdout are fewer than one "
+                                 f"batch of {batch_size}: lower holdout or batch_size")  # fmt: skip
+            validation, z, c = (z[val], c[val]), z[train], c[train]
+        history = History()
         self.losses = fit(self.flow, z, steps=steps, batch_size=batch_size, lr=lr, context=c,
-                          seed=seed, progress=progress, description=description)  # fmt: skip
+                          seed=seed, progress=progress, description=description,
+                          validation=validation, validate_every=validate_every,
+                          callbacks=[history])  # fmt: skip
+        self.val_losses = [row["val"] for row in history.epochs]
+        self.best_step = (
+            validate_every * (1 + min(range(len(self.val_losses)), key=self.val_losses.__getitem__))
+            if self.val_losses
+            else len(self.losses)
+        )
         return self
 
     @torch.no_grad()

@@ -151,6 +151,7 @@ def train(
     seed: int = 0,
     progress: bool = False,
     base: UnfoldingModel | None = None,
+    holdout: float = 0.1,
 ) -> UnfoldingModel:
     """Learn an unfolding from simulated (truth, reco, passed) pairs.
 
@@ -171,11 +172,17 @@ def train(
         base: spinup only: take the efficiency and the proposal (first member)
             from this model, a cINN trained on the same pairs, and train only
             the forward model.
+        holdout: fraction of the detected pairs that checks each flow's held-out
+            NLL every 100 steps; the flow keeps its best weights
+            (:meth:`ConditionalDensity.fit`). A cINN member is checked on up to
+            this many of its bootstrap's out-of-bag pairs. 0: no check, all steps.
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if ensemble < 1:
         raise ConfigError(f"ensemble must be >= 1, got {ensemble}")
+    if not 0.0 <= holdout < 0.5:
+        raise ConfigError(f"holdout is a held-out fraction, 0 <= holdout < 0.5; got {holdout}")
     _check_pairs(pairs)
     names = pairs.observables
     truth, reco = pairs.truth[pairs.passed], pairs.reco[pairs.passed]
@@ -200,13 +207,22 @@ def train(
             else torch.arange(len(truth))  # SPINUP's proposal needs no bootstrap
         )
         member = ConditionalDensity(names, seed=seed + j, **size)
+        check: dict[str, Any] = {"holdout": holdout}
+        if method == "cinn" and holdout > 0:
+            out = torch.ones(len(truth), dtype=torch.bool)
+            out[idx] = False
+            oob = torch.nonzero(out)[:, 0]
+            oob = oob[torch.randperm(len(oob), generator=g)[: max(1, round(holdout * len(truth)))]]
+            check = {"validation": (truth[oob], reco[oob])}
         members.append(member.fit(truth[idx], reco[idx], seed=seed + j,
-                                  description=f"cINN {j + 1}", **fit))  # fmt: skip
+                                  description=f"cINN {j + 1}", **fit, **check))  # fmt: skip
     if method == "spinup":
         forward = ConditionalDensity(names, seed=seed + 100, **size)
-        forward.fit(reco, truth, seed=seed + 100, description="forward model T", **fit)
+        forward.fit(reco, truth, seed=seed + 100, description="forward model T", holdout=holdout,
+                    **fit)  # fmt: skip
     support = torch.stack([pairs.truth.amin(0), pairs.truth.amax(0)]).tolist()
     settings = {"ensemble": ensemble, "efficiency_epochs": efficiency_epochs, "seed": seed,
+                "holdout": holdout,
                 "pairs": len(pairs), "setup": pairs.setup, "support": support, **size,
                 **fit}  # fmt: skip
     settings.pop("progress")

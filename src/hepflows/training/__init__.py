@@ -12,11 +12,12 @@ from hepflows.training.callbacks import (
     CSVLogger,
     EarlyStopping,
     History,
+    KeepBest,
     ProgressCallback,
 )
 from hepflows.training.engine import Engine, adam, cosine
 
 __all__ = [
-    "CSVLogger", "Callback", "Checkpoint", "EarlyStopping", "Engine", "History",
+    "CSVLogger", "Callback", "Checkpoint", "EarlyStopping", "Engine", "History", "KeepBest",
     "ProgressCallback", "adam", "cosine",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Callbacks of the training engine: progress, logging, checkpoints, early stopping.
+"""Callbacks of the training engine: progress, logging, checkpoints, early stopping, best epoch.
 
 A callback is any object with the four methods of :class:`Callback` (each
 may be left as the no-op it inherits). The engine calls ``on_iteration`` with
@@ -160,3 +160,36 @@ class EarlyStopping(Callback):
             self.wait += 1
             if self.wait >= self.patience:
                 engine.stop = True
+
+
+class KeepBest(Callback):
+    """Keeps a module's weights of its best epoch and puts them back when the run ends.
+
+    With a held-out figure (``"val"``) this is early stopping's other half: the
+    run may go on past the best epoch (or stop with :class:`EarlyStopping`),
+    and the module ends with the weights that generalised best.
+
+    Args:
+        module: the :class:`torch.nn.Module` whose ``state_dict`` is kept.
+        monitor: the epoch figure, lower is better.
+
+    Attributes:
+        best: the best figure seen (``inf`` before the first epoch).
+        best_epoch: its epoch (-1 before the first).
+    """
+
+    def __init__(self, module: Any, monitor: str = "val") -> None:
+        self.module, self.monitor = module, monitor
+        self.best, self.best_epoch = math.inf, -1
+        self._state: dict[str, Any] | None = None
+
+    def on_epoch(self, engine: Engine, epoch: int, logs: dict[str, float]) -> None:
+        if self.monitor not in logs:
+            raise ConfigError(f"KeepBest monitors {self.monitor!r}, not in {sorted(logs)}")
+        if logs[self.monitor] < self.best:
+            self.best, self.best_epoch = logs[self.monitor], epoch
+            self._state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+
+    def on_end(self, engine: Engine) -> None:
+        if self._state is not None:
+            self.module.load_state_dict(self._state)
