@@ -8,7 +8,6 @@ cross-entropy on the shared training engine, stopped on a validation split.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +20,7 @@ from hepflows.flows.nets import MLP
 from hepflows.inference.scaling import Scaler
 from hepflows.progress import progress_bar
 from hepflows.random import seeded
-from hepflows.training import EarlyStopping, Engine
+from hepflows.training import EarlyStopping, Engine, KeepBest
 
 #: Efficiencies are clipped from below before 1 / eps (events the detector
 #: almost never sees cannot be unfolded reliably; the weights stay finite).
@@ -94,7 +93,7 @@ class Efficiency(nn.Module):
         steps = math.ceil(len(train) / batch_size)
         loss_fn = nn.BCEWithLogitsLoss()
         engine = Engine(self.net.parameters(), lr=lr, total_steps=epochs * steps, name="efficiency")
-        best = {"loss": math.inf, "state": copy.deepcopy(self.net.state_dict())}
+        keep = KeepBest(self.net)
         order = train
 
         def iteration(i: int) -> None:
@@ -107,8 +106,6 @@ class Efficiency(nn.Module):
         def end_of_epoch(epoch: int) -> dict[str, float]:
             with torch.no_grad():
                 loss = float(loss_fn(self.net(x[val]).view(-1), y[val]))
-            if loss < best["loss"]:
-                best.update(loss=loss, state=copy.deepcopy(self.net.state_dict()))
             bar.advance(1, val_loss=loss)
             return {"val": loss}
 
@@ -118,11 +115,10 @@ class Efficiency(nn.Module):
                 epochs * steps,
                 per_epoch=steps,
                 end_of_epoch=end_of_epoch,
-                callbacks=[EarlyStopping("val", patience, min_delta=1e-5)],
+                callbacks=[keep, EarlyStopping("val", patience, min_delta=1e-5)],
             )
-        self.net.load_state_dict(best["state"])
         self.epochs_run = engine.iteration // steps
-        self.val_loss = best["loss"]
+        self.val_loss = keep.best
         return self
 
     # ------------------------------------------------------------ saving
