@@ -6,6 +6,7 @@ flow per stage) through the real command line; the files are read back.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -132,6 +133,11 @@ def test_likelihood_export_show_validate(chain, tmp_path, monkeypatch, capsys) -
     assert runner.invoke(app, ["likelihood", "export", str(chain["cinn"]), str(cinn), "--part",
                                "cinn", "--member", "1"]).exit_code == 0  # fmt: skip
     assert "q(truth | reco)" in runner.invoke(app, ["likelihood", "show", str(cinn)]).output
+    if importlib.util.find_spec("onnxruntime") is not None:
+        graph = runner.invoke(app, ["likelihood", "onnx", str(lik), str(tmp_path / "t.onnx"),
+                                    "--check", "300"])  # fmt: skip
+        assert graph.exit_code == 0, graph.output
+        assert "onnxruntime vs torch" in graph.output and (tmp_path / "t.onnx").is_file()
     # errors are one line, exit 2
     monkeypatch.setattr(sys, "argv", ["hepflows", "likelihood", "export", str(chain["cinn"]),
                                       str(tmp_path / "x.safetensors")])  # fmt: skip

@@ -8,7 +8,7 @@ here in :data:`COMMANDS`:
     hepflows calo simulate|train|...    :mod:`hepflows.cli.calo`
     hepflows unfold simulate|train|apply :mod:`hepflows.cli.unfold`
     hepflows mem fit                    :mod:`hepflows.cli.mem`
-    hepflows likelihood export|show|validate :mod:`hepflows.cli.likelihood`
+    hepflows likelihood export|show|validate|onnx :mod:`hepflows.cli.likelihood`
     hepflows demo flows                 :mod:`hepflows.cli.demo`
 
 A module is imported only when its command runs or shows its help, so
@@ -48,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mem": ("hepflows.cli.mem",
             "Matrix-element method: fit a Drell-Yan parameter to measured lepton events."),
     "likelihood": ("hepflows.cli.likelihood",
-                   "Portable flow likelihoods: export, show, validate (nabu tests)."),
+                   "Portable flow likelihoods: export, show, validate (nabu tests), onnx."),
     "demo": ("hepflows.cli.demo", "Demonstrations on built-in defaults (no data needed)."),
 }  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""``hepflows likelihood``: export, inspect and validate portable flow likelihood files.
+"""``hepflows likelihood``: export, inspect, validate and convert portable flow likelihood files.
 
 Files are written by :func:`hepflows.inference.likelihood.export_likelihood`
 (here: from a trained unfolding model) and checked by the nabu tests of
@@ -23,7 +23,7 @@ PARTS = ("forward", "cinn")
 
 @app.callback()
 def likelihood_group() -> None:
-    """Portable flow likelihoods: export, show, validate (nabu tests)."""
+    """Portable flow likelihoods: export, show, validate (nabu tests), onnx."""
 
 
 def held_out(
@@ -130,6 +130,23 @@ def show(
     from hepflows.inference.likelihood import load_likelihood
 
     console.print(load_likelihood(path).summary())
+
+
+@app.command()
+def onnx(
+    path: Annotated[Path, typer.Argument(help="likelihood file (.safetensors)")],
+    out: Annotated[Path, typer.Argument(help="ONNX graph of log q(x | c) to write (.onnx)")],
+    check: Annotated[int, typer.Option(help="events to compare with torch (0: none)")] = 1000,
+) -> None:
+    """Convert a likelihood file to an ONNX graph (inputs x, c; output log_prob), checked."""
+    from hepflows.inference.onnx import export_onnx
+
+    result = export_onnx(path, out, check_events=check)
+    console.print(f"wrote {result.path} (opset {result.opset})")
+    if result.checked_events:
+        console.print(f"onnxruntime vs torch on {result.checked_events} events: max "
+                      f"|d log q| = {result.max_abs_diff:.2g}")  # fmt: skip
+    console.print("the graph does not check input ranges: they are in its metadata_props")
 
 
 @app.command()

@@ -102,10 +102,11 @@ class ConditionalDensity:
             raise InputError(f"{len(x)} values of x but {len(context)} conditions")
 
     def _offset(self, context: Tensor) -> Tensor:
-        """Where u = 0 sits in x's standardised coordinates, per condition (n, k), float64."""
+        """Where u = 0 sits in x's standardised coordinates, per condition (n, k), float64
+        (without ``residual``: (1, k) zeros, which broadcast, also in a traced graph)."""
         k = len(self.names)
         if not self.config["residual"]:
-            return torch.zeros(len(context), k, dtype=torch.float64)
+            return torch.zeros(1, k, dtype=torch.float64)
         return self.x_scaler.forward(context).double() + self.r_shift
 
     def _to_u(self, x: Tensor, context: Tensor) -> Tensor:

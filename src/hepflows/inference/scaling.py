@@ -20,13 +20,22 @@ from hepflows.errors import ConfigError, InputError
 
 #: Largest |cos| before atanh (keeps the map finite at the boundary).
 _EDGE = 1 - 1e-7
+
+
+def _atanh(x: Tensor) -> Tensor:
+    """atanh(x) = (log1p(x) - log1p(-x)) / 2, clamped to |x| <= _EDGE (this form exports to
+    ONNX; torch's TorchScript exporter has no ``aten::atanh``)."""
+    x = x.clamp(-_EDGE, _EDGE)
+    return 0.5 * (torch.log1p(x) - torch.log1p(-x))
+
+
 #: kind -> (forward, inverse, log |d forward / dx|).
 _KINDS = {
     "identity": (lambda x: x, lambda z: z, torch.zeros_like),
     "log": (torch.log, torch.exp, lambda x: -torch.log(x)),
     "log1p": (torch.log1p, torch.expm1, lambda x: -torch.log1p(x)),
     "atanh": (
-        lambda x: torch.atanh(x.clamp(-_EDGE, _EDGE)),
+        _atanh,
         torch.tanh,
         lambda x: -torch.log1p(-(x.clamp(-_EDGE, _EDGE) ** 2)),
     ),
