@@ -22,6 +22,27 @@ from hepflows.inference.scaling import Scaler
 from hepflows.random import seeded
 from hepflows.training import History
 
+#: Observables whose sign is measured along another's: Collins-Soper cos theta* is taken
+#: along the dilepton's direction of motion, sign(y_ll) z. Where the detector moves y_ll
+#: across 0, cos_cs changes sign: a second, far mode of reco given truth (and back).
+SIGNED_BY = {"cos_cs": "y_ll"}
+
+
+def fold_signs(x: Tensor, names: Sequence[str]) -> Tensor:
+    """(n, k) observables with each :data:`SIGNED_BY` one multiplied by its partner's sign.
+
+    cos_cs * sign(y_ll) is the angle along the fixed +z axis, which the detector
+    moves continuously. The map is its own inverse, with |Jacobian| 1 (sign(0) = +1).
+    """
+    pairs = [(names.index(a), names.index(b)) for a, b in SIGNED_BY.items()
+             if a in names and b in names]  # fmt: skip
+    if not pairs:
+        return x
+    x = x.clone()
+    for a, b in pairs:
+        x[:, a] = torch.where(x[:, b] < 0, -x[:, a], x[:, a])
+    return x
+
 
 def build_flow(
     features: int, context: int, transforms: int, bins: int, hidden: Sequence[int], seed: int
@@ -52,6 +73,9 @@ class ConditionalDensity:
         residual: model x relative to c (only when both are the same
             observables; the default then).
         context_names: the p conditions (default: ``names``).
+        fold: let the flow see cos_cs * sign(y_ll) where both are among the
+            observables (:func:`fold_signs`; densities unchanged). Files saved
+            before this option load with ``False``.
 
     A coupling flow (one pass to sample) for k >= 2, a MAF for k = 1.
     """
@@ -65,6 +89,7 @@ class ConditionalDensity:
         seed: int = 0,
         residual: bool | None = None,
         context_names: Sequence[str] | None = None,
+        fold: bool = True,
     ) -> None:
         self.names = tuple(names)
         self.context_names = self.names if context_names is None else tuple(context_names)
@@ -80,7 +105,8 @@ class ConditionalDensity:
             )
         k, p = len(self.names), len(self.context_names)
         self.config = {"transforms": transforms, "bins": bins, "hidden": list(hidden), "seed": seed,
-                       "residual": residual, "context_names": list(self.context_names)}  # fmt: skip
+                       "residual": residual, "context_names": list(self.context_names),
+                       "fold": fold}  # fmt: skip
         self.flow = build_flow(k, p, transforms, bins, hidden, seed)
         self.x_scaler, self.c_scaler = Scaler(self.names), Scaler(self.context_names)
         self.r_shift = torch.zeros(k, dtype=torch.float64)
@@ -101,24 +127,37 @@ class ConditionalDensity:
         if len(x) != len(context):
             raise InputError(f"{len(x)} values of x but {len(context)} conditions")
 
+    def _fold_x(self, x: Tensor) -> Tensor:
+        return fold_signs(x, self.names) if self.config["fold"] else x
+
+    def _fold_c(self, context: Tensor) -> Tensor:
+        return fold_signs(context, self.context_names) if self.config["fold"] else context
+
+    def _c(self, context: Tensor) -> Tensor:
+        """(n, p) conditions -> the flow's (n, p) context (folded, standardised; float32)."""
+        return self.c_scaler.forward(self._fold_c(context))
+
     def _offset(self, context: Tensor) -> Tensor:
         """Where u = 0 sits in x's standardised coordinates, per condition (n, k), float64
         (without ``residual``: (1, k) zeros, which broadcast, also in a traced graph)."""
         k = len(self.names)
         if not self.config["residual"]:
             return torch.zeros(1, k, dtype=torch.float64)
-        return self.x_scaler.forward(context).double() + self.r_shift
+        return self.x_scaler.forward(self._fold_c(context)).double() + self.r_shift
 
     def _to_u(self, x: Tensor, context: Tensor) -> Tensor:
         """(n, k) x and conditions -> (n, k) flow coordinates u (float32)."""
-        return ((self.x_scaler.forward(x).double() - self._offset(context)) / self.r_scale).float()
+        u = (self.x_scaler.forward(self._fold_x(x)).double() - self._offset(context)) / self.r_scale
+        return u.float()
 
     def _from_u(self, u: Tensor, context: Tensor) -> Tensor:
         """(n, k) flow coordinates and conditions -> (n, k) x (float64)."""
-        return self.x_scaler.inverse(self._offset(context) + self.r_scale * u.double())
+        x = self.x_scaler.inverse(self._offset(context) + self.r_scale * u.double())
+        return self._fold_x(x)
 
     def _log_det(self, x: Tensor) -> Tensor:
-        """log |du / dx| at (n, k) x: (n,)."""
+        """log |du / dx| at (n, k) x: (n,) (the fold has |Jacobian| 1 and keeps |cos|, on which
+        alone the atanh map's Jacobian depends)."""
         return self.x_scaler.log_abs_det(x) - self.r_scale.log().sum()
 
     def fit(
@@ -150,19 +189,20 @@ class ConditionalDensity:
         if len(x) < batch_size:
             raise InputError(f"{len(x)} training pairs are fewer than one batch of "
                              f"{batch_size}: simulate more or lower batch_size")  # fmt: skip
-        self.x_scaler.fit(x)
-        self.c_scaler.fit(context)
+        self.x_scaler.fit(self._fold_x(x))
+        self.c_scaler.fit(self._fold_c(context))
         if self.config["residual"]:
-            d = self.x_scaler.forward(x).double() - self.x_scaler.forward(context).double()
+            d = (self.x_scaler.forward(self._fold_x(x)).double()
+                 - self.x_scaler.forward(self._fold_c(context)).double())  # fmt: skip
             self.r_shift, self.r_scale = d.mean(0), d.std(0).clamp_min(1e-12)
-        z, c = self._to_u(x, context), self.c_scaler.forward(context)
+        z, c = self._to_u(x, context), self._c(context)
         if not 0.0 <= holdout < 0.5:
             raise ConfigError(f"holdout is a held-out fraction, 0 <= holdout < 0.5; got {holdout}")
         if validation is not None:
             if holdout > 0:
                 raise ConfigError("give either holdout or validation pairs, not both")
             self._check_pair(*validation)
-            validation = (self._to_u(*validation), self.c_scaler.forward(validation[1]))
+            validation = (self._to_u(*validation), self._c(validation[1]))
         elif holdout > 0:
             perm = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed + 7919))
             n_val = max(1, round(holdout * len(z)))
@@ -204,7 +244,7 @@ class ConditionalDensity:
         batch_size: int = 100_000,
     ) -> tuple[Tensor, Tensor]:
         """Draws (S, n, k) of x for each of n conditions and their log q(x | c) (S, n)."""
-        c = self.c_scaler.forward(context)
+        c = self._c(context)
         k = len(self.names)
         out = torch.empty(samples, len(c), k, dtype=torch.float64)
         logq = torch.empty(samples, len(c), dtype=torch.float64)
@@ -227,7 +267,7 @@ class ConditionalDensity:
         z from fixed uniforms (z = Phi^-1(u)), the draws are common random numbers.
         """
         self._check_pair(z, context)
-        u, ladj = self.flow.to_data(z.float(), self.c_scaler.forward(context))
+        u, ladj = self.flow.to_data(z.float(), self._c(context))
         x = self._from_u(u, context)
         log_q = self.flow.base.log_prob(z.float()).double() - ladj.double() + self._log_det(x)
         return x, log_q
@@ -236,7 +276,7 @@ class ConditionalDensity:
     def log_prob(self, x: Tensor, context: Tensor) -> Tensor:
         """log q(x | c) in the observables' own units: (n, k) x, (n, p) c -> (n,)."""
         self._check_pair(x, context)
-        lp = self.flow.log_prob(self._to_u(x, context), self.c_scaler.forward(context)).double()
+        lp = self.flow.log_prob(self._to_u(x, context), self._c(context)).double()
         return lp + self._log_det(x)
 
     @torch.no_grad()
@@ -244,7 +284,7 @@ class ConditionalDensity:
         """The flow's base-space point z (n, k) of (n, k) x given (n, p) c: standard normal
         when x ~ q(. | c), the basis of the likelihood validation."""
         self._check_pair(x, context)
-        return self.flow.to_latent(self._to_u(x, context), self.c_scaler.forward(context))[0]
+        return self.flow.to_latent(self._to_u(x, context), self._c(context))[0]
 
     # ------------------------------------------------------------ saving
     def tensors(self, prefix: str = "flow.") -> dict[str, Tensor]:
@@ -264,7 +304,8 @@ class ConditionalDensity:
         """Rebuild from :meth:`state` and :meth:`tensors`."""
         c = state["config"]
         model = cls(state["names"], c["transforms"], c["bins"], c["hidden"], c["seed"],
-                    c.get("residual", False), c.get("context_names"))  # fmt: skip
+                    c.get("residual", False), c.get("context_names"),
+                    c.get("fold", False))  # fmt: skip
         model.x_scaler = Scaler.from_state(state["x_scaler"])
         model.c_scaler = Scaler.from_state(state["c_scaler"])
         if "residual" in state:
