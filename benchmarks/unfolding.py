@@ -307,7 +307,9 @@ def main() -> None:
     result["validation"] = {}
     for label, (density, x, c) in checks.items():
         check = validate(density, x, c)
-        result["validation"][label] = check.to_dict()
+        result["validation"][label] = check.to_dict() | {
+            "steps_run": len(density.losses), "best_step": density.best_step,
+            "val_losses": density.val_losses}  # fmt: skip
         print(f"{label}: r2 KS p = {check.r2_ks_pvalue:.3g}, pull p = "
               f"{', '.join(f'{v:.3g}' for v in check.pull_pvalues)}, passed {check.passed}")
 
