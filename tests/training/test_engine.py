@@ -156,7 +156,8 @@ def test_keep_best_puts_back_the_weights_of_the_best_epoch():
                end_of_epoch=lambda epoch: {"val": next(vals)})  # fmt: skip
     # the second epoch (iterations 2, 3) was best: its end-of-epoch weights are back
     assert keep.best == 1.0 and keep.best_epoch == 1
-    assert torch.equal(module.weight, snapshots[3]) and not torch.equal(module.weight, snapshots[-1])
+    assert torch.equal(module.weight, snapshots[3])
+    assert not torch.equal(module.weight, snapshots[-1])
     with pytest.raises(ConfigError, match="monitors 'val'"):
         Engine(module.parameters(), lr=0.1, total_steps=2).run(
             lambda i: None, 2, callbacks=[KeepBest(module)], per_epoch=1,
