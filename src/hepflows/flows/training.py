@@ -17,6 +17,9 @@ from hepflows.flows.flow import Flow
 from hepflows.training import Callback, EarlyStopping, Engine, History, KeepBest
 from hepflows.training.engine import OptimizerFactory, SchedulerFactory
 
+#: Held-out events per log-density call when validating (bounds the memory).
+CHUNK = 65536
+
 
 def fit(
     flow: Flow,
@@ -98,9 +101,9 @@ def fit(
             flow.eval()
             with torch.no_grad():
                 total = sum(
-                    float(-flow.log_prob(x_val[i : i + 65536],
-                                         None if c_val is None else c_val[i : i + 65536]).sum())
-                    for i in range(0, len(x_val), 65536)
+                    float(-flow.log_prob(x_val[i : i + CHUNK],
+                                         None if c_val is None else c_val[i : i + CHUNK]).sum())
+                    for i in range(0, len(x_val), CHUNK)
                 )  # fmt: skip
             flow.train()
             return {"val": total / len(x_val)}

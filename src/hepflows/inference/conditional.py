@@ -44,6 +44,12 @@ def fold_signs(x: Tensor, names: Sequence[str]) -> Tensor:
     return x
 
 
+def check_holdout(holdout: float) -> None:
+    """Refuse a held-out fraction outside [0, 0.5)."""
+    if not 0.0 <= holdout < 0.5:
+        raise ConfigError(f"holdout is a held-out fraction, 0 <= holdout < 0.5; got {holdout}")
+
+
 def build_flow(
     features: int, context: int, transforms: int, bins: int, hidden: Sequence[int], seed: int
 ) -> CouplingFlow | MAF:
@@ -189,19 +195,19 @@ class ConditionalDensity:
         if len(x) < batch_size:
             raise InputError(f"{len(x)} training pairs are fewer than one batch of "
                              f"{batch_size}: simulate more or lower batch_size")  # fmt: skip
-        self.x_scaler.fit(self._fold_x(x))
-        self.c_scaler.fit(self._fold_c(context))
-        if self.config["residual"]:
-            d = (self.x_scaler.forward(self._fold_x(x)).double()
-                 - self.x_scaler.forward(self._fold_c(context)).double())  # fmt: skip
-            self.r_shift, self.r_scale = d.mean(0), d.std(0).clamp_min(1e-12)
-        z, c = self._to_u(x, context), self._c(context)
-        if not 0.0 <= holdout < 0.5:
-            raise ConfigError(f"holdout is a held-out fraction, 0 <= holdout < 0.5; got {holdout}")
+        check_holdout(holdout)
         if validation is not None:
             if holdout > 0:
                 raise ConfigError("give either holdout or validation pairs, not both")
             self._check_pair(*validation)
+        x_folded, c_folded = self._fold_x(x), self._fold_c(context)
+        self.x_scaler.fit(x_folded)
+        self.c_scaler.fit(c_folded)
+        if self.config["residual"]:
+            d = self.x_scaler.forward(x_folded).double() - self.x_scaler.forward(c_folded).double()
+            self.r_shift, self.r_scale = d.mean(0), d.std(0).clamp_min(1e-12)
+        z, c = self._to_u(x, context), self._c(context)
+        if validation is not None:
             validation = (self._to_u(*validation), self._c(validation[1]))
         elif holdout > 0:
             perm = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed + 7919))

@@ -41,7 +41,12 @@ from torch import Tensor
 import hepflows
 from hepflows.errors import CheckpointError, ConfigError, InputError
 from hepflows.inference.calibration import histogram_chi2
-from hepflows.inference.conditional import ConditionalDensity, check_names, unfolded_weights
+from hepflows.inference.conditional import (
+    ConditionalDensity,
+    check_holdout,
+    check_names,
+    unfolded_weights,
+)
 from hepflows.inference.efficiency import Efficiency
 from hepflows.inference.observables import check_observables, units
 from hepflows.inference.pairs import Pairs
@@ -188,8 +193,7 @@ def train(
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if ensemble < 1:
         raise ConfigError(f"ensemble must be >= 1, got {ensemble}")
-    if not 0.0 <= holdout < 0.5:
-        raise ConfigError(f"holdout is a held-out fraction, 0 <= holdout < 0.5; got {holdout}")
+    check_holdout(holdout)
     if member_epochs is not None and member_epochs <= 0:
         raise ConfigError(f"member_epochs must be > 0 or None, got {member_epochs}")
     _check_pairs(pairs)
