@@ -24,11 +24,16 @@ Models:
   :mod:`~hepflows.inference.learned_mem` with learned ones;
   :mod:`~hepflows.inference.flow_mem`: the learned transfer and sampling
   flows of the MEM of any process (:class:`FlowTransfer`);
-* :mod:`~hepflows.inference.likelihood`: portable likelihood files.
+* :mod:`~hepflows.inference.likelihood`: portable likelihood files;
+* :mod:`~hepflows.inference.posterior`: amortised posteriors q(theta | x)
+  (NPE) with :mod:`~hepflows.inference.priors` and the summary networks of
+  :mod:`~hepflows.inference.summary`; :mod:`~hepflows.inference.signal_strength`:
+  the Z' signal strength with an energy-scale nuisance, with its exact grid posterior.
 
 Checks: :mod:`~hepflows.inference.calibration` (PIT calibration curves, TARP
-coverage, chi^2 of histograms), :mod:`~hepflows.inference.validation` (the
-nabu tests of a flow likelihood) and :mod:`~hepflows.inference.plots`.
+coverage, chi^2 of histograms), :mod:`~hepflows.inference.coverage` (SBC,
+expected coverage, interval coverage, C2ST), :mod:`~hepflows.inference.validation`
+(the nabu tests of a flow likelihood) and :mod:`~hepflows.inference.plots`.
 """
 
 from hepflows.inference.calibration import (
@@ -43,11 +48,15 @@ from hepflows.inference.flow_mem import FlowTransfer
 from hepflows.inference.likelihood import Likelihood, export_likelihood, load_likelihood
 from hepflows.inference.observables import LO, OBSERVABLES, observables
 from hepflows.inference.pairs import SETUP, Pairs, detect, read_pairs, write_pairs
+from hepflows.inference.posterior import Posterior, simulate
+from hepflows.inference.priors import Normal, Prior, Uniform
+from hepflows.inference.signal_strength import SignalStrength
 from hepflows.inference.validation import ValidationReport, validate
 
 __all__ = [
     "LO", "OBSERVABLES", "SETUP", "Detected", "DetectorSettings", "FlowTransfer", "Likelihood",
-    "Pairs", "ToyDetector", "ValidationReport", "calibration_curve", "calibration_deviation",
-    "detect", "export_likelihood", "histogram_chi2", "load_likelihood", "observables", "pit",
-    "read_pairs", "tarp", "validate", "write_pairs",
+    "Normal", "Pairs", "Posterior", "Prior", "SignalStrength", "ToyDetector", "Uniform",
+    "ValidationReport", "calibration_curve", "calibration_deviation", "detect",
+    "export_likelihood", "histogram_chi2", "load_likelihood", "observables", "pit",
+    "read_pairs", "simulate", "tarp", "validate", "write_pairs",
 ]  # fmt: skip

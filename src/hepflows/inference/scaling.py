@@ -29,6 +29,17 @@ def _atanh(x: Tensor) -> Tensor:
     return 0.5 * (torch.log1p(x) - torch.log1p(-x))
 
 
+def _logit(x: Tensor) -> Tensor:
+    """log(x / (1 - x)), clamped to [1 - _EDGE, _EDGE] (finite at the ends of [0, 1])."""
+    x = x.clamp(1 - _EDGE, _EDGE)
+    return torch.log(x) - torch.log1p(-x)
+
+
+def _logit_log_det(x: Tensor) -> Tensor:
+    x = x.clamp(1 - _EDGE, _EDGE)
+    return -torch.log(x) - torch.log1p(-x)
+
+
 #: kind -> (forward, inverse, log |d forward / dx|).
 _KINDS = {
     "identity": (lambda x: x, lambda z: z, torch.zeros_like),
@@ -39,6 +50,7 @@ _KINDS = {
         torch.tanh,
         lambda x: -torch.log1p(-(x.clamp(-_EDGE, _EDGE) ** 2)),
     ),
+    "logit": (_logit, torch.sigmoid, _logit_log_det),
 }
 #: The bijection of each known observable (unknown names: ``identity``).
 MAPS = {"m_ll": "log", "pt_ll": "log1p", "cos_cs": "atanh", "y_ll": "identity", "pt": "log",
@@ -51,7 +63,7 @@ class Scaler:
     Args:
         names: the k observable names (their bijection from :data:`MAPS`).
         kinds: explicit bijections per observable (``identity``, ``log``,
-            ``log1p``, ``atanh``), overriding the names.
+            ``log1p``, ``atanh``, ``logit`` on [0, 1]), overriding the names.
     """
 
     def __init__(self, names: Sequence[str], kinds: Sequence[str] | None = None) -> None:
@@ -85,6 +97,8 @@ class Scaler:
                 raise InputError(f"{self.names[j]} must be >= 0 (it is mapped by log1p)")
             if kind == "atanh" and bool((col.abs() > 1).any()):
                 raise InputError(f"{self.names[j]} must lie in [-1, 1] (it is mapped by atanh)")
+            if kind == "logit" and bool(((col < 0) | (col > 1)).any()):
+                raise InputError(f"{self.names[j]} must lie in [0, 1] (it is mapped by a logit)")
         return x.double()
 
     def _mapped(self, x: Tensor) -> Tensor:
