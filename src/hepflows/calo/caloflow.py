@@ -85,6 +85,30 @@ def _expit(y: Tensor) -> Tensor:
     return (torch.sigmoid(y) - ALPHA) / (1 - 2 * ALPHA)
 
 
+def voxel_layout(geometry: Geometry) -> tuple[Tensor, Tensor]:
+    """Per voxel its layer among the voxelised layers (V,) and its centre (V, 2) in mm."""
+    owner = np.concatenate([np.full(geometry.layers[i].n_voxels, k)
+                            for k, i in enumerate(geometry.voxel_layers)])  # fmt: skip
+    xy = torch.as_tensor(geometry.centres(), dtype=torch.float32)
+    return torch.as_tensor(owner, dtype=torch.long), xy
+
+
+def layer_sums(voxels: Tensor, owner: Tensor, n_layers: int) -> Tensor:
+    """(N, V) voxel energies -> (N, L) per-layer sums (``owner``: :func:`voxel_layout`)."""
+    return voxels.new_zeros(len(voxels), n_layers).index_add_(1, owner, voxels)
+
+
+def lateral_moments(vox: Tensor, layers: Tensor, owner: Tensor, xy: Tensor) -> Tensor:
+    """(N, V) voxels and (N, L) layer energies -> (N, 4L) lateral moments in mm: the
+    energy-weighted centres (x_1, y_1, ..., y_L), then the widths in the same order."""
+    xy4 = torch.cat([xy, xy**2], 1)  # (V, 4)
+    sums = vox.new_zeros(len(vox), layers.shape[1], 4).index_add_(1, owner, vox[:, :, None] * xy4)
+    m = sums / layers.clamp_min(NOISE_MEV)[:, :, None]
+    centre = m[..., :2]
+    width = (m[..., 2:] - centre**2).clamp_min(0).sqrt()
+    return torch.cat([centre.flatten(1), width.flatten(1)], 1)
+
+
 def readout_threshold(voxels: Tensor) -> float:
     """Threshold (MeV) below which generated voxels are zeroed, from (N, V) training voxels.
 
@@ -150,13 +174,8 @@ class CaloFlow(nn.Module):
                             ("threshold_mev", ())):  # fmt: skip
             self.register_buffer(name, torch.zeros(shape))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
-        # Layer index of each voxel among the voxelised layers, for per-layer sums.
-        owner = np.concatenate(
-            [np.full(self.geometry.layers[i].n_voxels, k)
-             for k, i in enumerate(self.geometry.voxel_layers)]
-        )  # fmt: skip
-        self.register_buffer("owner", torch.as_tensor(owner, dtype=torch.long), persistent=False)
-        xy = torch.as_tensor(self.geometry.centres(), dtype=torch.float32)  # (V, 2) mm
+        owner, xy = voxel_layout(self.geometry)
+        self.register_buffer("owner", owner, persistent=False)
         self.register_buffer("xy", xy, persistent=False)
 
     @property
@@ -183,8 +202,7 @@ class CaloFlow(nn.Module):
 
     def _layer_sums(self, voxels: Tensor) -> Tensor:
         """(N, V) -> (N, L) per-layer sums."""
-        out = voxels.new_zeros(len(voxels), self.n_layers)
-        return out.index_add_(1, self.owner, voxels)
+        return layer_sums(voxels, self.owner, self.n_layers)
 
     def tensors(self, showers: Showers) -> tuple[Tensor, Tensor]:
         """Voxels (N, V) and incident energies (N,) as float32 tensors (MeV), checked."""
@@ -223,14 +241,7 @@ class CaloFlow(nn.Module):
     def _lateral_moments(self, vox: Tensor, layers: Tensor) -> Tensor:
         """(N, V) voxels and (N, L) layer energies -> (N, 4L) lateral moments in mm:
         the centres (x_1, y_1, x_2, ..., y_L), then the widths in the same order."""
-        xy = torch.cat([self.xy, self.xy**2], 1)  # (V, 4)
-        sums = vox.new_zeros(len(vox), self.n_layers, 4).index_add_(
-            1, self.owner, vox[:, :, None] * xy
-        )
-        m = sums / layers.clamp_min(NOISE_MEV)[:, :, None]
-        centre = m[..., :2]
-        width = (m[..., 2:] - centre**2).clamp_min(0).sqrt()
-        return torch.cat([centre.flatten(1), width.flatten(1)], 1)
+        return lateral_moments(vox, layers, self.owner, self.xy)
 
     def _moment_variables(self, clean: Tensor, generator: torch.Generator | None) -> Tensor:
         """Standardised, dequantised lateral moments (N, 2L * moments) of (N, V) clean voxels.

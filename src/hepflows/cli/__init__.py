@@ -9,6 +9,7 @@ here in :data:`COMMANDS`:
     hepflows unfold simulate|train|apply :mod:`hepflows.cli.unfold`
     hepflows mem fit                    :mod:`hepflows.cli.mem`
     hepflows likelihood export|show|validate|onnx :mod:`hepflows.cli.likelihood`
+    hepflows posterior train|sample|check :mod:`hepflows.cli.posterior`
     hepflows demo flows                 :mod:`hepflows.cli.demo`
 
 A module is imported only when its command runs or shows its help, so
@@ -49,6 +50,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "Matrix-element method: fit a Drell-Yan parameter to measured lepton events."),
     "likelihood": ("hepflows.cli.likelihood",
                    "Portable flow likelihoods: export, show, validate (nabu tests), onnx."),
+    "posterior": ("hepflows.cli.posterior",
+                  "Amortised posteriors: train on simulations, sample, check coverage."),
     "demo": ("hepflows.cli.demo", "Demonstrations on built-in defaults (no data needed)."),
 }  # fmt: skip
 

@@ -8,19 +8,17 @@ cross-entropy on the shared training engine, stopped on a validation split.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from hepflows.errors import ConfigError, InputError
+from hepflows.errors import InputError
 from hepflows.flows.nets import MLP
 from hepflows.inference.scaling import Scaler
-from hepflows.progress import progress_bar
 from hepflows.random import seeded
-from hepflows.training import EarlyStopping, Engine, KeepBest
+from hepflows.training.supervised import fit_supervised
 
 #: Efficiencies are clipped from below before 1 / eps (events the detector
 #: almost never sees cannot be unfolded reliably; the weights stay finite).
@@ -79,46 +77,16 @@ class Efficiency(nn.Module):
                 f"truth {tuple(truth.shape)} and passed {tuple(passed.shape)} "
                 "must have the same number of events"
             )
-        if not 0 < val_fraction < 1 or min(epochs, batch_size, patience) < 1:
-            raise ConfigError("need 0 < val_fraction < 1 and epochs, batch_size, patience >= 1")
         y = passed.float()
         if y.min() == y.max():
             raise InputError("the efficiency needs both detected and missed events")
         self.scaler.fit(truth)
         x = self.scaler.forward(truth)
-        g = torch.Generator().manual_seed(seed)
-        perm = torch.randperm(len(x), generator=g)
-        n_val = max(1, int(val_fraction * len(x)))
-        val, train = perm[:n_val], perm[n_val:]
-        steps = math.ceil(len(train) / batch_size)
-        loss_fn = nn.BCEWithLogitsLoss()
-        engine = Engine(self.net.parameters(), lr=lr, total_steps=epochs * steps, name="efficiency")
-        keep = KeepBest(self.net)
-        order = train
-
-        def iteration(i: int) -> None:
-            nonlocal order
-            if i % steps == 0:
-                order = train[torch.randperm(len(train), generator=g)]
-            idx = order[(i % steps) * batch_size : (i % steps + 1) * batch_size]
-            engine.step(loss_fn(self.net(x[idx]).view(-1), y[idx]))
-
-        def end_of_epoch(epoch: int) -> dict[str, float]:
-            with torch.no_grad():
-                loss = float(loss_fn(self.net(x[val]).view(-1), y[val]))
-            bar.advance(1, val_loss=loss)
-            return {"val": loss}
-
-        with progress_bar(epochs, "efficiency", enabled=progress) as bar:
-            engine.run(
-                iteration,
-                epochs * steps,
-                per_epoch=steps,
-                end_of_epoch=end_of_epoch,
-                callbacks=[keep, EarlyStopping("val", patience, min_delta=1e-5)],
-            )
-        self.epochs_run = engine.iteration // steps
-        self.val_loss = keep.best
+        bce = nn.BCEWithLogitsLoss()
+        done = fit_supervised(self.net, x, y, lambda out, t: bce(out.view(-1), t), epochs,
+                              batch_size, lr, patience, val_fraction, seed, progress,
+                              "efficiency")  # fmt: skip
+        self.epochs_run, self.val_loss = done.epochs_run, done.val_loss
         return self
 
     # ------------------------------------------------------------ saving

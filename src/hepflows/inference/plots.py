@@ -257,3 +257,64 @@ def plot_scan(result: Any, path: str | os.PathLike, title: str = "") -> None:
     ax.set_ylim(0, max(5.0, float(np.nanmin([nll2.max(), 20.0]))))
     ax.legend(fontsize="small")
     _save(plt, fig, path, title)
+
+
+def plot_posterior(
+    samples: Tensor | np.ndarray,
+    names: Sequence[str],
+    path: str | os.PathLike,
+    truth: Sequence[float] | None = None,
+    reference: Tensor | np.ndarray | None = None,
+    title: str = "",
+) -> None:
+    """Corner plot of posterior samples: marginals on the diagonal, pairs below it.
+
+    Args:
+        samples: (S, d) draws of the posterior of one observation.
+        names: the d parameter names.
+        path: PNG file to write (atomically).
+        truth: the d true values, marked (optional).
+        reference: (S', d) draws of a reference posterior (e.g. the exact one),
+            drawn as lines over the learned histograms (optional).
+        title: figure title.
+    """
+    s = _numpy(samples)
+    d = len(names)
+    if s.ndim != 2 or s.shape[1] != d or len(s) < 2:
+        raise InputError(f"samples must be (S >= 2, {d}) draws of {list(names)}, got "
+                         f"{s.shape}")  # fmt: skip
+    ref = None if reference is None else _numpy(reference)
+    if ref is not None and (ref.ndim != 2 or ref.shape[1] != d):
+        raise InputError(f"reference must be (S', {d}), got {ref.shape}")
+    plt, _ = pyplot("Plotting a posterior")
+    fig, axes = plt.subplots(d, d, figsize=(2.6 * d + 1, 2.6 * d + 1), squeeze=False,
+                             constrained_layout=True)  # fmt: skip
+    both = s if ref is None else np.concatenate([s, ref])
+    lo, hi = np.quantile(both, 0.001, 0), np.quantile(both, 0.999, 0)
+    for i in range(d):
+        for j in range(d):
+            ax = axes[i, j]
+            if j > i:
+                ax.axis("off")
+                continue
+            if i == j:
+                edges = np.linspace(lo[i], hi[i], 41)
+                ax.hist(s[:, i], edges, density=True, histtype="stepfilled", alpha=0.5,
+                        label="learned")  # fmt: skip
+                if ref is not None:
+                    ax.hist(ref[:, i], edges, density=True, histtype="step", color="k",
+                            label="reference")  # fmt: skip
+                if truth is not None:
+                    ax.axvline(truth[i], color="C3", lw=1)
+            else:
+                ax.hist2d(s[:, j], s[:, i], bins=40, range=[[lo[j], hi[j]], [lo[i], hi[i]]],
+                          cmap="Blues")  # fmt: skip
+                if truth is not None:
+                    ax.plot(truth[j], truth[i], "x", color="C3")
+            if i == d - 1:
+                ax.set_xlabel(names[j])
+            if j == 0 and i > 0:
+                ax.set_ylabel(names[i])
+    if ref is not None:
+        axes[0, 0].legend(fontsize="x-small")
+    _save(plt, fig, path, title)

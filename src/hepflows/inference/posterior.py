@@ -22,6 +22,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -82,7 +83,10 @@ class Posterior:
         transforms, bins, hidden: size of each flow (spline coupling for d >= 2,
             MAF for d = 1).
         ensemble: number of independently initialised flows (their equal mixture
-            is the posterior).
+            is the posterior). A deep ensemble is the better calibrated posterior
+            at small budgets: on the signal-strength problem with 10^4
+            simulations, 5 members reach C2ST 0.59 and SBC p > 0.2 where one
+            reaches 0.62 and p = 0.006 (docs/posterior.md).
         seed: seeds the initialisation of member j with ``seed + j``.
 
     Example:
@@ -97,11 +101,11 @@ class Posterior:
         prior: Prior,
         observation_shape: Sequence[int] | int,
         summary: str = "mlp",
-        embed: int = 16,
-        summary_hidden: Sequence[int] = (128, 128),
-        transforms: int = 6,
+        embed: int = 8,
+        summary_hidden: Sequence[int] = (64, 64),
+        transforms: int = 4,
         bins: int = 10,
-        hidden: Sequence[int] = (128, 128),
+        hidden: Sequence[int] = (64, 64),
         ensemble: int = 1,
         seed: int = 0,
     ) -> None:
@@ -138,6 +142,8 @@ class Posterior:
         self.losses: list[list[float]] = []
         self.val_losses: list[list[float]] = []
         self.trained = False
+        #: JSON-ready notes saved with the file (e.g. the simulator that trained it).
+        self.info: dict[str, Any] = {}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -217,8 +223,9 @@ class Posterior:
         batch_size: int = 256,
         lr: float = 1e-3,
         holdout: float = 0.1,
-        validate_every: int = 100,
+        validate_every: int | None = None,
         patience: int | None = None,
+        weight_decay: float = 0.0,
         seed: int = 0,
         progress: bool = False,
     ) -> Posterior:
@@ -226,20 +233,30 @@ class Posterior:
 
         Adam with cosine decay on the shared engine; ``holdout`` of the pairs
         (a seeded choice) measures the held-out NLL every ``validate_every``
-        steps and each member keeps its best weights (with ``patience``: stops
-        after that many checks without improvement). The pairs count towards
-        :attr:`simulations`.
+        steps (default: about once an epoch, between 10 and 100 steps) and each
+        member keeps its best weights (with ``patience``: stops
+        after that many checks without improvement). ``weight_decay`` > 0: AdamW
+        with that decoupled weight decay (a guard against memorising the noise of
+        few simulations). The pairs count towards :attr:`simulations`.
         """
         theta = self.prior.check(theta)
         x = self._check_x(x)
         if len(x) != len(theta):
             raise InputError(f"{len(theta)} parameter points but {len(x)} observations")
         check_holdout(holdout)
+        if weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {weight_decay}")
+
+        def adamw(params: Any, lr: float) -> torch.optim.Optimizer:
+            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
         n_val = max(1, round(holdout * len(x))) if holdout > 0 else 0
         if len(x) - n_val < batch_size:
             raise InputError(f"{len(x) - n_val} training simulations (after a holdout of "
                              f"{n_val}) are fewer than one batch of {batch_size}: simulate more "
                              "or lower batch_size")  # fmt: skip
+        if validate_every is None:
+            validate_every = min(100, max(10, (len(x) - n_val) // batch_size))
         self.theta_scaler.fit(self._unit(theta))
         self._fit_x(x)
         u, xs = self._to_u(theta), self._standardise(x)
@@ -253,7 +270,8 @@ class Posterior:
                          context=xs[train], seed=seed + j, progress=progress,
                          description=f"posterior {j + 1}/{len(self.members)}",
                          validation=validation, validate_every=validate_every,
-                         patience=patience, callbacks=[history])  # fmt: skip
+                         patience=patience, callbacks=[history],
+                         optimizer=adamw if weight_decay > 0 else None)  # fmt: skip
             self.losses.append(losses)
             self.val_losses.append([row["val"] for row in history.epochs])
         self.members.eval()
@@ -374,7 +392,7 @@ class Posterior:
         state = {"prior": self.prior.state(), "observation_shape": list(self.observation_shape),
                  "config": self.config, "theta_scaler": self.theta_scaler.state(),
                  "x_shift": self.x_shift.tolist(), "x_scale": self.x_scale.tolist(),
-                 "simulations": self.simulations}  # fmt: skip
+                 "simulations": self.simulations, "info": self.info}  # fmt: skip
         meta = {"format": FORMAT, "hepflows_version": hepflows.__version__,
                 "state": json.dumps(state)}  # fmt: skip
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
@@ -401,5 +419,6 @@ class Posterior:
                                   "again") from None  # fmt: skip
         post.members.eval()
         post.simulations = int(state["simulations"])
+        post.info = dict(state.get("info", {}))
         post.trained = True
         return post
