@@ -25,7 +25,7 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.callback()
 def posterior_group() -> None:
-    """Amortised posteriors: train on simulations, sample for an observation, check coverage."""
+    """Amortised posteriors: train on simulations, sample, check coverage."""
 
 
 def _simulator(spec: str, prior_specs: list[str] | None) -> tuple[Any, Any, Any]:
