@@ -49,16 +49,16 @@ def chain(tmp_path_factory) -> dict[str, Path]:
     (d / "bare_simulator.py").write_text(NO_PRIOR)
     sys.path.insert(0, str(d))
     model = d / "post.safetensors"
-    out = _cli("train", "--simulator", "toy_simulator:gauss", "--simulations", 4000,
-               "--steps", 400, "--out", model)  # fmt: skip
-    assert "4000 simulations" in out
+    out = _cli("train", "--simulator", "toy_simulator:gauss", "--simulations", 3000,
+               "--steps", 250, "--out", model)  # fmt: skip
+    assert "3000 simulations" in out
     yield {"dir": d, "model": model}
     sys.path.remove(str(d))
 
 
 def test_train_writes_a_posterior(chain) -> None:
     post = Posterior.load(chain["model"])
-    assert post.names == ("m",) and post.simulations == 4000
+    assert post.names == ("m",) and post.simulations == 3000
     assert post.info["simulator"] == "toy_simulator:gauss"
 
 
