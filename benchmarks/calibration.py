@@ -31,17 +31,12 @@ from hepflows.calo.calibration import (  # noqa: E402
     EnergyRegression,
     calibrate,
     plot_response,
+    pull_width,
     response_in_bins,
 )
 
 RANGE_MEV = (1e3, 1e5)
 PRIORS = ("uniform", "log-uniform")
-
-
-def pull_width(pulls: np.ndarray) -> float:
-    """Half the 16-84 % width (the standard deviation for a Gaussian, robust to tails)."""
-    q16, q84 = np.percentile(pulls, [16, 84])
-    return float((q84 - q16) / 2)
 
 
 def main() -> None:

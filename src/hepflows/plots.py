@@ -27,6 +27,17 @@ def pyplot(purpose: str) -> tuple[ModuleType, ModuleType]:
     return plt, mplhep
 
 
+def save_figure(plt: ModuleType, fig: Any, path: str | os.PathLike, title: str = "",
+                dpi: int = 80) -> None:  # fmt: skip
+    """Title ``fig``, write it as PNG to ``path`` atomically and close it (also on failure)."""
+    try:
+        if title:
+            fig.suptitle(title)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+    finally:
+        plt.close(fig)
+
+
 def density_comparison(
     target: Tensor,
     samples: Tensor,

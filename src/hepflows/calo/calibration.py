@@ -300,19 +300,12 @@ class EnergyRegression(nn.Module):
         """(N,) predicted E_inc (MeV)."""
         return self(self.inputs(showers)).double().numpy()
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the weights and standardisation (safetensors, atomic)."""
-        import json
 
-        from safetensors.torch import save_file
-
-        from hepflows.io.atomic import atomic_write
-
-        tensors = {k: v.contiguous() for k, v in self.state_dict().items()}
-        meta = {"format": "hepflows-energy-regression",
-                "state": json.dumps({"layers": self.n_layers})}  # fmt: skip
-        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
-
+def pull_width(pulls: np.ndarray) -> float:
+    """Half the 16-84 % width of (N,) pulls: the standard deviation for a Gaussian, robust
+    to tails."""
+    q16, q84 = np.percentile(np.asarray(pulls, float), [16, 84])
+    return float((q84 - q16) / 2)
 
 
 def response_in_bins(
@@ -346,28 +339,21 @@ def plot_response(
 ) -> None:
     """Median response E_pred / E_true (and its 16-84 % band) against E_true for each
     estimate (label -> (N,) MeV), in ``bins`` log-spaced bins."""
-    from hepflows.plots import pyplot
+    from hepflows.plots import pyplot, save_figure
 
     e_true = np.asarray(e_true, float)
     edges = np.geomspace(e_true.min(), e_true.max() * (1 + 1e-9), bins + 1)
     centres = np.sqrt(edges[1:] * edges[:-1]) / 1e3
     plt, _ = pyplot("Plotting the calibration response")
     fig, (top, low) = plt.subplots(2, 1, figsize=(6, 6), sharex=True, constrained_layout=True)
-    try:
-        for label, pred in estimates.items():
-            r = response_in_bins(e_true, pred, edges)
-            top.plot(centres, r["median"], "o-", label=label)
-            low.plot(centres, r["resolution"], "o-", label=label)
-        top.axhline(1.0, color="gray", lw=1)
-        top.set_ylabel("median $E_{pred}/E_{inc}$")
-        low.set_ylabel("resolution")
-        low.set_xlabel("$E_{inc}$ [GeV]")
-        low.set_xscale("log")
-        top.legend(fontsize="small")
-        if title:
-            fig.suptitle(title)
-        from hepflows.io.atomic import atomic_write
-
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-    finally:
-        plt.close(fig)
+    for label, pred in estimates.items():
+        r = response_in_bins(e_true, pred, edges)
+        top.plot(centres, r["median"], "o-", label=label)
+        low.plot(centres, r["resolution"], "o-", label=label)
+    top.axhline(1.0, color="gray", lw=1)
+    top.set_ylabel("median $E_{pred}/E_{inc}$")
+    low.set_ylabel("resolution")
+    low.set_xlabel("$E_{inc}$ [GeV]")
+    low.set_xscale("log")
+    top.legend(fontsize="small")
+    save_figure(plt, fig, path, title)

@@ -268,10 +268,11 @@ def calibrate(
                   f"[{10 ** float(flow.log_e_range[0]) / 1e3:.3g}, "
                   f"{10 ** float(flow.log_e_range[1]) / 1e3:.3g}] GeV")  # fmt: skip
     if ok.any():
-        q16, q84 = np.percentile(pulls[ok], [16, 84])
+        from hepflows.calo.calibration import pull_width
+
         console.print(f"median E_MLE / E_inc = {np.median(response[ok]):.4f}; median "
                       f"sigma / E = {np.median(result.sigma[ok] / result.energy[ok]):.4f}; "
-                      f"pull width (half 16-84 %) = {(q84 - q16) / 2:.3f}")  # fmt: skip
+                      f"pull width (half 16-84 %) = {pull_width(pulls[ok]):.3f}")  # fmt: skip
     if out is not None:
         import h5py
 

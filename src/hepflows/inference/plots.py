@@ -17,8 +17,7 @@ import torch
 from torch import Tensor
 
 from hepflows.errors import InputError
-from hepflows.io.atomic import atomic_write
-from hepflows.plots import pyplot
+from hepflows.plots import pyplot, save_figure
 
 #: Largest |calibration curve - diagonal| accepted, drawn as a grey band.
 CALIBRATION_TOLERANCE = 0.03
@@ -30,12 +29,7 @@ def _numpy(x: Tensor | np.ndarray) -> np.ndarray:
 
 def _save(plt: ModuleType, fig: Any, path: str | os.PathLike, title: str) -> None:
     """Title, write atomically and close ``fig``."""
-    try:
-        if title:
-            fig.suptitle(title)
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
-    finally:
-        plt.close(fig)
+    save_figure(plt, fig, path, title)
 
 
 def plot_calibration(

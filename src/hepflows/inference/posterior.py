@@ -126,6 +126,11 @@ class Posterior:
                        "transforms": transforms, "bins": bins, "hidden": list(hidden),
                        "ensemble": ensemble, "seed": seed}  # fmt: skip
         kinds = ["logit" if b is not None else "identity" for b in prior.bounds]
+        # theta -> [0, 1] for uniform parameters (identity for the others), from the prior.
+        self._low = torch.tensor([0.0 if b is None else b[0] for b in prior.bounds],
+                                 dtype=torch.float64)  # fmt: skip
+        self._width = torch.tensor([1.0 if b is None else b[1] - b[0] for b in prior.bounds],
+                                   dtype=torch.float64)  # fmt: skip
         self.theta_scaler = Scaler(prior.names, kinds)
         features = self.observation_shape[-1]
         self.x_shift = torch.zeros(features)
@@ -153,22 +158,10 @@ class Posterior:
     # ------------------------------------------------------------ coordinates
     def _unit(self, theta: Tensor) -> Tensor:
         """(n, d) theta -> each uniform parameter mapped onto [0, 1] (float64)."""
-        t = theta.double().clone()
-        for j, b in enumerate(self.prior.bounds):
-            if b is not None:
-                t[:, j] = (t[:, j] - b[0]) / (b[1] - b[0])
-        return t
+        return (theta.double() - self._low) / self._width
 
     def _from_unit(self, t: Tensor) -> Tensor:
-        theta = t.clone()
-        for j, b in enumerate(self.prior.bounds):
-            if b is not None:
-                theta[:, j] = b[0] + (b[1] - b[0]) * t[:, j]
-        return theta
-
-    def _box_log_det(self) -> float:
-        """log |d unit / d theta| (constant)."""
-        return -sum(math.log(b[1] - b[0]) for b in self.prior.bounds if b is not None)
+        return self._low + self._width * t
 
     def _to_u(self, theta: Tensor) -> Tensor:
         """(n, d) theta -> (n, d) flow coordinates (float32)."""
@@ -176,7 +169,7 @@ class Posterior:
 
     def _log_det(self, theta: Tensor) -> Tensor:
         """log |du / dtheta| at (n, d) theta: (n,)."""
-        return self.theta_scaler.log_abs_det(self._unit(theta)) + self._box_log_det()
+        return self.theta_scaler.log_abs_det(self._unit(theta)) - self._width.log().sum()
 
     def _check_x(self, x: Tensor, what: str = "x") -> Tensor:
         """Refuse observations of the wrong shape or non-finite (NaN padding of event lists
