@@ -32,6 +32,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYER_OF = {
     "errors": "core", "extras": "core", "console": "core", "progress": "core", "stats": "core",
     "random": "core", "plots": "core", "toys": "core", "io": "core", "training": "core",
+    "distributed": "core",
     "flows": "flows",
     "integrate": "integrate", "physics": "physics", "calo": "calo", "inference": "inference",
     "generate": "top", "cli": "top", "demo": "top",

@@ -8,6 +8,12 @@ integral and its error from every fresh sample of the run (the sample that
 also sets w_max and is unweighted into events, plus any further batches the
 events needed), and one unweighting efficiency per w_max rule from that
 sample. The event file's header carries exactly that sigma and error.
+
+:func:`generate_sharded` (and :func:`run_sharded` for any integrand) is the same
+workflow in blocks whose random streams depend only on (seed, block), one shard
+file per block, on one process or many ranks (``torchrun``): the merged event
+set does not depend on the number of ranks, and a restarted job skips finished
+blocks (:mod:`hepflows.integrate.blocks`, :mod:`hepflows.io.shards`).
 """
 
 from __future__ import annotations
@@ -21,12 +27,24 @@ from typing import Any
 
 import torch
 
+from hepflows.distributed import (
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    is_main,
+    rank,
+    world_size,
+)
 from hepflows.errors import CheckpointError, ConfigError
 from hepflows.integrate import IntegrationResult, NeuralIntegrator
+from hepflows.integrate.blocks import estimate_wmax, fingerprint, generate_block, records_generator
 from hepflows.integrate.channels import Channel, check_channels
 from hepflows.integrate.integrands import Integrand
 from hepflows.integrate.integrator import read_config
 from hepflows.io import Events, check_event_path, write_events
+from hepflows.io.lhe import SUFFIXES
+from hepflows.io.shards import MergeReport, RunInfo, finished_blocks, merge_shards, write_shard
+from hepflows.progress import progress_bar
 
 #: Training loss of process integrators: the 32nd moment of the weights
 #: (:func:`hepflows.integrate.losses.moment`), close to minimising the largest
@@ -122,16 +140,7 @@ def run(
     if n_events < 0:
         raise ConfigError(f"n_events must be >= 0, got {n_events}")
     out_path = check_event_path(out, "--out") if out is not None and n_events else None
-    path = Path(integrator) if integrator is not None else None
-    trained = not (path is not None and path.exists())
-    if trained:
-        integ = build()
-        history = integ.train(calls=train_calls, progress=progress)
-        used = (history.density_calls, history.grad_calls)
-        if path is not None:
-            integ.save(path)
-    else:
-        integ, used = _load(path, f, channels), None
+    integ, trained, used = _obtain(f, build, channels, integrator, train_calls, progress)
     events = None
     if n_events:
         events = integ.generate(n_events, calls=calls, progress=progress)
@@ -146,6 +155,31 @@ def run(
         result = integ.integrate(calls=calls, progress=progress)
     return Generation(integ, result, events, out_path if events is not None else None, trained,
                       used)  # fmt: skip
+
+
+def _obtain(
+    f: Integrand,
+    build: Callable[[], NeuralIntegrator],
+    channels: Sequence[Channel] | None,
+    integrator: str | os.PathLike | None,
+    train_calls: int,
+    progress: bool,
+) -> tuple[NeuralIntegrator, bool, tuple[int, int] | None]:
+    """Load the saved integrator if its file exists, else build and train one (and save it).
+
+    Only the main rank saves (every rank keeps the one it trained).
+
+    Returns:
+        ``(integrator, trained, (density, gradient) training calls or None)``.
+    """
+    path = Path(integrator) if integrator is not None else None
+    if path is not None and path.exists():
+        return _load(path, f, channels), False, None
+    integ = build()
+    history = integ.train(calls=train_calls, progress=progress)
+    if path is not None and is_main():
+        integ.save(path)
+    return integ, True, (history.density_calls, history.grad_calls)
 
 
 def _load(path: Path, f: Integrand, channels: Sequence[Channel] | None) -> NeuralIntegrator:
@@ -198,6 +232,28 @@ def generate_events(
             phi flat, the beam swap; see :mod:`hepflows.physics.symmetry`) and
             expand the events back to the full phase space.
     """
+    setup = _process_setup(process, seed, multichannel, fold)
+    return run(
+        setup.f, n_events, setup.build, out=out, channels=setup.channels,
+        train_calls=train_calls, calls=calls, seed=seed, integrator=integrator,
+        progress=progress, expand=setup.expand, particles=process.lhe_particles,
+        write=setup.write,
+    )  # fmt: skip
+
+
+@dataclass
+class _ProcessSetup:
+    """What the process workflows need of a physics process."""
+
+    f: Any
+    channels: list[Channel] | None
+    build: Callable[[], NeuralIntegrator]
+    expand: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None
+    write: dict[str, Any]
+
+
+def _process_setup(process: Any, seed: int, multichannel: bool, fold: bool) -> _ProcessSetup:
+    """The integrand, channels, integrator factory, expansion and LHE header of a process."""
     f = process.folded() if fold else process
     channels = f.channels() if multichannel else None
     p = process.params
@@ -206,11 +262,9 @@ def generate_events(
         pdf_set=getattr(process.pdf, "lhapdf_id", None) or 0, process_id=DRELL_YAN_ID,
         scale=p.mu_f, aqed=p.alpha_em if isinstance(p.alpha_em, float) else 0.0,
     )  # fmt: skip
-    return run(
-        f, n_events, lambda: NeuralIntegrator(f, f.dims, seed=seed, channels=channels, loss=LOSS),
-        out=out, channels=channels, train_calls=train_calls, calls=calls, seed=seed,
-        integrator=integrator, progress=progress, expand=f.expand if fold else None,
-        particles=process.lhe_particles, write=write,
+    return _ProcessSetup(
+        f, channels, lambda: NeuralIntegrator(f, f.dims, seed=seed, channels=channels, loss=LOSS),
+        f.expand if fold else None, write,
     )  # fmt: skip
 
 
@@ -315,3 +369,208 @@ def generate_pairs(
         raise ConfigError(f"only {len(pairs)} of {total} generated events are fiducial, "
                           f"{n} were asked for: lower n or raise OVERGENERATE")  # fmt: skip
     return pairs[:n]
+
+
+# --------------------------------------------------------------------- sharded generation
+#: Defaults of the sharded workflow (besides :data:`DEFAULTS`).
+SHARD_DEFAULTS = {"events_per_block": 100_000, "batch_size": 100_000, "format": ".h5"}
+
+
+@dataclass
+class ShardedGeneration:
+    """What one rank of a sharded run did.
+
+    Attributes:
+        integrator: the trained (or loaded) integrator.
+        run: the run description every shard carries (run id, w_max, blocks...).
+        directory: the shard directory.
+        generated: blocks this rank generated in this call.
+        skipped: blocks of this rank already finished (by an earlier, interrupted job).
+        merged: the merge report on the main rank when ``merge_to`` was given, else ``None``.
+        trained: whether the integrator was trained in this run (else loaded).
+        training_calls: (density, gradient) training calls of this run, ``None`` when loaded.
+    """
+
+    integrator: NeuralIntegrator
+    run: RunInfo
+    directory: Path
+    generated: list[int]
+    skipped: list[int]
+    merged: MergeReport | None
+    trained: bool
+    training_calls: tuple[int, int] | None = None
+
+
+def _event_suffix(path: str | os.PathLike) -> str:
+    name = Path(path).name
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    raise ConfigError(f"cannot tell the event format of {path}: use one of {SUFFIXES}")
+
+
+def _check_same_run(run_id: str) -> None:
+    """Raise on every rank when the ranks disagree on the run (e.g. different integrators)."""
+    root = broadcast_object(run_id)
+    differ = all_reduce_sum(torch.tensor([float(root != run_id)]))
+    if differ.item() > 0:
+        raise ConfigError(
+            f"{int(differ.item())} rank(s) describe another run than rank 0 (different "
+            "integrator weights or w_max): train and save the integrator once (--integrator "
+            "FILE), then let every rank load that file"
+        )
+
+
+def run_sharded(
+    f: Integrand,
+    n_events: int,
+    build: Callable[[], NeuralIntegrator],
+    out_dir: str | os.PathLike,
+    events_per_block: int = SHARD_DEFAULTS["events_per_block"],
+    channels: Sequence[Channel] | None = None,
+    train_calls: int = DEFAULTS["train_calls"],
+    calls: int = DEFAULTS["calls"],
+    seed: int = DEFAULTS["seed"],
+    integrator: str | os.PathLike | None = None,
+    progress: bool = True,
+    expand: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    particles: Callable[[torch.Tensor, torch.Generator], Any] | None = None,
+    write: dict[str, Any] | None = None,
+    merge_to: str | os.PathLike | None = None,
+    shard_format: str | None = None,
+    batch_size: int = SHARD_DEFAULTS["batch_size"],
+    rule: str = "quantile",
+    quantile: float = 0.999,
+    extra: dict[str, Any] | None = None,
+) -> ShardedGeneration:
+    """Sharded generation of any integrand: the same event set for 1 or N ranks.
+
+    Every rank runs this function (``torchrun``, or a single process). Each
+    obtains the integrator (see below), computes w_max from the pilot block
+    (:func:`~hepflows.integrate.blocks.estimate_wmax`, the same on every rank),
+    and generates the blocks b with ``b % world_size() == rank()`` that are
+    not finished yet, each into its own shard (:func:`hepflows.io.shards.write_shard`);
+    block b's events, their expansion and particle records draw only from
+    streams keyed by (seed, b). After a barrier the main rank merges the
+    shards into ``merge_to`` (or run ``hepflows merge`` later). A restarted job
+    skips finished blocks; a directory holding another run's blocks is refused.
+
+    The integrator: load a saved file (``integrator`` exists) or train one. Under
+    ``torchrun``, train and save it once first (e.g. ``hepflows generate ...
+    --events 0 --integrator FILE``) and let every rank load that file; training
+    inside a multi-rank job averages gradients over the ranks, so every rank ends
+    with the same weights only if the training is deterministic. The ranks check
+    that they agree (their run ids) and stop with an error otherwise.
+
+    Args:
+        f: the integrand on [0, 1]^d.
+        n_events: events of the whole run (all ranks).
+        build: makes a fresh integrator for ``f`` (used when none is loaded).
+        out_dir: the shard directory.
+        events_per_block: events per block (the last block holds the rest).
+        channels: the channels ``build`` uses (needed to load a saved integrator).
+        train_calls: training budget when training.
+        calls: points of the w_max pilot sample.
+        seed: seed of the run: block streams, pilot and records.
+        integrator: saved integrator: loaded if the file exists, else trained and written.
+        progress: progress bar over this rank's blocks (main rank only).
+        expand: maps accepted points (n, d) to the full phase space (folded integrands).
+        particles: ``particles(x, generator)``: particle records of the expanded points.
+        write: other keyword arguments of :func:`hepflows.io.write_events` (beams...).
+        merge_to: merged event file written by the main rank at the end, or ``None``.
+        shard_format: event format of the shards (default: that of ``merge_to``, else ``.h5``).
+        batch_size: most points per flow pass (part of the run: it shapes the streams).
+        rule: the w_max rule (``"quantile"`` or ``"max"``).
+        quantile: its quantile.
+        extra: further JSON values identifying the run (recorded, part of the run id).
+
+    Returns:
+        This rank's :class:`ShardedGeneration`.
+    """
+    if n_events < 1 or events_per_block < 1:
+        raise ConfigError(
+            f"n_events and events_per_block must be >= 1, got {n_events}, {events_per_block}"
+        )
+    directory = Path(out_dir)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory} is a file: give a directory for the shards")
+    merge_path = check_event_path(merge_to, "--merge-to") if merge_to is not None else None
+    suffix = shard_format or (_event_suffix(merge_path) if merge_path else
+                              SHARD_DEFAULTS["format"])  # fmt: skip
+    if suffix not in SUFFIXES:
+        raise ConfigError(f"unknown shard format {suffix!r}: choose one of {SUFFIXES}")
+    integ, trained, used = _obtain(f, build, channels, integrator, train_calls, progress)
+    w_max = estimate_wmax(integ, calls, seed, rule, quantile, batch_size)
+    ident = {"integrator": fingerprint(integ), "batch_size": batch_size, "pilot_calls": calls}
+    run = RunInfo.create(seed, n_events, events_per_block, w_max, suffix, rule, quantile,
+                         write=write, extra={**ident, **(extra or {})})  # fmt: skip
+    _check_same_run(run.run_id)
+    finished = finished_blocks(directory, run)
+    mine = list(range(rank(), run.n_blocks, world_size()))
+    todo = [b for b in mine if b not in finished]
+    with progress_bar(len(todo), "blocks", enabled=progress and is_main()) as bar:
+        for b in todo:
+            block = generate_block(integ, b, run.block_events(b), w_max, seed, batch_size)
+            gen = records_generator(seed, b)  # one stream: expansion, then records
+            x = block.x if expand is None else expand(block.x, gen)
+            records = None if particles is None else (lambda u, g=gen: particles(u, g))
+            write_shard(directory, run, b, x, block.weights, block.calls, block.sum_w,
+                        block.sum_w2, particles=records)  # fmt: skip
+            bar.advance(1)
+    barrier()
+    merged = None
+    if merge_path is not None and is_main():
+        merged = merge_shards(directory, merge_path, expected_blocks=run.n_blocks)
+    return ShardedGeneration(integ, run, directory, todo, [b for b in mine if b in finished],
+                             merged, trained, used)  # fmt: skip
+
+
+def generate_sharded(
+    process: Any,
+    n_events: int,
+    out_dir: str | os.PathLike,
+    events_per_block: int = SHARD_DEFAULTS["events_per_block"],
+    train_calls: int = DEFAULTS["train_calls"],
+    calls: int = DEFAULTS["calls"],
+    seed: int = DEFAULTS["seed"],
+    integrator: str | os.PathLike | None = None,
+    progress: bool = True,
+    fold: bool = True,
+    merge_to: str | os.PathLike | None = None,
+    multichannel: bool = True,
+    shard_format: str | None = None,
+    batch_size: int = SHARD_DEFAULTS["batch_size"],
+) -> ShardedGeneration:
+    """Events of a physics process in reproducible blocks, one shard per block, on any ranks.
+
+    The process set-up (channels, folding, LHE header, particle records) is
+    that of :func:`generate_events`; the sharding is :func:`run_sharded`'s.
+    Launch it the same way with one process or under ``torchrun``: the merged
+    event set is the same. Under ``torchrun`` give a saved ``integrator`` file
+    (train and save it once first), which every rank loads.
+
+    Args:
+        process: the physics integrand (e.g. :class:`~hepflows.physics.DrellYan`).
+        n_events: events of the whole run.
+        out_dir: the shard directory.
+        events_per_block: events per block.
+        train_calls: matrix-element calls for training (when no saved integrator is given).
+        calls: points of the w_max pilot sample.
+        seed: random seed of the run.
+        integrator: saved integrator: loaded if the file exists, else trained and written.
+        progress: progress bars.
+        fold: integrate ``process.folded()`` and expand events back (as :func:`generate_events`).
+        merge_to: merged event file written by the main rank at the end, or ``None``.
+        multichannel: one channel per propagator (else a single channel).
+        shard_format: event format of the shards (default: that of ``merge_to``, else ``.h5``).
+        batch_size: most points per flow pass.
+    """
+    setup = _process_setup(process, seed, multichannel, fold)
+    return run_sharded(
+        setup.f, n_events, setup.build, out_dir, events_per_block=events_per_block,
+        channels=setup.channels, train_calls=train_calls, calls=calls, seed=seed,
+        integrator=integrator, progress=progress, expand=setup.expand,
+        particles=process.lhe_particles, write=setup.write, merge_to=merge_to,
+        shard_format=shard_format, batch_size=batch_size,
+        extra={"process": type(process).__name__, "fold": fold, "multichannel": multichannel},
+    )  # fmt: skip

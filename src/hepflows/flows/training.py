@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from hepflows.distributed import is_main, rank, rank_generator, world_size
 from hepflows.errors import ConfigError
 from hepflows.flows.flow import Flow
 from hepflows.training import Callback, EarlyStopping, Engine, History, KeepBest
@@ -77,17 +78,24 @@ def fit(
     if validate_every < 1 or (patience is not None and patience < 1):
         raise ConfigError(f"validate_every and patience must be >= 1, got {validate_every}, "
                           f"{patience}")  # fmt: skip
-    g = torch.Generator().manual_seed(seed)
+    # Under torchrun every rank draws the same global batch and keeps its slice of it
+    # (a sampler draws its own share from a per-rank stream); the engine averages the
+    # gradients, so a step equals one on the global batch in a single process.
+    world, me = world_size(), rank()
+    if batch_size % world:
+        raise ConfigError(f"batch_size {batch_size} must be a multiple of the {world} ranks")
+    g = torch.Generator().manual_seed(seed) if world == 1 else rank_generator(seed, me)
+    g_index = torch.Generator().manual_seed(seed)
     engine = Engine(flow.parameters(), lr=lr, total_steps=steps, optimizer=optimizer,
                     scheduler=scheduler, clip=clip, name=description)  # fmt: skip
     history = History()
 
     def iteration(_: int) -> dict[str, float]:
         if isinstance(data, Tensor):
-            idx = torch.randint(len(data), (batch_size,), generator=g)
+            idx = torch.randint(len(data), (batch_size,), generator=g_index)[me::world]
             x, c = data[idx], None if context is None else context[idx]
         else:
-            x, c = data(batch_size, g), None
+            x, c = data(batch_size // world, g), None
         return {"loss": engine.step(-flow.log_prob(x, c).mean())}
 
     extra: list[Callback] = []
@@ -113,7 +121,7 @@ def fit(
             extra.append(EarlyStopping("val", patience))
     flow.train()
     engine.run(iteration, steps, callbacks=[history, *extra, *callbacks],
-               progress=description if progress else None,
+               progress=description if progress and is_main() else None,
                per_epoch=validate_every if validation is not None else None,
                end_of_epoch=end_of_epoch)  # fmt: skip
     flow.eval()

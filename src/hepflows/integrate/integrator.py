@@ -385,11 +385,14 @@ class NeuralIntegrator:
         with torch.no_grad():
             return torch.exp(self.log_alpha(batch) - batch.log_qs) * batch.fj
 
-    def _weighted_batches(self, n: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    def _weighted_batches(
+        self, n: int, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         """Yield ``(x, W, channel)``: points, weights whose mean estimates I, channels; n in all.
 
         Each batch is split over the channels by :attr:`fractions`; W = w b / n_c
         undoes that split, so every batch is an unbiased sample of the total.
+        Points are drawn from ``generator`` (default :attr:`generator`).
         """
         n_ch = len(self.channels)
         if n < n_ch:
@@ -398,13 +401,14 @@ class NeuralIntegrator:
         sizes = [n // n_batches + (k < n % n_batches) for k in range(n_batches)]
         for b in sizes:
             counts = allocate(b, self.fractions)
-            batch = self._draw_counts(counts)
+            batch = self._draw_counts(counts, generator)
             scale = torch.tensor([b / max(k, 1) for k in counts], dtype=torch.float64)
             yield batch.x, self.weights(batch) * scale[batch.channel], batch.channel
 
-    def _draw_counts(self, counts: list[int]) -> Batch:
+    def _draw_counts(self, counts: list[int], generator: torch.Generator | None = None) -> Batch:
         n = sum(counts)
-        z = torch.rand(n, self.dims, generator=self.generator, dtype=torch.float64)
+        gen = self.generator if generator is None else generator
+        z = torch.rand(n, self.dims, generator=gen, dtype=torch.float64)
         return self._evaluate(z, self._channel_labels(counts))
 
     def sample(self, n: int, batch_size: int = 100_000) -> tuple[Tensor, Tensor]:

@@ -19,7 +19,7 @@ pass a ``particles`` function that turns coordinates into particle records.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -135,7 +135,31 @@ def write_events(
                 weights=weights,
             )
         )
-    lhe = pylhe.LHEFile(init=init, events=lhe_events, header=header)
+    write_lhe(path, init, lhe_events, header)
+
+
+def write_lhe(
+    path: str | os.PathLike,
+    init: pylhe.LHEInit,
+    events: Iterable[pylhe.LHEEvent],
+    header: pylhe.LHEHeader | None = None,
+) -> None:
+    """Write pylhe events under an ``<init>`` block (atomically), in the format of the suffix.
+
+    ``events`` may be a generator: it is consumed once, while writing, so files
+    larger than memory can be rewritten event by event (e.g. merged shards). An
+    exception raised by the generator leaves no file behind.
+
+    Args:
+        path: ``*.lhe``, ``*.lhe.gz``, ``*.h5`` or ``*.hdf5``.
+        init: the ``<init>`` block (beams, weighting strategy, cross-section).
+        events: the events, in file order.
+        header: the ``<header>`` (e.g. the weight group of generic coordinates), or ``None``.
+    """
+    path = Path(path)
+    _check_suffix(path)
+    pylhe = _pylhe("Writing LHE event files")
+    lhe = pylhe.LHEFile(init=init, events=events, header=header)
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".lhe.gz") else path.suffix
 
     def write(tmp: str) -> None:

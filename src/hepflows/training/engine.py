@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hepflows.distributed import average_gradients, broadcast_tensors, is_distributed
 from hepflows.errors import ConfigError, InputError
 from hepflows.training.callbacks import Callback, ProgressCallback
 from hepflows.training.state import load_optimizer_tensors, optimizer_tensors
@@ -109,6 +110,12 @@ class Engine:
         if period < 1:
             raise ConfigError(f"period must be >= 1, got {period}")
         self.clip, self.nonfinite, self.name, self.period = clip, nonfinite, name, int(period)
+        #: Under ``torchrun`` (a group of > 1 ranks): every rank starts from rank 0's
+        #: parameters and each step averages the gradients over ranks, so each rank's
+        #: loss is its share of the global batch.
+        self.distributed = is_distributed()
+        if self.distributed:
+            broadcast_tensors(self.parameters)
         self.optimizer = (optimizer or adam)(self.parameters, self.lr)
         self.schedule: str | None
         self.torch_scheduler: Any = None
@@ -152,8 +159,12 @@ class Engine:
                 group["lr"] = lr
         self.step_count += 1
         if not math.isfinite(value):
+            if self.distributed:  # the other ranks wait for this rank's vote
+                average_gradients(self.parameters, skip=True)
             return self._skip(f"the loss is {value}")
         loss.backward()
+        if self.distributed and average_gradients(self.parameters):
+            return self._skip("the loss of another rank is not finite", value)
         if self.clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.clip)
             if not bool(torch.isfinite(norm)):

@@ -1,0 +1,39 @@
+"""Training on torch.distributed (gloo, 2 CPU processes) equals one process on the global batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+WORKER = Path(__file__).with_name("worker.py")
+
+
+def run(scenario: str, out: Path, ranks: int) -> list[dict]:
+    """Run a worker scenario with ``ranks`` processes (torchrun) or one plain process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if ranks == 1:
+        cmd = [sys.executable, str(WORKER), scenario, str(out)]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
+               "--standalone", str(WORKER), scenario, str(out)]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [torch.load(out / f"{scenario}.rank{r}.pt") for r in range(ranks)]
+
+
+def test_two_ranks_take_the_steps_of_one_process_on_the_global_batch(tmp_path: Path) -> None:
+    one = run("fit", tmp_path, 1)[0]
+    two = run("fit", tmp_path, 2)
+    assert one["world"] == 1 and two[0]["world"] == 2
+    for a, b in zip(two[0]["params"], two[1]["params"], strict=True):
+        assert torch.equal(a, b)  # the ranks stay identical
+    for a, b in zip(one["params"], two[0]["params"], strict=True):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+    # the ranks' losses are halves of the global batch: their mean is the global loss
+    mean_loss = [(x + y) / 2 for x, y in zip(two[0]["losses"], two[1]["losses"], strict=True)]
+    assert mean_loss == pytest.approx(one["losses"], rel=1e-5)
