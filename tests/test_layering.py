@@ -35,7 +35,7 @@ LAYER_OF = {
     "distributed": "core",
     "flows": "flows",
     "integrate": "integrate", "physics": "physics", "calo": "calo", "inference": "inference",
-    "generate": "top", "cli": "top", "demo": "top",
+    "generate": "top", "cli": "top", "demo": "top", "__main__": "top",
 }  # fmt: skip
 
 #: Layers each layer may import (its own included).

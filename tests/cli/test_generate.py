@@ -43,6 +43,7 @@ def no_work(monkeypatch):
         raise AssertionError("work started before the options were checked")
 
     monkeypatch.setattr(cli_generate, "generate_events", refuse)
+    monkeypatch.setattr(cli_generate, "generate_sharded", refuse)
     monkeypatch.setattr(hepflows.generate, "generate_decay", refuse)
     monkeypatch.setattr(hepflows.physics, "DrellYan", refuse)
     monkeypatch.setattr(hepflows.physics.decays, "get_decay", refuse)
@@ -81,6 +82,13 @@ BAD = [
      "cannot write the integrator --integrator /proc/dy.safetensors"),
     (["drell-yan", "--events", "abc"], "--events must be a number"),
     (["drell-yan", "--calls", "0"], "--calls must lie between 1 and 1e13"),
+    (["drell-yan", "--workers", "2"], "--workers 2 splits a sharded run: add --shards DIR"),
+    (["drell-yan", "--shards", "s", "--events", "0"], "--events must be >= 1 with --shards"),
+    (["drell-yan", "--shards", "s", "--events-per-block", "0"],
+     "--events-per-block must lie between 1 and 1e13"),
+    (["drell-yan", "--shards", "/proc/s"], "cannot write shards into --shards /proc/s"),
+    (["drell-yan", "--shards", "s", "--out", "dy.txt", "--no-merge"],
+     "cannot tell the event file format of --out dy.txt"),
     (["decay", "pi1800", "--out", "d.txt"], "cannot tell the event file format of --out d.txt"),
     (["decay", "pi1800", "--out", "/proc/d.lhe"], "cannot write the event file --out"),
     (["decay", "pi1800", "--plot", "d.jpg"], "cannot tell the plot format of --plot d.jpg"),
@@ -99,6 +107,23 @@ def test_bad_options_exit_2_with_one_line_before_any_work(
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shards_must_be_a_directory(no_work, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s").write_text("")
+    code, err = run_main(["drell-yan", "--shards", "s"], monkeypatch, capsys)
+    assert code == 2 and "--shards s is a file: give a directory for the shards" in err
+
+
+def test_workers_are_refused_under_torchrun(no_work, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "localhost"),
+                        ("MASTER_PORT", "29500")):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    code, err = run_main(["drell-yan", "--shards", "s", "--workers", "2"], monkeypatch, capsys)
+    assert code == 2 and "under torchrun drop --workers" in err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -5,6 +5,7 @@ here in :data:`COMMANDS`:
 
     hepflows integrate ...              :mod:`hepflows.cli.integrate`
     hepflows generate drell-yan|decay   :mod:`hepflows.cli.generate`
+    hepflows merge SHARD_DIR --out FILE :mod:`hepflows.cli.merge`
     hepflows calo simulate|train|...    :mod:`hepflows.cli.calo`
     hepflows unfold simulate|train|apply :mod:`hepflows.cli.unfold`
     hepflows mem fit                    :mod:`hepflows.cli.mem`
@@ -41,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "Integrate a built-in test integrand with neural importance sampling."),
     "generate": ("hepflows.cli.generate",
                  "Generate unweighted events of a physics process or a decay."),
+    "merge": ("hepflows.cli.merge", "Merge the shards of a sharded run into one event file."),
     "calo": ("hepflows.cli.calo",
              "Calorimeter showers: toy simulator, CaloFlow teacher/student, CaloChallenge "
              "metrics."),

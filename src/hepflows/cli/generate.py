@@ -3,11 +3,20 @@
 Both commands run :mod:`hepflows.generate` (train or load, integrate, unweight,
 write) and print its one result: the table's integral is the sigma of the
 event summary and of the file header.
+
+``drell-yan --shards DIR`` generates in reproducible blocks instead
+(:func:`hepflows.generate.generate_sharded`), one shard per block, then merges
+them into ``--out``. The same command runs as one process, under ``torchrun``
+(every rank runs it) or, with ``--workers N``, relaunches itself under ``torchrun``
+with N local processes; the merged events are the same.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +24,14 @@ import typer
 
 from hepflows.cli.common import PNG, library_default, output
 from hepflows.console import console, count
-from hepflows.generate import DECAY_DEFAULTS, DEFAULTS, Generation, generate_events
+from hepflows.generate import (
+    DECAY_DEFAULTS,
+    DEFAULTS,
+    Generation,
+    ShardedGeneration,
+    generate_events,
+    generate_sharded,
+)
 from hepflows.physics.processes.drell_yan import LEPTONS, DrellYanParameters
 
 app = typer.Typer(no_args_is_help=True)
@@ -63,10 +79,18 @@ def _check_integrator(integrator: Path | None) -> None:
         output(integrator, "--integrator", "integrator")
 
 
+#: The saved integrator of a sharded run without --integrator, in its shard directory.
+SHARD_INTEGRATOR = "integrator.safetensors"
+
+
 @app.command("drell-yan")
 def drell_yan(
+    ctx: typer.Context,
     events: Annotated[str, typer.Option(help="unweighted events (0: only sigma)")] = "1e4",
-    out: Annotated[Path | None, typer.Option(help=".lhe, .lhe.gz or .h5")] = Path("dy.lhe"),
+    out: Annotated[
+        Path | None, typer.Option(help=".lhe, .lhe.gz or .h5 (with --shards: the merged file, "
+                                       "its format that of the shards)")
+    ] = Path("dy.lhe"),
     zprime: Annotated[
         bool, typer.Option(help=f"include the Z' ({DY.mzp:g} GeV, {DY.wzp:g} GeV)")
     ] = DY.zprime,
@@ -97,19 +121,75 @@ def drell_yan(
         Path | None, typer.Option(help="saved integrator: loaded if it exists, else written")
     ] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = DEFAULTS["seed"],
+    shards: Annotated[
+        Path | None,
+        typer.Option(help="generate in blocks, one shard file per block, into this directory; "
+                          "then merge them into --out. A restart skips finished blocks. Without "
+                          f"--integrator the integrator is saved there ({SHARD_INTEGRATOR})"),
+    ] = None,
+    events_per_block: Annotated[
+        str, typer.Option(help="with --shards: events per block")
+    ] = _calls(library_default(generate_sharded, "events_per_block")),
+    merge: Annotated[
+        bool, typer.Option(help="with --shards: merge into --out at the end (else: hepflows merge)")
+    ] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, help="with --shards: local processes; N > 1 trains once here, "
+                                      "then relaunches this command under torchrun")
+    ] = 1,
 ) -> None:
-    """pp -> l+ l- via gamma/Z/Z' at LO, 13 TeV (MadNIS set-up): sigma, channels, LHE events."""
+    """pp -> l+ l- via gamma/Z/Z' at LO, 13 TeV (MadNIS set-up): sigma, channels, LHE events.
+
+    With --shards DIR the events are generated in reproducible blocks, the same for any
+    number of processes: here (--workers N) or under
+    torchrun --nproc-per-node N -m hepflows generate drell-yan --shards DIR --integrator FILE
+    """
+    from hepflows.errors import ConfigError
     from hepflows.io import check_event_path
+    from hepflows.io.lhe import SUFFIXES
     from hepflows.physics import DrellYan
     from hepflows.physics.processes.drell_yan import lepton_id
 
+    if workers > 1 and shards is None:
+        raise ConfigError(f"--workers {workers} splits a sharded run: add --shards DIR (the "
+                          "directory of the shards), or drop --workers")  # fmt: skip
     n_events = _n_events(events)
+    if shards is not None:
+        n_block = _check_sharded(shards, n_events, events_per_block, workers)
+        integrator = integrator if integrator is not None else shards / SHARD_INTEGRATOR
+        # --out: the merged file; its format is the shards' (merged or not, the same run)
+        merge_to = check_event_path(out if out is not None else Path("dy.lhe"), "--out")
+        shard_format = next(s for s in SUFFIXES if merge_to.name.endswith(s))
     if out is not None and n_events:
         check_event_path(out, "--out")
     _check_integrator(integrator)
     n_train, n_calls = count(train_calls, "--train-calls"), count(calls, "--calls")
     dy = DrellYan(zprime=zprime, lepton=lepton_id(lepton), pdf=pdf, sqrt_s_hat_min=mll_min,
                   lepton_pt_min=pt_min, lepton_eta_max=math.inf if eta_max is None else eta_max)
+    if shards is not None and workers > 1:
+        if not integrator.exists():  # every rank must load the same integrator
+            console.print(f"training the integrator once for the {workers} workers")
+            trained = generate_events(dy, 0, train_calls=n_train, calls=n_calls, seed=seed,
+                                      multichannel=multichannel, integrator=integrator,
+                                      fold=fold)  # fmt: skip
+            _report_training(trained.training_calls, integrator)
+        raise typer.Exit(_relaunch(ctx, workers, integrator))
+    if shards is not None:
+        from hepflows import distributed
+
+        distributed.init()
+        try:
+            sharded = generate_sharded(
+                dy, n_events, shards, events_per_block=n_block, train_calls=n_train,
+                calls=n_calls, seed=seed, integrator=integrator, progress=distributed.is_main(),
+                fold=fold, merge_to=merge_to if merge else None, multichannel=multichannel,
+                shard_format=shard_format,
+            )  # fmt: skip
+            if distributed.is_main():
+                _report_sharded(sharded, integrator, distributed.world_size())
+        finally:
+            distributed.shutdown()
+        return
     run = generate_events(dy, n_events, out=out if n_events else None, train_calls=n_train,
                           calls=n_calls, seed=seed, multichannel=multichannel,
                           integrator=integrator, fold=fold)  # fmt: skip
@@ -118,6 +198,78 @@ def drell_yan(
     _report(run, title, "pb", "event")
     if run.path is not None:
         console.print("(IDWTUP = ±4, XWGTUP = sigma / N, sigma and its error in <init>)")
+
+
+def _check_sharded(shards: Path, n_events: int, events_per_block: str, workers: int) -> int:
+    """Check the options of a sharded run before any work; the events per block."""
+    from hepflows.distributed.context import launched_by_torchrun
+    from hepflows.errors import ConfigError, InputError
+    from hepflows.io.atomic import check_writable
+
+    if workers > 1 and launched_by_torchrun():
+        raise ConfigError("--workers launches torchrun itself: under torchrun drop --workers "
+                          "(torchrun's --nproc-per-node sets the processes)")  # fmt: skip
+    if n_events < 1:
+        raise ConfigError("--events must be >= 1 with --shards (--events 0 computes only "
+                          "sigma: drop --shards)")  # fmt: skip
+    n_block = count(events_per_block, "--events-per-block")
+    if shards.exists() and not shards.is_dir():
+        raise InputError(f"--shards {shards} is a file: give a directory for the shards")
+    try:
+        check_writable(shards / "block-000000.json")
+    except InputError:
+        raise InputError(f"cannot write shards into --shards {shards}: choose a writable "
+                         "directory") from None  # fmt: skip
+    return n_block
+
+
+def _report_training(training_calls: tuple[int, int] | None, integrator: Path) -> None:
+    if training_calls is None:
+        console.print(f"integrator: loaded from {integrator}")
+    else:
+        density, gradient = training_calls
+        console.print(f"integrator: trained on {density:,} density + {gradient:,} gradient "
+                      f"evaluations, saved to {integrator}")  # fmt: skip
+
+
+def _report_sharded(sharded: ShardedGeneration, integrator: Path, world: int) -> None:
+    """What a sharded run did (main rank): integrator, blocks, the merge."""
+    run = sharded.run
+    _report_training(sharded.training_calls, integrator)
+    done = f", {len(sharded.skipped)} already finished" if sharded.skipped else ""
+    console.print(f"{run.n_blocks} blocks of up to {run.events_per_block:,} events on {world} "
+                  f"process(es) in {sharded.directory} (run {run.run_id}, w_max = "
+                  f"{run.w_max:.4g}); rank 0: {len(sharded.generated)} generated"
+                  f"{done}")  # fmt: skip
+    if sharded.merged is not None:
+        console.print(sharded.merged.summary())
+        console.print("(IDWTUP = ±4, XWGTUP = sigma / N, sigma and its error in <init>)")
+    else:
+        console.print(f"merge them with: hepflows merge {sharded.directory} --out FILE")
+
+
+def _relaunch(ctx: typer.Context, workers: int, integrator: Path) -> int:
+    """Run this command again under torchrun with ``workers`` local processes; its exit code.
+
+    The options are passed on as given (as parsed values), with ``--integrator`` set and
+    without ``--workers``; one thread per process.
+    """
+    args: list[str] = []
+    for param in ctx.command.params:
+        value = integrator if param.name == "integrator" else ctx.params[param.name]
+        if param.name == "workers" or value is None:
+            continue
+        if isinstance(value, bool) and param.secondary_opts:
+            args.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            args += [param.opts[0], str(value)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={workers}", "-m", "hepflows", "generate", "drell-yan", *args]
+    console.print(f"launching {workers} workers: torchrun --standalone "
+                  f"--nproc-per-node={workers} -m hepflows generate drell-yan {' '.join(args)}")
+    sys.stdout.flush()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, env=env, check=False).returncode  # fmt: skip
 
 
 @app.command("decay")

@@ -41,6 +41,17 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 import hepflows
+from hepflows.distributed import (
+    all_gather_cat,
+    all_reduce_sum,
+    broadcast_tensors,
+    is_distributed,
+    is_main,
+    rank,
+    rank_generator,
+    share,
+    world_size,
+)
 from hepflows.errors import CheckpointError, ConfigError
 from hepflows.flows import MAF, CouplingFlow
 from hepflows.flows.flows import ConfiguredFlow
@@ -95,6 +106,37 @@ def combine(estimates: Sequence[tuple[float, float]]) -> tuple[float, float]:
         return sum(exact) / len(exact), 0.0
     inv = sum(1.0 / var for _, var in estimates)
     return sum(v / var for v, var in estimates) / inv, 1.0 / inv
+
+
+def pool_channels(
+    per_rank: Sequence[tuple[float, float, int, Tensor]], stratified: bool
+) -> list[tuple[float, float, int, Tensor]]:
+    """Per-channel estimates pooled over the ranks (every rank gets the same result).
+
+    Each entry is this rank's ``(value, variance, n, w (n,))`` of one channel.
+    Unstratified, the ranks' sums of w and w^2 are added, so the result is the
+    plain Monte-Carlo formula on all N = sum n_r points, exactly as one process
+    drawing them all; stratified (independent strata per rank), the ranks'
+    estimates are combined with weights n_r / N: I = sum n_r I_r / N,
+    Var = sum n_r^2 Var_r / N^2.
+
+    Returns:
+        ``(value, variance, N, w)`` per channel (w: this rank's weights, unchanged).
+    """
+    rows = []
+    for v, var, n, w in per_rank:
+        w = w.to(torch.float64)
+        rows.append([float(w.sum()), float((w * w).sum()), float(n), n * v, n * n * var])
+    pooled = all_reduce_sum(torch.tensor(rows, dtype=torch.float64))
+    out = []
+    for (s1, s2, n, nv, n2var), (*_, w) in zip(pooled.tolist(), per_rank, strict=True):
+        if stratified:
+            value, variance = nv / n, n2var / n**2
+        else:
+            value = s1 / n
+            variance = max(s2 / n - value**2, 0.0) / max(n - 1, 1)
+        out.append((value, variance, int(n), w))
+    return out
 
 
 class NeuralIntegrator:
@@ -230,6 +272,7 @@ class NeuralIntegrator:
         #: The integrator's own random stream: every draw (flow samples, strata,
         #: unweighting, buffers, HMC) comes from it.
         self.generator = torch.Generator().manual_seed(init_seed)
+        self._rekey_for_rank(init_seed)
         #: Density evaluations of f so far (training and estimates).
         self.calls = 0
         #: Gradient evaluations of f (trainers that use grad f; each counts as one call
@@ -241,6 +284,12 @@ class NeuralIntegrator:
         self.plan: dict[str, int] = {}
         self._engine: Engine | None = None
         self._engine_state: tuple[dict[str, Tensor], dict[str, Any]] | None = None
+
+    def _rekey_for_rank(self, seed: int) -> None:
+        """Under ``torchrun``: a stream of this rank's own, keyed by (seed, rank), so that
+        the ranks draw different points (training, estimates)."""
+        if is_distributed():
+            self.generator = rank_generator(seed, rank())
 
     # ----------------------------------------------------------- construction
     def _weights_mode(self, weights: str) -> str:
@@ -482,17 +531,22 @@ class NeuralIntegrator:
             engine.load_state(*self._engine_state)
         self._engine, self._engine_state = engine, None
         cbs = list(callbacks)
-        if checkpoint is not None:
+        if checkpoint is not None and is_main():
             cbs.append(Checkpoint(lambda: self.save(checkpoint), every=checkpoint_every))
+        # Under torchrun each rank draws its share of the batch from its own stream and the
+        # engine averages the gradients: one step on the global batch.
+        local = max(plan["batch"] // world_size(), 2 * len(self.channels))
         self.flow.train()
         try:
-            engine.run(lambda _: trainer.iteration(self, engine, plan["batch"], history),
+            engine.run(lambda _: trainer.iteration(self, engine, local, history),
                        plan["iterations"], callbacks=cbs,
-                       progress=f"{trainer.label} training" if progress else None)  # fmt: skip
+                       progress=f"{trainer.label} training" if progress and is_main()
+                       else None)  # fmt: skip
         finally:
             self.flow.eval()
         plan["done"] = int(engine.iteration >= plan["iterations"])
-        if checkpoint is not None:
+        broadcast_tensors([self.fractions])
+        if checkpoint is not None and is_main():
             self.save(checkpoint)
         history.density_calls = self.calls - start[0]
         history.grad_calls = self.grad_calls - start[1]
@@ -510,16 +564,22 @@ class NeuralIntegrator:
         n_ch = len(self.channels)
         counts = torch.bincount(batch.channel, minlength=n_ch).to(torch.float64)
         zero = torch.zeros(n_ch, dtype=torch.float64)
-        mean = zero.index_add(0, batch.channel, w) / counts.clamp_min(1)
-        sq = zero.index_add(0, batch.channel, (w - mean[batch.channel]) ** 2)
-        var = sq / (counts - 1).clamp_min(1)
+        m2 = zero.index_add(0, batch.channel, (w / self.fractions[batch.channel]) ** 2)
+        if is_distributed():  # pooled over the ranks' batches: every rank gets the same shares
+            s1, s2 = zero.index_add(0, batch.channel, w), zero.index_add(0, batch.channel, w * w)
+            counts, s1, s2, m2 = all_reduce_sum(torch.stack([counts, s1, s2, m2]))
+            mean = s1 / counts.clamp_min(1)
+            var = (s2 - counts * mean**2).clamp_min(0) / (counts - 1).clamp_min(1)
+        else:
+            mean = zero.index_add(0, batch.channel, w) / counts.clamp_min(1)
+            sq = zero.index_add(0, batch.channel, (w - mean[batch.channel]) ** 2)
+            var = sq / (counts - 1).clamp_min(1)
         value = mean.sum().item()
         err = math.sqrt((var / counts.clamp_min(1)).sum().item())
         rel = err / abs(value) if value else math.inf
         if n_ch > 1 and bool((counts > 1).all()):
             if self.mixture:
                 # Kleiss-Pittau: p_i <- p_i sqrt(W_i), W_i = E_qi[(f/g)^2] (equal at the optimum).
-                m2 = zero.index_add(0, batch.channel, (w / self.fractions[batch.channel]) ** 2)
                 target = self.fractions * (m2 / counts).sqrt()
             else:  # n_i ~ sigma_i, the best allocation for a stratified sum
                 target = var.sqrt()
@@ -614,12 +674,16 @@ class NeuralIntegrator:
         ``w`` is normalised so that its mean over the sample estimates I; ``x``
         is empty (0, d) unless ``keep_points``.
         """
-        calls = int(calls)
+        total_calls = int(calls)
         n_ch = len(self.channels)
+        # Under torchrun the calls are split over the ranks, each drawing from its own stream;
+        # the per-channel estimates are pooled below.
+        calls = share(total_calls)
         if calls < 2 * n_ch:
             raise ConfigError(
-                f"integrate needs at least {2 * n_ch} calls (2 per channel), got {calls}"
-            )  # noqa: E501
+                f"integrate needs at least {2 * n_ch} calls (2 per channel) per rank, got "
+                f"{total_calls} for {world_size()} rank(s)"
+            )
         self.flow.eval()
         dropped0 = self.dropped
         counts = allocate(calls, self.fractions, minimum=2)
@@ -645,21 +709,29 @@ class NeuralIntegrator:
                 if keep_points:
                     x[s] = batch.x
                 bar.advance(s.stop - s.start)
-        value, variance, parts, weights = 0.0, 0.0, [], []
+        per_channel, weights = [], []
         offsets = [0, *torch.tensor(counts).cumsum(0).tolist()]
-        for i, ch in enumerate(self.channels):
+        for i in range(n_ch):
             s = slice(offsets[i], offsets[i + 1])
             v_i, var_i, w_i = stratified_estimate(w[s], cube[s])
-            value, variance = value + v_i, variance + var_i
+            per_channel.append((v_i, var_i, counts[i], w[s]))
             weights.append(w_i * calls / counts[i])
-            parts.append(ChannelResult(i, v_i, math.sqrt(var_i), counts[i], ch.name))
+        w_all = w_stats = torch.cat(weights)
+        if is_distributed():
+            per_channel = pool_channels(per_channel, stratified)
+            w_stats = all_gather_cat(w_all)  # ESS and efficiencies from every rank's weights
+        value, variance, parts = 0.0, 0.0, []
+        for i, (ch, (v_i, var_i, n_i, _)) in enumerate(zip(self.channels, per_channel,
+                                                            strict=True)):  # fmt: skip
+            value, variance = value + v_i, variance + var_i
+            parts.append(ChannelResult(i, v_i, math.sqrt(var_i), n_i, ch.name))
         if exact is None:
             exact = getattr(self.f, "exact", None)
-        w_all = torch.cat(weights)
+        dropped = int(all_reduce_sum(torch.tensor([self.dropped - dropped0]))[0])
         result = IntegrationResult(
-            value=value, error=math.sqrt(variance), calls=calls, dropped=self.dropped - dropped0,
+            value=value, error=math.sqrt(variance), calls=total_calls, dropped=dropped,
             exact=exact, total_calls=self.total_calls, channels=parts if n_ch > 1 else [],
-            **weight_statistics(w_all, quantile),
+            **weight_statistics(w_stats, quantile),
         )  # fmt: skip
         # The per-channel estimator weights are in channel order, as x and channel.
         return result, (x, w_all, channel)
@@ -844,6 +916,8 @@ class NeuralIntegrator:
                 raise CheckpointError(msg) from None
         self.fractions = tensors["fractions"]
         self.generator.set_state(tensors["rng"])
+        if is_distributed():  # every rank read rank 0's stream: derive one per rank from it
+            self._rekey_for_rank(int(torch.randint(2**62, (1,), generator=self.generator)))
         self.calls, self.dropped = state["calls"], state["dropped"]
         self.grad_calls = state.get("grad_calls", 0)
         self.plan = dict(state["plan"])
