@@ -37,7 +37,7 @@ from hepflows.distributed import (
 )
 from hepflows.errors import CheckpointError, ConfigError
 from hepflows.integrate import IntegrationResult, NeuralIntegrator
-from hepflows.integrate.blocks import estimate_wmax, fingerprint, generate_block, records_generator
+from hepflows.integrate.blocks import fingerprint, generate_block, pilot, records_generator
 from hepflows.integrate.channels import Channel, check_channels
 from hepflows.integrate.integrands import Integrand
 from hepflows.integrate.integrator import read_config
@@ -447,7 +447,7 @@ def run_sharded(
 
     Every rank runs this function (``torchrun``, or a single process). Each
     obtains the integrator (see below), computes w_max from the pilot block
-    (:func:`~hepflows.integrate.blocks.estimate_wmax`, the same on every rank),
+    (:func:`~hepflows.integrate.blocks.pilot`, the same on every rank),
     and generates the blocks b with ``b % world_size() == rank()`` that are
     not finished yet, each into its own shard (:func:`hepflows.io.shards.write_shard`);
     block b's events, their expansion and particle records draw only from
@@ -500,7 +500,7 @@ def run_sharded(
     if suffix not in SUFFIXES:
         raise ConfigError(f"unknown shard format {suffix!r}: choose one of {SUFFIXES}")
     integ, trained, used = _obtain(f, build, channels, integrator, train_calls, progress)
-    w_max = estimate_wmax(integ, calls, seed, rule, quantile, batch_size)
+    w_max, acceptance = pilot(integ, calls, seed, rule, quantile, batch_size)
     ident = {"integrator": fingerprint(integ), "batch_size": batch_size, "pilot_calls": calls}
     run = RunInfo.create(seed, n_events, events_per_block, w_max, suffix, rule, quantile,
                          write=write, extra={**ident, **(extra or {})})  # fmt: skip
@@ -510,7 +510,8 @@ def run_sharded(
     todo = [b for b in mine if b not in finished]
     with progress_bar(len(todo), "blocks", enabled=progress and is_main()) as bar:
         for b in todo:
-            block = generate_block(integ, b, run.block_events(b), w_max, seed, batch_size)
+            block = generate_block(integ, b, run.block_events(b), w_max, seed, batch_size,
+                                   acceptance=acceptance)  # fmt: skip
             gen = records_generator(seed, b)  # one stream: expansion, then records
             x = block.x if expand is None else expand(block.x, gen)
             records = None if particles is None else (lambda u, g=gen: particles(u, g))

@@ -48,6 +48,9 @@ RECORDS = 3
 MIN_DRAW = 256
 #: Margin on the points a block draws for the events it still needs.
 MARGIN = 1.2
+#: The first draw of a block asks for this many times the points the pilot's acceptance
+#: predicts: a short fall costs one small extra draw, a surplus costs wasted points.
+FIRST_MARGIN = 1.03
 
 
 @dataclass
@@ -119,11 +122,29 @@ def estimate_wmax(
     Returns:
         w_max > 0.
     """
+    return pilot(integ, calls, seed, rule, quantile, batch_size)[0]
+
+
+def pilot(
+    integ: NeuralIntegrator,
+    calls: int,
+    seed: int,
+    rule: str = "quantile",
+    quantile: float = 0.999,
+    batch_size: int = 100_000,
+) -> tuple[float, float]:
+    """w_max and the expected acceptance <min(|w| / w_max, 1)> from the pilot sample.
+
+    The acceptance sizes each block's first draw (:func:`generate_block`), so that
+    a block draws about the points it needs instead of twice its events. Arguments
+    as :func:`estimate_wmax`.
+    """
     if calls < 1:
         raise ConfigError(f"the w_max pilot needs calls >= 1, got {calls}")
     gen = block_generator(seed, PILOT)
     w = torch.cat([w for _, w, _ in integ._weighted_batches(calls, batch_size, generator=gen)])
-    return choose_wmax(w, rule, quantile)
+    w_max = choose_wmax(w, rule, quantile)
+    return w_max, float((w.abs() / w_max).clamp(max=1.0).mean())
 
 
 def generate_block(
@@ -134,6 +155,7 @@ def generate_block(
     seed: int,
     batch_size: int = 100_000,
     max_calls: int | None = None,
+    acceptance: float = 0.5,
 ) -> Block:
     """Exactly ``events_per_block`` unweighted events of block ``block``.
 
@@ -152,6 +174,8 @@ def generate_block(
         batch_size: most points per flow pass.
         max_calls: stop with an error beyond this many points (default
             min(10^4 events_per_block, 10^9)).
+        acceptance: the expected fraction of points accepted (from :func:`pilot`): the
+            first draw is ``FIRST_MARGIN * events / acceptance`` points.
 
     Returns:
         The :class:`Block`.
@@ -170,7 +194,10 @@ def generate_block(
     xs, weights, channels = [], [], []
     accepted = calls = 0
     s1 = s2 = 0.0
-    draw = min(batch_size, max(MIN_DRAW, n_ch, 2 * events_per_block))
+    if not 0 < acceptance <= 1:
+        raise ConfigError(f"acceptance must lie in (0, 1], got {acceptance}")
+    first = math.ceil(FIRST_MARGIN * events_per_block / acceptance)
+    draw = min(batch_size, max(MIN_DRAW, n_ch, first))
     while accepted < events_per_block:
         if calls >= max_calls:
             raise ConfigError(

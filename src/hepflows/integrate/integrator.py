@@ -523,8 +523,12 @@ class NeuralIntegrator:
             used = self._adapt_vegas(int(self.config["vegas_fraction"] * calls))
             per = trainer.calls_per_iteration(plan["batch"])
             plan["iterations"] = max((calls - used) // per, 1)
+        # Under torchrun every rank draws a whole batch from its own stream and the engine
+        # averages the gradients: a step on W batches, and the budget (calls of all ranks)
+        # is spent in 1/W of the iterations.
+        iterations = max(math.ceil(plan["iterations"] / world_size()), 1)
         engine = Engine(self.parameters(), lr=trainer.lr,
-                        total_steps=plan["iterations"] * trainer.steps_per_iteration(),
+                        total_steps=iterations * trainer.steps_per_iteration(),
                         optimizer=optimizer, scheduler=scheduler, clip=trainer.clip,
                         name=f"{trainer.label} training")  # fmt: skip
         if self._engine_state is not None:
@@ -533,18 +537,15 @@ class NeuralIntegrator:
         cbs = list(callbacks)
         if checkpoint is not None and is_main():
             cbs.append(Checkpoint(lambda: self.save(checkpoint), every=checkpoint_every))
-        # Under torchrun each rank draws its share of the batch from its own stream and the
-        # engine averages the gradients: one step on the global batch.
-        local = max(plan["batch"] // world_size(), 2 * len(self.channels))
         self.flow.train()
         try:
-            engine.run(lambda _: trainer.iteration(self, engine, local, history),
-                       plan["iterations"], callbacks=cbs,
+            engine.run(lambda _: trainer.iteration(self, engine, plan["batch"], history),
+                       iterations, callbacks=cbs,
                        progress=f"{trainer.label} training" if progress and is_main()
                        else None)  # fmt: skip
         finally:
             self.flow.eval()
-        plan["done"] = int(engine.iteration >= plan["iterations"])
+        plan["done"] = int(engine.iteration >= iterations)
         broadcast_tensors([self.fractions])
         if checkpoint is not None and is_main():
             self.save(checkpoint)

@@ -1,0 +1,256 @@
+"""Scale: unweighted Drell-Yan events per core against Pythia 8, and 1 vs 2 processes.
+
+The process is Pythia's: pp -> gamma*/Z -> e+ e- at 13 TeV, m_ll > 60 GeV, hard
+process only (``PartonLevel:all = off``, ``HadronLevel:all = off``), hepflows
+configured with Pythia's own conventions (:func:`hepflows.physics.pythia_parameters`).
+Everything runs with one thread per process (``torch.set_num_threads(1)``,
+``OMP_NUM_THREADS=1``).
+
+(a) Per core, one process, side by side: Pythia's ``next()`` loop for
+    ``--pythia-events`` accepted events (its hard-process rate; reading the
+    leptons out of its event record in Python is timed separately and not
+    counted), against hepflows' sharded-generation hot path on a trained
+    multi-channel integrator: blocks of unweighted events (flow sampling, matrix
+    element, PDFs, unweighting against a fixed w_max), their expansion to the
+    full phase space and the lepton four-momenta. Writing them to HDF5 is
+    timed separately (per event) and reported.
+(b) 1 and 2 processes (``torchrun``, gloo, one thread each) on this 2-core
+    machine: sharded generation of ``--events`` events into HDF5 shards
+    (writing included, merging not), and integrator training with the same
+    global batch and iterations; the speed-up t(1) / t(2) of each.
+(c) The peak resident memory of every rank (``ru_maxrss``).
+
+Last line JSON. ``--quick``: fewer events. ``--worker`` is the mode the
+script runs itself in under ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import finish  # noqa: E402
+from hepflows import distributed  # noqa: E402
+from hepflows.generate import LOSS, generate_events, generate_sharded  # noqa: E402
+from hepflows.integrate import NeuralIntegrator  # noqa: E402
+from hepflows.integrate.blocks import generate_block, pilot, records_generator  # noqa: E402
+from hepflows.physics import DrellYan, pythia_parameters  # noqa: E402
+from hepflows.physics.pythia import pythia_drell_yan  # noqa: E402
+
+SEED = 0
+
+
+def max_rss_mb() -> float:
+    """Peak resident memory of this process (MB; Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def drell_yan() -> tuple[Any, DrellYan, list[str]]:
+    """Pythia set up for the hard process, and hepflows' Drell-Yan with its conventions."""
+    pythia, settings = pythia_drell_yan(seed=SEED + 1)
+    return pythia, DrellYan(pythia_parameters(pythia)), settings
+
+
+def train_integrator(dy: DrellYan, path: Path, train_calls: int) -> dict[str, Any]:
+    """Train the multi-channel integrator once and save it (every rank loads it later)."""
+    t = time.perf_counter()
+    gen = generate_events(dy, 0, train_calls=train_calls, calls=100_000, seed=SEED,
+                          integrator=path, progress=False)  # fmt: skip
+    return {"train_seconds": time.perf_counter() - t, "sigma_pb": gen.result.value,
+            "sigma_error_pb": gen.result.error}  # fmt: skip
+
+
+def pythia_rate(pythia: Any, n: int) -> dict[str, Any]:
+    """Pythia's accepted hard-process events per second (``next()`` only), and the cost of
+    reading the leptons from its event record in Python (not counted)."""
+    for _ in range(1000):  # warm-up
+        pythia.next()
+    accepted, t = 0, time.perf_counter()
+    while accepted < n:
+        accepted += bool(pythia.next())
+    seconds = time.perf_counter() - t
+    t, m = time.perf_counter(), 0
+    for _ in range(min(n, 20_000)):
+        pythia.next()
+        ev = pythia.process
+        m += sum(1 for i in range(ev.size()) if ev[i].isFinal())
+    read_seconds = time.perf_counter() - t
+    info = pythia.infoPython()
+    return {"events": n, "seconds": seconds, "events_per_s": n / seconds,
+            "with_python_readout_events_per_s": min(n, 20_000) / read_seconds,
+            "tries_per_event": info.nTried() / max(info.nAccepted(), 1),
+            "sigma_pb": info.sigmaGen() * 1e9, "sigma_error_pb": info.sigmaErr() * 1e9}  # fmt: skip
+
+
+def hepflows_rate(dy: DrellYan, path: Path, n: int, block: int) -> dict[str, Any]:
+    """Events per second of the sharded-generation hot path (no writing), then writing."""
+    from hepflows.io.shards import RunInfo, write_shard
+
+    f = dy.folded()
+    integ = NeuralIntegrator.load(path, f, channels=f.channels())
+    t = time.perf_counter()
+    w_max, acceptance = pilot(integ, 100_000, SEED)
+    wmax_seconds = time.perf_counter() - t
+    generate_block(integ, 10**6, 10_000, w_max, SEED, acceptance=acceptance)  # warm-up block
+    blocks, calls, t = [], 0, time.perf_counter()
+    for b in range(max(n // block, 1)):
+        blk = generate_block(integ, b, block, w_max, SEED, acceptance=acceptance)
+        x = f.expand(blk.x, records_generator(SEED, b))
+        momenta = dy.momenta(x)
+        calls += blk.calls
+        blocks.append((blk, x))
+    seconds = time.perf_counter() - t
+    events = sum(len(b.x) for b, _ in blocks)
+    del momenta
+    run = RunInfo.create(SEED, events, block, w_max, ".h5", "quantile", 0.999)
+    with tempfile.TemporaryDirectory() as tmp:
+        blk, x = blocks[0]
+        t = time.perf_counter()
+        gen = records_generator(SEED, 0)
+        write_shard(tmp, run, 0, x, blk.weights, blk.calls, blk.sum_w, blk.sum_w2,
+                    particles=lambda u: dy.lhe_particles(u, gen))  # fmt: skip
+        write_seconds = time.perf_counter() - t
+    efficiency = events / calls
+    overweight = float(torch.cat([b.weights for b, _ in blocks]).abs().gt(1).double().mean())
+    return {"events": events, "seconds": seconds, "events_per_s": events / seconds,
+            "calls_per_event": calls / events, "unweighting_efficiency": efficiency,
+            "overweight_fraction": overweight, "w_max": w_max, "wmax_seconds": wmax_seconds,
+            "hdf5_write_seconds_per_event": write_seconds / len(blocks[0][0].x),
+            "hdf5_events_written": len(blocks[0][0].x)}  # fmt: skip
+
+
+# ------------------------------------------------------------------ torchrun workers
+def worker(args: argparse.Namespace) -> None:
+    """One rank of the 1- or 2-process runs: time the job between two barriers."""
+    distributed.init()
+    _, dy, _ = drell_yan()
+    out: dict[str, Any] = {"rank": distributed.rank(), "world": distributed.world_size()}
+    distributed.barrier()
+    t = time.perf_counter()
+    if args.worker == "generate":
+        run = generate_sharded(dy, args.events, args.dir, events_per_block=args.block,
+                               calls=100_000, seed=SEED, integrator=args.integrator,
+                               progress=False)  # fmt: skip
+        out["blocks"] = len(run.generated)
+    else:
+        f = dy.folded()
+        integ = NeuralIntegrator(f, f.dims, seed=SEED, channels=f.channels(), loss=LOSS)
+        history = integ.train(calls=args.train_calls, progress=False)
+        out["iterations"] = len(history.loss)
+    distributed.barrier()
+    out["seconds"] = time.perf_counter() - t
+    out["max_rss_mb"] = max_rss_mb()
+    Path(args.dir, f"{args.worker}.rank{distributed.rank()}.json").write_text(json.dumps(out))
+    distributed.shutdown()
+
+
+def launch(mode: str, procs: int, extra: list[str], directory: Path) -> list[dict[str, Any]]:
+    """Run this script's worker ``mode`` on ``procs`` torchrun processes; their reports."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={procs}", __file__, "--worker", mode, "--dir", str(directory),
+           *extra]  # fmt: skip
+    t = time.perf_counter()
+    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True,
+                          capture_output=True)  # fmt: skip
+    if done.returncode:
+        raise SystemExit(f"{mode} with {procs} processes failed:\n{done.stderr[-4000:]}")
+    reports = [json.loads(Path(directory, f"{mode}.rank{r}.json").read_text())
+               for r in range(procs)]  # fmt: skip
+    wall = time.perf_counter() - t
+    print(f"{mode:8s} {procs} process(es): {reports[0]['seconds']:.1f} s between barriers "
+          f"({wall:.1f} s with start-up), max RSS per rank "
+          f"{max(r['max_rss_mb'] for r in reports):.0f} MB", flush=True)  # fmt: skip
+    return reports
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--pythia-events", type=int, default=None)
+    ap.add_argument("--rate-events", type=int, default=None, help="hepflows events in (a)")
+    ap.add_argument("--events", type=int, default=None, help="events of the 1/2-process runs")
+    ap.add_argument("--block", type=int, default=100_000, help="events per block")
+    ap.add_argument("--train-calls", type=int, default=200_000)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--worker", choices=("generate", "train"), default=None)
+    ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--integrator", type=Path, default=None)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    torch.set_num_threads(1)
+    n_py = args.pythia_events or (20_000 if args.quick else 200_000)
+    n_rate = args.rate_events or (200_000 if args.quick else 1_000_000)
+    n_gen = args.events or (400_000 if args.quick else 2_000_000)
+    result: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(), "quick": args.quick,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "threads_per_process": 1, "block_events": args.block,
+    }  # fmt: skip
+    t0 = time.perf_counter()
+    pythia, dy, settings = drell_yan()
+    print("Pythia 8:", "; ".join(settings))
+    result["pythia_settings"] = settings
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "dy.safetensors")
+        result["integrator"] = train_integrator(dy, path, args.train_calls)
+        print(f"integrator: {result['integrator']}", flush=True)
+        py = pythia_rate(pythia, n_py)
+        print(f"Pythia  : {py['events_per_s']:,.0f} events/s ({py['tries_per_event']:.2f} tries "
+              f"per event; {py['with_python_readout_events_per_s']:,.0f}/s with the Python "
+              "read-out)", flush=True)  # fmt: skip
+        hf = hepflows_rate(dy, path, n_rate, args.block)
+        print(f"hepflows: {hf['events_per_s']:,.0f} events/s (efficiency "
+              f"{hf['unweighting_efficiency']:.3f}, {hf['overweight_fraction']:.2%} overweight; "
+              f"HDF5 writing {1e6 * hf['hdf5_write_seconds_per_event']:.1f} us/event)",
+              flush=True)  # fmt: skip
+        result["pythia"], result["hepflows"] = py, hf
+        result["events_per_s_per_core"] = hf["events_per_s"]
+        result["pythia_events_per_s_per_core"] = py["events_per_s"]
+        result["ratio_vs_pythia"] = hf["events_per_s"] / py["events_per_s"]
+        runs: dict[str, dict[int, list[dict[str, Any]]]] = {"generate": {}, "train": {}}
+        for procs in (1, 2):
+            runs["generate"][procs] = launch(
+                "generate", procs, ["--events", str(n_gen), "--block", str(args.block),
+                                    "--integrator", str(path)], Path(tmp, f"g{procs}"))  # fmt: skip
+            runs["train"][procs] = launch(
+                "train", procs, ["--train-calls", str(args.train_calls)], Path(tmp, f"t{procs}"))
+        del pythia
+    gen_t = {p: r[0]["seconds"] for p, r in runs["generate"].items()}
+    train_t = {p: r[0]["seconds"] for p, r in runs["train"].items()}
+    result["generation_events"] = n_gen
+    result["generation_seconds"] = gen_t
+    result["training_seconds"] = train_t
+    result["generation_events_per_s"] = {p: n_gen / s for p, s in gen_t.items()}
+    result["generation_speedup_2proc"] = gen_t[1] / gen_t[2]
+    result["training_speedup_2proc"] = train_t[1] / train_t[2]
+    result["max_rss_mb_per_rank"] = max(r["max_rss_mb"] for mode in runs.values()
+                                        for reps in mode.values() for r in reps)  # fmt: skip
+    result["projected_1e7_seconds_2proc"] = 1e7 / (n_gen / gen_t[2])
+    result["total_seconds"] = time.perf_counter() - t0
+    print(f"\nper core: hepflows {result['events_per_s_per_core']:,.0f} / Pythia "
+          f"{result['pythia_events_per_s_per_core']:,.0f} events/s = "
+          f"{result['ratio_vs_pythia']:.2f}x")  # fmt: skip
+    print(f"2 processes: generation {result['generation_speedup_2proc']:.2f}x, training "
+          f"{result['training_speedup_2proc']:.2f}x; max RSS {result['max_rss_mb_per_rank']:.0f} "
+          "MB per rank")  # fmt: skip
+    finish(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
