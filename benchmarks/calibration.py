@@ -96,6 +96,9 @@ def main() -> None:
             "mle_median": r_mle["median"].tolist(), "mle_resolution": r_mle["resolution"].tolist(),
             "regression_median": r_reg["median"].tolist(),
             "regression_resolution": r_reg["resolution"].tolist(),
+            "mle_pull_width_per_bin": [
+                pull_width(pulls[ok & (test.energy >= a) & (test.energy < b)])
+                for a, b in zip(edges[:-1], edges[1:], strict=True)],
             "mle_pull_width": pull_width(pulls[ok]), "mle_pull_std_clipped":
                 float(np.std(np.clip(pulls[ok], -5, 5))), "mle_at_edge": int((~ok).sum()),
             "mle_median_sigma_over_e": float(np.median(mle.sigma[ok] / mle.energy[ok])),
