@@ -12,14 +12,16 @@ import torch
 WORKER = Path(__file__).parent / "distributed" / "worker.py"
 
 
-def run(scenario: str, out: Path, ranks: int) -> list[dict]:
-    """Run a worker scenario with ``ranks`` processes (torchrun) or one plain process."""
+def run(scenario: str, out: Path, ranks: int, max_restarts: int = 0) -> list[dict]:
+    """Run a worker scenario with ``ranks`` processes (torchrun, restarted up to
+    ``max_restarts`` times after a failure) or one plain process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if ranks == 1:
         cmd = [sys.executable, str(WORKER), scenario, str(out)]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks),
-               "--standalone", str(WORKER), scenario, str(out)]  # fmt: skip
+               "--standalone", f"--max-restarts={max_restarts}", str(WORKER), scenario,
+               str(out)]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return [torch.load(out / f"{scenario}.rank{r}.pt") for r in range(ranks)]

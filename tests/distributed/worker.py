@@ -57,7 +57,39 @@ def train(out: Path) -> dict:
             "result": (r.value, r.error, r.calls), "exact": camel(2).exact}  # fmt: skip
 
 
-SCENARIOS = {"fit": fit_flow, "integrate": integrate, "train": train}
+def resume(out: Path) -> dict:
+    """Integrator training with checkpoints; on the first attempt rank 1 dies at iteration 12.
+
+    ``torchrun --max-restarts 1`` restarts every rank, which resume from rank 0's checkpoint.
+    """
+    from hepflows.integrate import NeuralIntegrator
+    from hepflows.integrate.integrands import camel
+    from hepflows.training import Callback
+
+    marker = out / "killed"
+
+    class KillRankOne(Callback):
+        def on_iteration(self, engine, logs) -> None:  # noqa: ANN001
+            if distributed.rank() == 1 and engine.iteration == 12 and not marker.exists():
+                marker.touch()
+                os._exit(1)  # a crash: no clean-up, no barrier
+
+    integ = NeuralIntegrator(camel(2), 2, seed=0, vegas=False, buffered_steps=0)
+    start = 0
+    ckpt = out / "ckpt.safetensors"
+    if ckpt.exists():
+        start = NeuralIntegrator.load(ckpt, camel(2)).plan.get("done", 0)
+    history = integ.train(calls=40_000, progress=False, checkpoint=ckpt, checkpoint_every=5,
+                          callbacks=[KillRankOne()])  # fmt: skip
+    r = integ.integrate(calls=20_000)
+    return {"iterations_this_attempt": len(history.loss), "plan": dict(integ.plan),
+            "restart": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)),
+            "killed": marker.exists(), "start_done": start,
+            "params": [p.detach().clone() for p in integ.parameters()],
+            "result": (r.value, r.error), "exact": camel(2).exact}  # fmt: skip
+
+
+SCENARIOS = {"fit": fit_flow, "integrate": integrate, "train": train, "resume": resume}
 
 if __name__ == "__main__":
     name, out = sys.argv[1], Path(sys.argv[2])
