@@ -22,17 +22,3 @@ def test_two_ranks_take_the_steps_of_one_process_on_the_global_batch(tmp_path: P
     mean_loss = [(x + y) / 2 for x, y in zip(two[0]["losses"], two[1]["losses"], strict=True)]
     assert mean_loss == pytest.approx(one["losses"], rel=1e-5)
 
-
-def test_a_killed_rank_is_restarted_and_every_rank_resumes_from_the_checkpoint(
-    tmp_path: Path,
-) -> None:
-    a, b = run("resume", tmp_path, 2, max_restarts=1)
-    assert a["killed"] and a["restart"] == 1 == b["restart"]
-    # rank 1 died after iteration 12; the last checkpoint was written at 10
-    total = a["plan"]["iterations"]
-    assert a["plan"]["done"] == 1
-    assert a["iterations_this_attempt"] == b["iterations_this_attempt"] < total
-    for p, q in zip(a["params"], b["params"], strict=True):
-        assert torch.equal(p, q)
-    value, error = a["result"]
-    assert abs(value - a["exact"]) < 5 * error
