@@ -105,6 +105,33 @@ def test_folded_and_unfolded_runs_agree_and_saved_integrators_must_match(tmp_pat
         generate_events(dy, 0, calls=1000, fold=False, integrator=saved, progress=False)
 
 
+def test_learned_channel_weights_give_the_same_sigma_and_saved_files_must_match(tmp_path):
+    """channel_weights="learned" (MadNIS: one flow pass per point) trains a channel-weight
+    network; its sigma agrees with the mixture's, its events pass the cuts, and a saved
+    integrator with the other kind of weights is refused with the option to change."""
+    from hepflows import CheckpointError
+
+    dy = DrellYan(zprime=False)
+    saved = tmp_path / "learned.safetensors"
+    runs = {
+        mode: generate_events(dy, 1000, train_calls=20_000, calls=20_000, seed=3,
+                              channel_weights=mode, integrator=saved if mode == "learned" else None,
+                              progress=False)
+        for mode in ("mixture", "learned")
+    }  # fmt: skip
+    learned = runs["learned"].integrator
+    assert learned.config["weights"] == "learned" and learned.channel_weights is not None
+    assert runs["mixture"].integrator.channel_weights is None
+    a, b = runs["mixture"].result, runs["learned"].result
+    assert abs(a.value - b.value) < 4 * math.hypot(a.error, b.error), (a.value, b.value)
+    _, _, lep, anti = dy.momenta(runs["learned"].events.x)
+    assert (mass(lep + anti) >= dy.params.sqrt_s_hat_min * (1 - 1e-6)).all()
+    with pytest.raises(CheckpointError, match="learned channel weights.*--channel-weights"):
+        generate_events(dy, 0, calls=1000, integrator=saved, progress=False)
+    with pytest.raises(ConfigError, match="channel weights must be one of"):
+        generate_events(dy, 0, calls=1000, channel_weights="prior", progress=False)
+
+
 def test_an_unwritable_or_unknown_output_is_refused_before_any_work(tmp_path):
     from hepflows import InputError
     from hepflows.generate import run

@@ -64,6 +64,8 @@ DECAY_ID = 2
 DECAY_METHODS = ("fab", "variance", "rkl")
 #: Defaults of the workflow (the CLI takes its defaults from here).
 DEFAULTS = {"train_calls": 200_000, "calls": 100_000, "seed": 0}
+#: Channel weights of the process integrators (``NeuralIntegrator(weights=...)``).
+CHANNEL_WEIGHTS = ("mixture", "learned")
 DECAY_DEFAULTS = {"train_calls": 100_000, "calls": 100_000, "seed": 0, "method": "fab"}
 
 
@@ -113,6 +115,7 @@ def run(
     expand: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     particles: Callable[[torch.Tensor, torch.Generator], Any] | None = None,
     write: dict[str, Any] | None = None,
+    channel_weights: str | None = None,
 ) -> Generation:
     """Train or load, integrate, unweight and write: the workflow of every process.
 
@@ -133,6 +136,8 @@ def run(
             :func:`hepflows.io.write_events`); it draws from the same stream as
             ``expand``, after it.
         write: other keyword arguments of :func:`hepflows.io.write_events` (beams...).
+        channel_weights: the channel weights ``build`` uses (``None``: any); a loaded
+            integrator must have them.
 
     Returns:
         A :class:`Generation`.
@@ -140,7 +145,8 @@ def run(
     if n_events < 0:
         raise ConfigError(f"n_events must be >= 0, got {n_events}")
     out_path = check_event_path(out, "--out") if out is not None and n_events else None
-    integ, trained, used = _obtain(f, build, channels, integrator, train_calls, progress)
+    integ, trained, used = _obtain(f, build, channels, integrator, train_calls, progress,
+                                   channel_weights)
     events = None
     if n_events:
         events = integ.generate(n_events, calls=calls, progress=progress)
@@ -164,6 +170,7 @@ def _obtain(
     integrator: str | os.PathLike | None,
     train_calls: int,
     progress: bool,
+    channel_weights: str | None = None,
 ) -> tuple[NeuralIntegrator, bool, tuple[int, int] | None]:
     """Load the saved integrator if its file exists, else build and train one (and save it).
 
@@ -174,7 +181,7 @@ def _obtain(
     """
     path = Path(integrator) if integrator is not None else None
     if path is not None and path.exists():
-        return _load(path, f, channels), False, None
+        return _load(path, f, channels, channel_weights), False, None
     integ = build()
     history = integ.train(calls=train_calls, progress=progress)
     if path is not None and is_main():
@@ -182,7 +189,9 @@ def _obtain(
     return integ, True, (history.density_calls, history.grad_calls)
 
 
-def _load(path: Path, f: Integrand, channels: Sequence[Channel] | None) -> NeuralIntegrator:
+def _load(
+    path: Path, f: Integrand, channels: Sequence[Channel] | None, channel_weights: str | None = None
+) -> NeuralIntegrator:
     """A saved integrator for ``f``, with errors that name the command-line options."""
     config = read_config(path)
     if config["dims"] != getattr(f, "dims", config["dims"]):
@@ -196,6 +205,12 @@ def _load(path: Path, f: Integrand, channels: Sequence[Channel] | None) -> Neura
         raise CheckpointError(
             f"--integrator {path} was trained with channels {config['channels']}, this run uses "
             f"{names}: use the same --multichannel/--no-multichannel setting or another file"
+        )
+    saved = config.get("weights", "mixture")
+    if channel_weights is not None and len(names) > 1 and saved != channel_weights:
+        raise CheckpointError(
+            f"--integrator {path} was trained with {saved} channel weights, this run asks for "
+            f"{channel_weights}: pass --channel-weights {saved} or another --integrator file"
         )
     return NeuralIntegrator.load(path, f, channels=channels)
 
@@ -211,6 +226,7 @@ def generate_events(
     integrator: str | os.PathLike | None = None,
     progress: bool = True,
     fold: bool = True,
+    channel_weights: str = "mixture",
 ) -> Generation:
     """Events of a physics process (e.g. :class:`~hepflows.physics.DrellYan`), cross-section in pb.
 
@@ -231,13 +247,18 @@ def generate_events(
         fold: integrate ``process.folded()`` (exact symmetries folded away:
             phi flat, the beam swap; see :mod:`hepflows.physics.symmetry`) and
             expand the events back to the full phase space.
+        channel_weights: how the channels share a point (:data:`CHANNEL_WEIGHTS`):
+            ``"mixture"`` (every channel's flow density, Kleiss-Pittau: the best
+            efficiency, one flow pass per channel for each point) or ``"learned"``
+            (a channel-weight network, MadNIS: one flow pass per point, the
+            fastest generation).
     """
-    setup = _process_setup(process, seed, multichannel, fold)
+    setup = _process_setup(process, seed, multichannel, fold, channel_weights)
     return run(
         setup.f, n_events, setup.build, out=out, channels=setup.channels,
         train_calls=train_calls, calls=calls, seed=seed, integrator=integrator,
         progress=progress, expand=setup.expand, particles=process.lhe_particles,
-        write=setup.write,
+        write=setup.write, channel_weights=setup.channel_weights,
     )  # fmt: skip
 
 
@@ -250,10 +271,17 @@ class _ProcessSetup:
     build: Callable[[], NeuralIntegrator]
     expand: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None
     write: dict[str, Any]
+    channel_weights: str = "mixture"
 
 
-def _process_setup(process: Any, seed: int, multichannel: bool, fold: bool) -> _ProcessSetup:
+def _process_setup(
+    process: Any, seed: int, multichannel: bool, fold: bool, channel_weights: str = "mixture"
+) -> _ProcessSetup:
     """The integrand, channels, integrator factory, expansion and LHE header of a process."""
+    if channel_weights not in CHANNEL_WEIGHTS:
+        raise ConfigError(
+            f"channel weights must be one of {CHANNEL_WEIGHTS}, got {channel_weights!r}"
+        )
     f = process.folded() if fold else process
     channels = f.channels() if multichannel else None
     p = process.params
@@ -263,8 +291,10 @@ def _process_setup(process: Any, seed: int, multichannel: bool, fold: bool) -> _
         scale=p.mu_f, aqed=p.alpha_em if isinstance(p.alpha_em, float) else 0.0,
     )  # fmt: skip
     return _ProcessSetup(
-        f, channels, lambda: NeuralIntegrator(f, f.dims, seed=seed, channels=channels, loss=LOSS),
-        f.expand if fold else None, write,
+        f, channels,
+        lambda: NeuralIntegrator(f, f.dims, seed=seed, channels=channels, loss=LOSS,
+                                 weights=channel_weights),
+        f.expand if fold else None, write, channel_weights,
     )  # fmt: skip
 
 
@@ -436,6 +466,7 @@ def run_sharded(
     expand: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     particles: Callable[[torch.Tensor, torch.Generator], Any] | None = None,
     write: dict[str, Any] | None = None,
+    channel_weights: str | None = None,
     merge_to: str | os.PathLike | None = None,
     shard_format: str | None = None,
     batch_size: int = SHARD_DEFAULTS["batch_size"],
@@ -477,6 +508,8 @@ def run_sharded(
         expand: maps accepted points (n, d) to the full phase space (folded integrands).
         particles: ``particles(x, generator)``: particle records of the expanded points.
         write: other keyword arguments of :func:`hepflows.io.write_events` (beams...).
+        channel_weights: the channel weights ``build`` uses (``None``: any); a loaded
+            integrator must have them.
         merge_to: merged event file written by the main rank at the end, or ``None``.
         shard_format: event format of the shards (default: that of ``merge_to``, else ``.h5``).
         batch_size: most points per flow pass (part of the run: it shapes the streams).
@@ -499,7 +532,8 @@ def run_sharded(
                               SHARD_DEFAULTS["format"])  # fmt: skip
     if suffix not in SUFFIXES:
         raise ConfigError(f"unknown shard format {suffix!r}: choose one of {SUFFIXES}")
-    integ, trained, used = _obtain(f, build, channels, integrator, train_calls, progress)
+    integ, trained, used = _obtain(f, build, channels, integrator, train_calls, progress,
+                                   channel_weights)
     w_max, acceptance = pilot(integ, calls, seed, rule, quantile, batch_size)
     ident = {"integrator": fingerprint(integ), "batch_size": batch_size, "pilot_calls": calls}
     run = RunInfo.create(seed, n_events, events_per_block, w_max, suffix, rule, quantile,
@@ -541,6 +575,7 @@ def generate_sharded(
     multichannel: bool = True,
     shard_format: str | None = None,
     batch_size: int = SHARD_DEFAULTS["batch_size"],
+    channel_weights: str = "mixture",
 ) -> ShardedGeneration:
     """Events of a physics process in reproducible blocks, one shard per block, on any ranks.
 
@@ -565,13 +600,15 @@ def generate_sharded(
         multichannel: one channel per propagator (else a single channel).
         shard_format: event format of the shards (default: that of ``merge_to``, else ``.h5``).
         batch_size: most points per flow pass.
+        channel_weights: ``"mixture"`` or ``"learned"`` (as :func:`generate_events`).
     """
-    setup = _process_setup(process, seed, multichannel, fold)
+    setup = _process_setup(process, seed, multichannel, fold, channel_weights)
     return run_sharded(
         setup.f, n_events, setup.build, out_dir, events_per_block=events_per_block,
         channels=setup.channels, train_calls=train_calls, calls=calls, seed=seed,
         integrator=integrator, progress=progress, expand=setup.expand,
         particles=process.lhe_particles, write=setup.write, merge_to=merge_to,
-        shard_format=shard_format, batch_size=batch_size,
-        extra={"process": type(process).__name__, "fold": fold, "multichannel": multichannel},
+        shard_format=shard_format, batch_size=batch_size, channel_weights=channel_weights,
+        extra={"process": type(process).__name__, "fold": fold, "multichannel": multichannel,
+               "channel_weights": channel_weights},
     )  # fmt: skip

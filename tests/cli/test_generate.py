@@ -61,6 +61,7 @@ def test_drell_yan_defaults_are_the_librarys():
     workflow = inspect.signature(generate_events).parameters
     assert (p["multichannel"], p["fold"]) == (workflow["multichannel"].default,
                                               workflow["fold"].default)  # fmt: skip
+    assert p["channel_weights"] == workflow["channel_weights"].default == "mixture"
     assert LEPTONS[p["lepton"]] == dy.lepton
     assert (p["zprime"], p["pdf"]) == (dy.zprime, dy.pdf)
     assert (p["mll_min"], p["pt_min"]) == (dy.sqrt_s_hat_min, dy.lepton_pt_min)
@@ -82,6 +83,8 @@ BAD = [
      "cannot write the integrator --integrator /proc/dy.safetensors"),
     (["drell-yan", "--events", "abc"], "--events must be a number"),
     (["drell-yan", "--calls", "0"], "--calls must lie between 1 and 1e13"),
+    (["drell-yan", "--channel-weights", "prior"],
+     "--channel-weights must be one of mixture, learned, got 'prior'"),
     (["drell-yan", "--workers", "2"], "--workers 2 splits a sharded run: add --shards DIR"),
     (["drell-yan", "--shards", "s", "--events", "0"], "--events must be >= 1 with --shards"),
     (["drell-yan", "--shards", "s", "--events-per-block", "0"],

@@ -25,6 +25,7 @@ import typer
 from hepflows.cli.common import PNG, library_default, output
 from hepflows.console import console, count
 from hepflows.generate import (
+    CHANNEL_WEIGHTS,
     DECAY_DEFAULTS,
     DEFAULTS,
     Generation,
@@ -108,6 +109,10 @@ def drell_yan(
     fold: Annotated[
         bool, typer.Option(help="fold the exact symmetries (phi, beam swap) before integrating")
     ] = library_default(generate_events, "fold"),
+    channel_weights: Annotated[
+        str, typer.Option(help="mixture (every channel's density: best efficiency) or learned "
+                               "(a network: one flow pass per point, fastest generation)")
+    ] = library_default(generate_events, "channel_weights"),
     mll_min: Annotated[
         float, typer.Option(help="lepton-pair mass cut (GeV)")
     ] = DY.sqrt_s_hat_min,
@@ -154,6 +159,9 @@ def drell_yan(
         raise ConfigError(f"--workers {workers} splits a sharded run: add --shards DIR (the "
                           "directory of the shards), or drop --workers")  # fmt: skip
     n_events = _n_events(events)
+    if channel_weights not in CHANNEL_WEIGHTS:
+        raise ConfigError(f"--channel-weights must be one of {', '.join(CHANNEL_WEIGHTS)}, "
+                          f"got {channel_weights!r}")  # fmt: skip
     if shards is not None:
         n_block = _check_sharded(shards, n_events, events_per_block, workers)
         integrator = integrator if integrator is not None else shards / SHARD_INTEGRATOR
@@ -171,7 +179,7 @@ def drell_yan(
             console.print(f"training the integrator once for the {workers} workers")
             trained = generate_events(dy, 0, train_calls=n_train, calls=n_calls, seed=seed,
                                       multichannel=multichannel, integrator=integrator,
-                                      fold=fold)  # fmt: skip
+                                      fold=fold, channel_weights=channel_weights)  # fmt: skip
             _report_training(trained.training_calls, integrator)
         raise typer.Exit(_relaunch(ctx, workers, integrator))
     if shards is not None:
@@ -183,7 +191,7 @@ def drell_yan(
                 dy, n_events, shards, events_per_block=n_block, train_calls=n_train,
                 calls=n_calls, seed=seed, integrator=integrator, progress=distributed.is_main(),
                 fold=fold, merge_to=merge_to if merge else None, multichannel=multichannel,
-                shard_format=shard_format,
+                shard_format=shard_format, channel_weights=channel_weights,
             )  # fmt: skip
             if distributed.is_main():
                 _report_sharded(sharded, integrator, distributed.world_size())
@@ -192,7 +200,8 @@ def drell_yan(
         return
     run = generate_events(dy, n_events, out=out if n_events else None, train_calls=n_train,
                           calls=n_calls, seed=seed, multichannel=multichannel,
-                          integrator=integrator, fold=fold)  # fmt: skip
+                          integrator=integrator, fold=fold,
+                          channel_weights=channel_weights)  # fmt: skip
     bosons = "gamma/Z/Z'" if zprime else "gamma/Z"
     title = f"pp -> {lepton}+{lepton}- via {bosons}, {dy.params.sqrt_s / 1e3:g} TeV, LO"
     _report(run, title, "pb", "event")
