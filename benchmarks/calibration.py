@@ -9,7 +9,9 @@ in 1-100 GeV. On one test set (log-uniform, fresh seed) per bin of E_inc:
 the median response E_pred / E_true and the resolution of the four
 estimators, and the prior shift |median(uniform) - median(log-uniform)| of
 the MLE and of the regression. The MLE's pull (E_MLE - E_true) / sigma, with
-sigma from -2 Delta ln L = 1, should have width 1. Last line JSON.
+sigma from -2 Delta ln L = 1, should have width 1. ``--replicas K`` trains each
+prior K times (other showers and seeds): the shift between two trainings on
+the same prior is the noise floor of the prior shift. Last line JSON.
 ``--quick``: fewer showers and epochs.
 """
 
@@ -37,6 +39,56 @@ from hepflows.calo.calibration import (  # noqa: E402
 
 RANGE_MEV = (1e3, 1e5)
 PRIORS = ("uniform", "log-uniform")
+#: Seed step between replicas (training showers and flow initialisation).
+REPLICA_SEED = 100
+
+
+def fit_prior(
+    prior: str, seed: int, n_train: int, epochs: int, test: Any, edges: np.ndarray
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Train flow I and the regression on ``n_train`` showers of one prior; their report
+    on the test showers and their estimates ({"MLE": ..., "regression": ...})."""
+    sim = ToySimulator("calogan", energy_range_mev=RANGE_MEV, energy_distribution=prior,
+                       seed=seed + PRIORS.index(prior))  # fmt: skip
+    print(f"\n== {prior} prior: {sim}", flush=True)
+    showers = sim.simulate(n_train)
+    flow = CaloFlow("calogan", student=False, moments=0, seed=seed)
+    plan = TrainingPlan(epochs={"flow1": epochs, "teacher": 0, "student": 0}, seed=seed)
+    t = time.perf_counter()
+    history = train(flow, showers, plan, progress=False)
+    flow_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    reg = EnergyRegression(flow.n_layers, seed=seed).fit(showers, seed=seed)
+    reg_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    mle = calibrate(flow, test, energy_range_mev=RANGE_MEV, seed=seed)
+    mle_seconds = time.perf_counter() - t
+    pred = reg.predict(test)
+    ok = ~mle.at_edge
+    pulls = (mle.energy - test.energy) / mle.sigma
+    r_mle = response_in_bins(test.energy, mle.energy, edges)
+    r_reg = response_in_bins(test.energy, pred, edges)
+    report = {
+        "seed": seed,
+        "flow1_history": {k: v for k, v in history.get("flow1", {}).items()
+                          if k in ("best_epoch", "seconds")},
+        "flow_train_seconds": flow_seconds, "regression_train_seconds": reg_seconds,
+        "mle_seconds_per_shower": mle_seconds / len(test.energy),
+        "mle_median": r_mle["median"].tolist(), "mle_resolution": r_mle["resolution"].tolist(),
+        "regression_median": r_reg["median"].tolist(),
+        "regression_resolution": r_reg["resolution"].tolist(),
+        "mle_pull_width_per_bin": [
+            pull_width(pulls[ok & (test.energy >= a) & (test.energy < b)])
+            for a, b in zip(edges[:-1], edges[1:], strict=True)],
+        "mle_pull_width": pull_width(pulls[ok]), "mle_pull_std_clipped":
+            float(np.std(np.clip(pulls[ok], -5, 5))), "mle_at_edge": int((~ok).sum()),
+        "mle_median_sigma_over_e": float(np.median(mle.sigma[ok] / mle.energy[ok])),
+    }  # fmt: skip
+    print(f"flow I {flow_seconds:.0f} s, regression {reg_seconds:.0f} s, MLE "
+          f"{1e3 * mle_seconds / len(test.energy):.2f} ms/shower; pull width "
+          f"{report['mle_pull_width']:.3f}; {int((~ok).sum())} at the range's ends",
+          flush=True)  # fmt: skip
+    return report, {"MLE": mle.energy, "regression": pred}
 
 
 def main() -> None:
@@ -47,6 +99,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="flow I epochs")
     ap.add_argument("--bins", type=int, default=10, help="log-spaced E_inc bins")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--replicas", type=int, default=1,
+                    help="trainings per prior (other showers and seeds): the training noise")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     args = ap.parse_args()
@@ -67,48 +121,16 @@ def main() -> None:
     result["edges_mev"] = edges.tolist()
     estimates: dict[str, np.ndarray] = {}
     for prior in PRIORS:
-        sim = ToySimulator("calogan", energy_range_mev=RANGE_MEV, energy_distribution=prior,
-                           seed=args.seed + PRIORS.index(prior))  # fmt: skip
-        print(f"\n== {prior} prior: {sim}", flush=True)
-        showers = sim.simulate(n_train)
-        flow = CaloFlow("calogan", student=False, moments=0, seed=args.seed)
-        plan = TrainingPlan(epochs={"flow1": epochs, "teacher": 0, "student": 0},
-                            seed=args.seed)  # fmt: skip
-        t = time.perf_counter()
-        history = train(flow, showers, plan, progress=False)
-        flow_seconds = time.perf_counter() - t
-        t = time.perf_counter()
-        reg = EnergyRegression(flow.n_layers, seed=args.seed).fit(showers, seed=args.seed)
-        reg_seconds = time.perf_counter() - t
-        t = time.perf_counter()
-        mle = calibrate(flow, test, energy_range_mev=RANGE_MEV, seed=args.seed)
-        mle_seconds = time.perf_counter() - t
-        pred = reg.predict(test)
-        ok = ~mle.at_edge
-        pulls = (mle.energy - test.energy) / mle.sigma
-        estimates[f"MLE ({prior})"] = mle.energy
-        estimates[f"regression ({prior})"] = pred
-        r_mle = response_in_bins(test.energy, mle.energy, edges)
-        r_reg = response_in_bins(test.energy, pred, edges)
-        result[prior] = {
-            "flow1_history": {k: v for k, v in history.get("flow1", {}).items()
-                              if k in ("best_epoch", "seconds")},
-            "flow_train_seconds": flow_seconds, "regression_train_seconds": reg_seconds,
-            "mle_seconds_per_shower": mle_seconds / n_test,
-            "mle_median": r_mle["median"].tolist(), "mle_resolution": r_mle["resolution"].tolist(),
-            "regression_median": r_reg["median"].tolist(),
-            "regression_resolution": r_reg["resolution"].tolist(),
-            "mle_pull_width_per_bin": [
-                pull_width(pulls[ok & (test.energy >= a) & (test.energy < b)])
-                for a, b in zip(edges[:-1], edges[1:], strict=True)],
-            "mle_pull_width": pull_width(pulls[ok]), "mle_pull_std_clipped":
-                float(np.std(np.clip(pulls[ok], -5, 5))), "mle_at_edge": int((~ok).sum()),
-            "mle_median_sigma_over_e": float(np.median(mle.sigma[ok] / mle.energy[ok])),
-        }  # fmt: skip
-        print(f"flow I {flow_seconds:.0f} s, regression {reg_seconds:.0f} s, MLE "
-              f"{1e3 * mle_seconds / n_test:.2f} ms/shower; pull width "
-              f"{result[prior]['mle_pull_width']:.3f}; {int((~ok).sum())} at the range's "
-              "ends", flush=True)  # fmt: skip
+        for r in range(args.replicas):
+            seed = args.seed + REPLICA_SEED * r
+            rep, est = fit_prior(prior, seed, n_train, epochs, test, edges)
+            if r == 0:
+                result[prior] = rep
+                estimates.update({f"{k} ({prior})": v for k, v in est.items()})
+            else:
+                result[prior].setdefault("replicas", []).append(
+                    {k: rep[k] for k in ("mle_median", "mle_pull_width", "regression_median")}
+                    | {"seed": seed})  # fmt: skip
     u, lg = result["uniform"], result["log-uniform"]
     shift_mle = np.abs(np.array(u["mle_median"]) - np.array(lg["mle_median"]))
     shift_reg = np.abs(np.array(u["regression_median"]) - np.array(lg["regression_median"]))
@@ -118,6 +140,13 @@ def main() -> None:
     result["regression_prior_shift_max"] = float(np.nanmax(shift_reg))
     widths = [u["mle_pull_width"], lg["mle_pull_width"]]
     result["mle_pull_width"] = max(widths, key=lambda w: abs(w - 1))
+    if args.replicas > 1:  # training noise: the same prior, another training set and seed
+        noise = [np.abs(np.array(result[p]["mle_median"]) - np.array(rep["mle_median"]))
+                 for p in PRIORS for rep in result[p]["replicas"]]  # fmt: skip
+        result["mle_replica_shift"] = np.max(noise, axis=0).tolist()
+        result["mle_replica_shift_max"] = float(np.nanmax(noise))
+        print("MLE median, same prior, other training seed: |shift| per bin "
+              + " ".join(f"{v:.4f}" for v in result["mle_replica_shift"]))  # fmt: skip
     result["total_seconds"] = time.perf_counter() - t0
     print("\nE_inc bin [GeV]  | MLE median u / log | shift | regression median u / log | shift")
     for b in range(args.bins):

@@ -121,7 +121,7 @@ def hepflows_rate(dy: DrellYan, path: Path, n: int, block: int) -> dict[str, Any
         t = time.perf_counter()
         gen = records_generator(SEED, 0)
         write_shard(tmp, run, 0, x, blk.weights, blk.calls, blk.sum_w, blk.sum_w2,
-                    particles=lambda u: dy.lhe_particles(u, gen))  # fmt: skip
+                    particles=lambda u: dy.particle_table(u, gen))  # fmt: skip
         write_seconds = time.perf_counter() - t
     efficiency = events / calls
     overweight = float(torch.cat([b.weights for b, _ in blocks]).abs().gt(1).double().mean())

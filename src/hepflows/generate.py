@@ -234,7 +234,7 @@ def generate_events(
     per propagator) with mixture channel weights, trained on :data:`LOSS`.
 
     Args:
-        process: the physics integrand (``folded()``, ``channels()``, ``lhe_particles``,
+        process: the physics integrand (``folded()``, ``channels()``, ``particle_table``,
             ``params``, ``pdf``).
         n_events: unweighted events to generate (0: only the cross-section).
         out: event file (``.lhe``, ``.lhe.gz``, ``.h5``) or ``None``.
@@ -257,7 +257,7 @@ def generate_events(
     return run(
         setup.f, n_events, setup.build, out=out, channels=setup.channels,
         train_calls=train_calls, calls=calls, seed=seed, integrator=integrator,
-        progress=progress, expand=setup.expand, particles=process.lhe_particles,
+        progress=progress, expand=setup.expand, particles=process.particle_table,
         write=setup.write, channel_weights=setup.channel_weights,
     )  # fmt: skip
 
@@ -330,7 +330,7 @@ def generate_decay(
     return run(
         decay, n_events, lambda: NeuralIntegrator(decay, 2, seed=seed, trainer=method), out=out,
         train_calls=train_calls, calls=calls, seed=seed, integrator=integrator,
-        progress=progress, particles=decay.lhe_particles, write=write,
+        progress=progress, particles=decay.particle_table, write=write,
     )  # fmt: skip
 
 
@@ -607,7 +607,7 @@ def generate_sharded(
         setup.f, n_events, setup.build, out_dir, events_per_block=events_per_block,
         channels=setup.channels, train_calls=train_calls, calls=calls, seed=seed,
         integrator=integrator, progress=progress, expand=setup.expand,
-        particles=process.lhe_particles, write=setup.write, merge_to=merge_to,
+        particles=process.particle_table, write=setup.write, merge_to=merge_to,
         shard_format=shard_format, batch_size=batch_size, channel_weights=channel_weights,
         extra={"process": type(process).__name__, "fold": fold, "multichannel": multichannel,
                "channel_weights": channel_weights},

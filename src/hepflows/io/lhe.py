@@ -13,7 +13,9 @@ Events of a generic integrand have no particles: their unit-cube
 coordinates travel as named per-event weights ``x1 ... xd`` in a weight group
 ``hepflows-coordinates``, which all three formats keep (the XML formats with
 the 5 significant digits pylhe writes for weights, LHEH5 in full). Physics processes
-pass a ``particles`` function that turns coordinates into particle records.
+pass a ``particles`` function that turns coordinates into particle records, best
+as one (n, P, 13) table: LHEH5 files are then written column-wise
+(:mod:`hepflows.io.lheh5`, about 1 us per event instead of pylhe's 60).
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
-from hepflows.errors import InputError
+from hepflows.errors import InputError, ShapeError
 from hepflows.extras import require
 from hepflows.io.atomic import atomic_write, check_writable
 from hepflows.io.events import Events
+from hepflows.io.lheh5 import write_lheh5
+from hepflows.io.particles import PARTICLE_COLUMNS, records
 
 if TYPE_CHECKING:
     import pylhe
@@ -37,7 +42,9 @@ if TYPE_CHECKING:
 COORDINATES = "hepflows-coordinates"
 SUFFIXES = (".lhe", ".lhe.gz", ".h5", ".hdf5")
 
-Particles = Callable[[torch.Tensor], Sequence[Sequence["pylhe.LHEParticle"]]]
+#: Maps (n, d) event points to their particles: an (n, P, 13) particle table
+#: (:func:`hepflows.io.particles.particle_table`) or n lists of ``pylhe.LHEParticle``.
+Particles = Callable[[torch.Tensor], "torch.Tensor | Sequence[Sequence[pylhe.LHEParticle]]"]
 
 
 def _pylhe(purpose: str) -> ModuleType:
@@ -74,8 +81,9 @@ def write_events(
     Args:
         path: ``*.lhe``, ``*.lhe.gz``, ``*.h5`` or ``*.hdf5``.
         events: from :meth:`hepflows.integrate.NeuralIntegrator.generate`.
-        particles: maps (n, d) coordinates to per-event particle lists
-            (physics); without it the coordinates are stored as weights.
+        particles: maps (n, d) coordinates to the events' particles (physics): an
+            (n, P, 13) table or n lists of ``pylhe.LHEParticle``; without it the
+            coordinates are stored as weights.
         beams: (id A, id B, energy A, energy B) for the ``<init>`` block.
         pdf_set: LHAPDF id of the PDF set on both beams (0: none).
         process_id: LPRUP.
@@ -118,9 +126,14 @@ def write_events(
                      for i in range(dims)],  # fmt: skip
         )
         header = pylhe.LHEHeader(initrwgt=pylhe.LHEInitRWGT(entries=[group]))
+    made = particles(events.x) if particles is not None else None
+    if _is_hdf5(path):
+        _write_columns(path, init, header, events, xw, made, process_id, scale, aqed)
+        return
+    if made is None:
         plists: Sequence[Sequence[pylhe.LHEParticle]] = [[] for _ in range(n)]
     else:
-        plists = particles(events.x)
+        plists = records(made) if isinstance(made, torch.Tensor) else made
     x = events.x.tolist()
     lhe_events = []
     for i in range(n):
@@ -136,6 +149,43 @@ def write_events(
             )
         )
     write_lhe(path, init, lhe_events, header)
+
+
+def _is_hdf5(path: Path) -> bool:
+    return path.suffix in (".h5", ".hdf5")
+
+
+def _write_columns(
+    path: Path,
+    init: pylhe.LHEInit,
+    header: pylhe.LHEHeader | None,
+    events: Events,
+    xw: torch.Tensor,
+    made: torch.Tensor | Sequence[Sequence[pylhe.LHEParticle]] | None,
+    process_id: int,
+    scale: float,
+    aqed: float,
+) -> None:
+    """LHEH5, column-wise: the events' columns and their (m, 13) particle rows."""
+    n = len(events)
+    if made is None:
+        table = torch.zeros(n, 0, len(PARTICLE_COLUMNS), dtype=torch.float64)
+    elif isinstance(made, torch.Tensor):
+        table = made
+    else:
+        table = torch.tensor([[[getattr(p, c) for c in PARTICLE_COLUMNS] for p in event]
+                              for event in made], dtype=torch.float64)  # fmt: skip
+    if table.ndim != 3 or len(table) != n:
+        raise ShapeError(f"particles must be ({n}, P, {len(PARTICLE_COLUMNS)}), "
+                         f"got {tuple(table.shape)}")  # fmt: skip
+    columns: dict[str, Any] = {
+        "pid": np.full(n, float(process_id)), "nparticles": np.full(n, float(table.shape[1])),
+        "NOMINAL": xw.numpy(), "scale": np.full(n, scale), "aqed": np.full(n, aqed),
+        "aqcd": np.zeros(n),
+    }  # fmt: skip
+    if made is None:
+        columns.update({f"x{j + 1}": events.x[:, j].numpy() for j in range(events.x.shape[1])})
+    write_lheh5(path, init, [(columns, table.reshape(-1, len(PARTICLE_COLUMNS)).numpy())], header)
 
 
 def write_lhe(

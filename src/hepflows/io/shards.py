@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -43,11 +44,13 @@ from hepflows.io.events import Events
 from hepflows.io.lhe import (
     SUFFIXES,
     Particles,
+    _is_hdf5,
     _pylhe,
     check_event_path,
     write_events,
     write_lhe,
 )
+from hepflows.io.lheh5 import read_columns, write_lheh5
 
 #: ``format`` entry of every sidecar.
 FORMAT = "hepflows-shard"
@@ -453,7 +456,10 @@ def merge_shards(
         init.procInfo[0], xSection=sigma, error=error,
         unitWeight=abs(sigma) * max(s.max_weight for s in shards) / n,
     )]  # fmt: skip
-    write_lhe(out, init, _reweighted(shards, first.events, sigma, n), header)
+    if _is_hdf5(out) and all(_is_hdf5(sh.path) for sh in shards):
+        write_lheh5(out, init, _reweighted_columns(shards, sigma, n), header)
+    else:
+        write_lhe(out, init, _reweighted(shards, first.events, sigma, n), header)
     return MergeReport(out, run.run_id, blocks, n, calls, sigma, error, run.w_max)
 
 
@@ -479,15 +485,44 @@ def _reweighted(
         events = first if k == 0 else _open(s).events
         count = 0
         for event in events:
-            w = event.eventinfo.weight * s.events / s.sigma
-            if abs(abs(w) - 1) < SNAP:
-                w = math.copysign(1.0, w)
-            event.eventinfo.weight = sigma * w / n
+            event.eventinfo.weight = float(_rescaled(event.eventinfo.weight, s, sigma, n))
             count += 1
             yield event
-        if count != s.events:
-            raise InputError(
-                f"{s.path} holds {count} events but its sidecar {s.sidecar.name} says "
-                f"{s.events}: the file is truncated or was replaced; delete both and re-run "
-                "the same command to regenerate the block"
-            )
+        _check_count(s, count)
+
+
+def _rescaled(xwgtup: Any, shard: Shard, sigma: float, n: int) -> Any:
+    """XWGTUP of a shard's events (a float or an array) rescaled to the merged run.
+
+    The shard wrote sigma_b w_i / n_b; w_i is recovered (snapped to exactly +-1
+    within :data:`SNAP`) and written as sigma w_i / n.
+    """
+    w = np.asarray(xwgtup, dtype=np.float64) * shard.events / shard.sigma
+    w = np.where(np.abs(np.abs(w) - 1) < SNAP, np.sign(w), w)
+    return sigma * w / n
+
+
+def _check_count(shard: Shard, count: int) -> None:
+    if count != shard.events:
+        raise InputError(
+            f"{shard.path} holds {count} events but its sidecar {shard.sidecar.name} says "
+            f"{shard.events}: the file is truncated or was replaced; delete both and re-run "
+            "the same command to regenerate the block"
+        )
+
+
+def _reweighted_columns(
+    shards: list[Shard], sigma: float, n: int
+) -> Iterator[tuple[dict[str, Any], Any]]:
+    """Every LHEH5 shard's event columns and particle rows in block order, XWGTUP
+    rescaled as :func:`_reweighted` does, the first particle rows recounted."""
+    for s in shards:
+        try:
+            events, particles = read_columns(s.path)
+        except (OSError, KeyError) as err:
+            raise InputError(f"cannot read {s.path} ({err}): delete it and {s.sidecar.name}, "
+                             "then re-run the same command to regenerate it") from None
+        _check_count(s, len(events["NOMINAL"]))
+        events["NOMINAL"] = _rescaled(events["NOMINAL"], s, sigma, n)
+        del events["start"]  # the writer counts the rows of the merged table
+        yield events, particles

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from hepflows.errors import ShapeError
-from hepflows.extras import require
+from hepflows.io.particles import particle_table, records
 from hepflows.physics.decays.dalitz import DalitzPlot
 
 if TYPE_CHECKING:
@@ -59,29 +59,24 @@ class ThreeBodyDecay:
         #: PDG ids of the parent and of daughters 1, 2, 3 (for event files).
         self.pdg_ids = pdg_ids
 
+    def particle_table(self, u: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(n, 4, 13) Les Houches records of decays at (n, 2) points: the parent at rest
+        (status -1) and the three daughters (status 1, mother 1) in its rest frame,
+        randomly oriented with ``generator`` (an unpolarised parent), momenta and masses
+        in GeV; columns as :data:`hepflows.io.particles.PARTICLE_COLUMNS`."""
+        d = self.dalitz
+        daughters = d.momenta(u.clamp(EDGE, 1 - EDGE), generator).to(torch.float64)
+        parent = torch.zeros(len(u), 1, 4, dtype=torch.float64)
+        parent[..., 0] = d.M
+        pid = torch.tensor(self.pdg_ids, dtype=torch.float64).expand(len(u), 4)
+        return particle_table(pid, (-1, 1, 1, 1), ((0, 0), (1, 1), (1, 1), (1, 1)),
+                              torch.cat((parent, daughters), dim=1), (d.M, d.m1, d.m2, d.m3))
+
     def lhe_particles(
         self, u: Tensor, generator: torch.Generator | None = None
     ) -> list[list[pylhe.LHEParticle]]:
-        """Les Houches records of decays at (n, 2) points: the parent at rest (status -1)
-        and the three daughters (status 1, mother 1) in its rest frame, randomly oriented
-        with ``generator`` (an unpolarised parent), momenta and masses in GeV."""
-        pylhe = require("pylhe", "physics", "Writing decay events to LHE files")
-        d = self.dalitz
-        moms = d.momenta(u.clamp(EDGE, 1 - EDGE), generator).tolist()
-        masses = (d.m1, d.m2, d.m3)
-        parent, *daughters = self.pdg_ids
-
-        def rec(pid: int, status: int, mother: int, p: list[float], m: float):
-            return pylhe.LHEParticle(
-                id=pid, status=status, mother1=mother, mother2=mother, color1=0, color2=0,
-                px=p[1], py=p[2], pz=p[3], e=p[0], m=m, lifetime=0.0, spin=9.0,
-            )  # fmt: skip
-
-        return [
-            [rec(parent, -1, 0, [d.M, 0.0, 0.0, 0.0], d.M)]
-            + [rec(pid, 1, 1, p, m) for pid, p, m in zip(daughters, event, masses, strict=True)]
-            for event in moms
-        ]
+        """``pylhe`` records of :meth:`particle_table`: n lists of 4 particles."""
+        return records(self.particle_table(u, generator))
 
     def invariants(self, u: Tensor) -> dict[str, Tensor]:
         """(n, 2) unit-square points -> dict of (n,) ``s12``, ``s23``, ``s13`` and ``jac``."""

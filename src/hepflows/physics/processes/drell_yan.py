@@ -31,8 +31,8 @@ import torch
 from torch import Tensor
 
 from hepflows.errors import ConfigError
-from hepflows.extras import require
 from hepflows.integrate.channels import Channel
+from hepflows.io.particles import particle_table, records
 from hepflows.physics.phasespace import (
     HadronicPhaseSpace,
     LeptonCuts,
@@ -325,35 +325,29 @@ class DrellYan:
         """Lab four-momenta (n, 4): parton 1, parton 2, l-, l+."""
         return self.space.momenta(self.space(u))
 
-    def lhe_particles(
-        self, u: Tensor, generator: torch.Generator | None = None
-    ) -> list[list[pylhe.LHEParticle]]:
-        """Les Houches particle records of events at (n, 4) points.
+    def particle_table(self, u: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(n, 4, 13) Les Houches particle records of events at (n, 4) points.
 
         Incoming q and qbar (status -1, colour line 501, flavour drawn by its
         share of the cross-section at that point) and the outgoing l- and l+
-        (status 1, mothers 1 and 2), massless, momenta in GeV in the lab frame.
+        (status 1, mothers 1 and 2), massless, momenta in GeV in the lab frame;
+        columns as :data:`hepflows.io.particles.PARTICLE_COLUMNS`.
         """
-        pylhe = require("pylhe", "physics", "Writing Drell-Yan events to LHE files")
-        ids = self.initial_states(u, generator).tolist()
-        p1, p2, k1, k2 = (t.tolist() for t in self.momenta(u))
-        lep = self.params.lepton
-        events = []
-        for i, (a, b) in enumerate(ids):
-            def rec(pid, status, mothers, col, p):
-                return pylhe.LHEParticle(
-                    id=pid, status=status, mother1=mothers[0], mother2=mothers[1],
-                    color1=col[0], color2=col[1], px=p[1], py=p[2], pz=p[3], e=p[0], m=0.0,
-                    lifetime=0.0, spin=9.0,
-                )  # fmt: skip
+        ids = self.initial_states(u, generator)
+        lep = torch.full_like(ids[:, 0], self.params.lepton)
+        pid = torch.stack((ids[:, 0], ids[:, 1], lep, -lep), dim=1)
+        quark = (ids > 0).to(torch.float64)  # colour line 501 on the quark, anticolour else
+        colours = torch.zeros(len(u), 4, 2, dtype=torch.float64)
+        colours[:, :2, 0], colours[:, :2, 1] = 501 * quark, 501 * (1 - quark)
+        momenta = torch.stack(self.momenta(u), dim=1)
+        return particle_table(pid, (-1, -1, 1, 1), ((0, 0), (0, 0), (1, 2), (1, 2)), momenta,
+                              (0.0,) * 4, colours)  # fmt: skip
 
-            events.append([
-                rec(a, -1, (0, 0), (501, 0) if a > 0 else (0, 501), p1[i]),
-                rec(b, -1, (0, 0), (501, 0) if b > 0 else (0, 501), p2[i]),
-                rec(lep, 1, (1, 2), (0, 0), k1[i]),
-                rec(-lep, 1, (1, 2), (0, 0), k2[i]),
-            ])  # fmt: skip
-        return events
+    def lhe_particles(
+        self, u: Tensor, generator: torch.Generator | None = None
+    ) -> list[list[pylhe.LHEParticle]]:
+        """``pylhe`` records of :meth:`particle_table`: n lists of 4 particles."""
+        return records(self.particle_table(u, generator))
 
 
 def pythia_alpha_em(coup_sm: object) -> Callable[[Tensor], Tensor]:
