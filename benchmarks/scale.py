@@ -12,13 +12,20 @@ Everything runs with one thread per process (``torch.set_num_threads(1)``,
     counted), against hepflows' sharded-generation hot path on a trained
     multi-channel integrator: blocks of unweighted events (flow sampling, matrix
     element, PDFs, unweighting against a fixed w_max), their expansion to the
-    full phase space and the lepton four-momenta. Writing them to HDF5 is
-    timed separately (per event) and reported.
+    full phase space and their particle records (flavours drawn by their share
+    of the cross-section, colours, four-momenta), as Pythia's event record.
+    Both channel weightings are measured: ``learned`` (MadNIS: a channel-weight
+    network, one flow pass per point; the headline, ``--channel-weights``) and
+    ``mixture`` (Kleiss-Pittau on the flow densities, one pass per channel).
+    Writing a block to HDF5 is timed separately (per event) and reported.
 (b) 1 and 2 processes (``torchrun``, gloo, one thread each) on this 2-core
     machine: sharded generation of ``--events`` events into HDF5 shards
     (writing included, merging not), and integrator training with the same
     global batch and iterations; the speed-up t(1) / t(2) of each.
 (c) The peak resident memory of every rank (``ru_maxrss``).
+(d) ``--big-run 1e7``: the README's command ``hepflows generate drell-yan
+    --events 1e7 --shards DIR --workers 2 --out all.h5`` timed whole (training,
+    generation, merge).
 
 Last line JSON. ``--quick``: fewer events. ``--worker`` is the mode the
 script runs itself in under ``torchrun``.
@@ -44,7 +51,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import finish  # noqa: E402
 from hepflows import distributed  # noqa: E402
-from hepflows.generate import LOSS, generate_events, generate_sharded  # noqa: E402
+from hepflows.generate import (  # noqa: E402
+    CHANNEL_WEIGHTS,
+    LOSS,
+    generate_events,
+    generate_sharded,
+)
 from hepflows.integrate import NeuralIntegrator  # noqa: E402
 from hepflows.integrate.blocks import generate_block, pilot, records_generator  # noqa: E402
 from hepflows.physics import DrellYan, pythia_parameters  # noqa: E402
@@ -64,13 +76,16 @@ def drell_yan() -> tuple[Any, DrellYan, list[str]]:
     return pythia, DrellYan(pythia_parameters(pythia)), settings
 
 
-def train_integrator(dy: DrellYan, path: Path, train_calls: int) -> dict[str, Any]:
+def train_integrator(
+    dy: DrellYan, path: Path, train_calls: int, channel_weights: str
+) -> dict[str, Any]:
     """Train the multi-channel integrator once and save it (every rank loads it later)."""
     t = time.perf_counter()
     gen = generate_events(dy, 0, train_calls=train_calls, calls=100_000, seed=SEED,
-                          integrator=path, progress=False)  # fmt: skip
-    return {"train_seconds": time.perf_counter() - t, "sigma_pb": gen.result.value,
-            "sigma_error_pb": gen.result.error}  # fmt: skip
+                          integrator=path, progress=False,
+                          channel_weights=channel_weights)  # fmt: skip
+    return {"channel_weights": channel_weights, "train_seconds": time.perf_counter() - t,
+            "sigma_pb": gen.result.value, "sigma_error_pb": gen.result.error}  # fmt: skip
 
 
 def pythia_rate(pythia: Any, n: int) -> dict[str, Any]:
@@ -96,7 +111,9 @@ def pythia_rate(pythia: Any, n: int) -> dict[str, Any]:
 
 
 def hepflows_rate(dy: DrellYan, path: Path, n: int, block: int) -> dict[str, Any]:
-    """Events per second of the sharded-generation hot path (no writing), then writing."""
+    """Events per second of the sharded-generation hot path (unweighted events expanded to
+    the full phase space, with their particle records: flavours, colours, momenta), then
+    the writing of one block to HDF5 on its own."""
     from hepflows.io.shards import RunInfo, write_shard
 
     f = dy.folded()
@@ -108,28 +125,29 @@ def hepflows_rate(dy: DrellYan, path: Path, n: int, block: int) -> dict[str, Any
     blocks, calls, t = [], 0, time.perf_counter()
     for b in range(max(n // block, 1)):
         blk = generate_block(integ, b, block, w_max, SEED, acceptance=acceptance)
-        x = f.expand(blk.x, records_generator(SEED, b))
-        momenta = dy.momenta(x)
+        gen = records_generator(SEED, b)  # as generate_sharded: expansion, then records
+        table = dy.particle_table(f.expand(blk.x, gen), gen)
         calls += blk.calls
-        blocks.append((blk, x))
+        blocks.append((blk, table))
     seconds = time.perf_counter() - t
     events = sum(len(b.x) for b, _ in blocks)
-    del momenta
     run = RunInfo.create(SEED, events, block, w_max, ".h5", "quantile", 0.999)
+    blk, table = blocks[0]
+    x = blk.x  # the shard's coordinates are not written: the records are
     with tempfile.TemporaryDirectory() as tmp:
-        blk, x = blocks[0]
         t = time.perf_counter()
-        gen = records_generator(SEED, 0)
         write_shard(tmp, run, 0, x, blk.weights, blk.calls, blk.sum_w, blk.sum_w2,
-                    particles=lambda u: dy.particle_table(u, gen))  # fmt: skip
+                    particles=lambda u: table)  # fmt: skip
         write_seconds = time.perf_counter() - t
     efficiency = events / calls
     overweight = float(torch.cat([b.weights for b, _ in blocks]).abs().gt(1).double().mean())
     return {"events": events, "seconds": seconds, "events_per_s": events / seconds,
             "calls_per_event": calls / events, "unweighting_efficiency": efficiency,
             "overweight_fraction": overweight, "w_max": w_max, "wmax_seconds": wmax_seconds,
-            "hdf5_write_seconds_per_event": write_seconds / len(blocks[0][0].x),
-            "hdf5_events_written": len(blocks[0][0].x)}  # fmt: skip
+            "hdf5_write_seconds_per_event": write_seconds / len(x),
+            "hdf5_events_written": len(x),
+            "writing_share": write_seconds / len(x) / (write_seconds / len(x) + seconds / events)
+            }  # fmt: skip
 
 
 # ------------------------------------------------------------------ torchrun workers
@@ -143,11 +161,12 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "generate":
         run = generate_sharded(dy, args.events, args.dir, events_per_block=args.block,
                                calls=100_000, seed=SEED, integrator=args.integrator,
-                               progress=False)  # fmt: skip
+                               progress=False, channel_weights=args.channel_weights)  # fmt: skip
         out["blocks"] = len(run.generated)
     else:
         f = dy.folded()
-        integ = NeuralIntegrator(f, f.dims, seed=SEED, channels=f.channels(), loss=LOSS)
+        integ = NeuralIntegrator(f, f.dims, seed=SEED, channels=f.channels(), loss=LOSS,
+                                 weights=args.channel_weights)  # fmt: skip
         history = integ.train(calls=args.train_calls, progress=False)
         out["iterations"] = len(history.loss)
     distributed.barrier()
@@ -177,6 +196,34 @@ def launch(mode: str, procs: int, extra: list[str], directory: Path) -> list[dic
     return reports
 
 
+def big_run(n_events: int, directory: Path, channel_weights: str) -> dict[str, Any]:
+    """The README's command for ``n_events`` events on 2 local processes, timed whole:
+    training, sharded generation into HDF5, and the merge into one file."""
+    out = directory / "all.h5"
+    cmd = [sys.executable, "-m", "hepflows", "generate", "drell-yan", "--events", str(n_events),
+           "--shards", str(directory / "shards"), "--workers", "2", "--out", str(out),
+           "--channel-weights", channel_weights]  # fmt: skip
+    print("big run:", " ".join(cmd[1:]), flush=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    done = subprocess.run(cmd, text=True, capture_output=True)
+    seconds = time.perf_counter() - t
+    if done.returncode:
+        raise SystemExit(f"the big run failed:\n{done.stderr[-4000:]}")
+    import h5py
+
+    with h5py.File(out, "r") as f:
+        events = f["events"].shape[0]
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    report = {"command": " ".join(cmd[1:]), "events": events, "seconds": seconds,
+              "file_gb": out.stat().st_size / 1e9,
+              "max_rss_mb_any_process": peak / 1024 if peak > before else None,
+              "output_tail": done.stdout.strip().splitlines()[-12:]}  # fmt: skip
+    print(f"big run: {events:,} events in {seconds:.0f} s ({report['file_gb']:.1f} GB)",
+          flush=True)  # fmt: skip
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -189,6 +236,12 @@ def main() -> None:
     ap.add_argument("--worker", choices=("generate", "train"), default=None)
     ap.add_argument("--dir", type=Path, default=None)
     ap.add_argument("--integrator", type=Path, default=None)
+    ap.add_argument("--big-run", type=float, default=0,
+                    help="also time the README's 2-process command for this many events "
+                         "(training, generation, merge), e.g. 1e7")  # fmt: skip
+    ap.add_argument("--channel-weights", default="learned", choices=CHANNEL_WEIGHTS,
+                    help="channel weights of the headline integrator (the other is measured "
+                         "in (a) too)")  # fmt: skip
     args = ap.parse_args()
     if args.worker:
         worker(args)
@@ -207,29 +260,45 @@ def main() -> None:
     print("Pythia 8:", "; ".join(settings))
     result["pythia_settings"] = settings
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp, "dy.safetensors")
-        result["integrator"] = train_integrator(dy, path, args.train_calls)
-        print(f"integrator: {result['integrator']}", flush=True)
         py = pythia_rate(pythia, n_py)
         print(f"Pythia  : {py['events_per_s']:,.0f} events/s ({py['tries_per_event']:.2f} tries "
               f"per event; {py['with_python_readout_events_per_s']:,.0f}/s with the Python "
               "read-out)", flush=True)  # fmt: skip
-        hf = hepflows_rate(dy, path, n_rate, args.block)
-        print(f"hepflows: {hf['events_per_s']:,.0f} events/s (efficiency "
-              f"{hf['unweighting_efficiency']:.3f}, {hf['overweight_fraction']:.2%} overweight; "
-              f"HDF5 writing {1e6 * hf['hdf5_write_seconds_per_event']:.1f} us/event)",
-              flush=True)  # fmt: skip
+        modes = [args.channel_weights, *(m for m in CHANNEL_WEIGHTS if m != args.channel_weights)]
+        for mode in modes:  # the headline integrator first: the 1/2-process runs use it
+            path = Path(tmp, f"dy-{mode}.safetensors")
+            trained = train_integrator(dy, path, args.train_calls, mode)
+            print(f"integrator: {trained}", flush=True)
+            hf = hepflows_rate(dy, path, n_rate, args.block)
+            print(f"hepflows ({mode} channel weights): {hf['events_per_s']:,.0f} events/s "
+                  f"(efficiency {hf['unweighting_efficiency']:.3f}, "
+                  f"{hf['overweight_fraction']:.2%} overweight; HDF5 writing "
+                  f"{1e6 * hf['hdf5_write_seconds_per_event']:.2f} us/event)",
+                  flush=True)  # fmt: skip
+            result.setdefault("integrators", {})[mode] = trained
+            result.setdefault("hepflows_by_channel_weights", {})[mode] = hf
+        path = Path(tmp, f"dy-{args.channel_weights}.safetensors")
+        hf = result["hepflows_by_channel_weights"][args.channel_weights]
+        result["channel_weights"] = args.channel_weights
+        result["integrator"] = result["integrators"][args.channel_weights]
         result["pythia"], result["hepflows"] = py, hf
         result["events_per_s_per_core"] = hf["events_per_s"]
         result["pythia_events_per_s_per_core"] = py["events_per_s"]
         result["ratio_vs_pythia"] = hf["events_per_s"] / py["events_per_s"]
+        result["ratio_vs_pythia_by_channel_weights"] = {
+            m: r["events_per_s"] / py["events_per_s"]
+            for m, r in result["hepflows_by_channel_weights"].items()}  # fmt: skip
+        result["hdf5_writing_share"] = hf["writing_share"]
+        mode_flag = ["--channel-weights", args.channel_weights]
         runs: dict[str, dict[int, list[dict[str, Any]]]] = {"generate": {}, "train": {}}
         for procs in (1, 2):
             runs["generate"][procs] = launch(
                 "generate", procs, ["--events", str(n_gen), "--block", str(args.block),
-                                    "--integrator", str(path)], Path(tmp, f"g{procs}"))  # fmt: skip
+                                    "--integrator", str(path), *mode_flag],
+                Path(tmp, f"g{procs}"))  # fmt: skip
             runs["train"][procs] = launch(
-                "train", procs, ["--train-calls", str(args.train_calls)], Path(tmp, f"t{procs}"))
+                "train", procs, ["--train-calls", str(args.train_calls), *mode_flag],
+                Path(tmp, f"t{procs}"))  # fmt: skip
         del pythia
     gen_t = {p: r[0]["seconds"] for p, r in runs["generate"].items()}
     train_t = {p: r[0]["seconds"] for p, r in runs["train"].items()}
@@ -242,6 +311,9 @@ def main() -> None:
     result["max_rss_mb_per_rank"] = max(r["max_rss_mb"] for mode in runs.values()
                                         for reps in mode.values() for r in reps)  # fmt: skip
     result["projected_1e7_seconds_2proc"] = 1e7 / (n_gen / gen_t[2])
+    if args.big_run:
+        with tempfile.TemporaryDirectory() as tmp:
+            result["big_run"] = big_run(int(args.big_run), Path(tmp), args.channel_weights)
     result["total_seconds"] = time.perf_counter() - t0
     print(f"\nper core: hepflows {result['events_per_s_per_core']:,.0f} / Pythia "
           f"{result['pythia_events_per_s_per_core']:,.0f} events/s = "

@@ -11,9 +11,9 @@ from hepflows.distributed import block_generator
 from hepflows.integrate import NeuralIntegrator, camel, choose_wmax
 from hepflows.integrate.blocks import (
     PILOT,
-    estimate_wmax,
     fingerprint,
     generate_block,
+    pilot,
     pooled_sigma,
 )
 from hepflows.integrate.integrands import resonance_channels, resonances
@@ -35,7 +35,7 @@ def integ():
 
 @pytest.fixture(scope="module")
 def w_max(integ):
-    return estimate_wmax(integ, 8000, seed=0, batch_size=BATCH)
+    return pilot(integ, 8000, seed=0, batch_size=BATCH)[0]
 
 
 def _same(a, b) -> bool:
@@ -73,9 +73,9 @@ def test_wmax_comes_from_the_reserved_pilot_block(integ, w_max):
     w = torch.cat([w for _, w, _ in integ._weighted_batches(8000, BATCH, generator=gen)])
     assert w_max == choose_wmax(w, "quantile", 0.999)
     integ.sample(500)
-    assert estimate_wmax(integ, 8000, seed=0, batch_size=BATCH) == w_max
-    assert estimate_wmax(integ, 8000, seed=1, batch_size=BATCH) != w_max
-    assert estimate_wmax(integ, 8000, 0, rule="max", batch_size=BATCH) > w_max
+    assert pilot(integ, 8000, seed=0, batch_size=BATCH)[0] == w_max
+    assert pilot(integ, 8000, seed=1, batch_size=BATCH)[0] != w_max
+    assert pilot(integ, 8000, 0, rule="max", batch_size=BATCH)[0] > w_max
 
 
 def test_pooled_sums_estimate_the_integral(integ, w_max):
@@ -104,7 +104,7 @@ def test_multichannel_blocks_keep_channels():
     f = resonances(2)
     integ = NeuralIntegrator(f, 2, seed=1, hidden=(16, 16), vegas=False,
                              channels=resonance_channels())  # fmt: skip
-    w_max = estimate_wmax(integ, 10_000, seed=0, batch_size=BATCH)
+    w_max = pilot(integ, 10_000, seed=0, batch_size=BATCH)[0]
     a = generate_block(integ, 0, 300, w_max, seed=0, batch_size=BATCH)
     assert _same(a, generate_block(integ, 0, 300, w_max, seed=0, batch_size=BATCH))
     counts = a.channel.bincount(minlength=2)

@@ -36,3 +36,21 @@ def test_overweights_keep_their_excess_and_sign():
     w = torch.tensor([4.0, -4.0, 0.5, -0.0], dtype=torch.float64)
     xa, weights = unweight(x, w, 2.0, torch.Generator().manual_seed(1))
     assert weights[:2].tolist() == [2.0, -2.0]  # overweight events: |w|/w_max with sign
+
+
+def test_shuffled_unweighting_keeps_each_point_with_its_channel_and_mixes_the_order():
+    from hepflows.integrate.unweighting import unweight_shuffled
+
+    n = 20_000
+    ch = torch.repeat_interleave(torch.arange(2), n // 2)  # drawn channel by channel
+    x = torch.stack((torch.arange(n, dtype=torch.float64), ch.to(torch.float64) * 10), 1)
+    w = torch.where(ch == 0, 0.5, 1.0).to(torch.float64)
+    xa, wa, ca = unweight_shuffled(x, w, ch, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(xa[:, 1], ca.to(torch.float64) * 10)  # each point keeps its channel
+    assert torch.equal(wa, torch.ones(len(wa), dtype=torch.float64))
+    assert (ca == 1).sum() == n // 2  # weight 1 = w_max: all kept
+    assert abs((ca == 0).sum().item() / (n // 2) - 0.5) < 0.03
+    first = ca[: len(ca) // 2]  # the order is mixed: both channels in the first half
+    assert 0.2 < (first == 0).double().mean().item() < 0.5
+    again = unweight_shuffled(x, w, ch, 1.0, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip((xa, wa, ca), again, strict=True))

@@ -9,7 +9,7 @@ events_per_block, w_max, batch_size), never on which rank makes it or how many
 ranks there are: the merged output of 1 or N ranks is the same event set.
 
 w_max comes from a pilot sample drawn from the reserved block :data:`PILOT`
-(:func:`estimate_wmax`): every rank computes the same value from the same
+(:func:`pilot`): every rank computes the same value from the same
 integrator without communication.
 
 A block keeps the sums over **all** points it drew (calls, sum w, sum w^2);
@@ -31,10 +31,10 @@ from torch import Tensor
 from hepflows.distributed import block_generator, block_seed
 from hepflows.errors import ConfigError
 from hepflows.integrate.integrator import NeuralIntegrator
-from hepflows.integrate.unweighting import choose_wmax, unweight
+from hepflows.integrate.unweighting import choose_wmax, unweight_shuffled
 from hepflows.io.shards import pooled_sigma
 
-__all__ = ["PILOT", "RECORDS", "Block", "estimate_wmax", "fingerprint", "generate_block",
+__all__ = ["PILOT", "RECORDS", "Block", "fingerprint", "generate_block", "pilot",
            "pooled_sigma", "records_generator"]  # fmt: skip
 
 #: Reserved block index of the w_max pilot sample (2^40): event blocks are 0 ... n_blocks - 1
@@ -98,33 +98,6 @@ def _draw(integ: NeuralIntegrator, n: int, gen: torch.Generator) -> tuple[Tensor
     return x, w, ch
 
 
-def estimate_wmax(
-    integ: NeuralIntegrator,
-    calls: int,
-    seed: int,
-    rule: str = "quantile",
-    quantile: float = 0.999,
-    batch_size: int = 100_000,
-) -> float:
-    """w_max of a run from a pilot sample of the reserved block :data:`PILOT`.
-
-    Deterministic given the trained integrator, ``seed``, ``calls`` and
-    ``batch_size``: every rank computes the same value without communication.
-
-    Args:
-        integ: the trained integrator.
-        calls: points of the pilot sample.
-        seed: the run's seed.
-        rule: ``"quantile"`` or ``"max"`` (see :func:`~hepflows.integrate.choose_wmax`).
-        quantile: quantile of |w| for the ``quantile`` rule.
-        batch_size: points per flow pass.
-
-    Returns:
-        w_max > 0.
-    """
-    return pilot(integ, calls, seed, rule, quantile, batch_size)[0]
-
-
 def pilot(
     integ: NeuralIntegrator,
     calls: int,
@@ -135,9 +108,21 @@ def pilot(
 ) -> tuple[float, float]:
     """w_max and the expected acceptance <min(|w| / w_max, 1)> from the pilot sample.
 
+    Deterministic given the trained integrator, ``seed``, ``calls`` and
+    ``batch_size``: every rank computes the same values without communication.
     The acceptance sizes each block's first draw (:func:`generate_block`), so that
-    a block draws about the points it needs instead of twice its events. Arguments
-    as :func:`estimate_wmax`.
+    a block draws about the points it needs instead of twice its events.
+
+    Args:
+        integ: the trained integrator.
+        calls: points of the pilot sample (drawn from the reserved block :data:`PILOT`).
+        seed: the run's seed.
+        rule: ``"quantile"`` or ``"max"`` (see :func:`~hepflows.integrate.choose_wmax`).
+        quantile: quantile of |w| for the ``quantile`` rule.
+        batch_size: points per flow pass.
+
+    Returns:
+        ``(w_max, acceptance)``: w_max > 0 and the expected acceptance in (0, 1].
     """
     if calls < 1:
         raise ConfigError(f"the w_max pilot needs calls >= 1, got {calls}")
@@ -208,11 +193,9 @@ def generate_block(
         calls += len(w)
         s1 += w.sum().item()
         s2 += (w * w).sum().item()
-        order = torch.randperm(len(w), generator=gen)
-        xc = torch.cat((x, ch[:, None].to(x.dtype)), 1)[order]
-        xa, wa = unweight(xc, w[order], w_max, gen)
-        xs.append(xa[:, :-1])
-        channels.append(xa[:, -1].to(torch.int64))
+        xa, wa, ca = unweight_shuffled(x, w, ch, w_max, gen)
+        xs.append(xa)
+        channels.append(ca)
         weights.append(wa)
         accepted += len(xa)
         remaining = events_per_block - accepted

@@ -73,7 +73,7 @@ from hepflows.integrate.stratified import (
     stratified_estimate,
 )
 from hepflows.integrate.trainers import Trainer, TrainingHistory, make_trainer
-from hepflows.integrate.unweighting import choose_wmax, unweight
+from hepflows.integrate.unweighting import choose_wmax, unweight_shuffled
 from hepflows.integrate.vegas_map import VegasMap, adapt_vegas
 from hepflows.io.atomic import atomic_write, read_metadata
 from hepflows.io.events import Events
@@ -790,12 +790,9 @@ class NeuralIntegrator:
         xs, weights, channels, accepted = [], [], [], 0
         with progress_bar(n_events, "generating", enabled=progress) as bar:
             while True:
-                # Shuffle: samples are ordered by channel and the last one is cut at n_events.
-                order = torch.randperm(len(w), generator=gen)
-                xc = torch.cat((x, ch[:, None].to(x.dtype)), 1)[order]
-                xa, wa = unweight(xc, w[order], w_max, gen)
-                xs.append(xa[:, :-1])
-                channels.append(xa[:, -1].to(torch.int64))
+                xa, wa, ca = unweight_shuffled(x, w, ch, w_max, gen)
+                xs.append(xa)
+                channels.append(ca)
                 weights.append(wa)
                 bar.advance(min(len(xa), n_events - accepted))
                 accepted += len(xa)

@@ -68,3 +68,27 @@ def unweight(
     keep = u < ratio
     weights = torch.sign(w[keep]).to(torch.float64) * ratio[keep].clamp_min(1.0)
     return x[keep], weights
+
+
+def unweight_shuffled(
+    x: Tensor, w: Tensor, channel: Tensor, w_max: float, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Shuffle a weighted batch, then accept-reject it (:func:`unweight`).
+
+    Batches are drawn channel by channel, so a batch cut at its last accepted
+    event would favour the first channels: the shuffle removes that order.
+
+    Args:
+        x: (n, d) points.
+        w: (n,) weights.
+        channel: (n,) channel of each point.
+        w_max: reference weight.
+        generator: the permutation's and the acceptance's stream, in that order.
+
+    Returns:
+        ``(x_acc, weights, channels)``: (m, d), (m,) and (m,) of the accepted points.
+    """
+    order = torch.randperm(len(w), generator=generator)
+    xc = torch.cat((x, channel[:, None].to(x.dtype)), 1)[order]
+    xa, wa = unweight(xc, w[order], w_max, generator)
+    return xa[:, :-1], wa, xa[:, -1].to(torch.int64)
