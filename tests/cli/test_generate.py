@@ -140,3 +140,14 @@ def test_unknown_decay_names_the_choices(monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)
     code, err = run_main(["decay", "omega", "--events", "0"], monkeypatch, capsys)
     assert code == 2 and "unknown decay 'omega': choose one of lambda-c, pi1800" in err
+
+
+def test_a_restart_says_it_reuses_the_saved_integrator(no_work, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "integrator.safetensors").write_text("")
+    monkeypatch.setattr(sys, "argv", ["hepflows", "generate", "drell-yan", "--shards", "s"])
+    with pytest.raises(AssertionError, match="work started"):  # the no_work stop, after the note
+        cli.run()
+    out = capsys.readouterr().out
+    assert "reusing the integrator s/integrator.safetensors" in out and "delete" in out

@@ -130,7 +130,8 @@ def drell_yan(
         Path | None,
         typer.Option(help="generate in blocks, one shard file per block, into this directory; "
                           "then merge them into --out. A restart skips finished blocks. Without "
-                          f"--integrator the integrator is saved there ({SHARD_INTEGRATOR})"),
+                          f"--integrator the integrator is saved there ({SHARD_INTEGRATOR}) "
+                          "and a restart reuses it (delete it to retrain)"),
     ] = None,
     events_per_block: Annotated[
         str, typer.Option(help="with --shards: events per block")
@@ -165,6 +166,9 @@ def drell_yan(
     if shards is not None:
         n_block = _check_sharded(shards, n_events, events_per_block, workers)
         integrator = integrator if integrator is not None else shards / SHARD_INTEGRATOR
+        if integrator.exists() and os.environ.get("RANK", "0") == "0":  # rank 0 under torchrun
+            console.print(f"reusing the integrator {integrator} (--train-calls does not apply; "
+                          "delete the file to retrain)")  # fmt: skip
         # --out: the merged file; its format is the shards' (merged or not, the same run)
         merge_to = check_event_path(out if out is not None else Path("dy.lhe"), "--out")
         shard_format = next(s for s in SUFFIXES if merge_to.name.endswith(s))
