@@ -22,3 +22,20 @@ def test_two_ranks_take_the_steps_of_one_process_on_the_global_batch(tmp_path: P
     mean_loss = [(x + y) / 2 for x, y in zip(two[0]["losses"], two[1]["losses"], strict=True)]
     assert mean_loss == pytest.approx(one["losses"], rel=1e-5)
 
+
+
+def test_caloflow_stages_on_two_ranks_equal_one_process(tmp_path: Path) -> None:
+    """Each rank trains on its half of every batch: after one epoch of flow I and of the
+    teacher the weights equal one process' on the whole batches; rank 0 wrote the checkpoint."""
+    one = run("calo", tmp_path, 1)[0]
+    two = run("calo", tmp_path, 2)
+    assert one["moved"] > 0.05  # the training moved the weights far beyond the tolerance
+    for a, b in zip(two[0]["params"], two[1]["params"], strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(one["params"], two[0]["params"], strict=True):
+        # float32 sums over two half batches instead of one batch: rounding only
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert two[0]["val"] == two[1]["val"]
+    for stage, val in one["val"].items():
+        assert two[0]["val"][stage] == pytest.approx(val, rel=1e-4)
+    assert one["ckpt"] and two[0]["ckpt"]

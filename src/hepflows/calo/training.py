@@ -5,6 +5,10 @@ bars, a held-out validation split (the best validation epoch is kept) and a
 checkpoint written atomically after every epoch: a run that is cut off
 resumes from the checkpoint where it stopped (same stage, same epoch,
 optimiser state and data order restored).
+
+Under ``torchrun`` every rank runs :func:`train` on the same showers: each
+takes its slice of every batch (``DistributedSampler``-style), the engine
+averages the gradients, and rank 0 alone prints and writes the checkpoint.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from torch import Tensor
 
 from hepflows.calo.caloflow import CaloFlow
 from hepflows.calo.showers import Showers
+from hepflows.distributed import is_main, rank, world_size
 from hepflows.errors import CheckpointError, ConfigError, InputError
 from hepflows.flows.distill import check_pair, distillation_loss
 from hepflows.training import Callback, Checkpoint, Engine
@@ -75,15 +80,20 @@ def _stage_flow(model: CaloFlow, stage: str) -> torch.nn.Module:
     return {"flow1": model.flow1, "teacher": model.teacher, "student": model.student}[stage]
 
 
-def _loss(model: CaloFlow, stage: str, vox: Tensor, e: Tensor, g: torch.Generator) -> Tensor:
+def _loss(
+    model: CaloFlow, stage: str, vox: Tensor, e: Tensor, g: torch.Generator,
+    part: slice = slice(None),
+) -> Tensor:
+    """The stage's loss on the rows ``part`` of a batch whose noise is drawn for all rows
+    (so that a rank's slice gets the noise one process would give those showers)."""
     if stage == "flow1":
         y, c = model.flow1_data(vox, e, g)
-        return -model.flow1.log_prob(y, c).mean()
+        return -model.flow1.log_prob(y[part], c[part]).mean()
     y, c = model.flow2_data(vox, e, g)
     if stage == "teacher":
-        return -model.teacher.log_prob(y, c).mean() / model.n_voxels
+        return -model.teacher.log_prob(y[part], c[part]).mean() / model.n_voxels
     z = model.student.base.sample(len(y), g)
-    return distillation_loss(model.teacher, model.student, y, c, z).total
+    return distillation_loss(model.teacher, model.student, y[part], c[part], z[part]).total
 
 
 def _state(checkpoint: str | os.PathLike | None) -> tuple[CaloFlow | None, dict[str, Any]]:
@@ -126,6 +136,13 @@ def train(
     """
     plan = plan or TrainingPlan()
     plan.check()
+    if plan.batch_size % world_size():
+        raise ConfigError(
+            f"batch_size {plan.batch_size} must be a multiple of the {world_size()} ranks: each "
+            "rank takes an equal slice of every batch"
+        )
+    if not is_main():  # under torchrun rank 0 alone prints and writes the checkpoint
+        progress, log = False, None
     if model.student is not None:
         check_pair(model.teacher, model.student)
     n = len(showers)
@@ -169,7 +186,7 @@ def train(
                      checkpoint, progress, log, engine_options, callbacks)  # fmt: skip
         next_stage = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else "done"
         state.update(stage=next_stage, epoch=0, engine={})
-        if checkpoint is not None:
+        if checkpoint is not None and is_main():
             model.save(checkpoint, state)
     model.eval()
     return history
@@ -230,7 +247,9 @@ def _train_stage(
         order, g = batches(i // steps)
         k = i % steps
         idx = order[k * plan.batch_size : (k + 1) * plan.batch_size]
-        loss = engine.step(_loss(model, stage, tr_vox[idx], tr_e[idx], g))
+        # this rank's slice of the global batch (the engine averages the ranks' gradients)
+        part = slice(rank(), None, world_size())
+        loss = engine.step(_loss(model, stage, tr_vox[idx], tr_e[idx], g, part))
         epoch_state["total"] += loss
         return {"loss": loss}
 
@@ -263,7 +282,7 @@ def _train_stage(
         model.save(checkpoint, state, {f"best.{k}": v for k, v in best.items()} | tensors)
 
     callbacks = [*extra_callbacks]
-    if checkpoint is not None:
+    if checkpoint is not None and is_main():
         callbacks.append(Checkpoint(save, at_epoch=True))
     engine.run(iteration, epochs * steps, callbacks=callbacks,
                progress=stage if progress else None, per_epoch=steps,

@@ -142,7 +142,13 @@ def train(
         int, typer.Option(help="seed of the initial weights, split, batches and noise")
     ] = PLAN.seed,
 ) -> None:
-    """Train CaloFlow (flow I, MAF teacher, then the IAF student by distillation)."""
+    """Train CaloFlow (flow I, MAF teacher, then the IAF student by distillation).
+
+    The same command runs on N processes under
+    torchrun --nproc-per-node N -m hepflows calo train SHOWERS: each rank takes a slice
+    of every batch, gradients are averaged, rank 0 prints and writes the files.
+    """
+    from hepflows import distributed
     from hepflows.calo import read_showers
     from hepflows.calo import train as train_caloflow
     from hepflows.calo.showerfiles import detect_layout
@@ -159,12 +165,23 @@ def train(
     model = CaloFlow(data.geometry, flow2={"transforms": transforms, "bins": bins,
                                            "hidden": [hidden]},
                      student=epochs_student > 0, moments=moments, seed=seed)  # fmt: skip
-    if ckpt.exists():
-        console.print(f"resuming from {ckpt}")
-    console.print(f"{len(data):,} showers ({data.geometry.name}, {data.geometry.n_voxels} "
-                  f"voxels); plan {plan}")  # fmt: skip
-    history = train_caloflow(model, data, plan, checkpoint=ckpt, progress=True, log=console.print)
-    model.save(out, {"layout": layout, "training_file": str(showers), "history": history})
+    distributed.init()
+    try:
+        main = distributed.is_main()
+        say = console.print if main else (lambda *a, **k: None)
+        if ckpt.exists():
+            say(f"resuming from {ckpt}")
+        ranks = f" on {distributed.world_size()} ranks" if distributed.is_distributed() else ""
+        say(f"{len(data):,} showers ({data.geometry.name}, {data.geometry.n_voxels} "
+            f"voxels); plan {plan}{ranks}")  # fmt: skip
+        history = train_caloflow(model, data, plan, checkpoint=ckpt, progress=True, log=say)
+        if main:
+            model.save(out, {"layout": layout, "training_file": str(showers),
+                             "history": history})  # fmt: skip
+    finally:
+        distributed.shutdown()
+    if not main:
+        return
     table = Table(title="CaloFlow training")
     for col in ("stage", "epochs", "best epoch", "best val. loss", "minutes"):
         table.add_column(col, justify="left" if col == "stage" else "right")
