@@ -39,3 +39,20 @@ def test_caloflow_stages_on_two_ranks_equal_one_process(tmp_path: Path) -> None:
     for stage, val in one["val"].items():
         assert two[0]["val"][stage] == pytest.approx(val, rel=1e-4)
     assert one["ckpt"] and two[0]["ckpt"]
+
+
+def test_a_killed_rank_is_restarted_and_every_rank_resumes_from_the_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """torchrun --max-restarts 1 restarts both ranks after rank 1 dies; they resume from
+    rank 0's checkpoint (the restarted group gets a fresh store prefix per attempt)."""
+    a, b = run("resume", tmp_path, 2, max_restarts=1)
+    assert a["killed"] and a["restart"] == 1 == b["restart"]
+    # rank 1 died after iteration 12; the last checkpoint was written at 10
+    total = a["plan"]["iterations"]
+    assert a["plan"]["done"] == 1
+    assert a["iterations_this_attempt"] == b["iterations_this_attempt"] < total
+    for p, q in zip(a["params"], b["params"], strict=True):
+        assert torch.equal(p, q)
+    value, error = a["result"]
+    assert abs(value - a["exact"]) < 5 * error

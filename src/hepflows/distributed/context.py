@@ -55,7 +55,13 @@ def init(backend: str | None = None, timeout_s: float = 1800.0) -> bool:
         raise ConfigError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)
-    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+    timeout = datetime.timedelta(seconds=timeout_s)
+    # torchrun's store outlives a restart (--max-restarts): without a prefix per attempt,
+    # the restarted ranks would read the previous attempt's gloo addresses and be refused.
+    store, rank_, world = next(dist.rendezvous("env://", timeout=timeout))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(backend, store=dist.PrefixStore(f"hepflows/attempt_{attempt}", store),
+                            rank=rank_, world_size=world, timeout=timeout)  # fmt: skip
     return dist.get_world_size() > 1
 
 
