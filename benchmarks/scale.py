@@ -14,9 +14,11 @@ Everything runs with one thread per process (``torch.set_num_threads(1)``,
     element, PDFs, unweighting against a fixed w_max), their expansion to the
     full phase space and their particle records (flavours drawn by their share
     of the cross-section, colours, four-momenta), as Pythia's event record.
-    Both channel weightings are measured: ``learned`` (MadNIS: a channel-weight
-    network, one flow pass per point; the headline, ``--channel-weights``) and
-    ``mixture`` (Kleiss-Pittau on the flow densities, one pass per channel).
+    Three integrators are measured: the headline (``--channel-weights learned``,
+    MadNIS: a channel-weight network, one flow pass per point; ``--transforms
+    3`` coupling blocks), the same with ``mixture`` weights (Kleiss-Pittau on
+    the flow densities, one pass per channel), and the library default
+    (mixture, 6 blocks for 3 dimensions).
     Writing a block to HDF5 is timed separately (per event) and reported.
 (b) 1 and 2 processes (``torchrun``, gloo, one thread each) on this 2-core
     machine: sharded generation of ``--events`` events into HDF5 shards
@@ -77,15 +79,16 @@ def drell_yan() -> tuple[Any, DrellYan, list[str]]:
 
 
 def train_integrator(
-    dy: DrellYan, path: Path, train_calls: int, channel_weights: str
+    dy: DrellYan, path: Path, train_calls: int, channel_weights: str, transforms: int | None
 ) -> dict[str, Any]:
     """Train the multi-channel integrator once and save it (every rank loads it later)."""
     t = time.perf_counter()
     gen = generate_events(dy, 0, train_calls=train_calls, calls=100_000, seed=SEED,
-                          integrator=path, progress=False,
-                          channel_weights=channel_weights)  # fmt: skip
-    return {"channel_weights": channel_weights, "train_seconds": time.perf_counter() - t,
-            "sigma_pb": gen.result.value, "sigma_error_pb": gen.result.error}  # fmt: skip
+                          integrator=path, progress=False, channel_weights=channel_weights,
+                          transforms=transforms)  # fmt: skip
+    return {"channel_weights": channel_weights, "transforms": gen.integrator.config["transforms"],
+            "train_seconds": time.perf_counter() - t, "sigma_pb": gen.result.value,
+            "sigma_error_pb": gen.result.error}  # fmt: skip
 
 
 def pythia_rate(pythia: Any, n: int) -> dict[str, Any]:
@@ -135,6 +138,9 @@ def hepflows_rate(dy: DrellYan, path: Path, n: int, block: int) -> dict[str, Any
     blk, table = blocks[0]
     x = blk.x  # the shard's coordinates are not written: the records are
     with tempfile.TemporaryDirectory() as tmp:
+        few = RunInfo.create(SEED, 10, 10, w_max, ".h5", "quantile", 0.999)
+        write_shard(Path(tmp, "warm-up"), few, 0, x[:10], blk.weights[:10], 20, 10.0, 10.0,
+                    particles=lambda u: table[:10])  # imports and first file: not timed
         t = time.perf_counter()
         write_shard(tmp, run, 0, x, blk.weights, blk.calls, blk.sum_w, blk.sum_w2,
                     particles=lambda u: table)  # fmt: skip
@@ -161,12 +167,14 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "generate":
         run = generate_sharded(dy, args.events, args.dir, events_per_block=args.block,
                                calls=100_000, seed=SEED, integrator=args.integrator,
-                               progress=False, channel_weights=args.channel_weights)  # fmt: skip
+                               progress=False, channel_weights=args.channel_weights,
+                               transforms=args.transforms)  # fmt: skip
         out["blocks"] = len(run.generated)
     else:
         f = dy.folded()
         integ = NeuralIntegrator(f, f.dims, seed=SEED, channels=f.channels(), loss=LOSS,
-                                 weights=args.channel_weights)  # fmt: skip
+                                 weights=args.channel_weights,
+                                 transforms=args.transforms)  # fmt: skip
         history = integ.train(calls=args.train_calls, progress=False)
         out["iterations"] = len(history.loss)
     distributed.barrier()
@@ -196,13 +204,13 @@ def launch(mode: str, procs: int, extra: list[str], directory: Path) -> list[dic
     return reports
 
 
-def big_run(n_events: int, directory: Path, channel_weights: str) -> dict[str, Any]:
+def big_run(n_events: int, directory: Path, options: list[str]) -> dict[str, Any]:
     """The README's command for ``n_events`` events on 2 local processes, timed whole:
     training, sharded generation into HDF5, and the merge into one file."""
     out = directory / "all.h5"
     cmd = [sys.executable, "-m", "hepflows", "generate", "drell-yan", "--events", str(n_events),
            "--shards", str(directory / "shards"), "--workers", "2", "--out", str(out),
-           "--channel-weights", channel_weights]  # fmt: skip
+           *options]  # fmt: skip
     print("big run:", " ".join(cmd[1:]), flush=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
@@ -239,6 +247,9 @@ def main() -> None:
     ap.add_argument("--big-run", type=float, default=0,
                     help="also time the README's 2-process command for this many events "
                          "(training, generation, merge), e.g. 1e7")  # fmt: skip
+    ap.add_argument("--transforms", type=int, default=3,
+                    help="coupling blocks of the headline integrator (the library default, 6 "
+                         "for 3 dimensions, is measured in (a) too)")  # fmt: skip
     ap.add_argument("--channel-weights", default="learned", choices=CHANNEL_WEIGHTS,
                     help="channel weights of the headline integrator (the other is measured "
                          "in (a) too)")  # fmt: skip
@@ -264,32 +275,36 @@ def main() -> None:
         print(f"Pythia  : {py['events_per_s']:,.0f} events/s ({py['tries_per_event']:.2f} tries "
               f"per event; {py['with_python_readout_events_per_s']:,.0f}/s with the Python "
               "read-out)", flush=True)  # fmt: skip
-        modes = [args.channel_weights, *(m for m in CHANNEL_WEIGHTS if m != args.channel_weights)]
-        for mode in modes:  # the headline integrator first: the 1/2-process runs use it
-            path = Path(tmp, f"dy-{mode}.safetensors")
-            trained = train_integrator(dy, path, args.train_calls, mode)
+        other = next(m for m in CHANNEL_WEIGHTS if m != args.channel_weights)
+        configs = [(args.channel_weights, args.transforms), (other, args.transforms),
+                   ("mixture", None)]  # the headline first: the 1/2-process runs use it
+        for mode, transforms in configs:
+            name = f"{mode}, {transforms or 'default'} transforms"
+            path = Path(tmp, f"dy-{mode}-{transforms}.safetensors")
+            trained = train_integrator(dy, path, args.train_calls, mode, transforms)
             print(f"integrator: {trained}", flush=True)
             hf = hepflows_rate(dy, path, n_rate, args.block)
-            print(f"hepflows ({mode} channel weights): {hf['events_per_s']:,.0f} events/s "
+            print(f"hepflows ({name}): {hf['events_per_s']:,.0f} events/s "
                   f"(efficiency {hf['unweighting_efficiency']:.3f}, "
                   f"{hf['overweight_fraction']:.2%} overweight; HDF5 writing "
                   f"{1e6 * hf['hdf5_write_seconds_per_event']:.2f} us/event)",
                   flush=True)  # fmt: skip
-            result.setdefault("integrators", {})[mode] = trained
-            result.setdefault("hepflows_by_channel_weights", {})[mode] = hf
-        path = Path(tmp, f"dy-{args.channel_weights}.safetensors")
-        hf = result["hepflows_by_channel_weights"][args.channel_weights]
-        result["channel_weights"] = args.channel_weights
-        result["integrator"] = result["integrators"][args.channel_weights]
+            result.setdefault("configurations", {})[name] = {"integrator": trained, **hf}
+        path = Path(tmp, f"dy-{args.channel_weights}-{args.transforms}.safetensors")
+        headline = result["configurations"][f"{args.channel_weights}, {args.transforms} transforms"]
+        hf = {k: v for k, v in headline.items() if k != "integrator"}
+        result["channel_weights"], result["transforms"] = args.channel_weights, args.transforms
+        result["integrator"] = headline["integrator"]
         result["pythia"], result["hepflows"] = py, hf
         result["events_per_s_per_core"] = hf["events_per_s"]
         result["pythia_events_per_s_per_core"] = py["events_per_s"]
         result["ratio_vs_pythia"] = hf["events_per_s"] / py["events_per_s"]
-        result["ratio_vs_pythia_by_channel_weights"] = {
+        result["ratio_vs_pythia_by_configuration"] = {
             m: r["events_per_s"] / py["events_per_s"]
-            for m, r in result["hepflows_by_channel_weights"].items()}  # fmt: skip
+            for m, r in result["configurations"].items()}  # fmt: skip
         result["hdf5_writing_share"] = hf["writing_share"]
-        mode_flag = ["--channel-weights", args.channel_weights]
+        mode_flag = ["--channel-weights", args.channel_weights, "--transforms",
+                     str(args.transforms)]  # fmt: skip
         runs: dict[str, dict[int, list[dict[str, Any]]]] = {"generate": {}, "train": {}}
         for procs in (1, 2):
             runs["generate"][procs] = launch(
@@ -313,7 +328,7 @@ def main() -> None:
     result["projected_1e7_seconds_2proc"] = 1e7 / (n_gen / gen_t[2])
     if args.big_run:
         with tempfile.TemporaryDirectory() as tmp:
-            result["big_run"] = big_run(int(args.big_run), Path(tmp), args.channel_weights)
+            result["big_run"] = big_run(int(args.big_run), Path(tmp), mode_flag)
     result["total_seconds"] = time.perf_counter() - t0
     print(f"\nper core: hepflows {result['events_per_s_per_core']:,.0f} / Pythia "
           f"{result['pythia_events_per_s_per_core']:,.0f} events/s = "

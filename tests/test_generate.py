@@ -126,8 +126,11 @@ def test_learned_channel_weights_give_the_same_sigma_and_saved_files_must_match(
     assert abs(a.value - b.value) < 4 * math.hypot(a.error, b.error), (a.value, b.value)
     _, _, lep, anti = dy.momenta(runs["learned"].events.x)
     assert (mass(lep + anti) >= dy.params.sqrt_s_hat_min * (1 - 1e-6)).all()
-    with pytest.raises(CheckpointError, match="learned channel weights.*--channel-weights"):
+    with pytest.raises(CheckpointError, match="weights = learned.*--channel-weights learned"):
         generate_events(dy, 0, calls=1000, integrator=saved, progress=False)
+    with pytest.raises(CheckpointError, match="transforms = 6.*--transforms 6"):
+        generate_events(dy, 0, calls=1000, integrator=saved, channel_weights="learned",
+                        transforms=3, progress=False)  # fmt: skip
     with pytest.raises(ConfigError, match="channel weights must be one of"):
         generate_events(dy, 0, calls=1000, channel_weights="prior", progress=False)
 

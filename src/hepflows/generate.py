@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from hepflows.integrate import IntegrationResult, NeuralIntegrator
 from hepflows.integrate.blocks import fingerprint, generate_block, pilot, records_generator
 from hepflows.integrate.channels import Channel, check_channels
 from hepflows.integrate.integrands import Integrand
-from hepflows.integrate.integrator import read_config
+from hepflows.integrate.integrator import default_transforms, read_config
 from hepflows.io import Events, check_event_path, write_events
 from hepflows.io.lhe import SUFFIXES
 from hepflows.io.shards import MergeReport, RunInfo, finished_blocks, merge_shards, write_shard
@@ -66,6 +66,8 @@ DECAY_METHODS = ("fab", "variance", "rkl")
 DEFAULTS = {"train_calls": 200_000, "calls": 100_000, "seed": 0}
 #: Channel weights of the process integrators (``NeuralIntegrator(weights=...)``).
 CHANNEL_WEIGHTS = ("mixture", "learned")
+#: The command-line option of each integrator setting a saved file must match.
+EXPECT_OPTIONS = {"weights": "--channel-weights", "transforms": "--transforms"}
 DECAY_DEFAULTS = {"train_calls": 100_000, "calls": 100_000, "seed": 0, "method": "fab"}
 
 
@@ -115,7 +117,7 @@ def run(
     expand: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     particles: Callable[[torch.Tensor, torch.Generator], Any] | None = None,
     write: dict[str, Any] | None = None,
-    channel_weights: str | None = None,
+    expect: dict[str, Any] | None = None,
 ) -> Generation:
     """Train or load, integrate, unweight and write: the workflow of every process.
 
@@ -136,8 +138,8 @@ def run(
             :func:`hepflows.io.write_events`); it draws from the same stream as
             ``expand``, after it.
         write: other keyword arguments of :func:`hepflows.io.write_events` (beams...).
-        channel_weights: the channel weights ``build`` uses (``None``: any); a loaded
-            integrator must have them.
+        expect: integrator settings ``build`` uses that a loaded integrator must
+            have too (``{"weights": ..., "transforms": ...}``; ``None``: any).
 
     Returns:
         A :class:`Generation`.
@@ -146,7 +148,7 @@ def run(
         raise ConfigError(f"n_events must be >= 0, got {n_events}")
     out_path = check_event_path(out, "--out") if out is not None and n_events else None
     integ, trained, used = _obtain(f, build, channels, integrator, train_calls, progress,
-                                   channel_weights)
+                                   expect)
     events = None
     if n_events:
         events = integ.generate(n_events, calls=calls, progress=progress)
@@ -170,7 +172,7 @@ def _obtain(
     integrator: str | os.PathLike | None,
     train_calls: int,
     progress: bool,
-    channel_weights: str | None = None,
+    expect: dict[str, Any] | None = None,
 ) -> tuple[NeuralIntegrator, bool, tuple[int, int] | None]:
     """Load the saved integrator if its file exists, else build and train one (and save it).
 
@@ -181,7 +183,7 @@ def _obtain(
     """
     path = Path(integrator) if integrator is not None else None
     if path is not None and path.exists():
-        return _load(path, f, channels, channel_weights), False, None
+        return _load(path, f, channels, expect), False, None
     integ = build()
     history = integ.train(calls=train_calls, progress=progress)
     if path is not None and is_main():
@@ -190,7 +192,8 @@ def _obtain(
 
 
 def _load(
-    path: Path, f: Integrand, channels: Sequence[Channel] | None, channel_weights: str | None = None
+    path: Path, f: Integrand, channels: Sequence[Channel] | None,
+    expect: dict[str, Any] | None = None,
 ) -> NeuralIntegrator:
     """A saved integrator for ``f``, with errors that name the command-line options."""
     config = read_config(path)
@@ -206,12 +209,15 @@ def _load(
             f"--integrator {path} was trained with channels {config['channels']}, this run uses "
             f"{names}: use the same --multichannel/--no-multichannel setting or another file"
         )
-    saved = config.get("weights", "mixture")
-    if channel_weights is not None and len(names) > 1 and saved != channel_weights:
-        raise CheckpointError(
-            f"--integrator {path} was trained with {saved} channel weights, this run asks for "
-            f"{channel_weights}: pass --channel-weights {saved} or another --integrator file"
-        )
+    for key, wanted in (expect or {}).items():
+        if key == "weights" and len(names) == 1:
+            continue  # one channel: nothing is weighted
+        if wanted is not None and config.get(key) != wanted:
+            option = EXPECT_OPTIONS.get(key, key)
+            raise CheckpointError(
+                f"--integrator {path} was trained with {key} = {config.get(key)}, this run asks "
+                f"for {wanted}: pass {option} {config.get(key)} or another --integrator file"
+            )
     return NeuralIntegrator.load(path, f, channels=channels)
 
 
@@ -227,6 +233,7 @@ def generate_events(
     progress: bool = True,
     fold: bool = True,
     channel_weights: str = "mixture",
+    transforms: int | None = None,
 ) -> Generation:
     """Events of a physics process (e.g. :class:`~hepflows.physics.DrellYan`), cross-section in pb.
 
@@ -252,13 +259,17 @@ def generate_events(
             efficiency, one flow pass per channel for each point) or ``"learned"``
             (a channel-weight network, MadNIS: one flow pass per point, the
             fastest generation).
+        transforms: coupling blocks of the flow (default: by dimension,
+            :func:`~hepflows.integrate.integrator.default_transforms`; Drell-Yan's
+            three folded dimensions reach the same efficiency with 3, at twice the
+            generation speed: docs/scale.md).
     """
-    setup = _process_setup(process, seed, multichannel, fold, channel_weights)
+    setup = _process_setup(process, seed, multichannel, fold, channel_weights, transforms)
     return run(
         setup.f, n_events, setup.build, out=out, channels=setup.channels,
         train_calls=train_calls, calls=calls, seed=seed, integrator=integrator,
         progress=progress, expand=setup.expand, particles=process.particle_table,
-        write=setup.write, channel_weights=setup.channel_weights,
+        write=setup.write, expect=setup.expect,
     )  # fmt: skip
 
 
@@ -271,17 +282,20 @@ class _ProcessSetup:
     build: Callable[[], NeuralIntegrator]
     expand: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None
     write: dict[str, Any]
-    channel_weights: str = "mixture"
+    expect: dict[str, Any] = field(default_factory=dict)
 
 
 def _process_setup(
-    process: Any, seed: int, multichannel: bool, fold: bool, channel_weights: str = "mixture"
+    process: Any, seed: int, multichannel: bool, fold: bool, channel_weights: str = "mixture",
+    transforms: int | None = None,
 ) -> _ProcessSetup:
     """The integrand, channels, integrator factory, expansion and LHE header of a process."""
     if channel_weights not in CHANNEL_WEIGHTS:
         raise ConfigError(
             f"channel weights must be one of {CHANNEL_WEIGHTS}, got {channel_weights!r}"
         )
+    if transforms is not None and transforms < 1:
+        raise ConfigError(f"transforms must be >= 1, got {transforms}")
     f = process.folded() if fold else process
     channels = f.channels() if multichannel else None
     p = process.params
@@ -293,8 +307,9 @@ def _process_setup(
     return _ProcessSetup(
         f, channels,
         lambda: NeuralIntegrator(f, f.dims, seed=seed, channels=channels, loss=LOSS,
-                                 weights=channel_weights),
-        f.expand if fold else None, write, channel_weights,
+                                 weights=channel_weights, transforms=transforms),
+        f.expand if fold else None, write,
+        {"weights": channel_weights, "transforms": transforms or default_transforms(f.dims)},
     )  # fmt: skip
 
 
@@ -466,7 +481,7 @@ def run_sharded(
     expand: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     particles: Callable[[torch.Tensor, torch.Generator], Any] | None = None,
     write: dict[str, Any] | None = None,
-    channel_weights: str | None = None,
+    expect: dict[str, Any] | None = None,
     merge_to: str | os.PathLike | None = None,
     shard_format: str | None = None,
     batch_size: int = SHARD_DEFAULTS["batch_size"],
@@ -508,8 +523,8 @@ def run_sharded(
         expand: maps accepted points (n, d) to the full phase space (folded integrands).
         particles: ``particles(x, generator)``: particle records of the expanded points.
         write: other keyword arguments of :func:`hepflows.io.write_events` (beams...).
-        channel_weights: the channel weights ``build`` uses (``None``: any); a loaded
-            integrator must have them.
+        expect: integrator settings ``build`` uses that a loaded integrator must
+            have too (``{"weights": ..., "transforms": ...}``; ``None``: any).
         merge_to: merged event file written by the main rank at the end, or ``None``.
         shard_format: event format of the shards (default: that of ``merge_to``, else ``.h5``).
         batch_size: most points per flow pass (part of the run: it shapes the streams).
@@ -533,7 +548,7 @@ def run_sharded(
     if suffix not in SUFFIXES:
         raise ConfigError(f"unknown shard format {suffix!r}: choose one of {SUFFIXES}")
     integ, trained, used = _obtain(f, build, channels, integrator, train_calls, progress,
-                                   channel_weights)
+                                   expect)
     w_max, acceptance = pilot(integ, calls, seed, rule, quantile, batch_size)
     ident = {"integrator": fingerprint(integ), "batch_size": batch_size, "pilot_calls": calls}
     run = RunInfo.create(seed, n_events, events_per_block, w_max, suffix, rule, quantile,
@@ -576,6 +591,7 @@ def generate_sharded(
     shard_format: str | None = None,
     batch_size: int = SHARD_DEFAULTS["batch_size"],
     channel_weights: str = "mixture",
+    transforms: int | None = None,
 ) -> ShardedGeneration:
     """Events of a physics process in reproducible blocks, one shard per block, on any ranks.
 
@@ -601,14 +617,15 @@ def generate_sharded(
         shard_format: event format of the shards (default: that of ``merge_to``, else ``.h5``).
         batch_size: most points per flow pass.
         channel_weights: ``"mixture"`` or ``"learned"`` (as :func:`generate_events`).
+        transforms: coupling blocks of the flow (as :func:`generate_events`).
     """
-    setup = _process_setup(process, seed, multichannel, fold, channel_weights)
+    setup = _process_setup(process, seed, multichannel, fold, channel_weights, transforms)
     return run_sharded(
         setup.f, n_events, setup.build, out_dir, events_per_block=events_per_block,
         channels=setup.channels, train_calls=train_calls, calls=calls, seed=seed,
         integrator=integrator, progress=progress, expand=setup.expand,
         particles=process.particle_table, write=setup.write, merge_to=merge_to,
-        shard_format=shard_format, batch_size=batch_size, channel_weights=channel_weights,
+        shard_format=shard_format, batch_size=batch_size, expect=setup.expect,
         extra={"process": type(process).__name__, "fold": fold, "multichannel": multichannel,
-               "channel_weights": channel_weights},
+               **setup.expect},
     )  # fmt: skip
