@@ -170,8 +170,9 @@ def drell_yan(
                           f"got {channel_weights!r}")  # fmt: skip
     if shards is not None:
         n_block = _check_sharded(shards, n_events, events_per_block, workers)
+        saved_here = integrator is None  # a restart reuses the shard directory's integrator
         integrator = integrator if integrator is not None else shards / SHARD_INTEGRATOR
-        if integrator.exists() and os.environ.get("RANK", "0") == "0":  # rank 0 under torchrun
+        if saved_here and integrator.exists() and os.environ.get("RANK", "0") == "0":
             console.print(f"reusing the integrator {integrator} (--train-calls does not apply; "
                           "delete the file to retrain)")  # fmt: skip
         # --out: the merged file; its format is the shards' (merged or not, the same run)
