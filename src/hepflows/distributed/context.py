@@ -97,14 +97,33 @@ def barrier() -> None:
         dist.barrier()
 
 
+#: Payloads up to this many elements (summed over ranks) are summed by gathering every
+#: rank's copy and adding them in rank order; larger ones by ``all_reduce``. On gloo a
+#: gather of 10^3-10^4 floats took 0.3-0.8 ms against 1.0-1.6 ms for an all-reduce
+#: (2 ranks, this 2-core machine), and an integrator's training syncs every few ms.
+GATHER_SUM_LIMIT = 1 << 22
+
+
+def _sum_over_ranks(flat: Tensor) -> Tensor:
+    """The element-wise sum over ranks of a contiguous 1-D tensor, identical on every rank."""
+    size = world_size()
+    if flat.numel() * size > GATHER_SUM_LIMIT:
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        return flat
+    rows = flat.new_empty(size * flat.numel())
+    dist.all_gather_into_tensor(rows, flat)
+    return rows.view(size, -1).sum(0)
+
+
 def all_reduce_sum(values: Tensor) -> Tensor:
     """The element-wise sum of ``values`` over ranks, as a new tensor (same shape and dtype).
 
-    Every rank must call it with a tensor of the same shape and dtype.
+    Every rank must call it with a tensor of the same shape and dtype; every
+    rank gets the same bits.
     """
     out = values.detach().clone()
     if is_distributed():
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        out = _sum_over_ranks(out.reshape(-1).contiguous()).view_as(values)
     return out
 
 
@@ -157,7 +176,7 @@ def broadcast_module(module: nn.Module, src: int = 0) -> None:
 
 
 def average_gradients(parameters: Iterable[nn.Parameter], skip: bool = False) -> bool:
-    """Average the gradients of ``parameters`` over ranks, in one flat all-reduce.
+    """Average the gradients of ``parameters`` over ranks, in one flat sum over ranks.
 
     A parameter without a gradient counts as zero. ``skip`` is this rank's
     vote to skip the step (e.g. its loss was not finite); the vote is shared,
@@ -179,7 +198,7 @@ def average_gradients(parameters: Iterable[nn.Parameter], skip: bool = False) ->
     if skip:
         flat.zero_()
         flat[-1] = 1.0
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat = _sum_over_ranks(flat)
     votes = float(flat[-1])
     flat /= world_size()
     offset = 0
