@@ -10,7 +10,7 @@ at module level or inside a function, is checked against the layers:
     calo       hepflows.calo                      core, flows
     integrate  hepflows.integrate                 core, flows
     flows      hepflows.flows (the flow core)     core
-    core       hepflows, .errors, .extras, .console, .progress, .stats, .random, .plots,
+    core       hepflows, .errors, .extras, .console, .progress, .stats, .random, .device, .plots,
                .toys, hepflows.io, hepflows.training: nothing else
 
 ``plots`` and ``toys`` are core: they import only core modules (the plotting packages
@@ -32,7 +32,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYER_OF = {
     "errors": "core", "extras": "core", "console": "core", "progress": "core", "stats": "core",
     "random": "core", "plots": "core", "toys": "core", "io": "core", "training": "core",
-    "distributed": "core",
+    "distributed": "core", "device": "core",
     "flows": "flows",
     "integrate": "integrate", "physics": "physics", "calo": "calo", "inference": "inference",
     "generate": "top", "cli": "top", "demo": "top", "__main__": "top",

@@ -118,6 +118,7 @@ def run(
     particles: Callable[[torch.Tensor, torch.Generator], Any] | None = None,
     write: dict[str, Any] | None = None,
     expect: dict[str, Any] | None = None,
+    device: str | torch.device | None = None,
 ) -> Generation:
     """Train or load, integrate, unweight and write: the workflow of every process.
 
@@ -140,6 +141,8 @@ def run(
         write: other keyword arguments of :func:`hepflows.io.write_events` (beams...).
         expect: integrator settings ``build`` uses that a loaded integrator must
             have too (``{"weights": ..., "transforms": ...}``; ``None``: any).
+        device: where a loaded integrator goes (``build`` places a new one itself);
+            events come back to the CPU for expansion, records and writing.
 
     Returns:
         A :class:`Generation`.
@@ -148,7 +151,7 @@ def run(
         raise ConfigError(f"n_events must be >= 0, got {n_events}")
     out_path = check_event_path(out, "--out") if out is not None and n_events else None
     integ, trained, used = _obtain(f, build, channels, integrator, train_calls, progress,
-                                   expect)
+                                   expect, device)
     events = None
     if n_events:
         events = integ.generate(n_events, calls=calls, progress=progress)
@@ -173,6 +176,7 @@ def _obtain(
     train_calls: int,
     progress: bool,
     expect: dict[str, Any] | None = None,
+    device: str | torch.device | None = None,
 ) -> tuple[NeuralIntegrator, bool, tuple[int, int] | None]:
     """Load the saved integrator if its file exists, else build and train one (and save it).
 
@@ -183,7 +187,7 @@ def _obtain(
     """
     path = Path(integrator) if integrator is not None else None
     if path is not None and path.exists():
-        return _load(path, f, channels, expect), False, None
+        return _load(path, f, channels, expect, device), False, None
     integ = build()
     history = integ.train(calls=train_calls, progress=progress)
     if path is not None and is_main():
@@ -193,7 +197,7 @@ def _obtain(
 
 def _load(
     path: Path, f: Integrand, channels: Sequence[Channel] | None,
-    expect: dict[str, Any] | None = None,
+    expect: dict[str, Any] | None = None, device: str | torch.device | None = None,
 ) -> NeuralIntegrator:
     """A saved integrator for ``f``, with errors that name the command-line options."""
     config = read_config(path)
@@ -218,7 +222,7 @@ def _load(
                 f"--integrator {path} was trained with {key} = {config.get(key)}, this run asks "
                 f"for {wanted}: pass {option} {config.get(key)} or another --integrator file"
             )
-    return NeuralIntegrator.load(path, f, channels=channels)
+    return NeuralIntegrator.load(path, f, channels=channels, device=device)
 
 
 def generate_events(
@@ -234,6 +238,7 @@ def generate_events(
     fold: bool = True,
     channel_weights: str = "mixture",
     transforms: int | None = None,
+    device: str | torch.device | None = None,
 ) -> Generation:
     """Events of a physics process (e.g. :class:`~hepflows.physics.DrellYan`), cross-section in pb.
 
@@ -263,13 +268,16 @@ def generate_events(
             :func:`~hepflows.integrate.integrator.default_transforms`; Drell-Yan's
             three folded dimensions reach the same efficiency with 3, at twice the
             generation speed: docs/scale.md).
+        device: ``"cpu"`` (default) or ``"cuda"``: training, integration and
+            unweighting run there (:mod:`hepflows.device`).
     """
-    setup = _process_setup(process, seed, multichannel, fold, channel_weights, transforms)
+    setup = _process_setup(process, seed, multichannel, fold, channel_weights, transforms,
+                           device)  # fmt: skip
     return run(
         setup.f, n_events, setup.build, out=out, channels=setup.channels,
         train_calls=train_calls, calls=calls, seed=seed, integrator=integrator,
         progress=progress, expand=setup.expand, particles=process.particle_table,
-        write=setup.write, expect=setup.expect,
+        write=setup.write, expect=setup.expect, device=device,
     )  # fmt: skip
 
 
@@ -287,7 +295,7 @@ class _ProcessSetup:
 
 def _process_setup(
     process: Any, seed: int, multichannel: bool, fold: bool, channel_weights: str = "mixture",
-    transforms: int | None = None,
+    transforms: int | None = None, device: str | torch.device | None = None,
 ) -> _ProcessSetup:
     """The integrand, channels, integrator factory, expansion and LHE header of a process."""
     if channel_weights not in CHANNEL_WEIGHTS:
@@ -307,7 +315,8 @@ def _process_setup(
     return _ProcessSetup(
         f, channels,
         lambda: NeuralIntegrator(f, f.dims, seed=seed, channels=channels, loss=LOSS,
-                                 weights=channel_weights, transforms=transforms),
+                                 weights=channel_weights, transforms=transforms,
+                                 device=device),
         f.expand if fold else None, write,
         {"weights": channel_weights, "transforms": transforms or default_transforms(f.dims)},
     )  # fmt: skip
@@ -323,6 +332,7 @@ def generate_decay(
     seed: int = DECAY_DEFAULTS["seed"],
     integrator: str | os.PathLike | None = None,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> Generation:
     """Decays of a three-body decay density (:mod:`hepflows.physics.decays`), integral in GeV^4.
 
@@ -337,15 +347,17 @@ def generate_decay(
         seed: random seed.
         integrator: saved integrator: loaded if the file exists, else written.
         progress: progress bars.
+        device: ``"cpu"`` (default) or ``"cuda"`` (:mod:`hepflows.device`).
     """
     if method not in DECAY_METHODS:
         raise ConfigError(f"method must be one of {DECAY_METHODS}, got {method!r}")
     write = dict(beams=(decay.pdg_ids[0], 0, decay.dalitz.M, 0.0), process_id=DECAY_ID,
                  scale=decay.dalitz.M)  # fmt: skip
     return run(
-        decay, n_events, lambda: NeuralIntegrator(decay, 2, seed=seed, trainer=method), out=out,
+        decay, n_events,
+        lambda: NeuralIntegrator(decay, 2, seed=seed, trainer=method, device=device), out=out,
         train_calls=train_calls, calls=calls, seed=seed, integrator=integrator,
-        progress=progress, particles=decay.particle_table, write=write,
+        progress=progress, particles=decay.particle_table, write=write, device=device,
     )  # fmt: skip
 
 
@@ -457,7 +469,7 @@ def _event_suffix(path: str | os.PathLike) -> str:
 def _check_same_run(run_id: str) -> None:
     """Raise on every rank when the ranks disagree on the run (e.g. different integrators)."""
     root = broadcast_object(run_id)
-    differ = all_reduce_sum(torch.tensor([float(root != run_id)]))
+    differ = all_reduce_sum(torch.tensor([float(root != run_id)], device="cpu"))
     if differ.item() > 0:
         raise ConfigError(
             f"{int(differ.item())} rank(s) describe another run than rank 0 (different "
@@ -488,6 +500,7 @@ def run_sharded(
     rule: str = "quantile",
     quantile: float = 0.999,
     extra: dict[str, Any] | None = None,
+    device: str | torch.device | None = None,
 ) -> ShardedGeneration:
     """Sharded generation of any integrand: the same event set for 1 or N ranks.
 
@@ -531,6 +544,9 @@ def run_sharded(
         rule: the w_max rule (``"quantile"`` or ``"max"``).
         quantile: its quantile.
         extra: further JSON values identifying the run (recorded, part of the run id).
+        device: where a loaded integrator goes (``"cuda"``: each rank its own GPU);
+            a run off the CPU records its device type in the run id, as its streams
+            differ from the CPU's.
 
     Returns:
         This rank's :class:`ShardedGeneration`.
@@ -548,9 +564,11 @@ def run_sharded(
     if suffix not in SUFFIXES:
         raise ConfigError(f"unknown shard format {suffix!r}: choose one of {SUFFIXES}")
     integ, trained, used = _obtain(f, build, channels, integrator, train_calls, progress,
-                                   expect)
+                                   expect, device)
     w_max, acceptance = pilot(integ, calls, seed, rule, quantile, batch_size)
     ident = {"integrator": fingerprint(integ), "batch_size": batch_size, "pilot_calls": calls}
+    if integ.device.type != "cpu":
+        ident["device"] = integ.device.type
     run = RunInfo.create(seed, n_events, events_per_block, w_max, suffix, rule, quantile,
                          write=write, extra={**ident, **(extra or {})})  # fmt: skip
     _check_same_run(run.run_id)
@@ -592,6 +610,7 @@ def generate_sharded(
     batch_size: int = SHARD_DEFAULTS["batch_size"],
     channel_weights: str = "mixture",
     transforms: int | None = None,
+    device: str | torch.device | None = None,
 ) -> ShardedGeneration:
     """Events of a physics process in reproducible blocks, one shard per block, on any ranks.
 
@@ -618,8 +637,10 @@ def generate_sharded(
         batch_size: most points per flow pass.
         channel_weights: ``"mixture"`` or ``"learned"`` (as :func:`generate_events`).
         transforms: coupling blocks of the flow (as :func:`generate_events`).
+        device: ``"cpu"`` (default) or ``"cuda"`` (as :func:`generate_events`).
     """
-    setup = _process_setup(process, seed, multichannel, fold, channel_weights, transforms)
+    setup = _process_setup(process, seed, multichannel, fold, channel_weights, transforms,
+                           device)  # fmt: skip
     return run_sharded(
         setup.f, n_events, setup.build, out_dir, events_per_block=events_per_block,
         channels=setup.channels, train_calls=train_calls, calls=calls, seed=seed,
@@ -628,4 +649,5 @@ def generate_sharded(
         shard_format=shard_format, batch_size=batch_size, expect=setup.expect,
         extra={"process": type(process).__name__, "fold": fold, "multichannel": multichannel,
                **setup.expect},
+        device=device,
     )  # fmt: skip

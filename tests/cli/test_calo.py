@@ -296,7 +296,16 @@ BAD += [
     ("generate {model} --events 5 --energy-min 20 --energy-max 30 --seed -1 --out {o}/g.h5",
      "--seed must be >= 0"),
     ("simulate --events 5 --seed -1 --out {o}/s.h5", "seed must be an int >= 0"),
+    ("train {sim} --device nonsense --out {o}/m.safetensors", "unknown device 'nonsense'"),
+    ("generate {model} --events 5 --energy-min 20 --energy-max 30 --device tpu --out {o}/g.h5",
+     "unknown device 'tpu'"),
 ]  # fmt: skip
+if not torch.cuda.is_available():
+    BAD += [
+        ("train {sim} --device cuda --out {o}/m.safetensors", "or use --device cpu"),
+        ("generate {model} --events 5 --energy-min 20 --energy-max 30 --device cuda:1 "
+         "--out {o}/g.h5", "or use --device cpu"),
+    ]  # fmt: skip
 CASES = [pytest.param(a, m, id=a.split(" --out")[0]) for a, m in BAD]
 
 

@@ -38,6 +38,12 @@ voxel noise, a point mass that flow I's density would otherwise spend itself on.
 
 All inputs to the flows are standardised with statistics fitted on the
 training showers (kept as buffers, saved with the model).
+
+Devices: the model runs where its parameters are (``model.to("cuda")``,
+:meth:`CaloFlow.load` ``device=``, :meth:`CaloFlow.sample` ``device=``); every
+tensor it makes at run time is placed on that device, its random draws come
+from generators on that device (:func:`hepflows.device.generator_on`), and
+showers come back to the CPU as numpy arrays. Files always hold CPU tensors.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from torch import Tensor, nn
 import hepflows
 from hepflows.calo.geometry import Geometry, Layer
 from hepflows.calo.showers import Showers
+from hepflows.device import generator_on, resolve_device
 from hepflows.errors import CheckpointError, ConfigError, InputError
 from hepflows.flows import IAF, MAF
 from hepflows.io.atomic import atomic_write, read_metadata
@@ -115,7 +122,7 @@ def readout_threshold(voxels: Tensor) -> float:
     The geometric mean of the training noise level and the 1 % quantile of the
     non-zero voxel energies (never below the noise level).
     """
-    lit = voxels[voxels > 0]
+    lit = voxels[voxels > 0].cpu()  # float64 quantile: on the CPU (MPS has no float64)
     if len(lit) > 1_000_000:  # quantile() has a size limit; a strided subsample does
         lit = lit[:: len(lit) // 1_000_000 + 1]
     smallest = torch.quantile(lit.double(), 0.01).item() if len(lit) else NOISE_MEV
@@ -179,6 +186,11 @@ class CaloFlow(nn.Module):
         self.register_buffer("xy", xy, persistent=False)
 
     @property
+    def device(self) -> torch.device:
+        """The device of the model's parameters and buffers."""
+        return self.log_e_range.device
+
+    @property
     def config(self) -> dict[str, Any]:
         """The constructor arguments (JSON-able; the geometry as its layers)."""
         g = self.geometry
@@ -204,17 +216,25 @@ class CaloFlow(nn.Module):
         """(N, V) -> (N, L) per-layer sums."""
         return layer_sums(voxels, self.owner, self.n_layers)
 
-    def tensors(self, showers: Showers) -> tuple[Tensor, Tensor]:
-        """Voxels (N, V) and incident energies (N,) as float32 tensors (MeV), checked."""
+    def tensors(
+        self, showers: Showers, device: str | torch.device | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Voxels (N, V) and incident energies (N,) as float32 tensors (MeV), checked.
+
+        Args:
+            showers: N showers in the model's geometry.
+            device: where the tensors go (default: the model's device).
+        """
         self._check(showers)
-        return (torch.as_tensor(showers.voxels, dtype=torch.float32),
-                torch.as_tensor(showers.energy, dtype=torch.float32))  # fmt: skip
+        dev = self.device if device is None else torch.device(device)
+        return (torch.as_tensor(showers.voxels, dtype=torch.float32, device=dev),
+                torch.as_tensor(showers.energy, dtype=torch.float32, device=dev))  # fmt: skip
 
     def _raw(
         self, vox: Tensor, e_inc: Tensor, generator: torch.Generator | None
     ) -> tuple[Tensor, ...]:
         """Noisy voxels (N, V), layer energies (N, L), incident energies (N,), in MeV."""
-        vox = vox + NOISE_MEV * torch.rand(vox.shape, generator=generator)
+        vox = vox + NOISE_MEV * torch.rand(vox.shape, generator=generator, device=vox.device)
         return vox, self._layer_sums(vox), e_inc
 
     def _energy_context(self, e_inc: Tensor) -> Tensor:
@@ -254,7 +274,7 @@ class CaloFlow(nn.Module):
         m = self._lateral_moments(clean, self._layer_sums(clean))
         m = (m - self.moment_mean) / self.moment_std
         m = m[:, :k]
-        return m + MOMENT_NOISE * torch.randn(m.shape, generator=generator)
+        return m + MOMENT_NOISE * torch.randn(m.shape, generator=generator, device=m.device)
 
     def _layer_context(self, layers: Tensor) -> Tensor:
         loge = torch.log10(layers + NOISE_MEV)
@@ -266,11 +286,14 @@ class CaloFlow(nn.Module):
     def fit_preprocessing(self, showers: Showers, seed: int = 0) -> None:
         """Fit the standardisation constants on the training showers (once, before training).
 
+        Runs on the model's device (with the noise drawn there): the training
+        showers, with copies, must fit into its memory.
+
         Args:
             showers: training showers.
             seed: seed of the noise draws.
         """
-        g = torch.Generator().manual_seed(seed)
+        g = generator_on(self.device, seed)
         clean, e_inc = self.tensors(showers)
         vox, layers, e_inc = self._raw(clean, e_inc, g)
         with torch.no_grad():
@@ -351,21 +374,35 @@ class CaloFlow(nn.Module):
         batch_size: int | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        device: str | torch.device | None = None,
     ) -> Showers:
-        """Generate showers.
+        """Generate showers, in batches on the model's device; the result is on the CPU.
 
         Args:
             energies_mev: (N,) incident energies in MeV.
             model: ``"teacher"`` (MAF flow II, V passes per block) or
                 ``"student"`` (IAF, one pass).
-            batch_size: showers per flow pass (default: :data:`BATCH` of the model).
-            generator: for reproducible draws.
+            batch_size: showers per flow pass (default: :data:`BATCH` of the model,
+                chosen for CPUs: on a GPU larger batches are faster).
+            generator: for reproducible draws; on the device the flows run on
+                (:func:`hepflows.device.generator_on`).
             progress: show a progress bar (per batch).
+            device: ``"cpu"``, ``"cuda"``, ``"mps"``...: move the model there
+                first (in place, like ``.to(device)``); ``None``: where it is.
 
         Returns:
-            N showers in the model's geometry.
+            N showers in the model's geometry: (N,) energies and (N, V) voxels as
+            float64 numpy arrays.
         """
         self._require_fitted()
+        if device is not None:
+            self.to(resolve_device(device))
+        dev = self.device
+        if generator is not None and generator.device.type != dev.type:
+            raise ConfigError(
+                f"the generator is on {generator.device} but the model samples on {dev}: "
+                "make it with hepflows.device.generator_on(device, seed)"
+            )
         if model not in ("teacher", "student"):
             raise ConfigError(f"model must be 'teacher' or 'student', got {model!r}")
         if model == "student" and self.student is None:
@@ -375,7 +412,8 @@ class CaloFlow(nn.Module):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         flow2 = self.teacher if model == "teacher" else self.student
-        e = torch.as_tensor(np.asarray(energies_mev, np.float64).reshape(-1), dtype=torch.float32)
+        e = torch.as_tensor(np.asarray(energies_mev, np.float64).reshape(-1), dtype=torch.float32,
+                            device="cpu")  # fmt: skip
         if len(e) == 0 or not torch.isfinite(e).all() or (e <= 0).any():
             raise InputError("incident energies must be finite and > 0 (MeV), and at least one")
         lo, hi = (10**v for v in self.log_e_range.tolist())
@@ -389,14 +427,15 @@ class CaloFlow(nn.Module):
         bar_ = progress_bar(len(e), f"sampling ({model})", enabled=progress)
         with bar_ as bar:
             for start in range(0, len(e), batch_size):
-                out.append(self._sample_batch(e[start : start + batch_size], flow2, generator))
+                eb = e[start : start + batch_size].to(dev)
+                out.append(self._sample_batch(eb, flow2, generator).to("cpu", torch.float64))
                 bar.advance(len(out[-1]))
         return Showers(e.to(torch.float64).numpy(), torch.cat(out).numpy(), self.geometry)
 
     def _sample_batch(
         self, eb: Tensor, flow2: nn.Module, generator: torch.Generator | None
     ) -> Tensor:
-        """(B,) incident energies -> (B, V) voxels (float64, MeV)."""
+        """(B,) incident energies -> (B, V) voxels (MeV), on the model's device."""
         c1 = self._energy_context(eb)
         y1 = self.flow1.sample(len(eb), c1, generator=generator)
         L = self.n_layers
@@ -407,8 +446,7 @@ class CaloFlow(nn.Module):
         frac = _expit(y2 * self.y2_std + self.y2_mean).clamp_min(0)
         frac = frac / self._layer_sums(frac)[:, self.owner].clamp_min(1e-12)
         vox = frac * layers[:, self.owner]
-        vox = torch.where(vox < self.threshold_mev, torch.zeros_like(vox), vox)
-        return vox.to(torch.float64)
+        return torch.where(vox < self.threshold_mev, torch.zeros_like(vox), vox)
 
     # ------------------------------------------------------------- save / load
     def save(
@@ -423,21 +461,30 @@ class CaloFlow(nn.Module):
             path: destination (``*.safetensors``).
             extra: JSON-able training state stored with the model (epochs done...).
             tensors: more tensors to store (optimiser state, keys starting ``opt.``).
+
+        Tensors on another device are copied to the CPU, so the file loads anywhere.
         """
-        tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()} | (
-            tensors or {}
-        )
+        tensors = {k: v.detach().to("cpu").contiguous()
+                   for k, v in (self.state_dict() | (tensors or {})).items()}  # fmt: skip
         meta = {"format": FORMAT, "hepflows_version": hepflows.__version__,
                 "config": json.dumps(self.config), "extra": json.dumps(extra or {})}  # fmt: skip
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> tuple[CaloFlow, dict[str, Any]]:
+    def load(
+        cls, path: str | os.PathLike, device: str | torch.device | None = None
+    ) -> tuple[CaloFlow, dict[str, Any]]:
         """Rebuild a saved model.
+
+        Args:
+            path: a file written by :meth:`save`.
+            device: where the model goes (default: the CPU); checked first
+                (:func:`hepflows.device.resolve_device`).
 
         Returns:
             ``(model, extra)``: the model in evaluation mode and the stored training state.
         """
+        dev = resolve_device(device)
         meta = read_metadata(path, FORMAT, "CaloFlow model", "train it again with "
                              "hepflows calo train")  # fmt: skip
         try:
@@ -465,4 +512,4 @@ class CaloFlow(nn.Module):
             raise CheckpointError(
                 f"{path}: cannot rebuild the CaloFlow model ({err}); retrain it"
             ) from None
-        return model.eval(), json.loads(meta.get("extra", "{}"))
+        return model.to(dev).eval(), json.loads(meta.get("extra", "{}"))

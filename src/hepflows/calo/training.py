@@ -9,6 +9,14 @@ optimiser state and data order restored).
 Under ``torchrun`` every rank runs :func:`train` on the same showers: each
 takes its slice of every batch (``DistributedSampler``-style), the engine
 averages the gradients, and rank 0 alone prints and writes the checkpoint.
+
+Devices: ``train(..., device="cuda")`` moves the model (all stages) and the
+training showers to the device once and draws the batch order and the noise
+from generators there (:func:`hepflows.device.generator_on`); on the CPU the
+results are those of a seeded CPU run as before. Under ``torchrun`` a
+``"cuda"`` without an index means ``cuda:{LOCAL_RANK}``
+(:func:`hepflows.device.resolve_device`).
+Checkpoints hold CPU tensors and resume on any device.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from torch import Tensor
 
 from hepflows.calo.caloflow import CaloFlow
 from hepflows.calo.showers import Showers
+from hepflows.device import generator_on, resolve_device
 from hepflows.distributed import is_main, rank, world_size
 from hepflows.errors import CheckpointError, ConfigError, InputError
 from hepflows.flows.distill import check_pair, distillation_loss
@@ -113,6 +122,7 @@ def train(
     optimizer: OptimizerFactory | None = None,
     scheduler: str | SchedulerFactory | None = "cosine",
     callbacks: Sequence[Callback] = (),
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """Train flow I, the flow II teacher and the student (in that order).
 
@@ -129,6 +139,10 @@ def train(
             torch scheduler factory ``(optimizer, total_steps)``.
         callbacks: extra :mod:`hepflows.training.callbacks` for every stage (they see
             ``{"loss"}`` per step and ``{"train", "val"}`` per epoch).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``: the model is moved
+            there (in place; it stays there) with the training showers (N, V)
+            and the random generators; ``None``: the model's device (CPU unless
+            moved). ``"cuda"`` under ``torchrun`` is ``cuda:{LOCAL_RANK}``.
 
     Returns:
         The history: per stage the training and validation loss per epoch,
@@ -136,6 +150,7 @@ def train(
     """
     plan = plan or TrainingPlan()
     plan.check()
+    dev = model.device if device is None else resolve_device(device)
     if plan.batch_size % world_size():
         raise ConfigError(
             f"batch_size {plan.batch_size} must be a multiple of the {world_size()} ranks: each "
@@ -152,6 +167,7 @@ def train(
             f"{n} showers leave {n - n_val} for training, fewer than one batch of "
             f"{plan.batch_size}: simulate more showers or lower the batch size"
         )
+    model.to(dev)
     loaded, state = _state(checkpoint)
     if state:
         if state.get("plan") != asdict(plan):
@@ -171,10 +187,12 @@ def train(
 
     if state["stage"] == "done":
         return state["history"]
-    split = torch.randperm(n, generator=torch.Generator().manual_seed(plan.seed))
-    vox, e = model.tensors(showers)
-    val_vox, val_e = vox[split[:n_val]], e[split[:n_val]]
-    tr_vox, tr_e = vox[split[n_val:]], e[split[n_val:]]
+    # the split on the CPU (the same on every device), then the parts to the device
+    split = torch.randperm(n, generator=torch.Generator().manual_seed(plan.seed), device="cpu")
+    vox, e = model.tensors(showers, device="cpu")
+    val_vox, val_e = vox[split[:n_val]].to(dev), e[split[:n_val]].to(dev)
+    tr_vox, tr_e = vox[split[n_val:]].to(dev), e[split[n_val:]].to(dev)
+    del vox, e
     history: dict[str, Any] = state["history"]
 
     for stage in STAGES[STAGES.index(state["stage"]) :]:
@@ -209,6 +227,7 @@ def _train_stage(
     """One stage on the training engine: epochs of shuffled batches, validation, best epoch kept."""
     tr_vox, tr_e = train_data
     val_vox, val_e = val_data
+    dev = tr_vox.device
     flow = _stage_flow(model, stage)
     steps = math.ceil(len(tr_vox) / plan.batch_size)
     h = state["history"].setdefault(
@@ -236,10 +255,10 @@ def _train_stage(
 
     def batches(epoch: int) -> tuple[Tensor, torch.Generator]:
         if epoch_state.get("epoch") != epoch:
-            g = torch.Generator().manual_seed(plan.seed * 1000 + STAGES.index(stage) * 100
-                                              + epoch)  # fmt: skip
-            epoch_state.update(epoch=epoch, order=torch.randperm(len(tr_vox), generator=g), g=g,
-                               total=0.0, t0=time.perf_counter())  # fmt: skip
+            g = generator_on(dev, plan.seed * 1000 + STAGES.index(stage) * 100 + epoch)
+            order = torch.randperm(len(tr_vox), generator=g, device=dev)
+            epoch_state.update(epoch=epoch, order=order, g=g, total=0.0,
+                               t0=time.perf_counter())  # fmt: skip
             flow.train()
         return epoch_state["order"], epoch_state["g"]
 
@@ -257,7 +276,7 @@ def _train_stage(
         nonlocal best
         flow.eval()
         with torch.no_grad():
-            gv = torch.Generator().manual_seed(plan.seed + 7)
+            gv = generator_on(dev, plan.seed + 7)
             val = sum(
                 _loss(model, stage, val_vox[i : i + 2000], val_e[i : i + 2000], gv).item()
                 * len(val_vox[i : i + 2000])

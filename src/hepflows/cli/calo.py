@@ -20,7 +20,15 @@ from hepflows.calo import CaloFlow, ToySimulator, TrainingPlan, write_showers
 from hepflows.calo import evaluate as evaluate_showers
 from hepflows.calo.calibration import calibrate as calibrate_showers
 from hepflows.calo.caloflow import FLOW2_DEFAULTS
-from hepflows.cli.common import JSON, PNG, SAFETENSORS, SHOWERS, library_default, output
+from hepflows.cli.common import (
+    JSON,
+    PNG,
+    SAFETENSORS,
+    SHOWERS,
+    Device,
+    library_default,
+    output,
+)
 from hepflows.console import console, count
 from hepflows.errors import ConfigError, HepflowsError
 
@@ -141,21 +149,27 @@ def train(
     seed: Annotated[
         int, typer.Option(help="seed of the initial weights, split, batches and noise")
     ] = PLAN.seed,
+    device: Device = "cpu",
 ) -> None:
     """Train CaloFlow (flow I, MAF teacher, then the IAF student by distillation).
 
     The same command runs on N processes under
     torchrun --nproc-per-node N -m hepflows calo train SHOWERS: each rank takes a slice
-    of every batch, gradients are averaged, rank 0 prints and writes the files.
+    of every batch, gradients are averaged, rank 0 prints and writes the files; with
+    --device cuda each rank uses the GPU cuda:LOCAL_RANK (NCCL).
     """
+    import torch
+
     from hepflows import distributed
     from hepflows.calo import read_showers
     from hepflows.calo import train as train_caloflow
     from hepflows.calo.showerfiles import detect_layout
+    from hepflows.device import resolve_device
 
     output(out, "--out", "model", SAFETENSORS)
     ckpt = checkpoint or out.with_name(out.name + ".ckpt")
     output(ckpt, "--checkpoint", "checkpoint")
+    dev = resolve_device(device)  # cuda: cuda:LOCAL_RANK under torchrun
     data = read_showers(showers, geometry=geometry)
     layout = detect_layout(showers)
     plan = TrainingPlan(
@@ -165,7 +179,9 @@ def train(
     model = CaloFlow(data.geometry, flow2={"transforms": transforms, "bins": bins,
                                            "hidden": [hidden]},
                      student=epochs_student > 0, moments=moments, seed=seed)  # fmt: skip
-    distributed.init()
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    distributed.init(backend="nccl" if dev.type == "cuda" else None)
     try:
         main = distributed.is_main()
         say = console.print if main else (lambda *a, **k: None)
@@ -173,8 +189,9 @@ def train(
             say(f"resuming from {ckpt}")
         ranks = f" on {distributed.world_size()} ranks" if distributed.is_distributed() else ""
         say(f"{len(data):,} showers ({data.geometry.name}, {data.geometry.n_voxels} "
-            f"voxels); plan {plan}{ranks}")  # fmt: skip
-        history = train_caloflow(model, data, plan, checkpoint=ckpt, progress=True, log=say)
+            f"voxels); plan {plan}{ranks}; device {dev}")  # fmt: skip
+        history = train_caloflow(model, data, plan, checkpoint=ckpt, progress=True, log=say,
+                                 device=dev)  # fmt: skip
         if main:
             model.save(out, {"layout": layout, "training_file": str(showers),
                              "history": history})  # fmt: skip
@@ -222,17 +239,19 @@ def generate(
         int | None, typer.Option(help="showers per flow pass (default: 256 student, 4096 teacher)")
     ] = library_default(CaloFlow.sample, "batch_size"),
     seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = 0,
+    device: Device = "cpu",
 ) -> None:
     """Generate showers with a trained CaloFlow, in the layout of its training (or --like) file."""
     import numpy as np
-    import torch
 
     from hepflows.calo import read_showers
     from hepflows.calo.showerfiles import detect_layout
+    from hepflows.device import generator_on, resolve_device
 
     output(out, "--out", "shower file", SHOWERS)
     _check_layout(layout)
-    flow, extra = CaloFlow.load(model_path)
+    dev = resolve_device(device)
+    flow, extra = CaloFlow.load(model_path, device=dev)
     if like is not None:
         energies = read_showers(like, geometry=flow.geometry).energy
         layout = layout or detect_layout(like)
@@ -242,14 +261,15 @@ def generate(
             raise HepflowsError(f"--seed must be >= 0, got {seed}")
         energies = np.random.default_rng(seed).uniform(lo, hi, count(events, "--events"))
         layout = layout or extra.get("layout", "calochallenge")
-    g = torch.Generator().manual_seed(seed)
+    g = generator_on(dev, seed)
     t0 = time.perf_counter()
     showers = flow.sample(energies, model=model, batch_size=batch_size, generator=g,
                           progress=True)  # fmt: skip
     seconds = time.perf_counter() - t0
     write_showers(out, showers, layout=layout)
     console.print(f"wrote {len(showers):,} showers ({model}, {layout} layout) to {out}: "
-                  f"{seconds:.1f} s, {1e3 * seconds / len(showers):.3f} ms/shower")  # fmt: skip
+                  f"{seconds:.1f} s, {1e3 * seconds / len(showers):.3f} ms/shower "
+                  f"on {dev}")  # fmt: skip
 
 
 @app.command()

@@ -6,13 +6,22 @@ import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 #: Endings of the files the commands write, by kind.
 PNG = (".png",)
 JSON = (".json",)
 SHOWERS = (".h5", ".hdf5")
 SAFETENSORS = (".safetensors",)
+
+#: The ``--device`` option of every command that trains or samples (:mod:`hepflows.device`).
+Device = Annotated[
+    str,
+    typer.Option(help="where the flows run: cpu (the default), cuda, cuda:N or mps; the "
+                 "same seed gives other (equally valid) draws on another device type"),
+]  # fmt: skip
 
 
 def library_default(function: Callable[..., Any], name: str) -> Any:

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from hepflows.cli.common import PNG, library_default, output
+from hepflows.cli.common import PNG, Device, library_default, output
 from hepflows.console import console, count
 from hepflows.generate import (
     CHANNEL_WEIGHTS,
@@ -148,6 +148,7 @@ def drell_yan(
         int, typer.Option(min=1, help="with --shards: local processes; N > 1 trains once here, "
                                       "then relaunches this command under torchrun")
     ] = 1,
+    device: Device = "cpu",
 ) -> None:
     """pp -> l+ l- via gamma/Z/Z' at LO, 13 TeV (MadNIS set-up): sigma, channels, LHE events.
 
@@ -155,12 +156,14 @@ def drell_yan(
     number of processes: here (--workers N) or under
     torchrun --nproc-per-node N -m hepflows generate drell-yan --shards DIR --integrator FILE
     """
+    from hepflows.device import resolve_device
     from hepflows.errors import ConfigError
     from hepflows.io import check_event_path
     from hepflows.io.lhe import SUFFIXES
     from hepflows.physics import DrellYan
     from hepflows.physics.processes.drell_yan import lepton_id
 
+    resolve_device(device, float64=True)  # a missing GPU stops here, before any work
     if workers > 1 and shards is None:
         raise ConfigError(f"--workers {workers} splits a sharded run: add --shards DIR (the "
                           "directory of the shards), or drop --workers")  # fmt: skip
@@ -190,7 +193,7 @@ def drell_yan(
             trained = generate_events(dy, 0, train_calls=n_train, calls=n_calls, seed=seed,
                                       multichannel=multichannel, integrator=integrator,
                                       fold=fold, channel_weights=channel_weights,
-                                      transforms=transforms)  # fmt: skip
+                                      transforms=transforms, device=device)  # fmt: skip
             _report_training(trained.training_calls, integrator)
         raise typer.Exit(_relaunch(ctx, workers, integrator))
     if shards is not None:
@@ -203,7 +206,7 @@ def drell_yan(
                 calls=n_calls, seed=seed, integrator=integrator, progress=distributed.is_main(),
                 fold=fold, merge_to=merge_to if merge else None, multichannel=multichannel,
                 shard_format=shard_format, channel_weights=channel_weights,
-                transforms=transforms,
+                transforms=transforms, device=device,
             )  # fmt: skip
             if distributed.is_main():
                 _report_sharded(sharded, integrator, distributed.world_size())
@@ -213,7 +216,8 @@ def drell_yan(
     run = generate_events(dy, n_events, out=out if n_events else None, train_calls=n_train,
                           calls=n_calls, seed=seed, multichannel=multichannel,
                           integrator=integrator, fold=fold,
-                          channel_weights=channel_weights, transforms=transforms)  # fmt: skip
+                          channel_weights=channel_weights, transforms=transforms,
+                          device=device)  # fmt: skip
     bosons = "gamma/Z/Z'" if zprime else "gamma/Z"
     title = f"pp -> {lepton}+{lepton}- via {bosons}, {dy.params.sqrt_s / 1e3:g} TeV, LO"
     _report(run, title, "pb", "event")
@@ -314,13 +318,16 @@ def decay(
         Path | None, typer.Option(help="saved integrator: loaded if it exists, else written")
     ] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = DECAY_DEFAULTS["seed"],
+    device: Device = "cpu",
 ) -> None:
     """Three-body decays from differentiable amplitudes: integral, ESS, Dalitz plot, events."""
+    from hepflows.device import resolve_device
     from hepflows.errors import ConfigError
     from hepflows.generate import DECAY_METHODS, generate_decay
     from hepflows.io import check_event_path
     from hepflows.physics.decays import get_decay
 
+    resolve_device(device, float64=True)
     if method not in DECAY_METHODS:
         raise ConfigError(f"--method must be one of {', '.join(DECAY_METHODS)}, got {method!r}")
     n_events = _n_events(events)
@@ -336,7 +343,7 @@ def decay(
     n_train, n_calls = count(train_calls, "--train-calls"), count(calls, "--calls")
     f = get_decay(name)
     run = generate_decay(f, n_events, out=out, method=method, train_calls=n_train, calls=n_calls,
-                         seed=seed, integrator=integrator)  # fmt: skip
+                         seed=seed, integrator=integrator, device=device)  # fmt: skip
     _report(run, f"{f.name}: int |M|^2 ds12 ds23 ({method})", "GeV^4", "decay")
     if plot is not None and run.events is not None:
         from hepflows.plots import event_dalitz_plot

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hepflows.cli.common import library_default, output
+from hepflows.cli.common import Device, library_default, output
 from hepflows.console import console, count
 from hepflows.integrate import NeuralIntegrator
 from hepflows.integrate.trainers import ImportanceTrainer
@@ -44,22 +44,26 @@ def integrate(
     checkpoint: Annotated[
         Path | None, typer.Option(help="training checkpoint: resumed if it exists, else written")
     ] = None,
+    device: Device = "cpu",
 ) -> None:
     """Integrate a built-in test integrand with neural importance sampling.
 
     With --events or --out, the integral and the events come from the same fresh sample.
     """
+    from hepflows.device import resolve_device
     from hepflows.integrate import builtin
     from hepflows.integrate.report import channel_table, result_table
     from hepflows.io import check_event_path, write_events
 
+    resolve_device(device, float64=True)  # a missing GPU stops here, before any work
     out = check_event_path(out, "--out") if out is not None else None
     output(checkpoint, "--checkpoint", "checkpoint")
     f = builtin(integrand, dims)
     n_eval = count(calls, "--calls")
     n_train = count(train_calls, "--train-calls") if train_calls else n_eval
     channels = f.channels if multichannel else None
-    integ = NeuralIntegrator(f, dims, seed=seed, loss=loss, vegas=vegas, channels=channels)
+    integ = NeuralIntegrator(f, dims, seed=seed, loss=loss, vegas=vegas, channels=channels,
+                             device=device)  # fmt: skip
     integ.train(calls=n_train, checkpoint=checkpoint)
     n_events = events or (10_000 if out is not None else 0)
     ev = integ.generate(n_events, calls=n_eval) if n_events else None

@@ -106,6 +106,8 @@ GATHER_SUM_LIMIT = 1 << 22
 
 def _sum_over_ranks(flat: Tensor) -> Tensor:
     """The element-wise sum over ranks of a contiguous 1-D tensor, identical on every rank."""
+    if flat.device.type != "cpu" and dist.get_backend() == "gloo":
+        return _sum_over_ranks(flat.cpu()).to(flat.device)  # gloo works on CPU tensors
     size = world_size()
     if flat.numel() * size > GATHER_SUM_LIMIT:
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
@@ -134,7 +136,9 @@ def all_gather_cat(values: Tensor) -> Tensor:
     """
     if not is_distributed():
         return values
-    n = torch.tensor([len(values)], dtype=torch.int64)
+    if values.device.type != "cpu" and dist.get_backend() == "gloo":
+        return all_gather_cat(values.cpu()).to(values.device)  # gloo works on CPU tensors
+    n = torch.tensor([len(values)], dtype=torch.int64, device=values.device)
     sizes = [torch.zeros_like(n) for _ in range(world_size())]
     dist.all_gather(sizes, n)
     longest = int(max(int(k) for k in sizes))
@@ -165,9 +169,15 @@ def broadcast_tensors(tensors: Iterable[Tensor], src: int = 0) -> None:
     """Copy rank ``src``'s values of ``tensors`` (same order on every rank) to every rank."""
     if not is_distributed():
         return
+    staged = dist.get_backend() == "gloo"
     with torch.no_grad():
         for t in tensors:
-            dist.broadcast(t.data, src=src)
+            if staged and t.device.type != "cpu":  # gloo works on CPU tensors
+                host = t.data.cpu()
+                dist.broadcast(host, src=src)
+                t.data.copy_(host)
+            else:
+                dist.broadcast(t.data, src=src)
 
 
 def broadcast_module(module: nn.Module, src: int = 0) -> None:
@@ -193,8 +203,8 @@ def average_gradients(parameters: Iterable[nn.Parameter], skip: bool = False) ->
     if not is_distributed():
         return skip
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads] + [torch.tensor([float(skip)],
-                                                                    dtype=grads[0].dtype)])
+    vote = torch.tensor([float(skip)], dtype=grads[0].dtype, device=grads[0].device)
+    flat = torch.cat([g.reshape(-1) for g in grads] + [vote])
     if skip:
         flat.zero_()
         flat[-1] = 1.0

@@ -140,7 +140,7 @@ def distillation_loss(
     check_pair(teacher, student)
     mse = torch.nn.functional.mse_loss
     teacher.requires_grad_(False)
-    zero = torch.zeros((), dtype=x.dtype)
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
     with torch.no_grad():
         t_states, t_params = teacher_trace(teacher, x, context)
     s_states, s_params = student_trace(student, t_states[-1], context)

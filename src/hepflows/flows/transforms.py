@@ -131,7 +131,8 @@ class Logit(Transform):
         scale = 1 - 2 * self.alpha
         u = self.alpha + scale * x
         log_u, log_1mu = torch.log(u), torch.log1p(-u)
-        ladj = (torch.log(torch.as_tensor(scale, dtype=x.dtype)) - log_u - log_1mu).sum(-1)
+        log_scale = torch.log(torch.as_tensor(scale, dtype=x.dtype, device=x.device))
+        ladj = (log_scale - log_u - log_1mu).sum(-1)
         return log_u - log_1mu, ladj
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -142,7 +143,7 @@ class Logit(Transform):
         ladj = (
             nn.functional.logsigmoid(z)
             + nn.functional.logsigmoid(-z)
-            - torch.log(torch.as_tensor(scale, dtype=z.dtype))
+            - torch.log(torch.as_tensor(scale, dtype=z.dtype, device=z.device))
         ).sum(-1)
         return x, ladj
 

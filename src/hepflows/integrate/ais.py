@@ -52,7 +52,7 @@ def linear_betas(intermediate: int) -> Tensor:
     """b_0 = 0 < b_1 < ... < b_K = 1 evenly spaced, K = intermediate + 1: (K + 1,) float64."""
     if intermediate < 0:
         raise ConfigError(f"intermediate must be >= 0, got {intermediate}")
-    return torch.linspace(0.0, 1.0, intermediate + 2, dtype=torch.float64)
+    return torch.linspace(0.0, 1.0, intermediate + 2, dtype=torch.float64, device="cpu")
 
 
 def annealed_importance_sampling(
@@ -89,7 +89,7 @@ def annealed_importance_sampling(
     lb, gb, lt, gt = densities(z0)
     ratio0 = lt - lb
     z = z0
-    log_w = torch.zeros(len(z0), dtype=z0.dtype)
+    log_w = torch.zeros(len(z0), dtype=z0.dtype, device=z0.device)
     accepts = []
     for k in range(1, len(betas)):
         db = float(betas[k] - betas[k - 1])

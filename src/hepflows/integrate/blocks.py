@@ -6,7 +6,8 @@ accept-reject number from ``block_generator(seed, b)``
 (:mod:`hepflows.distributed.streams`) and unweights against **one** w_max for
 the whole run, so its events depend only on (integrator weights, seed, b,
 events_per_block, w_max, batch_size), never on which rank makes it or how many
-ranks there are: the merged output of 1 or N ranks is the same event set.
+ranks there are: the merged output of 1 or N ranks is the same event set (on one device
+type: a CUDA stream draws other numbers than a CPU stream with the same seed).
 
 w_max comes from a pilot sample drawn from the reserved block :data:`PILOT`
 (:func:`pilot`): every rank computes the same value from the same
@@ -88,7 +89,7 @@ class Block:
 
 def records_generator(seed: int, block: int) -> torch.Generator:
     """The stream of block ``block``'s records (expansion of folded points, then particles)."""
-    return torch.Generator().manual_seed(block_seed(seed, block, RECORDS))
+    return torch.Generator(device="cpu").manual_seed(block_seed(seed, block, RECORDS))
 
 
 def _draw(integ: NeuralIntegrator, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
@@ -126,7 +127,7 @@ def pilot(
     """
     if calls < 1:
         raise ConfigError(f"the w_max pilot needs calls >= 1, got {calls}")
-    gen = block_generator(seed, PILOT)
+    gen = block_generator(seed, PILOT, integ.device)
     w = torch.cat([w for _, w, _ in integ._weighted_batches(calls, batch_size, generator=gen)])
     w_max = choose_wmax(w, rule, quantile)
     return w_max, float((w.abs() / w_max).clamp(max=1.0).mean())
@@ -175,7 +176,7 @@ def generate_block(
     if batch_size < max(MIN_DRAW, n_ch):
         raise ConfigError(f"batch_size must be >= {max(MIN_DRAW, n_ch)}, got {batch_size}")
     max_calls = int(max_calls or min(10_000 * events_per_block, 10**9))
-    gen = block_generator(seed, block)
+    gen = block_generator(seed, block, integ.device)
     xs, weights, channels = [], [], []
     accepted = calls = 0
     s1 = s2 = 0.0
@@ -204,9 +205,9 @@ def generate_block(
         else:
             need = 2 * draw
         draw = min(batch_size, max(MIN_DRAW, n_ch, need))
-    n = events_per_block
-    return Block(index=block, x=torch.cat(xs)[:n], weights=torch.cat(weights)[:n],
-                 channel=torch.cat(channels)[:n], calls=calls, sum_w=s1, sum_w2=s2,
+    n = events_per_block  # events come back to the CPU, to be written
+    return Block(index=block, x=torch.cat(xs)[:n].cpu(), weights=torch.cat(weights)[:n].cpu(),
+                 channel=torch.cat(channels)[:n].cpu(), calls=calls, sum_w=s1, sum_w2=s2,
                  w_max=float(w_max))  # fmt: skip
 
 

@@ -58,7 +58,8 @@ class SampleBuffer:
 
     def sample(self, n: int, generator: torch.Generator, dtype: torch.dtype) -> Batch:
         """n stored points drawn uniformly with replacement (flow points in ``dtype``)."""
-        rows = self.rows[torch.randint(len(self.rows), (n,), generator=generator)]
+        pick = torch.randint(len(self.rows), (n,), generator=generator, device=self.rows.device)
+        rows = self.rows[pick]
         d = self.dims
         return Batch(
             y=rows[:, :d].to(dtype), channel=rows[:, d].to(torch.int64),

@@ -129,7 +129,7 @@ def apply_mapping(channel: Channel, index: int, u: Tensor) -> tuple[Tensor, Tens
         ``(x, jac)``: (n, d) points in [0, 1]^d and (n,) Jacobians |dx/du| >= 0.
     """
     if channel.mapping is None:
-        return u, torch.ones(len(u), dtype=u.dtype)
+        return u, torch.ones(len(u), dtype=u.dtype, device=u.device)
     return _checked(channel.mapping, "mapping", channel, index, u)
 
 
@@ -140,7 +140,7 @@ def apply_inverse(channel: Channel, index: int, x: Tensor) -> tuple[Tensor, Tens
         ``(u, jac)``: (n, d) channel points in [0, 1]^d and (n,) Jacobians |dx/du| at u.
     """
     if channel.mapping is None:
-        return x, torch.ones(len(x), dtype=x.dtype)
+        return x, torch.ones(len(x), dtype=x.dtype, device=x.device)
     if channel.inverse is None:
         raise ConfigError(
             f"channel {index} ({channel.name}) has a mapping but no inverse; mixture weights "
@@ -201,9 +201,9 @@ def log_priors(channels: Sequence[Channel], x: Tensor) -> Tensor | None:
     cols = []
     for i, ch in enumerate(channels):
         if ch.prior is None:
-            cols.append(torch.zeros(len(x), dtype=x.dtype))
+            cols.append(torch.zeros(len(x), dtype=x.dtype, device=x.device))
             continue
-        g = torch.as_tensor(ch.prior(x)).to(x.dtype)
+        g = torch.as_tensor(ch.prior(x), device=x.device).to(x.dtype)
         if g.shape != (len(x),) or bool((~torch.isfinite(g) | (g < 0)).any()):
             raise InputError(
                 f"channel {i} ({ch.name}): the prior must return ({len(x)},) finite values "
@@ -259,7 +259,10 @@ def allocate(n: int, fractions: Tensor, minimum: int = 1) -> list[int]:
     if n < c * minimum:
         raise ConfigError(f"{n} points cannot give each of {c} channels {minimum}: ask for more")
     share = fractions.to(torch.float64).clamp_min(0)
-    share = share / share.sum() if share.sum() > 0 else torch.full((c,), 1.0 / c)
+    if share.sum() > 0:
+        share = share / share.sum()
+    else:
+        share = torch.full((c,), 1.0 / c, dtype=torch.float64, device=share.device)
     raw = minimum + share * (n - c * minimum)
     counts = raw.floor().to(torch.int64)
     left = n - int(counts.sum())

@@ -61,7 +61,7 @@ def hmc_step(
         probabilities min(1, exp(-dH)) (0 for non-finite proposals).
     """
     z, g = state.z, state.grad
-    p = torch.randn(z.shape, generator=generator, dtype=z.dtype)
+    p = torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
     h0 = -state.log_prob + 0.5 * (p * p).sum(1)
     p = p + 0.5 * step_size * g
     lp, extra = state.log_prob, state.extra
@@ -73,7 +73,7 @@ def hmc_step(
     h1 = -lp + 0.5 * (p * p).sum(1)
     log_accept = torch.nan_to_num(h0 - h1, nan=-math.inf).clamp_max(0.0)
     accept = torch.exp(log_accept)
-    take = torch.rand(len(z), generator=generator, dtype=z.dtype) < accept
+    take = torch.rand(len(z), generator=generator, dtype=z.dtype, device=z.device) < accept
     new = HMCState(
         z=torch.where(take[:, None], z, state.z),
         log_prob=torch.where(take, lp, state.log_prob),

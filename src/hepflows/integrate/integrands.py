@@ -39,7 +39,7 @@ def evaluate(f: Integrand, x: Tensor, drop_nonfinite: bool = False) -> tuple[Ten
     """
     values = f(x)
     if not isinstance(values, Tensor):
-        values = torch.as_tensor(values)
+        values = torch.as_tensor(values, device=x.device)
     if values.shape != (x.shape[0],):
         raise IntegrandError(
             f"the integrand must return shape ({x.shape[0]},) for x of shape {tuple(x.shape)}, "

@@ -29,6 +29,7 @@ Integrand calls are counted in :attr:`NeuralIntegrator.calls` (density) and
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -41,6 +42,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 import hepflows
+from hepflows.device import generator_on, resolve_device, stream_key
 from hepflows.distributed import (
     all_gather_cat,
     all_reduce_sum,
@@ -127,7 +129,7 @@ def pool_channels(
     for v, var, n, w in per_rank:
         w = w.to(torch.float64)
         rows.append([float(w.sum()), float((w * w).sum()), float(n), n * v, n * n * var])
-    pooled = all_reduce_sum(torch.tensor(rows, dtype=torch.float64))
+    pooled = all_reduce_sum(torch.tensor(rows, dtype=torch.float64, device="cpu"))
     out = []
     for (s1, s2, n, nv, n2var), (*_, w) in zip(pooled.tolist(), per_rank, strict=True):
         if stratified:
@@ -186,6 +188,10 @@ class NeuralIntegrator:
             ``PathwiseKL()``, your own) or a name (``"fab"``, ``"pathwise-kl"``,
             or a loss of the importance trainer). Default: the importance
             trainer with ``loss``.
+        device: where the flow, the points and the random streams live: ``"cpu"``
+            (default), ``"cuda"`` (under torchrun each rank takes ``cuda:LOCAL_RANK``);
+            not ``"mps"``, which has no float64. The integrand is called with
+            points on this device; results (events, estimates) come back on the CPU.
 
     Example:
         >>> from hepflows.integrate import NeuralIntegrator, camel
@@ -214,6 +220,7 @@ class NeuralIntegrator:
         vegas_fraction: float | None = None,
         drop_nonfinite: bool = False,
         trainer: Trainer | str | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
         if not callable(f):
             kind = type(f).__name__
@@ -260,18 +267,25 @@ class NeuralIntegrator:
             vegas_fraction=vegas_fraction, drop_nonfinite=drop_nonfinite,
             trainer=self.trainer.describe(),
         )  # fmt: skip
+        #: The device of the flow, the points and the random streams.
+        self.device = resolve_device(device, float64=True)
         init_seed = seed if seed is not None else fresh_seed()
-        with seeded(init_seed):  # module initialisation; the caller's RNG is restored after
+        # Module initialisation on the CPU (the same weights on any device), seeded; the
+        # caller's RNG is restored after.
+        with seeded(init_seed), torch.device("cpu"):
             self.flow = self._make_flow()
             #: MadNIS' learned channel-weight network (``weights="learned"``), else None.
             self.channel_weights = ChannelWeights(dims, n_ch) if weights == "learned" else None
+        self.flow.to(self.device)
+        if self.channel_weights is not None:
+            self.channel_weights.to(self.device)
         self.maps: list[VegasMap | None] = [None] * n_ch
         #: Share of the points each channel gets: proportional to its weight spread
         #: (learned/prior weights), or the Kleiss-Pittau shares p_i (mixture weights).
-        self.fractions = torch.full((n_ch,), 1.0 / n_ch, dtype=torch.float64)
+        self.fractions = torch.full((n_ch,), 1.0 / n_ch, dtype=torch.float64, device=self.device)
         #: The integrator's own random stream: every draw (flow samples, strata,
         #: unweighting, buffers, HMC) comes from it.
-        self.generator = torch.Generator().manual_seed(init_seed)
+        self.generator = generator_on(self.device, init_seed)
         self._rekey_for_rank(init_seed)
         #: Density evaluations of f so far (training and estimates).
         self.calls = 0
@@ -289,7 +303,7 @@ class NeuralIntegrator:
         """Under ``torchrun``: a stream of this rank's own, keyed by (seed, rank), so that
         the ranks draw different points (training, estimates)."""
         if is_distributed():
-            self.generator = rank_generator(seed, rank())
+            self.generator = rank_generator(seed, rank(), self.device)
 
     # ----------------------------------------------------------- construction
     def _weights_mode(self, weights: str) -> str:
@@ -352,7 +366,7 @@ class NeuralIntegrator:
         if len(self.channels) == 1 and self.maps[0] is None and self.channels[0].mapping is None:
             return y, None
         x = torch.empty_like(y)
-        jac = torch.ones(len(y), dtype=y.dtype)
+        jac = torch.ones(len(y), dtype=y.dtype, device=y.device)
         for i, ch in enumerate(self.channels):
             mask = channel == i
             if not bool(mask.any()):
@@ -393,11 +407,13 @@ class NeuralIntegrator:
         """
         cols = []
         for j, ch in enumerate(self.channels):
-            col = torch.empty(len(x), dtype=torch.float64) if own is None else own.clone()
-            rows = torch.ones(len(x), dtype=torch.bool) if channel is None else channel != j
+            col = (torch.empty(len(x), dtype=torch.float64, device=x.device) if own is None
+                   else own.clone())  # fmt: skip
+            rows = (torch.ones(len(x), dtype=torch.bool, device=x.device) if channel is None
+                    else channel != j)  # fmt: skip
             if bool(rows.any()):
                 u, jac = apply_inverse(ch, j, x[rows])
-                ctx = self.context(torch.full((len(u),), j, dtype=torch.int64))
+                ctx = self.context(torch.full((len(u),), j, dtype=torch.int64, device=x.device))
                 log_q = self.flow.log_prob(u.to(self.flow.dtype), ctx).to(torch.float64)
                 col[rows] = log_q - torch.log(jac)
             cols.append(col)
@@ -407,9 +423,10 @@ class NeuralIntegrator:
         """n fresh points (n integrand calls), split over the channels by :attr:`fractions`."""
         return self._draw_counts(allocate(n, self.fractions))
 
-    @staticmethod
-    def _channel_labels(counts: list[int]) -> Tensor:
-        return torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    def _channel_labels(self, counts: list[int]) -> Tensor:
+        dev = self.device
+        return torch.repeat_interleave(torch.arange(len(counts), device=dev),
+                                       torch.tensor(counts, device=dev))  # fmt: skip
 
     def log_q(self, batch: Batch) -> Tensor:
         """(n,) float64 current flow log-density of a batch's flow points, with gradient."""
@@ -418,7 +435,7 @@ class NeuralIntegrator:
     def log_alpha(self, batch: Batch) -> Tensor:
         """(n,) log alpha_c(x) of each point's channel (with gradient when learned)."""
         if len(self.channels) == 1:
-            return torch.zeros(len(batch.x), dtype=torch.float64)
+            return torch.zeros(len(batch.x), dtype=torch.float64, device=batch.x.device)
         if self.channel_weights is not None:
             log_a = self.channel_weights(batch.x, batch.log_prior)
         elif self.mixture:
@@ -426,7 +443,8 @@ class NeuralIntegrator:
         elif batch.log_prior is not None:
             log_a = torch.log_softmax(batch.log_prior, dim=1)
         else:
-            return torch.full((len(batch.x),), -math.log(len(self.channels)), dtype=torch.float64)
+            return torch.full((len(batch.x),), -math.log(len(self.channels)), dtype=torch.float64,
+                              device=batch.x.device)  # fmt: skip
         return log_a.gather(1, batch.channel[:, None])[:, 0]
 
     def weights(self, batch: Batch) -> Tensor:
@@ -451,13 +469,14 @@ class NeuralIntegrator:
         for b in sizes:
             counts = allocate(b, self.fractions)
             batch = self._draw_counts(counts, generator)
-            scale = torch.tensor([b / max(k, 1) for k in counts], dtype=torch.float64)
+            scale = torch.tensor([b / max(k, 1) for k in counts], dtype=torch.float64,
+                                 device=self.device)  # fmt: skip
             yield batch.x, self.weights(batch) * scale[batch.channel], batch.channel
 
     def _draw_counts(self, counts: list[int], generator: torch.Generator | None = None) -> Batch:
         n = sum(counts)
         gen = self.generator if generator is None else generator
-        z = torch.rand(n, self.dims, generator=gen, dtype=torch.float64)
+        z = torch.rand(n, self.dims, generator=gen, dtype=torch.float64, device=self.device)
         return self._evaluate(z, self._channel_labels(counts))
 
     def sample(self, n: int, batch_size: int = 100_000) -> tuple[Tensor, Tensor]:
@@ -564,7 +583,7 @@ class NeuralIntegrator:
         w = self.weights(batch)
         n_ch = len(self.channels)
         counts = torch.bincount(batch.channel, minlength=n_ch).to(torch.float64)
-        zero = torch.zeros(n_ch, dtype=torch.float64)
+        zero = torch.zeros(n_ch, dtype=torch.float64, device=self.device)
         m2 = zero.index_add(0, batch.channel, (w / self.fractions[batch.channel]) ** 2)
         if is_distributed():  # pooled over the ranks' batches: every rank gets the same shares
             s1, s2 = zero.index_add(0, batch.channel, w), zero.index_add(0, batch.channel, w * w)
@@ -607,8 +626,9 @@ class NeuralIntegrator:
                     )
                 return fx * jac
 
-            self.maps[i], calls_i = adapt_vegas(target, self.dims, calls // n_ch,
-                                                seed=self.config["seed"])  # fmt: skip
+            vmap, calls_i = adapt_vegas(target, self.dims, calls // n_ch,
+                                        seed=self.config["seed"])  # fmt: skip
+            self.maps[i] = vmap.to(self.device)
             used += calls_i
         self.calls += used
         return used
@@ -692,15 +712,16 @@ class NeuralIntegrator:
         cubes, strata = [], []
         for n_i in counts:
             if stratified:
-                cube, m = hypercube_assignment(n_i, self.dims, self.generator)
+                cube, m = hypercube_assignment(n_i, self.dims, self.generator, self.device)
             else:
-                cube, m = torch.zeros(n_i, dtype=torch.int64), 1
+                cube, m = torch.zeros(n_i, dtype=torch.int64, device=self.device), 1
             cubes.append(cube)
             strata.append(m)
         cube = torch.cat(cubes)
-        m_point = torch.tensor(strata)[channel]
-        w = torch.empty(calls, dtype=torch.float64)
-        x = torch.empty(calls if keep_points else 0, self.dims, dtype=torch.float64)
+        m_point = torch.tensor(strata, device=self.device)[channel]
+        w = torch.empty(calls, dtype=torch.float64, device=self.device)
+        x = torch.empty(calls if keep_points else 0, self.dims, dtype=torch.float64,
+                        device=self.device)  # fmt: skip
         with progress_bar(calls, "integrating", enabled=progress) as bar:
             for start in range(0, calls, batch_size):
                 s = slice(start, min(start + batch_size, calls))
@@ -711,7 +732,7 @@ class NeuralIntegrator:
                     x[s] = batch.x
                 bar.advance(s.stop - s.start)
         per_channel, weights = [], []
-        offsets = [0, *torch.tensor(counts).cumsum(0).tolist()]
+        offsets = [0, *itertools.accumulate(counts)]
         for i in range(n_ch):
             s = slice(offsets[i], offsets[i + 1])
             v_i, var_i, w_i = stratified_estimate(w[s], cube[s])
@@ -728,7 +749,7 @@ class NeuralIntegrator:
             parts.append(ChannelResult(i, v_i, math.sqrt(var_i), n_i, ch.name))
         if exact is None:
             exact = getattr(self.f, "exact", None)
-        dropped = int(all_reduce_sum(torch.tensor([self.dropped - dropped0]))[0])
+        dropped = int(all_reduce_sum(torch.tensor([self.dropped - dropped0], device="cpu"))[0])
         result = IntegrationResult(
             value=value, error=math.sqrt(variance), calls=total_calls, dropped=dropped,
             exact=exact, total_calls=self.total_calls, channels=parts if n_ch > 1 else [],
@@ -814,30 +835,31 @@ class NeuralIntegrator:
         result.value, result.error = value, math.sqrt(variance)
         result.calls = self.calls - calls0
         result.total_calls = self.total_calls
-        w_all = torch.cat(weights)[:n_events]
+        w_all = torch.cat(weights)[:n_events].cpu()
         return Events(
-            x=torch.cat(xs)[:n_events], weights=w_all, sigma=result.value,
+            x=torch.cat(xs)[:n_events].cpu(), weights=w_all, sigma=result.value,
             sigma_error=result.error, w_max=w_max, rule=rule, quantile=quantile,
             efficiency=(result.unweighting_efficiency if rule == "max"
                         else result.unweighting_efficiency_quantile),
             overweight_fraction=(w_all.abs() > 1).to(torch.float64).mean().item(),
-            calls=self.calls - calls0, channel=torch.cat(channels)[:n_events],
+            calls=self.calls - calls0, channel=torch.cat(channels)[:n_events].cpu(),
             channel_names=[c.name for c in self.channels], result=result,
         )  # fmt: skip
 
     # ------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike) -> None:
         """Save flow, VEGAS grids, channel weights, trainer and engine state (atomic)."""
-        tensors = {f"flow.{k}": v.detach().contiguous() for k, v in self.flow.state_dict().items()}
+        tensors = {f"flow.{k}": v.detach() for k, v in self.flow.state_dict().items()}
         for i, vmap in enumerate(self.maps):
             if vmap is not None:
                 tensors[f"map.{i}.grid"] = vmap.grid
                 tensors[f"map.{i}.ninc"] = vmap.ninc
         if self.channel_weights is not None:
             for k, v in self.channel_weights.state_dict().items():
-                tensors[f"alpha.{k}"] = v.detach().contiguous()
+                tensors[f"alpha.{k}"] = v.detach()
         tensors["fractions"] = self.fractions
         tensors["rng"] = self.generator.get_state()
+        tensors[f"rng_device.{self.device.type}"] = torch.zeros(1, device="cpu")
         engine_meta: dict[str, Any] = {}
         if self._engine is not None:
             engine_tensors, engine_meta = self._engine.state()
@@ -849,6 +871,7 @@ class NeuralIntegrator:
         tensors |= {f"trainer.{k}": v for k, v in trainer_tensors.items()}
         state = {"calls": self.calls, "grad_calls": self.grad_calls, "dropped": self.dropped,
                  "plan": self.plan, "engine": engine_meta, "trainer": trainer_meta}  # fmt: skip
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         meta = {
             "format": FORMAT,
             "hepflows_version": hepflows.__version__,
@@ -859,7 +882,8 @@ class NeuralIntegrator:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike, f: Integrand, channels: Sequence[Channel] | None = None
+        cls, path: str | os.PathLike, f: Integrand, channels: Sequence[Channel] | None = None,
+        device: str | torch.device | None = None,
     ) -> NeuralIntegrator:
         """Rebuild any saved integrator, whatever its trainer (no pickled code is run).
 
@@ -867,6 +891,7 @@ class NeuralIntegrator:
             path: file written by :meth:`save` (or a training checkpoint).
             f: the integrand (code is never stored in the file).
             channels: the same channels as at saving (mappings are code, not stored).
+            device: where to put it (default CPU), whatever device saved it.
         """
         config = read_config(path)
         names = [ch.name for ch in check_channels(channels)]
@@ -880,7 +905,7 @@ class NeuralIntegrator:
         trainer = make_trainer(config["trainer"])
         integ = cls.__new__(cls)
         NeuralIntegrator.__init__(integ, f, config["dims"], channels=channels, trainer=trainer,
-                                  **kwargs)  # fmt: skip
+                                  device=device, **kwargs)  # fmt: skip
         integ._restore(path, training=True)
         return integ
 
@@ -894,6 +919,8 @@ class NeuralIntegrator:
                 f"(file vs now: {diff}); use another checkpoint path or the same settings"
             )
         tensors = load_file(str(path))
+        rng = tensors.pop("rng")  # a generator's state stays a CPU byte tensor
+        tensors = {k: v.to(self.device) for k, v in tensors.items()}
         state = json.loads(meta["state"])
         flow_state = {k[5:]: v for k, v in tensors.items() if k.startswith("flow.")}
         try:
@@ -901,7 +928,7 @@ class NeuralIntegrator:
         except RuntimeError as err:
             raise CheckpointError(f"{path}: flow weights do not fit: {err}") from None
         self.maps = [
-            VegasMap(tensors[f"map.{i}.grid"], tensors[f"map.{i}.ninc"])
+            VegasMap(tensors[f"map.{i}.grid"], tensors[f"map.{i}.ninc"]).to(self.device)
             if f"map.{i}.grid" in tensors else None
             for i in range(len(self.channels))
         ]  # fmt: skip
@@ -912,10 +939,15 @@ class NeuralIntegrator:
             except RuntimeError as err:
                 msg = f"{path}: channel-weight network does not fit: {err}"
                 raise CheckpointError(msg) from None
-        self.fractions = tensors["fractions"]
-        self.generator.set_state(tensors["rng"])
+        self.fractions = tensors["fractions"].to(self.device)
+        saved_on = next((k[11:] for k in tensors if k.startswith("rng_device.")), "cpu")
+        if saved_on == self.device.type:
+            self.generator.set_state(rng)
+        else:  # another device's stream: continue with one keyed by the saved state
+            self.generator = generator_on(self.device, stream_key(rng))
         if is_distributed():  # every rank read rank 0's stream: derive one per rank from it
-            self._rekey_for_rank(int(torch.randint(2**62, (1,), generator=self.generator)))
+            self._rekey_for_rank(int(torch.randint(2**62, (1,), generator=self.generator,
+                                                   device=self.device)))  # fmt: skip
         self.calls, self.dropped = state["calls"], state["dropped"]
         self.grad_calls = state.get("grad_calls", 0)
         self.plan = dict(state["plan"])

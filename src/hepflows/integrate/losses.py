@@ -82,7 +82,10 @@ def reverse_kl(f: Tensor, log_qs: Tensor, log_q: Tensor) -> Tensor:
     smallest positive value of the batch (they pull q down there).
     """
     af = f.abs()
-    floor = af[af > 0].min() if bool((af > 0).any()) else torch.ones((), dtype=f.dtype)
+    if bool((af > 0).any()):
+        floor = af[af > 0].min()
+    else:
+        floor = torch.ones((), dtype=f.dtype, device=f.device)
     log_p = torch.log(af.clamp_min(floor * 1e-3))
     ratio = torch.exp(log_q - log_qs)  # 1 on fresh samples, carries the gradient
     diff = (log_q - log_p).detach()
@@ -115,7 +118,7 @@ def channel_variance(
     norm = w.abs().mean().detach().clamp_min(torch.finfo(w.dtype).tiny)
     wn = w / norm
     n_i = torch.bincount(channel, minlength=channels).clamp_min(1).to(w.dtype)
-    zero = torch.zeros(channels, dtype=w.dtype)
+    zero = torch.zeros(channels, dtype=w.dtype, device=w.device)
     m1 = zero.index_add(0, channel, wn) / n_i
     m2 = zero.index_add(0, channel, wn**2 * torch.exp(log_qs - log_q)) / n_i
     sigma = (m2 - m1**2).clamp_min(1e-12).sqrt()

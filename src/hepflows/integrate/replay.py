@@ -23,14 +23,15 @@ class PrioritisedReplayBuffer:
     Args:
         dims: d.
         capacity: entries kept.
+        device: where the entries live (the integrator's device).
     """
 
-    def __init__(self, dims: int, capacity: int) -> None:
+    def __init__(self, dims: int, capacity: int, device: torch.device | str = "cpu") -> None:
         if capacity < 1:
             raise ConfigError(f"buffer capacity must be >= 1, got {capacity}")
-        self.x = torch.zeros(capacity, dims, dtype=torch.float64)
-        self.log_w = torch.full((capacity,), -torch.inf, dtype=torch.float64)
-        self.log_q = torch.zeros(capacity, dtype=torch.float64)
+        self.x = torch.zeros(capacity, dims, dtype=torch.float64, device=device)
+        self.log_w = torch.full((capacity,), -torch.inf, dtype=torch.float64, device=device)
+        self.log_q = torch.zeros(capacity, dtype=torch.float64, device=device)
         self.size = 0
         self.next = 0
 
@@ -49,7 +50,7 @@ class PrioritisedReplayBuffer:
                 log_q[-self.capacity :],
                 self.capacity,
             )
-        idx = (self.next + torch.arange(n)) % self.capacity
+        idx = (self.next + torch.arange(n, device=self.x.device)) % self.capacity
         self.x[idx] = x.to(torch.float64)
         # a non-finite weight (a chain that left the support) is never drawn
         # (neginf too: nan_to_num would turn -inf into the most negative finite float)
@@ -72,7 +73,8 @@ class PrioritisedReplayBuffer:
         if self.size == 0:
             raise ConfigError("the replay buffer is empty: add AIS samples before sampling")
         log_w = self.log_w[: self.size]
-        u = torch.rand(self.size, generator=generator, dtype=torch.float64).clamp_min(1e-300)
+        u = torch.rand(self.size, generator=generator, dtype=torch.float64,
+                       device=self.x.device).clamp_min(1e-300)
         keys = log_w - torch.log(-torch.log(u))  # Gumbel top-k = sampling without replacement
         m = min(n, int(torch.isfinite(log_w).sum()))
         idx = torch.topk(keys, m).indices
@@ -87,7 +89,7 @@ class PrioritisedReplayBuffer:
     def state(self) -> dict[str, Tensor]:
         """Tensors for a checkpoint."""
         return {"x": self.x, "log_w": self.log_w, "log_q": self.log_q,
-                "pos": torch.tensor([self.size, self.next])}  # fmt: skip
+                "pos": torch.tensor([self.size, self.next], device="cpu")}  # fmt: skip
 
     def load_state(self, tensors: dict[str, Tensor]) -> None:
         """Restore from :meth:`state`."""
@@ -96,6 +98,8 @@ class PrioritisedReplayBuffer:
                 f"replay buffer of shape {tuple(tensors['x'].shape)} does not fit "
                 f"{tuple(self.x.shape)}"
             )
-        self.x = tensors["x"].clone()
-        self.log_w, self.log_q = tensors["log_w"].clone(), tensors["log_q"].clone()
+        dev = self.x.device
+        self.x = tensors["x"].to(dev, copy=True)
+        self.log_w = tensors["log_w"].to(dev, copy=True)
+        self.log_q = tensors["log_q"].to(dev, copy=True)
         self.size, self.next = (int(v) for v in tensors["pos"])

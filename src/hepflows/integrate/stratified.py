@@ -25,9 +25,12 @@ def strata_per_axis(n: int, dims: int) -> int:
 
 
 def hypercube_assignment(
-    n: int, dims: int, generator: torch.Generator | None = None
+    n: int, dims: int, generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
 ) -> tuple[Tensor, int]:
     """Assign n points to the m^d latent hypercubes, n // m^d or one more each.
+
+    ``device`` defaults to the generator's (CPU without one).
 
     Returns:
         ``(cube, m)``: (n,) int64 hypercube index of each point (sorted), and m.
@@ -35,10 +38,12 @@ def hypercube_assignment(
     m = strata_per_axis(n, dims)
     cubes = m**dims
     per, extra = divmod(n, cubes)
-    counts = torch.full((cubes,), per, dtype=torch.int64)
+    if device is None:
+        device = generator.device if generator is not None else "cpu"
+    counts = torch.full((cubes,), per, dtype=torch.int64, device=device)
     if extra:
-        counts[torch.randperm(cubes, generator=generator)[:extra]] += 1
-    return torch.repeat_interleave(torch.arange(cubes), counts), m
+        counts[torch.randperm(cubes, generator=generator, device=device)[:extra]] += 1
+    return torch.repeat_interleave(torch.arange(cubes, device=device), counts), m
 
 
 def points_in_cubes(
@@ -55,9 +60,9 @@ def points_in_cubes(
     Returns:
         (n, d) float64 points in [0, 1)^d.
     """
-    m = torch.as_tensor(m, dtype=torch.int64).expand(len(cube))
+    m = torch.as_tensor(m, dtype=torch.int64, device=cube.device).expand(len(cube))
     digits = torch.stack([(cube // m**k) % m for k in range(dims)], dim=1)
-    u = torch.rand(len(cube), dims, generator=generator, dtype=torch.float64)
+    u = torch.rand(len(cube), dims, generator=generator, dtype=torch.float64, device=cube.device)
     return (digits + u) / m[:, None]
 
 

@@ -64,7 +64,7 @@ def unweight(
         weights: sign(w) * max(1, |w| / w_max).
     """
     ratio = w.abs().to(torch.float64) / w_max
-    u = torch.rand(len(w), generator=generator, dtype=torch.float64)
+    u = torch.rand(len(w), generator=generator, dtype=torch.float64, device=w.device)
     keep = u < ratio
     weights = torch.sign(w[keep]).to(torch.float64) * ratio[keep].clamp_min(1.0)
     return x[keep], weights
@@ -88,7 +88,7 @@ def unweight_shuffled(
     Returns:
         ``(x_acc, weights, channels)``: (m, d), (m,) and (m,) of the accepted points.
     """
-    order = torch.randperm(len(w), generator=generator)
+    order = torch.randperm(len(w), generator=generator, device=w.device)
     xc = torch.cat((x, channel[:, None].to(x.dtype)), 1)[order]
     xa, wa = unweight(xc, w[order], w_max, generator)
     return xa[:, :-1], wa, xa[:, -1].to(torch.int64)

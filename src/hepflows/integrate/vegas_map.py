@@ -29,13 +29,16 @@ class VegasMap(nn.Module):
 
     def __init__(self, grid: Tensor | np.ndarray, ninc: Tensor | None = None) -> None:
         super().__init__()
-        grid = torch.as_tensor(np.asarray(grid), dtype=torch.float64)
+        if isinstance(grid, Tensor):
+            grid = grid.to(torch.float64)
+        else:
+            grid = torch.as_tensor(np.asarray(grid), dtype=torch.float64, device="cpu")
         if grid.ndim != 2 or grid.shape[1] < 2:
             raise ConfigError(f"grid must have shape (d, ninc + 1), got {tuple(grid.shape)}")
         if ninc is None:
-            ninc = torch.full((grid.shape[0],), grid.shape[1] - 1)
+            ninc = torch.full((grid.shape[0],), grid.shape[1] - 1, device=grid.device)
         self.register_buffer("grid", grid.contiguous())
-        self.register_buffer("ninc", torch.as_tensor(ninc, dtype=torch.long))
+        self.register_buffer("ninc", torch.as_tensor(ninc, dtype=torch.long, device=grid.device))
 
     @classmethod
     def from_vegas(cls, amap: object) -> VegasMap:
@@ -43,7 +46,7 @@ class VegasMap(nn.Module):
         grids = [np.asarray(g, dtype=np.float64) for g in amap.extract_grid()]
         width = max(len(g) for g in grids)
         padded = np.stack([np.pad(g, (0, width - len(g)), mode="edge") for g in grids])
-        return cls(padded, torch.tensor([len(g) - 1 for g in grids]))
+        return cls(padded, torch.tensor([len(g) - 1 for g in grids], device="cpu"))
 
     def forward(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """Map y -> x.
@@ -67,7 +70,7 @@ class VegasMap(nn.Module):
     @classmethod
     def uniform(cls, dims: int) -> VegasMap:
         """The identity map."""
-        return cls(torch.linspace(0, 1, 2, dtype=torch.float64).expand(dims, 2))
+        return cls(torch.linspace(0, 1, 2, dtype=torch.float64, device="cpu").expand(dims, 2))
 
 
 def adapt_vegas(
@@ -98,7 +101,7 @@ def adapt_vegas(
         nonlocal calls_made
         calls_made += len(x)
         values, _ = evaluate(f, torch.from_numpy(np.ascontiguousarray(x)))
-        return values.numpy()
+        return values.cpu().numpy()
 
     settings = {} if seed is None else {"ran_array_generator": np.random.default_rng(seed).random}
     integ = vegas.Integrator(dims * [[0.0, 1.0]], **settings)

@@ -169,12 +169,12 @@ def _write_columns(
     """LHEH5, column-wise: the events' columns and their (m, 13) particle rows."""
     n = len(events)
     if made is None:
-        table = torch.zeros(n, 0, len(PARTICLE_COLUMNS), dtype=torch.float64)
+        table = torch.zeros(n, 0, len(PARTICLE_COLUMNS), dtype=torch.float64, device="cpu")
     elif isinstance(made, torch.Tensor):
-        table = made
+        table = made.cpu()
     else:
         table = torch.tensor([[[getattr(p, c) for c in PARTICLE_COLUMNS] for p in event]
-                              for event in made], dtype=torch.float64)  # fmt: skip
+                              for event in made], dtype=torch.float64, device="cpu")  # fmt: skip
     if table.ndim != 3 or len(table) != n:
         raise ShapeError(f"particles must be ({n}, P, {len(PARTICLE_COLUMNS)}), "
                          f"got {tuple(table.shape)}")  # fmt: skip
@@ -244,4 +244,5 @@ def coordinates(events: Sequence[pylhe.LHEEvent]) -> torch.Tensor:
     if not events or not events[0].weights:
         raise InputError("these events carry no hepflows coordinates")
     keys = sorted(events[0].weights, key=lambda k: int(k[1:]))
-    return torch.tensor([[e.weights[k] for k in keys] for e in events], dtype=torch.float64)
+    return torch.tensor([[e.weights[k] for k in keys] for e in events], dtype=torch.float64,
+                        device="cpu")  # fmt: skip

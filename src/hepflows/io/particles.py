@@ -56,15 +56,16 @@ def particle_table(
         raise ShapeError(f"{p} particles: momenta must be ({n}, {p}, 4), status and mothers "
                          f"of length {p}; got {tuple(momenta.shape)}, {len(status)}, "
                          f"{len(mothers)}")  # fmt: skip
-    table = torch.zeros(n, p, len(PARTICLE_COLUMNS), dtype=torch.float64)
+    dev = momenta.device
+    table = torch.zeros(n, p, len(PARTICLE_COLUMNS), dtype=torch.float64, device=dev)
     table[..., 0] = pid
-    table[..., 1] = torch.tensor(status, dtype=torch.float64)
-    table[..., 2:4] = torch.tensor(mothers, dtype=torch.float64)
+    table[..., 1] = torch.tensor(status, dtype=torch.float64, device=dev)
+    table[..., 2:4] = torch.tensor(mothers, dtype=torch.float64, device=dev)
     if colours is not None:
         table[..., 4:6] = colours
     table[..., 6:9] = momenta[..., 1:]
     table[..., 9] = momenta[..., 0]
-    table[..., 10] = torch.as_tensor(masses, dtype=torch.float64)
+    table[..., 10] = torch.as_tensor(masses, dtype=torch.float64, device=dev)
     table[..., 12] = UNKNOWN_SPIN
     return table
 

@@ -31,13 +31,15 @@ the grid is (NNPDF3.1 LO strange quarks are); Pythia clips those to 0, LHAPDF do
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import math
 import os
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any
 
@@ -519,7 +521,21 @@ class _Grid:
                    linear=linear or q2.numel() < 4)
 
 
-_STENCIL = torch.arange(-1, 3)
+_STENCIL = torch.arange(-1, 3, device="cpu")
+
+
+def _moved(value: Any, device: torch.device) -> Any:
+    """``value`` with every tensor in it (lists, tuples, dicts, :class:`_Grid`) on ``device``."""
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, _Grid):
+        return dc_replace(value, **{f.name: _moved(getattr(value, f.name), device)
+                                    for f in fields(value)})  # fmt: skip
+    if isinstance(value, list | tuple):
+        return type(value)(_moved(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _moved(v, device) for k, v in value.items()}
+    return value
 
 
 # ---------------------------------------------------------------------- the PDF
@@ -529,7 +545,7 @@ def _as_float_tensor(v: Tensor | float | Sequence[float], what: str) -> Tensor:
             raise InputError(f"{what} must be real, got dtype {v.dtype}")
         return v.to(dtype=torch.float64)
     try:
-        return torch.as_tensor(v, dtype=torch.float64)
+        return torch.as_tensor(v, dtype=torch.float64, device="cpu")
     except (TypeError, ValueError, RuntimeError) as exc:
         raise InputError(f"{what} must be numbers: {exc}") from None
 
@@ -613,6 +629,9 @@ class PDF:
         self._as_grids: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
         self._as_lows = torch.zeros(0, dtype=torch.float64)
         self.alpha_s_mode: str | None = None
+        #: The device of the tables; copies on other devices are made on first use.
+        self.device = torch.device("cpu")
+        self._copies: dict[torch.device, PDF] = {}
         if alpha_s_table is not None:
             self._setup_alpha_s_ipol(*alpha_s_table)
         elif self.alpha_s_mz is not None:
@@ -687,10 +706,33 @@ class PDF:
                 f"flavours={self.flavours}, x=[{self.x_min:g}, {self.x_max:g}], "
                 f"Q2=[{self.q2_min:g}, {self.q2_max:g}] GeV^2, alpha_s={self.alpha_s_mode})")
 
+    # ------------------------------------------------------------------ devices
+    def to(self, device: str | torch.device) -> PDF:
+        """This PDF with its tables on ``device`` (itself when already there; copies cached).
+
+        Evaluation follows its input: x on a GPU is interpolated with tables on
+        that GPU (copied there once), so a PDF never needs moving by hand.
+        """
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        if device == self.device:
+            return self
+        if device not in self._copies:
+            moved = copy.copy(self)
+            for name, value in vars(self).items():
+                if name != "_copies":
+                    setattr(moved, name, _moved(value, device))
+            moved.device, moved._copies = device, self._copies
+            self._copies[device] = moved
+        return self._copies[device]
+
     # --------------------------------------------------------------- evaluation
     def _prepare(self, x: Tensor | float, q2: Tensor | float) -> tuple[Tensor, Tensor, tuple]:
         xt = _as_float_tensor(x, "x")
         qt = _as_float_tensor(q2, "q2")
+        dev = xt.device if xt.device.type != "cpu" else qt.device  # a number joins a tensor
+        xt, qt = xt.to(dev), qt.to(dev)
         try:
             xt, qt = torch.broadcast_tensors(xt, qt)
         except RuntimeError:
@@ -705,8 +747,8 @@ class PDF:
         n = x.numel()
         if len(self._grids) == 1:
             return self._grid_stencil(self._grids[0], x, q2)
-        rows = torch.empty(n, 16, dtype=torch.long)
-        weights = torch.empty(n, 16, dtype=torch.float64)
+        rows = torch.empty(n, 16, dtype=torch.long, device=x.device)
+        weights = torch.empty(n, 16, dtype=torch.float64, device=x.device)
         which = (torch.searchsorted(self._q2_lows, q2, right=True) - 1).clamp_(min=0)
         for k, grid in enumerate(self._grids):
             sel = torch.nonzero(which == k).reshape(-1)
@@ -748,6 +790,8 @@ class PDF:
             InputError: NaN, x outside (0, 1], q2 <= 0 or infinite, non-broadcastable shapes.
         """
         xf, qf, shape = self._prepare(x, q2)
+        if xf.device != self.device:
+            return self.to(xf.device).xfxQ2_all(xf.reshape(shape), qf.reshape(shape))
         rows, w = self._stencil(xf, qf)
         return self._apply(self._table, rows, w).reshape(len(self.flavours), *shape)
 
@@ -770,9 +814,11 @@ class PDF:
         except (TypeError, ValueError):
             raise InputError(f"pid must be a PDG id or a sequence of them, got {pid!r}") from None
         xf, qf, shape = self._prepare(x, q2)
+        if xf.device != self.device:
+            return self.to(xf.device).xfxQ2(pid, xf.reshape(shape), qf.reshape(shape))
         cols = [self._column.get(21 if p == 0 else p, -1) for p in pids]
         present = sorted({c for c in cols if c >= 0})
-        out = torch.zeros(len(pids), xf.numel(), dtype=torch.float64)
+        out = torch.zeros(len(pids), xf.numel(), dtype=torch.float64, device=xf.device)
         if present:
             rows, w = self._stencil(xf, qf)
             vals = self._apply(self._table[:, present].contiguous(), rows, w)
@@ -869,6 +915,8 @@ class PDF:
                               "known alpha_s(M_Z); pass alpha_s_mz= to load_pdf")
         qt = _as_float_tensor(q2, "q2")
         _check_domain(qt, ~((qt > 0) & torch.isfinite(qt)), "q2", "(0, inf)")
+        if qt.device != self.device:
+            return self.to(qt.device).alpha_s(qt)
         shape, flat = qt.shape, qt.reshape(-1).contiguous()
         if self.alpha_s_mode == "running":
             flat = flat.clamp(self.q2_min, self.q2_max)
@@ -886,6 +934,6 @@ class PDF:
                 continue
             v = flat[sel].clamp(kq2[0].item(), kq2[-1].item())
             i, w = _locate(kq2, klq2, kc, v, linear=False)
-            idx = (i[:, None] + _STENCIL).clamp_(0, kq2.numel() - 1)
+            idx = (i[:, None] + _STENCIL.to(i.device)).clamp_(0, kq2.numel() - 1)
             out[sel] = (w * kv[idx]).sum(-1)
         return out.reshape(shape)

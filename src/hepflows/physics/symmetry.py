@@ -78,7 +78,7 @@ class Folded:
 
     def _embed(self, v: Tensor) -> Tensor:
         """(n, k) folded points -> (n, d) full points with u_half in [0, 1/2], flat at 1/2."""
-        u = torch.full((len(v), self.full_dims), 0.5, dtype=v.dtype)
+        u = torch.full((len(v), self.full_dims), 0.5, dtype=v.dtype, device=v.device)
         u[:, list(self.kept)] = v
         if self.half is not None:
             u[:, self.half] = 0.5 * u[:, self.half]
@@ -95,9 +95,9 @@ class Folded:
         """
         u = self._embed(v)
         for k in self.flat:
-            u[:, k] = torch.rand(len(v), generator=generator, dtype=v.dtype)
+            u[:, k] = torch.rand(len(v), generator=generator, dtype=v.dtype, device=v.device)
         if self.mirror:
-            flip = torch.rand(len(v), generator=generator) < 0.5
+            flip = torch.rand(len(v), generator=generator, device=v.device) < 0.5
             cols = list(self.mirror)
             sub = u[:, cols]
             sub[flip] = 1 - sub[flip]
@@ -106,13 +106,13 @@ class Folded:
 
     def _check(self, n: int, seed: int) -> None:
         g = torch.Generator().manual_seed(seed)
-        u = torch.rand(n, self.full_dims, generator=g, dtype=torch.float64)
+        u = torch.rand(n, self.full_dims, generator=g, dtype=torch.float64, device="cpu")
         ref = self.f(u)
         scale = ref.abs().max().clamp_min(1e-300)
         moved = {}
         for k in self.flat:
             w = u.clone()
-            w[:, k] = torch.rand(n, generator=g, dtype=torch.float64)
+            w[:, k] = torch.rand(n, generator=g, dtype=torch.float64, device="cpu")
             moved[f"direction {k} (flat)"] = w
         if self.mirror:
             w = u.clone()

@@ -19,7 +19,7 @@ def optimizer_tensors(opt, prefix: str = "opt.") -> tuple[dict, dict]:
     tensors = {}
     for i, st in sd["state"].items():
         for k, v in st.items():
-            v = torch.as_tensor(v)
+            v = torch.as_tensor(v, device=v.device if isinstance(v, torch.Tensor) else "cpu")
             tensors[f"{prefix}{i}.{k}"] = v.reshape(-1).clone() if k == "step" else v.contiguous()
     return tensors, {"param_groups": sd["param_groups"], "n_state": len(sd["state"])}
 

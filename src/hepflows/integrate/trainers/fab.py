@@ -165,7 +165,8 @@ class FAB(Trainer):
         return self.replay_steps
 
     def start(self, integ: NeuralIntegrator, batch: int) -> None:
-        self.replay = PrioritisedReplayBuffer(integ.dims, batch * self.buffer_batches)
+        self.replay = PrioritisedReplayBuffer(integ.dims, batch * self.buffer_batches,
+                                             integ.device)
 
     def new_history(self) -> FABHistory:
         return FABHistory()
@@ -212,7 +213,8 @@ class FAB(Trainer):
         """Draw n points from q, anneal them towards p^2/q, store them in the buffer."""
         gen = integ.generator
         with torch.no_grad():
-            u = torch.rand(n, integ.dims, generator=gen, dtype=torch.float64)
+            u = torch.rand(n, integ.dims, generator=gen, dtype=torch.float64,
+                           device=integ.device)
             y, _ = integ.flow.to_data(u.to(integ.flow.dtype))
         x0 = y.to(torch.float64).clamp(EDGE, 1 - EDGE)
         z0 = torch.log(x0) - torch.log1p(-x0)
@@ -254,5 +256,6 @@ class FAB(Trainer):
         self.step_sizes = list(meta.get("step_sizes", self.step_sizes))
         replay = {k[7:]: v for k, v in tensors.items() if k.startswith("replay.")}
         if replay:
-            self.replay = PrioritisedReplayBuffer(len(replay["x"][0]), len(replay["x"]))
+            self.replay = PrioritisedReplayBuffer(len(replay["x"][0]), len(replay["x"]),
+                                                 replay["x"].device)
             self.replay.load_state(replay)

@@ -53,7 +53,8 @@ class PathwiseKL(Trainer):
     def iteration(
         self, integ: NeuralIntegrator, engine: Engine, batch: int, history: TrainingHistory
     ) -> dict[str, float]:
-        u = torch.rand(batch, integ.dims, generator=integ.generator, dtype=torch.float64)
+        u = torch.rand(batch, integ.dims, generator=integ.generator, dtype=torch.float64,
+                       device=integ.device)
         x, ladj = integ.flow.to_data(u.to(integ.flow.dtype))
         log_q = -ladj.to(torch.float64)  # uniform base: log q(x) = -log|dx/du|
         fx = evaluate_differentiable(integ.f, x.to(torch.float64).clamp(EDGE, 1 - EDGE))

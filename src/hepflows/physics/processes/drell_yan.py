@@ -315,7 +315,7 @@ class DrellYan:
         """Pick the incoming partons of each event by their share of dsigma: (n, 2) PDG ids."""
         contrib, _ = self.contributions(u)
         idx = torch.multinomial(contrib.T.clamp_min(0) + 1e-300, 1, generator=generator)[:, 0]
-        flv = torch.tensor(self.params.flavours)
+        flv = torch.tensor(self.params.flavours, device=u.device)
         n_f = len(flv)
         q = flv[idx % n_f]
         beam1 = torch.where(idx < n_f, q, -q)
@@ -337,7 +337,7 @@ class DrellYan:
         lep = torch.full_like(ids[:, 0], self.params.lepton)
         pid = torch.stack((ids[:, 0], ids[:, 1], lep, -lep), dim=1)
         quark = (ids > 0).to(torch.float64)  # colour line 501 on the quark, anticolour else
-        colours = torch.zeros(len(u), 4, 2, dtype=torch.float64)
+        colours = torch.zeros(len(u), 4, 2, dtype=torch.float64, device=u.device)
         colours[:, :2, 0], colours[:, :2, 1] = 501 * quark, 501 * (1 - quark)
         momenta = torch.stack(self.momenta(u), dim=1)
         return particle_table(pid, (-1, -1, 1, 1), ((0, 0), (0, 0), (1, 2), (1, 2)), momenta,
