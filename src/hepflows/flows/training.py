@@ -42,6 +42,9 @@ def fit(
 ) -> list[float]:
     """Fit ``flow`` by minimising the negative log-likelihood.
 
+    Training runs where the flow is (``flow.to("cuda")`` first for a GPU): each
+    batch moves there, so the data may stay on the CPU.
+
     Args:
         flow: the flow to train (in place).
         data: (N, F) training set (mini-batches drawn at random), or a sampler
@@ -86,17 +89,23 @@ def fit(
         raise ConfigError(f"batch_size {batch_size} must be a multiple of the {world} ranks")
     g = torch.Generator().manual_seed(seed) if world == 1 else rank_generator(seed, me)
     g_index = torch.Generator().manual_seed(seed)
+    dev = next(iter(flow.parameters())).device
+
+    def placed(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(dev, non_blocking=True)
+
     engine = Engine(flow.parameters(), lr=lr, total_steps=steps, optimizer=optimizer,
                     scheduler=scheduler, clip=clip, name=description)  # fmt: skip
     history = History()
 
     def iteration(_: int) -> dict[str, float]:
         if isinstance(data, Tensor):
-            idx = torch.randint(len(data), (batch_size,), generator=g_index)[me::world]
+            idx = torch.randint(len(data), (batch_size,), generator=g_index,
+                                device="cpu")[me::world]  # fmt: skip
             x, c = data[idx], None if context is None else context[idx]
         else:
             x, c = data(batch_size // world, g), None
-        return {"loss": engine.step(-flow.log_prob(x, c).mean())}
+        return {"loss": engine.step(-flow.log_prob(placed(x), placed(c)).mean())}
 
     extra: list[Callback] = []
     end_of_epoch = None
@@ -109,8 +118,9 @@ def fit(
             flow.eval()
             with torch.no_grad():
                 total = sum(
-                    float(-flow.log_prob(x_val[i : i + CHUNK],
-                                         None if c_val is None else c_val[i : i + CHUNK]).sum())
+                    float(-flow.log_prob(placed(x_val[i : i + CHUNK]),
+                                         None if c_val is None
+                                         else placed(c_val[i : i + CHUNK])).sum())
                     for i in range(0, len(x_val), CHUNK)
                 )  # fmt: skip
             flow.train()
