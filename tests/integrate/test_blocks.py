@@ -11,6 +11,7 @@ from hepflows.distributed import block_generator
 from hepflows.integrate import NeuralIntegrator, camel, choose_wmax
 from hepflows.integrate.blocks import (
     PILOT,
+    PILOT_PIECES,
     fingerprint,
     generate_block,
     pilot,
@@ -68,9 +69,11 @@ def test_block_content(integ, w_max):
     assert len(short) == 7
 
 
-def test_wmax_comes_from_the_reserved_pilot_block(integ, w_max):
-    gen = block_generator(0, PILOT)
-    w = torch.cat([w for _, w, _ in integ._weighted_batches(8000, BATCH, generator=gen)])
+def test_wmax_comes_from_the_reserved_pilot_pieces(integ, w_max):
+    """16 pieces of 500 points, piece k from the stream of PILOT + k, in piece order."""
+    w = torch.cat([w for k in range(PILOT_PIECES)
+                   for _, w, _ in integ._weighted_batches(
+                       8000 // PILOT_PIECES, BATCH, generator=block_generator(0, PILOT + k))])
     assert w_max == choose_wmax(w, "quantile", 0.999)
     integ.sample(500)
     assert pilot(integ, 8000, seed=0, batch_size=BATCH)[0] == w_max

@@ -29,7 +29,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from hepflows.distributed import block_generator, block_seed
+from hepflows.distributed import (
+    all_gather_cat,
+    block_generator,
+    block_seed,
+    is_distributed,
+    rank,
+    world_size,
+)
 from hepflows.errors import ConfigError
 from hepflows.integrate.integrator import NeuralIntegrator
 from hepflows.integrate.unweighting import choose_wmax, unweight_shuffled
@@ -52,6 +59,9 @@ MARGIN = 1.2
 #: The first draw of a block asks for this many times the points the pilot's acceptance
 #: predicts: a short fall costs one small extra draw, a surplus costs wasted points.
 FIRST_MARGIN = 1.03
+#: The pilot sample is drawn in this many pieces, piece k from the stream of "block"
+#: PILOT + k, shared out over the ranks: its cost is split like the blocks'.
+PILOT_PIECES = 16
 
 
 @dataclass
@@ -110,7 +120,10 @@ def pilot(
     """w_max and the expected acceptance <min(|w| / w_max, 1)> from the pilot sample.
 
     Deterministic given the trained integrator, ``seed``, ``calls`` and
-    ``batch_size``: every rank computes the same values without communication.
+    ``batch_size``, whatever the number of ranks: the sample is drawn in
+    :data:`PILOT_PIECES` pieces, piece k from the stream keyed by (seed, PILOT + k);
+    the ranks share the pieces out and gather the weights back in piece order,
+    so every rank gets the same bits.
     The acceptance sizes each block's first draw (:func:`generate_block`), so that
     a block draws about the points it needs instead of twice its events.
 
@@ -127,8 +140,24 @@ def pilot(
     """
     if calls < 1:
         raise ConfigError(f"the w_max pilot needs calls >= 1, got {calls}")
-    gen = block_generator(seed, PILOT, integ.device)
-    w = torch.cat([w for _, w, _ in integ._weighted_batches(calls, batch_size, generator=gen)])
+    pieces = min(PILOT_PIECES, max(calls // max(MIN_DRAW, len(integ.channels)), 1))
+    sizes = [calls // pieces + (k < calls % pieces) for k in range(pieces)]
+    mine = list(range(rank(), pieces, world_size()))
+    parts = []
+    for k in mine:
+        gen = block_generator(seed, PILOT + k, integ.device)
+        parts += [w for _, w, _ in integ._weighted_batches(sizes[k], min(batch_size, sizes[k]),
+                                                           generator=gen)]  # fmt: skip
+    w = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64, device=integ.device)
+    if is_distributed():  # rank r holds pieces r, r + W, ...: put them back in piece order
+        gathered = all_gather_cat(w)
+        owners = [list(range(r, pieces, world_size())) for r in range(world_size())]
+        offset, by_piece = 0, {}
+        for ks in owners:
+            for k in ks:
+                by_piece[k] = gathered[offset : offset + sizes[k]]
+                offset += sizes[k]
+        w = torch.cat([by_piece[k] for k in range(pieces)])
     w_max = choose_wmax(w, rule, quantile)
     return w_max, float((w.abs() / w_max).clamp(max=1.0).mean())
 
