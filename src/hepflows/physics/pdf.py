@@ -740,13 +740,20 @@ class PDF:
                              "broadcast") from None
         _check_domain(xt, ~((xt > 0) & (xt <= 1)), "x", "(0, 1]")
         _check_domain(qt, ~((qt > 0) & torch.isfinite(qt)), "q2", "(0, inf)")
-        return xt.reshape(-1).contiguous(), qt.reshape(-1).contiguous(), tuple(xt.shape)
+        # One scale for every point (a fixed mu_F): q2 stays one value, and the
+        # interpolation in Q^2 is done once instead of for every point.
+        one_scale = q2 if not isinstance(q2, Tensor) else (q2 if q2.numel() == 1 else None)
+        qf = qt.reshape(-1)[:1] if one_scale is not None else qt.reshape(-1).contiguous()
+        return xt.reshape(-1).contiguous(), qf, tuple(xt.shape)
 
     def _stencil(self, x: Tensor, q2: Tensor) -> tuple[Tensor, Tensor]:
-        """(n,) x, q2 -> (n, 16) table rows and (n, 16) weights."""
+        """(n,) x, (n,) or (1,) q2 -> (n, 16) table rows and (n, 16) weights."""
         n = x.numel()
         if len(self._grids) == 1:
             return self._grid_stencil(self._grids[0], x, q2)
+        if q2.numel() == 1 and n != 1:  # one scale: one subgrid
+            k = max(int(torch.searchsorted(self._q2_lows, q2, right=True)[0]) - 1, 0)
+            return self._grid_stencil(self._grids[k], x, q2)
         rows = torch.empty(n, 16, dtype=torch.long, device=x.device)
         weights = torch.empty(n, 16, dtype=torch.float64, device=x.device)
         which = (torch.searchsorted(self._q2_lows, q2, right=True) - 1).clamp_(min=0)
@@ -763,7 +770,7 @@ class PDF:
         qc = q2.clamp(g.q2[0].item(), g.q2[-1].item())
         ix, wx = _locate(g.x, g.logx, g.cx, xc, g.linear)
         iq, wq = _locate(g.q2, g.logq2, g.cq, qc, g.linear)
-        rows = (g.offset + ix * (g.q2.numel() + 2) + iq)[:, None] + g.delta
+        rows = (g.offset + ix * (g.q2.numel() + 2) + iq)[:, None] + g.delta  # iq may be (1,)
         return rows, (wx[:, :, None] * wq[:, None, :]).reshape(-1, 16)
 
     @staticmethod
