@@ -150,3 +150,18 @@ def test_zprime_coupling_scales_the_zprime_amplitude_by_its_square() -> None:
     torch.testing.assert_close(weak, none + 0.09 * (full - none))
     with pytest.raises(ConfigError, match="zprime_coupling"):
         DrellYan(zprime_coupling=0.0)
+
+
+def test_rows_share_amplitudes_per_quark_kind_bit_for_bit() -> None:
+    """The integrand computes the helicity sums once per up/down-type quark: the same bits
+    as the per-flavour partonic cross-sections."""
+    dy = DrellYan()
+    g = torch.Generator().manual_seed(5)
+    s = (60.0 + 3000.0 * torch.rand(500, generator=g, dtype=torch.float64)) ** 2
+    c = 2 * torch.rand(500, generator=g, dtype=torch.float64) - 1
+    products = torch.rand(2 * len(dy.params.flavours), 500, generator=g, dtype=torch.float64)
+    flv = list(dy.params.flavours)
+    expected = torch.stack([products[i] * dy.partonic(q, s, c) for i, q in enumerate(flv)]
+                           + [products[len(flv) + i] * dy.partonic(q, s, -c)
+                              for i, q in enumerate(flv)])  # fmt: skip
+    assert torch.equal(dy._rows(products, s, c), expected)

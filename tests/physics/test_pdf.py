@@ -529,3 +529,21 @@ def test_bad_inputs(pdfs):
         pdf.xfxQ2(2, torch.full((3,), 0.1), torch.full((4,), 10.0))
     with pytest.raises(InputError, match="numbers"):
         pdf.xfxQ2(2, "x", 10.0)
+
+
+@pytest.mark.parametrize("name", [DEFAULT_SET, NNPDF31])
+def test_one_scale_for_all_points_gives_the_same_values(pdfs, name):
+    """A fixed scale (q2 a number) is interpolated in Q^2 once: the same values as the same
+    scale given per point, in every subgrid the scale can fall into (to the last bit or
+    two: torch's vectorised log on many points and its scalar log on one may round apart)."""
+    pdf = _pdf(pdfs, name)
+    x = torch.logspace(-5, -0.01, 257, dtype=torch.float64)
+    pids = [1, 2, -1, -2, 21]
+    for sub in pdf.subgrids:
+        for q2 in (float(sub.q2[0]), float(sub.q2[len(sub.q2) // 2]) * 1.37, float(sub.q2[-1])):
+            per_point = torch.full_like(x, q2)
+            close = {"rtol": 1e-13, "atol": 1e-300}
+            torch.testing.assert_close(pdf.xfxQ2(pids, x, q2), pdf.xfxQ2(pids, x, per_point),
+                                       **close)  # fmt: skip
+            torch.testing.assert_close(pdf.xfxQ2_all(x, torch.tensor(q2, dtype=torch.float64)),
+                                       pdf.xfxQ2_all(x, per_point), **close)  # fmt: skip
