@@ -18,9 +18,10 @@ blocks (:mod:`hepflows.integrate.blocks`, :mod:`hepflows.io.shards`).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from hepflows.distributed import (
     broadcast_object,
     is_main,
     rank,
+    shared_counter,
     world_size,
 )
 from hepflows.errors import CheckpointError, ConfigError
@@ -505,13 +507,17 @@ def run_sharded(
     """Sharded generation of any integrand: the same event set for 1 or N ranks.
 
     Every rank runs this function (``torchrun``, or a single process). Each
-    obtains the integrator (see below), computes w_max from the pilot block
-    (:func:`~hepflows.integrate.blocks.pilot`, the same on every rank),
-    and generates the blocks b with ``b % world_size() == rank()`` that are
-    not finished yet, each into its own shard (:func:`hepflows.io.shards.write_shard`);
-    block b's events, their expansion and particle records draw only from
-    streams keyed by (seed, b). After a barrier the main rank merges the
-    shards into ``merge_to`` (or run ``hepflows merge`` later). A restarted job
+    obtains the integrator (see below), computes w_max from the pilot sample
+    (:func:`~hepflows.integrate.blocks.pilot`, shared out, the same on every rank),
+    and generates the blocks that are not finished yet: under ``torchrun`` each
+    rank takes the next one from a counter the ranks share (in the store of the
+    process group) whenever it is free, so no rank waits for a slower one at the
+    end; without a shared store, the blocks b with ``b % world_size() == rank()``.
+    Each block goes into its own shard (:func:`hepflows.io.shards.write_shard`);
+    which rank makes it does not change it: block b's events, their expansion
+    and particle records draw only from streams keyed by (seed, b), and the pilot
+    sample from reserved streams, gathered in a fixed order. After a barrier the
+    main rank merges the shards into ``merge_to`` (or run ``hepflows merge`` later). A restarted job
     skips finished blocks; a directory holding another run's blocks is refused.
 
     The integrator: load a saved file (``integrator`` exists) or train one. Under
@@ -573,10 +579,17 @@ def run_sharded(
                          write=write, extra={**ident, **(extra or {})})  # fmt: skip
     _check_same_run(run.run_id)
     finished = finished_blocks(directory, run)
-    mine = list(range(rank(), run.n_blocks, world_size()))
-    todo = [b for b in mine if b not in finished]
-    with progress_bar(len(todo), "blocks", enabled=progress and is_main()) as bar:
-        for b in todo:
+    unfinished = [b for b in range(run.n_blocks) if b not in finished]
+    claim = shared_counter(f"blocks/{run.run_id}/{next(_SHARDED_CALLS)}")
+    if claim is None:  # blocks b with b % W == rank (one process: all of them)
+        mine = list(range(rank(), run.n_blocks, world_size()))
+        order, skipped = [b for b in mine if b not in finished], [b for b in mine if b in finished]
+    else:  # each rank takes the next unfinished block when it is free: none waits at the end
+        order, skipped = _claimed(claim, unfinished), sorted(finished) if is_main() else []
+    generated: list[int] = []
+    total, shown = (len(unfinished) if claim is not None else len(order)), 0
+    with progress_bar(total, "blocks", enabled=progress and is_main()) as bar:
+        for b in order:
             block = generate_block(integ, b, run.block_events(b), w_max, seed, batch_size,
                                    acceptance=acceptance)  # fmt: skip
             gen = records_generator(seed, b)  # one stream: expansion, then records
@@ -584,13 +597,28 @@ def run_sharded(
             records = None if particles is None else (lambda u, g=gen: particles(u, g))
             write_shard(directory, run, b, x, block.weights, block.calls, block.sum_w,
                         block.sum_w2, particles=records)  # fmt: skip
-            bar.advance(1)
+            generated.append(b)
+            # with claims, the main rank's bar follows the blocks handed out so far
+            done = unfinished.index(b) + 1 if claim is not None else len(generated)
+            bar.advance(max(done - shown, 0))
+            shown = max(done, shown)
     barrier()
     merged = None
     if merge_path is not None and is_main():
         merged = merge_shards(directory, merge_path, expected_blocks=run.n_blocks)
-    return ShardedGeneration(integ, run, directory, todo, [b for b in mine if b in finished],
-                             merged, trained, used)  # fmt: skip
+    return ShardedGeneration(integ, run, directory, generated, skipped, merged, trained,
+                             used)  # fmt: skip
+
+
+#: Calls of :func:`run_sharded` in this process: part of the name of each call's shared
+#: block counter (every rank calls it in the same order).
+_SHARDED_CALLS = itertools.count()
+
+
+def _claimed(claim: Callable[[], int], unfinished: list[int]) -> Iterator[int]:
+    """The unfinished blocks this rank claims from the shared counter, until none is left."""
+    while (k := claim()) < len(unfinished):
+        yield unfinished[k]
 
 
 def generate_sharded(

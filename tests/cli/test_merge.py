@@ -148,7 +148,8 @@ def test_two_workers_under_torchrun_write_the_events_of_one_process(sharded, tmp
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     output = flat(done.stdout)
-    assert "on 2 process(es)" in output and "rank 0: 2 generated" in output
+    # blocks are claimed by whichever rank is free: rank 0 made some of the 4, not a fixed 2
+    assert "on 2 process(es)" in output and re.search(r"rank 0: [0-4] generated", output)
     assert output.count("merged = ") == 1  # only the main rank prints
     assert (shards / SHARD_INTEGRATOR).is_file()
     assert content(merged) == content(out)

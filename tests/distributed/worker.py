@@ -110,8 +110,20 @@ def calo(out: Path) -> dict:
                          for p, q in zip(model.parameters(), start, strict=True))}  # fmt: skip
 
 
+def shards(out: Path) -> dict:
+    """Sharded generation of camel(2) in 8 blocks, from the integrator the test saved."""
+    from hepflows.generate import run_sharded
+    from hepflows.integrate import NeuralIntegrator, camel
+
+    f, w = camel(2), distributed.world_size()
+    run = run_sharded(f, 800, lambda: NeuralIntegrator(f, 2, seed=0), out / f"shards{w}",
+                      events_per_block=100, calls=2000, integrator=out / "camel.safetensors",
+                      progress=False, merge_to=out / f"all{w}.h5", batch_size=512)  # fmt: skip
+    return {"generated": run.generated, "skipped": run.skipped}
+
+
 SCENARIOS = {"calo": calo, "fit": fit_flow, "integrate": integrate, "train": train,
-             "resume": resume}  # fmt: skip
+             "resume": resume, "shards": shards}  # fmt: skip
 
 if __name__ == "__main__":
     name, out = sys.argv[1], Path(sys.argv[2])

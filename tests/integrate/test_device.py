@@ -92,8 +92,10 @@ def test_device_option_is_listed_with_its_default() -> None:
 def test_integrator_places_every_tensor(trainer, tmp_path) -> None:
     """Train, estimate, unweight, save and resume with every runtime tensor placed."""
     f = camel(2)
-    calls = 40_000 if trainer == "fab" else 20_000
+    calls = 12_000 if trainer == "fab" else 20_000
     kwargs = {} if trainer == "variance" else {"vegas": False}
+    if trainer == "fab":
+        kwargs["batch_size"] = 128
     integ = NeuralIntegrator(f, 2, seed=1, trainer=trainer, device="cpu", **kwargs)
     with meta_default():
         integ.train(calls=calls, progress=False)

@@ -28,6 +28,7 @@ from hepflows.distributed.context import (
     is_main,
     rank,
     share,
+    shared_counter,
     shutdown,
     world_size,
 )
@@ -36,5 +37,6 @@ from hepflows.distributed.streams import block_generator, block_seed, rank_gener
 __all__ = [
     "all_gather_cat", "all_reduce_sum", "average_gradients", "barrier", "block_generator",
     "block_seed", "broadcast_module", "broadcast_object", "broadcast_tensors", "init",
-    "is_distributed", "is_main", "rank", "rank_generator", "share", "shutdown", "world_size",
+    "is_distributed", "is_main", "rank", "rank_generator", "share", "shared_counter", "shutdown",
+    "world_size",
 ]  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -21,6 +21,9 @@ from hepflows.errors import ConfigError
 
 #: Environment variables ``torchrun`` sets for every process it launches.
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+#: The key-value store of the group joined by :func:`init` (``None`` before, or when the
+#: group was joined otherwise).
+_store: dist.Store | None = None
 
 
 def launched_by_torchrun() -> bool:
@@ -60,15 +63,33 @@ def init(backend: str | None = None, timeout_s: float = 1800.0) -> bool:
     # the restarted ranks would read the previous attempt's gloo addresses and be refused.
     store, rank_, world = next(dist.rendezvous("env://", timeout=timeout))
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    dist.init_process_group(backend, store=dist.PrefixStore(f"hepflows/attempt_{attempt}", store),
-                            rank=rank_, world_size=world, timeout=timeout)  # fmt: skip
+    global _store
+    _store = dist.PrefixStore(f"hepflows/attempt_{attempt}", store)
+    dist.init_process_group(backend, store=_store, rank=rank_, world_size=world,
+                            timeout=timeout)  # fmt: skip
     return dist.get_world_size() > 1
+
+
+def shared_counter(key: str) -> Callable[[], int] | None:
+    """A counter the ranks share: each call, on any rank, returns the next of 0, 1, 2, ...
+
+    Every value is handed out once, to whichever rank asks first (work that ranks
+    take as they become free). ``key`` names the counter; every rank must use the
+    same key for the same counter. ``None`` in a single process, or when the
+    process group was not joined through :func:`init` (no store to count in).
+    """
+    if not is_distributed() or _store is None:
+        return None
+    store, full = _store, f"counter/{key}"
+    return lambda: int(store.add(full, 1)) - 1
 
 
 def shutdown() -> None:
     """Leave the process group (no-op when there is none)."""
+    global _store
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _store = None
 
 
 def is_distributed() -> bool:
