@@ -15,8 +15,9 @@ from typing import Annotated, Any
 
 import typer
 
-from hepflows.cli.common import JSON, PNG, SAFETENSORS, library_default, output
+from hepflows.cli.common import JSON, PNG, SAFETENSORS, Device, library_default, output
 from hepflows.console import console
+from hepflows.device import generator_on, resolve_device
 from hepflows.errors import InputError
 from hepflows.inference.posterior import Posterior
 
@@ -56,6 +57,7 @@ def train(
         Posterior.train, "steps"
     ),
     seed: Annotated[int, typer.Option(help="seeds simulations and training")] = 0,
+    device: Device = "cpu",
 ) -> None:
     """Simulate theta ~ prior, x ~ simulator and train q(theta | x) on them."""
     import torch
@@ -64,11 +66,13 @@ def train(
     from hepflows.inference.posterior import simulate
 
     output(out, "--out", "posterior file", SAFETENSORS)
+    resolve_device(device)  # a missing GPU stops here, before any simulation
     n = count(simulations, "--simulations")
     sim, pri, _ = _simulator(simulator, prior)
     console.print(f"simulating {n} pairs with {simulator}; {pri}")
     theta, x = simulate(pri, sim, n, torch.Generator().manual_seed(seed))
-    post = Posterior(pri, tuple(x.shape[1:]), summary=summary, ensemble=ensemble, seed=seed)
+    post = Posterior(pri, tuple(x.shape[1:]), summary=summary, ensemble=ensemble, seed=seed,
+                     device=device)  # fmt: skip
     post.info = {"simulator": simulator, "prior_specs": prior or []}
     post.train(theta, x, steps=steps, batch_size=min(256, int(0.9 * n)), seed=seed,
                progress=True)  # fmt: skip
@@ -120,6 +124,7 @@ def sample(
         bool, typer.Option(help="signal-strength: overlay the exact grid posterior")
     ] = False,
     seed: Annotated[int, typer.Option(help="seeds the draws (and a simulated observation)")] = 0,
+    device: Device = "cpu",
 ) -> None:
     """Posterior draws for one observation: mean, std and 68 % / 95 % intervals."""
     import numpy as np
@@ -129,9 +134,9 @@ def sample(
 
     output(out, "--out", "samples", (".npy",))
     output(plot, "--plot", "plot", PNG)
-    post = Posterior.load(model)
+    post = Posterior.load(model, device=resolve_device(device))
     x, values = _observation(post, observation, truth, seed)
-    draws = post.sample(x, samples, torch.Generator().manual_seed(seed + 1))[:, 0]
+    draws = post.sample(x, samples, generator_on(post.device, seed + 1))[:, 0]
     console.print(f"{samples} draws of {', '.join(post.names)} ({post.simulations} "
                   "simulations trained the posterior)")  # fmt: skip
     q = torch.quantile(draws, torch.tensor([0.025, 0.16, 0.84, 0.975], dtype=torch.float64), 0)

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 import hepflows
+from hepflows.device import resolve_device
 from hepflows.errors import CheckpointError, ConfigError, InputError
 from hepflows.flows.training import fit
 from hepflows.inference.conditional import build_flow, check_holdout
@@ -88,6 +89,8 @@ class Posterior:
             simulations, 5 members reach C2ST 0.59 and SBC p > 0.2 where one
             reaches 0.62 and p = 0.006 (docs/posterior.md).
         seed: seeds the initialisation of member j with ``seed + j``.
+        device: where the networks train and run (``"cpu"`` default, ``"cuda"``, ``"mps"``);
+            prior, scalers and the returned draws stay on the CPU.
 
     Example:
         >>> post = Posterior(prior, (40,))
@@ -108,6 +111,7 @@ class Posterior:
         hidden: Sequence[int] = (64, 64),
         ensemble: int = 1,
         seed: int = 0,
+        device: str | torch.device | None = None,
     ) -> None:
         shape = (observation_shape,) if isinstance(observation_shape, int) else observation_shape
         self.observation_shape = tuple(int(s) for s in shape)
@@ -128,19 +132,23 @@ class Posterior:
         kinds = ["logit" if b is not None else "identity" for b in prior.bounds]
         # theta -> [0, 1] for uniform parameters (identity for the others), from the prior.
         self._low = torch.tensor([0.0 if b is None else b[0] for b in prior.bounds],
-                                 dtype=torch.float64)  # fmt: skip
+                                 dtype=torch.float64, device="cpu")  # fmt: skip
         self._width = torch.tensor([1.0 if b is None else b[1] - b[0] for b in prior.bounds],
-                                   dtype=torch.float64)  # fmt: skip
+                                   dtype=torch.float64, device="cpu")  # fmt: skip
         self.theta_scaler = Scaler(prior.names, kinds)
         features = self.observation_shape[-1]
-        self.x_shift = torch.zeros(features)
-        self.x_scale = torch.ones(features)
+        self.x_shift = torch.zeros(features, device="cpu")
+        self.x_scale = torch.ones(features, device="cpu")
+        #: Where the networks run; everything else (prior, scalers, draws) stays on the CPU.
+        self.device = resolve_device(device)
         self.members = nn.ModuleList()
-        for j in range(ensemble):
-            with seeded(seed + j):
-                net, width = build_summary(summary, features, embed, summary_hidden)
-            flow = build_flow(len(prior.names), width, transforms, bins, hidden, seed + j)
-            self.members.append(_Member(flow, net))
+        with torch.device("cpu"):  # the same initial weights on any device
+            for j in range(ensemble):
+                with seeded(seed + j):
+                    net, width = build_summary(summary, features, embed, summary_hidden)
+                flow = build_flow(len(prior.names), width, transforms, bins, hidden, seed + j)
+                self.members.append(_Member(flow, net))
+        self.members.to(self.device)
         self.members.eval()
         #: Simulations used in training (the budget).
         self.simulations = 0
@@ -174,7 +182,7 @@ class Posterior:
     def _check_x(self, x: Tensor, what: str = "x") -> Tensor:
         """Refuse observations of the wrong shape or non-finite (NaN padding of event lists
         allowed); returns (n, ...) float32."""
-        x = torch.as_tensor(x)
+        x = x if isinstance(x, Tensor) else torch.as_tensor(x, device="cpu")
         if x.ndim == len(self.observation_shape):
             x = x.unsqueeze(0)
         want = self.observation_shape
@@ -205,7 +213,8 @@ class Posterior:
         flat = x.reshape(-1, x.shape[-1])
         flat = flat[~torch.isnan(flat).any(-1)]
         self.x_shift = flat.mean(0)
-        self.x_scale = flat.std(0).clamp_min(1e-6) if len(flat) > 1 else torch.ones(x.shape[-1])
+        self.x_scale = (flat.std(0).clamp_min(1e-6) if len(flat) > 1
+                        else torch.ones(x.shape[-1], device="cpu"))  # fmt: skip
 
     # ------------------------------------------------------------ training
     def train(
@@ -253,7 +262,8 @@ class Posterior:
         self.theta_scaler.fit(self._unit(theta))
         self._fit_x(x)
         u, xs = self._to_u(theta), self._standardise(x)
-        perm = torch.randperm(len(u), generator=torch.Generator().manual_seed(seed + 7919))
+        perm = torch.randperm(len(u), generator=torch.Generator().manual_seed(seed + 7919),
+                              device="cpu")  # fmt: skip
         val, train = perm[:n_val], perm[n_val:]
         validation = (u[val], xs[val]) if n_val else None
         self.losses, self.val_losses = [], []
@@ -295,17 +305,17 @@ class Posterior:
             raise ConfigError(f"draw at least one sample, got {samples}")
         xs = self._standardise(self._check_x(x))
         n, d, k = len(xs), len(self.names), len(self.members)
-        out = torch.empty(samples, n, d, dtype=torch.float64)
-        logq = torch.empty(samples, n, dtype=torch.float64)
+        out = torch.empty(samples, n, d, dtype=torch.float64, device="cpu")
+        logq = torch.empty(samples, n, dtype=torch.float64, device="cpu")
         per = [len(range(j, samples, k)) for j in range(k)]
         rows = max(1, batch_size // samples)
         for i in range(0, n, rows):
             xi = xs[i : i + rows]
             m = len(xi)
-            u = torch.empty(samples, m, d)
+            u = torch.empty(samples, m, d, device="cpu")
             for j, (member, s) in enumerate(zip(self.members, per, strict=True)):
                 if s:
-                    emb = member.summary(xi).repeat(s, 1)
+                    emb = member.summary(xi.to(self.device)).repeat(s, 1)
                     draw, _ = member.flow.sample_and_log_prob(s * m, context=emb,
                                                               generator=generator)  # fmt: skip
                     u[j::k] = draw.view(s, m, d)
@@ -331,7 +341,8 @@ class Posterior:
         ``-inf`` where theta is outside a uniform prior's support.
         """
         self._check_trained()
-        theta = torch.as_tensor(theta, dtype=torch.float64)
+        theta = (theta if isinstance(theta, Tensor)
+                 else torch.as_tensor(theta, device="cpu")).to(torch.float64)  # fmt: skip
         if theta.ndim != 2 or theta.shape[1] != len(self.names):
             raise InputError(f"theta must be (n, {len(self.names)}) values of "
                              f"{list(self.names)}, got shape {tuple(theta.shape)}")  # fmt: skip
@@ -342,10 +353,11 @@ class Posterior:
         safe = torch.where(inside[:, None], theta, self._from_unit(torch.full_like(theta, 0.5)))
         safe = torch.where(torch.isfinite(safe), safe, 0.0)
         u, ladj = self._to_u(safe), self._log_det(safe)
-        out = torch.empty(len(theta), dtype=torch.float64)
-        chunk = 65536
+        out = torch.empty(len(theta), dtype=torch.float64, device="cpu")
+        chunk, dev = 65536, self.device
         for i in range(0, len(u), chunk):
-            parts = torch.stack([m.log_prob(u[i : i + chunk], xs[i : i + chunk]).double()
+            parts = torch.stack([m.log_prob(u[i : i + chunk].to(dev),
+                                            xs[i : i + chunk].to(dev)).double().cpu()
                                  for m in self.members])  # fmt: skip
             out[i : i + chunk] = torch.logsumexp(parts, 0) - math.log(len(self.members))
         return torch.where(inside, out + ladj, -math.inf)
@@ -361,7 +373,7 @@ class Posterior:
         if not 0 < level < 1:
             raise ConfigError(f"level must lie in (0, 1), got {level}")
         s = self.sample(x, samples, generator)
-        q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+        q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64, device="cpu")
         return torch.quantile(s, q, dim=0).permute(1, 2, 0)
 
     def member_spread(
@@ -381,7 +393,8 @@ class Posterior:
 
         self._check_trained()
         path = check_writable(path, (".safetensors",), "posterior file")
-        tensors = {k: v.detach().contiguous() for k, v in self.members.state_dict().items()}
+        tensors = {k: v.detach().cpu().contiguous()
+                   for k, v in self.members.state_dict().items()}  # fmt: skip
         state = {"prior": self.prior.state(), "observation_shape": list(self.observation_shape),
                  "config": self.config, "theta_scaler": self.theta_scaler.state(),
                  "x_shift": self.x_shift.tolist(), "x_scale": self.x_scale.tolist(),
@@ -391,8 +404,9 @@ class Posterior:
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Posterior:
-        """Rebuild a posterior written by :meth:`save` (never unpickles)."""
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> Posterior:
+        """Rebuild a posterior written by :meth:`save` (never unpickles), its networks on
+        ``device`` (default CPU)."""
         from safetensors.torch import load_file
 
         meta = read_metadata(path, FORMAT, "posterior",
@@ -402,10 +416,10 @@ class Posterior:
             c = state["config"]
             post = cls(Prior.from_state(state["prior"]), state["observation_shape"], c["summary"],
                        c["embed"], c["summary_hidden"], c["transforms"], c["bins"], c["hidden"],
-                       c["ensemble"], c["seed"])  # fmt: skip
+                       c["ensemble"], c["seed"], device)  # fmt: skip
             post.theta_scaler = Scaler.from_state(state["theta_scaler"])
-            post.x_shift = torch.tensor(state["x_shift"], dtype=torch.float32)
-            post.x_scale = torch.tensor(state["x_scale"], dtype=torch.float32)
+            post.x_shift = torch.tensor(state["x_shift"], dtype=torch.float32, device="cpu")
+            post.x_scale = torch.tensor(state["x_scale"], dtype=torch.float32, device="cpu")
             post.members.load_state_dict(load_file(str(path)))
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise CheckpointError(f"{path}: cannot rebuild the posterior ({err}); train it "

@@ -23,6 +23,11 @@ from torch import Tensor
 from hepflows.errors import ConfigError, InputError
 
 
+def _cpu_tensor(values: Tensor | object) -> Tensor:
+    """``values`` as a tensor: a tensor unchanged, anything else on the CPU."""
+    return values if isinstance(values, Tensor) else torch.as_tensor(values, device="cpu")
+
+
 @dataclass(frozen=True)
 class Uniform:
     """Uniform on [low, high]."""
@@ -37,7 +42,7 @@ class Uniform:
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """(n,) draws."""
-        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        u = torch.rand(n, generator=generator, dtype=torch.float64, device=generator.device)
         return self.low + (self.high - self.low) * u
 
     def log_prob(self, t: Tensor) -> Tensor:
@@ -60,7 +65,8 @@ class Normal:
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """(n,) draws."""
-        return self.mean + self.std * torch.randn(n, generator=generator, dtype=torch.float64)
+        return self.mean + self.std * torch.randn(n, generator=generator, dtype=torch.float64,
+                                                   device=generator.device)
 
     def log_prob(self, t: Tensor) -> Tensor:
         """(n,) log density."""
@@ -101,7 +107,7 @@ class Prior:
 
     def check(self, theta: Tensor, what: str = "theta") -> Tensor:
         """Refuse (n, d) values of the wrong width, NaN, or outside a uniform's support."""
-        theta = torch.as_tensor(theta)
+        theta = _cpu_tensor(theta)
         d = len(self.names)
         if theta.ndim != 2 or theta.shape[1] != d:
             raise InputError(f"{what} must be (n, {d}) values of {list(self.names)}, got shape "
@@ -116,7 +122,7 @@ class Prior:
 
     def log_prob(self, theta: Tensor) -> Tensor:
         """(n, d) -> (n,) log prior density (-inf outside the support)."""
-        theta = torch.as_tensor(theta, dtype=torch.float64)
+        theta = _cpu_tensor(theta).to(torch.float64)
         return sum(c.log_prob(theta[:, j]) for j, c in enumerate(self.components))  # type: ignore[return-value]
 
     def state(self) -> dict[str, Any]:

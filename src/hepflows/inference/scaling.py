@@ -78,8 +78,8 @@ class Scaler:
                 f"kinds must be one of {', '.join(_KINDS)} per observable, got "
                 f"{list(self.kinds)} for {list(self.names)}"
             )
-        self.shift = torch.zeros(len(self.names), dtype=torch.float64)
-        self.scale = torch.ones(len(self.names), dtype=torch.float64)
+        self.shift = torch.zeros(len(self.names), dtype=torch.float64, device="cpu")
+        self.scale = torch.ones(len(self.names), dtype=torch.float64, device="cpu")
 
     def _check(self, x: Tensor) -> Tensor:
         if x.ndim != 2 or x.shape[1] != len(self.names):
@@ -138,8 +138,8 @@ class Scaler:
     def from_state(cls, state: dict[str, Any]) -> Scaler:
         """Rebuild from :meth:`state`."""
         s = cls(state["names"], state["kinds"])
-        s.shift = torch.tensor(state["shift"], dtype=torch.float64)
-        s.scale = torch.tensor(state["scale"], dtype=torch.float64)
+        s.shift = torch.tensor(state["shift"], dtype=torch.float64, device="cpu")
+        s.scale = torch.tensor(state["scale"], dtype=torch.float64, device="cpu")
         if not (s.scale > 0).all() or not all(map(math.isfinite, state["shift"])):
             raise InputError("scaler state has a non-positive scale or a non-finite shift")
         return s
