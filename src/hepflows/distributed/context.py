@@ -125,10 +125,15 @@ def barrier() -> None:
 GATHER_SUM_LIMIT = 1 << 22
 
 
+def _via_host(t: Tensor) -> bool:
+    """Whether ``t`` must pass through the CPU for a collective (gloo works on CPU tensors)."""
+    return t.device.type != "cpu" and dist.get_backend() == "gloo"
+
+
 def _sum_over_ranks(flat: Tensor) -> Tensor:
     """The element-wise sum over ranks of a contiguous 1-D tensor, identical on every rank."""
-    if flat.device.type != "cpu" and dist.get_backend() == "gloo":
-        return _sum_over_ranks(flat.cpu()).to(flat.device)  # gloo works on CPU tensors
+    if _via_host(flat):
+        return _sum_over_ranks(flat.cpu()).to(flat.device)
     size = world_size()
     if flat.numel() * size > GATHER_SUM_LIMIT:
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
@@ -157,8 +162,8 @@ def all_gather_cat(values: Tensor) -> Tensor:
     """
     if not is_distributed():
         return values
-    if values.device.type != "cpu" and dist.get_backend() == "gloo":
-        return all_gather_cat(values.cpu()).to(values.device)  # gloo works on CPU tensors
+    if _via_host(values):
+        return all_gather_cat(values.cpu()).to(values.device)
     n = torch.tensor([len(values)], dtype=torch.int64, device=values.device)
     sizes = [torch.zeros_like(n) for _ in range(world_size())]
     dist.all_gather(sizes, n)
@@ -190,10 +195,9 @@ def broadcast_tensors(tensors: Iterable[Tensor], src: int = 0) -> None:
     """Copy rank ``src``'s values of ``tensors`` (same order on every rank) to every rank."""
     if not is_distributed():
         return
-    staged = dist.get_backend() == "gloo"
     with torch.no_grad():
         for t in tensors:
-            if staged and t.device.type != "cpu":  # gloo works on CPU tensors
+            if _via_host(t):
                 host = t.data.cpu()
                 dist.broadcast(host, src=src)
                 t.data.copy_(host)

@@ -742,8 +742,8 @@ class PDF:
         _check_domain(qt, ~((qt > 0) & torch.isfinite(qt)), "q2", "(0, inf)")
         # One scale for every point (a fixed mu_F): q2 stays one value, and the
         # interpolation in Q^2 is done once instead of for every point.
-        one_scale = q2 if not isinstance(q2, Tensor) else (q2 if q2.numel() == 1 else None)
-        qf = qt.reshape(-1)[:1] if one_scale is not None else qt.reshape(-1).contiguous()
+        one_scale = not isinstance(q2, Tensor) or q2.numel() == 1
+        qf = qt.reshape(-1)[:1] if one_scale else qt.reshape(-1).contiguous()
         return xt.reshape(-1).contiguous(), qf, tuple(xt.shape)
 
     def _stencil(self, x: Tensor, q2: Tensor) -> tuple[Tensor, Tensor]:
