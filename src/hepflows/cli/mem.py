@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 
-from hepflows.cli.common import JSON, PNG, library_default, output
+from hepflows.cli.common import JSON, PNG, Device, library_default, output
 from hepflows.console import console
+from hepflows.device import resolve_device
 from hepflows.errors import InputError
 from hepflows.inference.mem import PARAMETERS, fit
 
@@ -48,6 +49,7 @@ def fit_command(
     plot: Annotated[Path, typer.Option(help="scan plot (.png)")] = Path("mem_scan.png"),
     summary: Annotated[Path | None, typer.Option(help="figures (.json)")] = None,
     seed: Annotated[int, typer.Option(help="seeds the per-event sampler")] = 0,
+    device: Device = "cpu",
 ) -> None:
     """Scan one parameter: best value, 68 % / 95 % intervals, the scan plot."""
     from hepflows.inference import leptons, read_pairs
@@ -58,6 +60,7 @@ def fit_command(
         raise InputError(f"--param must be one of {', '.join(ALIASES)}, got {param!r}")
     output(plot, "--plot", "plot", PNG)
     output(summary, "--summary", "summary", JSON)
+    dev = resolve_device(device)  # a missing GPU stops here, before any work
     if not data.is_file():
         raise InputError(f"no data file at {data}: check the path")
     pairs = read_pairs(data)
@@ -71,7 +74,7 @@ def fit_command(
     if transfer is not None:
         from hepflows.inference.learned_mem import LearnedTransfer
 
-        model_transfer = LearnedTransfer.load(transfer)
+        model_transfer = LearnedTransfer.load(transfer, device=dev)
     name = ALIASES[param]
     console.print(f"MEM fit of {name} on {len(reco)} detected events, {grid} points in "
                   f"[{range_[0]:g}, {range_[1]:g}], {points} sampler points per event, "

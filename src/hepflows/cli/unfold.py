@@ -16,8 +16,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hepflows.cli.common import JSON, SAFETENSORS, SHOWERS, library_default, output
+from hepflows.cli.common import JSON, SAFETENSORS, SHOWERS, Device, library_default, output
 from hepflows.console import console, count
+from hepflows.device import resolve_device
 from hepflows.errors import ConfigError
 from hepflows.generate import generate_pairs
 from hepflows.inference.spinup import SPINUP
@@ -92,6 +93,7 @@ def train(
         int, typer.Option(help="most epochs of the efficiency classifier")
     ] = TRAIN["efficiency_epochs"],
     seed: Annotated[int, typer.Option(help="random seed")] = TRAIN["seed"],
+    device: Device = "cpu",
 ) -> None:
     """Train a cINN ensemble (posteriors) or SPINUP's forward model on simulated pairs."""
     from hepflows.inference import read_pairs
@@ -99,12 +101,13 @@ def train(
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     output(out, "--out", "unfolding model", SAFETENSORS)
+    resolve_device(device)  # a missing GPU stops here, before reading the pairs
     data = read_pairs(pairs)
     t0 = time.perf_counter()
     model = train_unfolding(data, method, ensemble=ensemble, steps=steps, batch_size=batch_size,
                             transforms=transforms, bins=bins, hidden=(hidden, hidden),
                             efficiency_epochs=efficiency_epochs, seed=seed,
-                            progress=True)  # fmt: skip
+                            progress=True, device=device)  # fmt: skip
     model.save(out)
     console.print(f"trained a {method} unfolding of {', '.join(model.names)} on {len(data):,} "
                   f"pairs in {time.perf_counter() - t0:.1f} s; wrote {out}")  # fmt: skip
@@ -136,6 +139,7 @@ def apply(
     ] = None,
     summary: Annotated[Path | None, typer.Option(help="write the figures as JSON")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = UNFOLD["seed"],
+    device: Device = "cpu",
 ) -> None:
     """Unfold the detected events of DATA; write unfolded events, histograms and plots."""
     from hepflows.inference import read_pairs
@@ -143,7 +147,7 @@ def apply(
 
     output(out, "--out", "unfolded-events file", SHOWERS)
     output(summary, "--summary", "summary", JSON)
-    model = UnfoldingModel.load(model_file)
+    model = UnfoldingModel.load(model_file, device=resolve_device(device))
     pairs = read_pairs(data)
     model.check(pairs.observables)
     measured = pairs.reco[pairs.passed]

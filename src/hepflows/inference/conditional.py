@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hepflows.device import resolve_device
 from hepflows.errors import ConfigError, InputError
 from hepflows.flows import MAF, CouplingFlow
 from hepflows.flows.training import fit
@@ -82,6 +83,11 @@ class ConditionalDensity:
         fold: let the flow see cos_cs * sign(y_ll) where both are among the
             observables (:func:`fold_signs`; densities unchanged). Files saved
             before this option load with ``False``.
+        device: where the flow trains and runs (``"cpu"`` default, ``"cuda"``,
+            ``"mps"``). Its weights are initialised on the CPU, so a seed gives
+            the same flow anywhere. Scalers, inputs and results stay on the CPU;
+            a generator passed to :meth:`sample` must be on this device
+            (:func:`hepflows.device.generator_on`).
 
     A coupling flow (one pass to sample) for k >= 2, a MAF for k = 1.
     """
@@ -96,6 +102,7 @@ class ConditionalDensity:
         residual: bool | None = None,
         context_names: Sequence[str] | None = None,
         fold: bool = True,
+        device: str | torch.device | None = None,
     ) -> None:
         self.names = tuple(names)
         self.context_names = self.names if context_names is None else tuple(context_names)
@@ -113,10 +120,13 @@ class ConditionalDensity:
         self.config = {"transforms": transforms, "bins": bins, "hidden": list(hidden), "seed": seed,
                        "residual": residual, "context_names": list(self.context_names),
                        "fold": fold}  # fmt: skip
-        self.flow = build_flow(k, p, transforms, bins, hidden, seed)
+        self.device = resolve_device(device)
+        with torch.device("cpu"):  # the same initial weights on any device
+            self.flow = build_flow(k, p, transforms, bins, hidden, seed)
+        self.flow.to(self.device)
         self.x_scaler, self.c_scaler = Scaler(self.names), Scaler(self.context_names)
-        self.r_shift = torch.zeros(k, dtype=torch.float64)
-        self.r_scale = torch.ones(k, dtype=torch.float64)
+        self.r_shift = torch.zeros(k, dtype=torch.float64, device="cpu")
+        self.r_scale = torch.ones(k, dtype=torch.float64, device="cpu")
         self.losses: list[float] = []
         self.val_losses: list[float] = []
         self.best_step = 0
@@ -148,7 +158,7 @@ class ConditionalDensity:
         (without ``residual``: (1, k) zeros, which broadcast, also in a traced graph)."""
         k = len(self.names)
         if not self.config["residual"]:
-            return torch.zeros(1, k, dtype=torch.float64)
+            return torch.zeros(1, k, dtype=torch.float64, device="cpu")
         return self.x_scaler.forward(self._fold_c(context)).double() + self.r_shift
 
     def _to_u(self, x: Tensor, context: Tensor) -> Tensor:
@@ -210,7 +220,8 @@ class ConditionalDensity:
         if validation is not None:
             validation = (self._to_u(*validation), self._c(validation[1]))
         elif holdout > 0:
-            perm = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed + 7919))
+            perm = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed + 7919),
+                                  device="cpu")  # fmt: skip
             n_val = max(1, round(holdout * len(z)))
             val, train = perm[:n_val], perm[n_val:]
             if len(train) < batch_size:
@@ -238,7 +249,10 @@ class ConditionalDensity:
         generator: torch.Generator | None = None,
         batch_size: int = 100_000,
     ) -> Tensor:
-        """``samples`` draws of x for each condition: (n, p) -> (S, n, k)."""
+        """``samples`` draws of x for each condition: (n, p) -> (S, n, k).
+
+        ``generator``: on the flow's device (:attr:`device`), or ``None``.
+        """
         return self.sample_and_log_prob(context, samples, generator, batch_size)[0]
 
     @torch.no_grad()
@@ -252,13 +266,15 @@ class ConditionalDensity:
         """Draws (S, n, k) of x for each of n conditions and their log q(x | c) (S, n)."""
         c = self._c(context)
         k = len(self.names)
-        out = torch.empty(samples, len(c), k, dtype=torch.float64)
-        logq = torch.empty(samples, len(c), dtype=torch.float64)
+        out = torch.empty(samples, len(c), k, dtype=torch.float64, device="cpu")
+        logq = torch.empty(samples, len(c), dtype=torch.float64, device="cpu")
         rows = max(1, batch_size // max(samples, 1))
         for i in range(0, len(c), rows):
             ci = c[i : i + rows].repeat(samples, 1)
             raw = context[i : i + rows].repeat(samples, 1)
-            z, lq = self.flow.sample_and_log_prob(len(ci), context=ci, generator=generator)
+            z, lq = self.flow.sample_and_log_prob(len(ci), context=ci.to(self.device),
+                                                  generator=generator)  # fmt: skip
+            z, lq = z.cpu(), lq.cpu()
             x = self._from_u(z, raw)
             out[:, i : i + rows] = x.view(samples, -1, k)
             lq = lq.double() + self._log_det(x)
@@ -273,29 +289,32 @@ class ConditionalDensity:
         z from fixed uniforms (z = Phi^-1(u)), the draws are common random numbers.
         """
         self._check_pair(z, context)
-        u, ladj = self.flow.to_data(z.float(), self._c(context))
-        x = self._from_u(u, context)
-        log_q = self.flow.base.log_prob(z.float()).double() - ladj.double() + self._log_det(x)
+        zd = z.float().to(self.device)
+        u, ladj = self.flow.to_data(zd, self._c(context).to(self.device))
+        x = self._from_u(u.cpu(), context)
+        log_q = (self.flow.base.log_prob(zd) - ladj).cpu().double() + self._log_det(x)
         return x, log_q
 
     @torch.no_grad()
     def log_prob(self, x: Tensor, context: Tensor) -> Tensor:
         """log q(x | c) in the observables' own units: (n, k) x, (n, p) c -> (n,)."""
         self._check_pair(x, context)
-        lp = self.flow.log_prob(self._to_u(x, context), self._c(context)).double()
-        return lp + self._log_det(x)
+        u, c = self._to_u(x, context).to(self.device), self._c(context).to(self.device)
+        return self.flow.log_prob(u, c).cpu().double() + self._log_det(x)
 
     @torch.no_grad()
     def latent(self, x: Tensor, context: Tensor) -> Tensor:
         """The flow's base-space point z (n, k) of (n, k) x given (n, p) c: standard normal
         when x ~ q(. | c), the basis of the likelihood validation."""
         self._check_pair(x, context)
-        return self.flow.to_latent(self._to_u(x, context), self._c(context))[0]
+        u, c = self._to_u(x, context).to(self.device), self._c(context).to(self.device)
+        return self.flow.to_latent(u, c)[0].cpu()
 
     # ------------------------------------------------------------ saving
     def tensors(self, prefix: str = "flow.") -> dict[str, Tensor]:
-        """The flow's weights, for a file."""
-        return {prefix + k: v.detach().contiguous() for k, v in self.flow.state_dict().items()}
+        """The flow's weights, for a file (on the CPU: a file loads on any device)."""
+        return {prefix + k: v.detach().cpu().contiguous()
+                for k, v in self.flow.state_dict().items()}  # fmt: skip
 
     def state(self) -> dict[str, Any]:
         """JSON-ready configuration and scalers."""
@@ -305,18 +324,24 @@ class ConditionalDensity:
 
     @classmethod
     def from_saved(
-        cls, state: dict[str, Any], tensors: dict[str, Tensor], prefix: str = "flow."
+        cls,
+        state: dict[str, Any],
+        tensors: dict[str, Tensor],
+        prefix: str = "flow.",
+        device: str | torch.device | None = None,
     ) -> ConditionalDensity:
-        """Rebuild from :meth:`state` and :meth:`tensors`."""
+        """Rebuild from :meth:`state` and :meth:`tensors`, on ``device`` (default CPU)."""
         c = state["config"]
         model = cls(state["names"], c["transforms"], c["bins"], c["hidden"], c["seed"],
                     c.get("residual", False), c.get("context_names"),
-                    c.get("fold", False))  # fmt: skip
+                    c.get("fold", False), device)  # fmt: skip
         model.x_scaler = Scaler.from_state(state["x_scaler"])
         model.c_scaler = Scaler.from_state(state["c_scaler"])
         if "residual" in state:
-            model.r_shift = torch.tensor(state["residual"]["shift"], dtype=torch.float64)
-            model.r_scale = torch.tensor(state["residual"]["scale"], dtype=torch.float64)
+            model.r_shift = torch.tensor(state["residual"]["shift"], dtype=torch.float64,
+                                         device="cpu")  # fmt: skip
+            model.r_scale = torch.tensor(state["residual"]["scale"], dtype=torch.float64,
+                                         device="cpu")  # fmt: skip
         n = len(prefix)
         model.flow.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(prefix)})
         model.flow.eval()
@@ -337,7 +362,7 @@ def unfolded_weights(
     """
     s = samples.shape[0]
     if inside is None:
-        prob = torch.full(samples.shape[:2], 1.0 / s, dtype=torch.float64)
+        prob = torch.full(samples.shape[:2], 1.0 / s, dtype=torch.float64, device="cpu")
     else:
         if inside.shape != samples.shape[:2] or not bool(inside.any(0).all()):
             raise InputError("inside must be (S, n) with at least one sample per event")

@@ -38,7 +38,7 @@ class Efficiency(nn.Module):
         super().__init__()
         self.scaler = Scaler(names)
         self.hidden_sizes = tuple(int(h) for h in hidden)
-        with seeded(seed):
+        with seeded(seed), torch.device("cpu"):  # a small classifier: it stays on the CPU
             self.net = MLP(len(self.scaler.names), 1, 1, self.hidden_sizes)
         self.epochs_run = 0
 

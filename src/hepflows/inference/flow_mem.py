@@ -82,6 +82,7 @@ class FlowTransfer:
         hidden: Sequence[int] = (64, 64),
         efficiency: Callable[[Tensor], Tensor] | None = None,
         progress: bool = False,
+        device: str | torch.device | None = None,
     ) -> FlowTransfer:
         """Train T(r | x) and q(x | r) on (n, dx) truth and (n, dr) reco of detected events.
 
@@ -96,6 +97,8 @@ class FlowTransfer:
                 the same observables measured, else ``r0, r1, ...``). With equal
                 names both flows model one side relative to the other (residuals).
             efficiency: eps(x), see the class.
+            device: where both flows train and run (default CPU); points,
+                weights and the matrix element stay on the CPU.
         """
         for what, t in (("truth", truth), ("reco", reco)):
             if not isinstance(t, Tensor) or t.ndim != 2 or t.shape[1] < 1:
@@ -111,7 +114,7 @@ class FlowTransfer:
         if len(names_x) != dx or len(names_r) != dr:
             raise ConfigError(f"names_x {list(names_x)} and names_r {list(names_r)} must name "
                               f"the {dx} truth and {dr} reco columns")  # fmt: skip
-        size = {"transforms": transforms, "bins": bins, "hidden": tuple(hidden)}
+        size = {"transforms": transforms, "bins": bins, "hidden": tuple(hidden), "device": device}
         t = ConditionalDensity(names_r, seed=seed, context_names=names_x, **size).fit(
             reco, truth, steps, batch_size, seed=seed, progress=progress,
             description="transfer T(r | x)",
@@ -133,7 +136,7 @@ class FlowTransfer:
     def efficiency(self, x: Tensor) -> Tensor:
         """eps(x) at (..., dx) truth -> (...), float64."""
         if self.eff is None:
-            return torch.ones(x.shape[:-1], dtype=torch.float64)
+            return torch.ones(x.shape[:-1], dtype=torch.float64, device="cpu")
         with torch.no_grad():
             out = self.eff(x.reshape(-1, x.shape[-1]))
         return out.to(torch.float64).view(x.shape[:-1])
@@ -151,14 +154,14 @@ class FlowTransfer:
         if uniforms.shape != (s, len(r), self.UNIFORMS):
             raise InputError(f"uniforms must be (S, {len(r)}, {self.UNIFORMS}), got "
                              f"{tuple(uniforms.shape)}")  # fmt: skip
-        normal = torch.distributions.Normal(0.0, 1.0)
+        normal = torch.distributions.Normal(torch.zeros((), device="cpu"), 1.0)
         z = normal.icdf(uniforms.clamp(U_EDGE, 1 - U_EDGE)).reshape(-1, self.UNIFORMS)
         r_s = r.repeat(s, 1)  # row j * n + i is event i's j-th point
         x, log_q = self.proposal.from_latent(z, r_s)
         fixed = self.transfer.log_prob(r_s, x) - log_q
         fixed = fixed + self.efficiency(x).clamp_min(1e-300).log()
-        thetas = torch.as_tensor(thetas, dtype=torch.float64).reshape(len(thetas), -1)
-        out = torch.empty(len(thetas), s * n, dtype=torch.float64)
+        thetas = torch.as_tensor(thetas, dtype=torch.float64, device="cpu").reshape(len(thetas), -1)
+        out = torch.empty(len(thetas), s * n, dtype=torch.float64, device="cpu")
         for k, theta in enumerate(thetas.tolist()):
             out[k] = model.log_density(x, theta).double() + fixed
         return out.view(len(thetas), s, n)

@@ -92,6 +92,7 @@ class LearnedTransfer:
         synthetic: int = 5,
         seed: int = 0,
         progress: bool = False,
+        device: str | torch.device | None = None,
     ) -> LearnedTransfer:
         """Train every piece on (n, 4) truth and reco pairs in RECO variables and (n,) passed.
 
@@ -109,6 +110,9 @@ class LearnedTransfer:
         own pairs follows it more closely (docs/mem.md: with T trained for 2000
         steps, the median error at 1000 calls of events away from the Z' fell
         from 1.55 % to 1.26 %).
+
+        ``device``: where the three flows train and run (default CPU); the
+        efficiency classifier, points and weights stay on the CPU.
         """
         for name, t in (("truth", truth), ("reco", reco)):
             if t.ndim != 2 or t.shape[1] != len(leptons.RECO):
@@ -116,7 +120,7 @@ class LearnedTransfer:
                                  f"{tuple(t.shape)}")  # fmt: skip
         if passed.shape != (len(truth),) or int(passed.sum()) < batch_size:
             raise InputError("passed must be (n,) with at least one batch of detected events")
-        size = {"transforms": transforms, "bins": bins}
+        size = {"transforms": transforms, "bins": bins, "device": device}
         x = truth[:, [0, 2, 3]]
         t, r = truth[passed], reco[passed]
         t_steps = min(steps, math.ceil(transfer_epochs * len(t) / batch_size))
@@ -126,7 +130,8 @@ class LearnedTransfer:
         xs = x[passed]
         if synthetic > 0:  # reco drawn from the learned T
             gen = torch.Generator().manual_seed(seed + 3)
-            z = torch.randn(synthetic * len(t), len(leptons.RECO), generator=gen, dtype=t.dtype)
+            z = torch.randn(synthetic * len(t), len(leptons.RECO), generator=gen, dtype=t.dtype,
+                            device="cpu")  # fmt: skip
             with torch.no_grad():
                 r = transfer.from_latent(z, t.repeat(synthetic, 1))[0]
             xs = xs.repeat(synthetic, 1)
@@ -159,7 +164,7 @@ class LearnedTransfer:
         flat = x.reshape(-1, 3)
         pt_min, eta_max = self.fiducial
         inside = (flat[:, 0] > pt_min) & (flat[:, 1:].abs() < eta_max).all(-1)
-        out = torch.zeros(len(flat), dtype=torch.float64)
+        out = torch.zeros(len(flat), dtype=torch.float64, device="cpu")
         if bool(inside.any()):
             with torch.no_grad():
                 out[inside] = self.eff(flat[inside]).double()
@@ -184,7 +189,7 @@ class LearnedTransfer:
         unbiased given the one before, so the mean of all weights is too.
         """
         s, n = uniforms.shape[:2]
-        normal = torch.distributions.Normal(0.0, 1.0)
+        normal = torch.distributions.Normal(torch.zeros((), device="cpu"), 1.0)
         z = normal.icdf(uniforms[..., 1:6].clamp(1e-9, 1 - 1e-9)).reshape(-1, 5)
         ref = leptons.truth_reference(r)
         ctx: dict[str, Tensor] = {"u": uniforms.reshape(s * n, -1), "ref": ref.repeat(s, 1),
@@ -199,8 +204,8 @@ class LearnedTransfer:
         lumi_a = model.luminosities(x_a)
         lo_r, hi_r = self._window(ref[:, 0], 2 * torch.cosh((r[:, 2] - r[:, 3]) / 2))
         pilot = max(1, int(self.PILOT * s)) * n
-        out = torch.empty(len(thetas), s * n, dtype=torch.float64)
-        for k, theta in enumerate(torch.as_tensor(thetas).tolist()):
+        out = torch.empty(len(thetas), s * n, dtype=torch.float64, device="cpu")
+        for k, theta in enumerate(torch.as_tensor(thetas, device="cpu").tolist()):
             p = model.process(theta).params
             log_f_a = model.log_density(x_a, theta, lumi_a) + ctx["fixed_a"]
             if not p.zprime:
@@ -274,8 +279,10 @@ class LearnedTransfer:
         atomic.atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> LearnedTransfer:
-        """Read a file written by :meth:`save`."""
+    def load(
+        cls, path: str | os.PathLike, device: str | torch.device | None = None
+    ) -> LearnedTransfer:
+        """Read a file written by :meth:`save`, its flows on ``device`` (default CPU)."""
         from safetensors.torch import load_file
 
         meta = atomic.read_metadata(path, FORMAT, "MEM transfer", "train it again")
@@ -283,9 +290,9 @@ class LearnedTransfer:
             state = json.loads(meta["state"])
             tensors = load_file(str(path))
             eff = Efficiency.from_saved(state["efficiency"], tensors, "eff.")
-            return cls(ConditionalDensity.from_saved(state["transfer"], tensors, "transfer."),
-                       eff, ConditionalDensity.from_saved(state["proposal"], tensors, "proposal."),
-                       ConditionalDensity.from_saved(state["eta"], tensors, "eta."),
-                       tuple(state["fiducial"]))  # fmt: skip
+            flows = [ConditionalDensity.from_saved(state[key], tensors, f"{prefix}.", device)
+                     for key, prefix in (("transfer", "transfer"), ("proposal", "proposal"),
+                                         ("eta", "eta"))]  # fmt: skip
+            return cls(flows[0], eff, flows[1], flows[2], tuple(state["fiducial"]))
         except (KeyError, ValueError, RuntimeError) as err:
             raise CheckpointError(f"{path}: unreadable MEM transfer ({err})") from None

@@ -68,7 +68,7 @@ def _gauss_legendre(n: int, a: float, b: float) -> tuple[Tensor, Tensor]:
     """n Gauss-Legendre nodes and weights on [a, b] (float64)."""
     x, w = np.polynomial.legendre.leggauss(n)
     mid, half = (a + b) / 2, (b - a) / 2
-    return torch.tensor(mid + half * x), torch.tensor(half * w)
+    return torch.tensor(mid + half * x, device="cpu"), torch.tensor(half * w, device="cpu")
 
 
 class DrellYanModel:
@@ -129,7 +129,8 @@ class DrellYanModel:
             thetas: (T, p) parameter values.
             efficiency: eps at (n, 3) truth -> (n,) (exact or learned).
         """
-        thetas = torch.as_tensor(thetas, dtype=torch.float64).reshape(-1, len(self.parameters))
+        thetas = torch.as_tensor(thetas, dtype=torch.float64, device="cpu")
+        thetas = thetas.reshape(-1, len(self.parameters))
         procs = [self.process(t) for t in thetas.tolist()]
         p0 = self.base.params
         m_lo = p0.sqrt_s_hat_min
@@ -146,7 +147,7 @@ class DrellYanModel:
                 cache[key] = self._eta_integrand(m, wm, efficiency)
             return cache[key]
 
-        out = torch.empty(len(procs), dtype=torch.float64)
+        out = torch.empty(len(procs), dtype=torch.float64, device="cpu")
         for k, proc in enumerate(procs):
             p = proc.params
             parts = []
@@ -264,7 +265,7 @@ class EventIntegrals:
     value: Tensor
     error: Tensor
     calls: int
-    step_error: Tensor = field(default_factory=lambda: torch.empty(0))
+    step_error: Tensor = field(default_factory=lambda: torch.empty(0, device="cpu"))
 
     @property
     def relative_error(self) -> Tensor:
@@ -343,9 +344,9 @@ class ExactTransfer:
         theta (the Breit-Wigner channel's).
         """
         points = uniforms.shape[0]
-        out = torch.empty(len(thetas), *uniforms.shape[:2], dtype=torch.float64)
+        out = torch.empty(len(thetas), *uniforms.shape[:2], dtype=torch.float64, device="cpu")
         flat_prev = lumi = None
-        for k, theta in enumerate(torch.as_tensor(thetas).tolist()):
+        for k, theta in enumerate(torch.as_tensor(thetas, device="cpu").tolist()):
             x, log_q = self.sample(r, uniforms, model.process(theta))
             flat = x.reshape(-1, 3)
             if lumi is None:
@@ -403,14 +404,16 @@ def event_integrals(
         chunk: events per pass.
     """
     reco = check_reco(reco, transfer)
-    thetas = torch.as_tensor(thetas, dtype=torch.float64).reshape(-1, len(model.parameters))
+    thetas = torch.as_tensor(thetas, dtype=torch.float64, device="cpu")
+    thetas = thetas.reshape(-1, len(model.parameters))
     g = torch.Generator().manual_seed(seed)
-    values = torch.empty(len(thetas), len(reco), dtype=torch.float64)
+    values = torch.empty(len(thetas), len(reco), dtype=torch.float64, device="cpu")
     errors = torch.empty_like(values)
-    steps = torch.zeros(max(len(thetas) - 1, 0), len(reco), dtype=torch.float64)
+    steps = torch.zeros(max(len(thetas) - 1, 0), len(reco), dtype=torch.float64, device="cpu")
     for i in range(0, len(reco), chunk):
         r = reco[i : i + chunk]
-        u = torch.rand(points, len(r), transfer.UNIFORMS, generator=g, dtype=torch.float64)
+        u = torch.rand(points, len(r), transfer.UNIFORMS, generator=g, dtype=torch.float64,
+                       device="cpu")  # fmt: skip
         previous = None
         log_w = transfer.log_weights(model, r, u, thetas)
         for k in range(len(thetas)):
@@ -537,6 +540,6 @@ def fit(
     if not lo < hi or grid < 3:
         raise ConfigError(f"need bounds low < high and grid >= 3, got {bounds}, {grid}")
     transfer = transfer or ExactTransfer()
-    thetas = torch.linspace(lo, hi, grid, dtype=torch.float64)[:, None]
+    thetas = torch.linspace(lo, hi, grid, dtype=torch.float64, device="cpu")[:, None]
     integrals = event_integrals(model, transfer, reco, thetas, points, seed)
     return profile(integrals, model.sigma_fid(thetas, transfer.efficiency), parameter)

@@ -52,7 +52,7 @@ class QuantileMap:
         if knots < 3 or span <= 0:
             raise InputError(f"need knots >= 3 and span > 0, got {knots}, {span}")
         self.scaler, self.names = scaler, scaler.names
-        self.levels = torch.linspace(-span, span, knots, dtype=torch.float64)
+        self.levels = torch.linspace(-span, span, knots, dtype=torch.float64, device="cpu")
         self.span, self.knots = span, knots
         # per coordinate: strictly increasing knots in z and their u (ties dropped)
         self.z_knots: list[Tensor] = []
@@ -61,18 +61,19 @@ class QuantileMap:
     def fit(self, x: Tensor, weights: Tensor | None = None) -> QuantileMap:
         """Place the knots at the weighted quantiles of (n, k) values x with (n,) weights."""
         z = self.scaler.forward(x).double()
-        w = torch.ones(len(z), dtype=torch.float64) if weights is None else weights.double()
+        w = (torch.ones(len(z), dtype=torch.float64, device="cpu") if weights is None
+             else weights.double())  # fmt: skip
         if w.shape != (len(z),) or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
             raise InputError(f"weights must be ({len(z)},) finite and >= 0")
         if float(w.sum()) <= 0:
             raise InputError("weights sum to zero: no reference for the quantiles")
-        cdf = torch.distributions.Normal(0.0, 1.0).cdf(self.levels)
+        cdf = torch.distributions.Normal(torch.zeros((), device="cpu"), 1.0).cdf(self.levels)
         self.z_knots, self.u_knots = [], []
         for j in range(z.shape[1]):
             order = torch.argsort(z[:, j])
             zs, cw = z[order, j], torch.cumsum(w[order], 0)
             at = zs[torch.searchsorted(cw / cw[-1], cdf).clamp(max=len(zs) - 1)]
-            keep = torch.ones(len(at), dtype=torch.bool)
+            keep = torch.ones(len(at), dtype=torch.bool, device="cpu")
             gap, last = 1e-6 * float(at[-1] - at[0]) + 1e-12, float(at[0])
             for b in range(1, len(at)):  # drop tied knots (sparse tails)
                 keep[b] = bool(at[b] > last + gap)

@@ -68,6 +68,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from hepflows.device import generator_on
 from hepflows.errors import ConfigError, InputError
 from hepflows.flows.training import fit as fit_flow
 from hepflows.inference.conditional import ConditionalDensity, build_flow
@@ -98,6 +99,11 @@ class SPINUP:
         support: (2, k) lowest and highest truth values (those of the
             simulation): proposal points outside get no weight (see
             :func:`inside_support`).
+
+    The density flow runs on the forward model's device (the proposal must be
+    on the same one); generators passed to :meth:`sample` and
+    :meth:`acceptance` are on that device too. Points, weights and the
+    refinement stay on the CPU.
     """
 
     def __init__(
@@ -117,21 +123,27 @@ class SPINUP:
                 f"forward model, efficiency and proposal must share observables, "
                 f"got {sorted(names)}"
             )
+        if proposal.device != forward.device:
+            raise ConfigError(f"forward model on {forward.device} but proposal on "
+                              f"{proposal.device}: load both on one device")  # fmt: skip
         self.names = tuple(forward.names)
+        self.device = forward.device
         self.forward, self.efficiency, self.proposal = forward, efficiency, proposal
         self.scaler = forward.c_scaler  # truth coordinates of the forward model
         # the flow's coordinates: the scaler until fit adapts them to the data
         self.coords: QuantileMap | None = None
         # refinement: log h_j per coordinate and bin (k, n_bins), and log Z
-        self.log_h, self.log_z = torch.empty(0), 0.0
+        self.log_h, self.log_z = torch.empty(0, device="cpu"), 0.0
         k = len(self.names)
         self.config = {"transforms": transforms, "bins": bins, "hidden": list(hidden), "seed": seed}
-        self.density = build_flow(k, 0, transforms, bins, hidden, seed)
+        with torch.device("cpu"):  # the same initial weights on any device
+            self.density = build_flow(k, 0, transforms, bins, hidden, seed)
+        self.density.to(self.device)
         self.support = support
         self.history: list[dict[str, float]] = []
         # set by fit: the proposal points (S, n, k), eps at them (S, n), and each
         # event's posterior over them under the fitted density (S, n), the last E-step
-        self.points = self.eps = self.posterior = torch.empty(0)
+        self.points = self.eps = self.posterior = torch.empty(0, device="cpu")
 
     # ------------------------------------------------------------ densities
     @property
@@ -142,7 +154,8 @@ class SPINUP:
     def log_density(self, truth: Tensor) -> Tensor:
         """log p_theta at (n, k) truth values, in their own units (n,)."""
         coords = self._coordinates
-        log_p = self.density.log_prob(coords.forward(truth)).double() + coords.log_abs_det(truth)
+        log_p = self.density.log_prob(coords.forward(truth).to(self.device)).cpu().double()
+        log_p = log_p + coords.log_abs_det(truth)
         if self.log_h.numel():  # refined (only after fit, so coords is the quantile map)
             log_p = log_p + self._log_h(coords.bins(truth, REFINE_BINS)) - self.log_z
         return log_p
@@ -169,9 +182,9 @@ class SPINUP:
     def _flow_samples(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """n flow samples (n, k) and their refinement weights prod_j h_j (n,)."""
         coords = self._coordinates
-        x = coords.inverse(self.density.sample(n, generator=generator))
+        x = coords.inverse(self.density.sample(n, generator=generator).cpu())
         if not self.log_h.numel():
-            return x, torch.ones(n, dtype=torch.float64)
+            return x, torch.ones(n, dtype=torch.float64, device="cpu")
         return x, self._log_h(coords.bins(x, REFINE_BINS)).exp()
 
     @torch.no_grad()
@@ -183,7 +196,8 @@ class SPINUP:
         if not self.log_h.numel():
             return self._flow_samples(n, generator)[0]
         x, w = self._flow_samples(4 * n, generator)
-        return x[torch.multinomial(w, n, replacement=True, generator=generator)]
+        on = self.device if generator is None else generator.device
+        return x[torch.multinomial(w.to(on), n, replacement=True, generator=generator).cpu()]
 
     # ------------------------------------------------------------ fitting
     @torch.no_grad()
@@ -266,7 +280,7 @@ class SPINUP:
             raise ConfigError(
                 "need iterations, refine, tol >= 0 and steps, batch_size, samples >= 1"
             )
-        g = torch.Generator().manual_seed(seed)
+        g = generator_on(self.device, seed)
         points, log_w = self.prepare(measured, samples, g)
         bad = ~torch.isfinite(log_w)
         if bool(bad.all(0).any()):
@@ -279,7 +293,7 @@ class SPINUP:
         flat = points.reshape(-1, k)
         eps = self.efficiency(flat)
         weights = 1.0 / eps  # the start: the proposal's unfolding
-        self.log_h, self.log_z = torch.empty(0), 0.0
+        self.log_h, self.log_z = torch.empty(0, device="cpu"), 0.0
         ok = ~bad.reshape(-1)
         self.coords = QuantileMap(self.scaler).fit(flat[ok], weights[ok])
         z = self.coords.forward(flat)
@@ -356,7 +370,7 @@ class SPINUP:
             log_p = log_flow + self._log_h(bins) - self.log_z
             return log_p, float((h_y * y_eps).sum() / h_y.sum())
 
-        self.log_h = torch.zeros(k, REFINE_BINS + 2, dtype=torch.float64)
+        self.log_h = torch.zeros(k, REFINE_BINS + 2, dtype=torch.float64, device="cpu")
         self.log_z, log_p, best = 0.0, log_flow, -math.inf
         for t in range(1, sweeps + 1):
             log_p, acc = sweep()

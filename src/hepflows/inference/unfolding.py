@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 import hepflows
+from hepflows.device import generator_on, resolve_device
 from hepflows.errors import CheckpointError, ConfigError, InputError
 from hepflows.inference.calibration import histogram_chi2
 from hepflows.inference.conditional import (
@@ -84,6 +85,11 @@ class UnfoldingModel:
     forward: ConditionalDensity | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the conditional flows run (the efficiency classifier stays on the CPU)."""
+        return self.posteriors[0].device
+
     def check(self, names: tuple[str, ...]) -> None:
         """Refuse data whose observables (and so units) differ from the model's."""
         check_names(self.names, names, f"this {self.method} unfolding model")
@@ -113,8 +119,10 @@ class UnfoldingModel:
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> UnfoldingModel:
-        """Rebuild a model written by :meth:`save`."""
+    def load(
+        cls, path: str | os.PathLike, device: str | torch.device | None = None
+    ) -> UnfoldingModel:
+        """Rebuild a model written by :meth:`save`, its flows on ``device`` (default CPU)."""
         from safetensors.torch import load_file
 
         meta = read_metadata(path, FORMAT, "unfolding model",
@@ -122,11 +130,12 @@ class UnfoldingModel:
         try:
             state = json.loads(meta["state"])
             tensors = load_file(str(path))
-            posteriors = [ConditionalDensity.from_saved(s, tensors, f"post{j}.")
+            posteriors = [ConditionalDensity.from_saved(s, tensors, f"post{j}.", device)
                           for j, s in enumerate(state["posteriors"])]  # fmt: skip
             forward = None
             if state["forward"] is not None:
-                forward = ConditionalDensity.from_saved(state["forward"], tensors, "forward.")
+                forward = ConditionalDensity.from_saved(state["forward"], tensors, "forward.",
+                                                        device)  # fmt: skip
             efficiency = Efficiency.from_saved(state["efficiency"], tensors, "eff.")
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise CheckpointError(
@@ -159,6 +168,7 @@ def train(
     base: UnfoldingModel | None = None,
     holdout: float = 0.1,
     epochs: float | None = 10.0,
+    device: str | torch.device | None = None,
 ) -> UnfoldingModel:
     """Learn an unfolding from simulated (truth, reco, passed) pairs.
 
@@ -191,6 +201,9 @@ def train(
             rises after, and the held-out r^2 test fails; the forward model on
             31k pairs has its best held-out NLL after 7 of 49 epochs
             (docs/unfolding.md).
+        device: where the conditional flows train and run (``"cpu"`` default,
+            ``"cuda"``, ``"mps"``); the small efficiency classifier trains on the
+            CPU. With ``base``, its proposal must be on this device.
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -204,6 +217,7 @@ def train(
     truth, reco = pairs.truth[pairs.passed], pairs.reco[pairs.passed]
     weights = pairs.weights[pairs.passed].double()
     size = {"transforms": transforms, "bins": bins, "hidden": hidden}
+    dev = resolve_device(device)
     fit = {"batch_size": batch_size, "lr": lr, "progress": progress}
 
     def capped(n: int) -> int:
@@ -225,20 +239,21 @@ def train(
         idx = (
             torch.multinomial(weights, len(truth), replacement=True, generator=g)
             if method == "cinn"
-            else torch.arange(len(truth))  # SPINUP's proposal needs no bootstrap
+            else torch.arange(len(truth), device="cpu")  # SPINUP's proposal needs no bootstrap
         )
-        member = ConditionalDensity(names, seed=seed + j, **size)
+        member = ConditionalDensity(names, seed=seed + j, device=dev, **size)
         check: dict[str, Any] = {"holdout": holdout}
         if method == "cinn" and holdout > 0:
-            out = torch.ones(len(truth), dtype=torch.bool)
+            out = torch.ones(len(truth), dtype=torch.bool, device="cpu")
             out[idx] = False
             oob = torch.nonzero(out)[:, 0]
-            oob = oob[torch.randperm(len(oob), generator=g)[: max(1, round(holdout * len(truth)))]]
+            keep = max(1, round(holdout * len(truth)))
+            oob = oob[torch.randperm(len(oob), generator=g, device="cpu")[:keep]]
             check = {"validation": (truth[oob], reco[oob])}
         members.append(member.fit(truth[idx], reco[idx], seed=seed + j, steps=capped(len(idx)),
                                   description=f"cINN {j + 1}", **fit, **check))  # fmt: skip
     if method == "spinup":
-        forward = ConditionalDensity(names, seed=seed + 100, **size)
+        forward = ConditionalDensity(names, seed=seed + 100, device=dev, **size)
         n_fit = len(truth) - (max(1, round(holdout * len(truth))) if holdout > 0 else 0)
         forward.fit(reco, truth, seed=seed + 100, description="forward model T", holdout=holdout,
                     steps=capped(n_fit), **fit)  # fmt: skip
@@ -376,7 +391,8 @@ def unfold(
         samples: S posterior points per event (default: cINN 50, SPINUP
             :meth:`SPINUP.fit`'s 128, since its sharpened density needs more).
         ensemble: SPINUP fits (cINN: every trained member is used).
-        seed: seeds the posterior draws and SPINUP.
+        seed: seeds the posterior draws (on the model's device, :attr:`UnfoldingModel.device`)
+            and SPINUP.
         spinup: keyword arguments of :meth:`SPINUP.fit` (iterations, steps...)
             and of :class:`SPINUP` (transforms, bins, hidden).
         progress: progress bars.
@@ -388,9 +404,9 @@ def unfold(
     if not bool(torch.isfinite(measured).all()):
         raise InputError("measured events contain NaN or infinite values")
     measured = measured.double()
-    g = torch.Generator().manual_seed(seed)
+    g = generator_on(model.device, seed)
     support = model.settings.get("support")
-    support = None if support is None else torch.tensor(support, dtype=torch.float64)
+    support = None if support is None else torch.tensor(support, dtype=torch.float64, device="cpu")
     points, weights, efficiencies = [], [], []
     if samples is None:
         samples = CINN_SAMPLES if model.method == "cinn" else SPINUP_SAMPLES
@@ -427,7 +443,7 @@ def binning(values: Tensor, names: tuple[str, ...], bins: int = 20) -> dict[str,
     check_observables(names)
     if values.ndim != 2 or values.shape[1] != len(names) or len(values) < bins:
         raise InputError(f"values must be (n >= {bins}, {len(names)}), got {tuple(values.shape)}")
-    q = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    q = torch.linspace(0, 1, bins + 1, dtype=torch.float64, device="cpu")
     return {n: np.unique(torch.quantile(values[:, j].double(), q).numpy())
             for j, n in enumerate(names)}  # fmt: skip
 
