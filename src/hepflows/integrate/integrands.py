@@ -1,7 +1,8 @@
 """Integrands on the unit cube and the i-flow test suite with exact integrals.
 
 An integrand is any batched callable ``f(x)`` with ``x`` of shape (n, d) in
-[0, 1]^d returning (n,) values (signed values allowed). :func:`evaluate`
+[0, 1]^d (or R^d, for ``NeuralIntegrator(domain="real")``) returning (n,)
+values (signed values allowed). :func:`evaluate`
 calls it and checks what comes back: a wrong shape or a NaN/inf stops with a
 clear error naming how many points and where, unless dropping is asked for.
 """
@@ -88,6 +89,29 @@ def evaluate_differentiable(f: Integrand, x: Tensor) -> Tensor:
             f"with autograd, got {shape}: write the integrand in torch"
         )
     return fx
+
+
+def log_density(f: Integrand, x: Tensor) -> Tensor:
+    """log f at (n, d) points, float64 (n,), with its autograd graph (for gradient trainers).
+
+    Uses ``f.log_prob(x)`` when f has one (a density known in log form: no
+    underflow of exp in the tails, where the gradient of log f stays finite),
+    else log of ``f(x)``. f = 0 gives -inf; NaN is left for the caller to judge.
+
+    Raises:
+        IntegrandError: f is negative somewhere (a density is needed), or the
+            call or its autograd fails (see :func:`evaluate_differentiable`).
+    """
+    log_prob = getattr(f, "log_prob", None)
+    if callable(log_prob):
+        return evaluate_differentiable(log_prob, x).to(torch.float64)
+    fx = evaluate_differentiable(f, x)
+    if bool((fx.detach() < 0).any()):
+        raise IntegrandError(
+            "this trainer samples a density: f returned negative values; use the "
+            "importance trainer (loss='variance') for signed integrands"
+        )
+    return torch.log(fx.to(torch.float64))
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""Neural importance sampling on the unit cube (i-flow 2001.05486, MadNIS 2212.06172).
+"""Neural importance sampling on the unit cube or R^d (i-flow 2001.05486, MadNIS 2212.06172).
 
 :class:`NeuralIntegrator` owns a bounded rational-quadratic spline coupling
-flow q(x) on [0, 1]^d, the channels, the estimates, unweighting and
+flow q(x) on [0, 1]^d (uniform base; ``domain="real"``: on R^d with a
+Gaussian base), the channels, the estimates, unweighting and
 checkpoints. *How* the flow learns is a trainer object
 (:mod:`hepflows.integrate.trainers`): importance-weighted losses with a
 sample buffer (the default: variance, KL, reverse KL, moment<p>), FAB, or
@@ -89,7 +90,11 @@ FORMAT = "hepflows-integrator"
 MIN_CHANNEL_SHARE = 0.1
 #: Keys of the integrator's own configuration (the trainer's are under "trainer").
 CONFIG_KEYS = ("dims", "seed", "channels", "weights", "transforms", "bins", "hidden", "vegas",
-               "vegas_fraction", "drop_nonfinite", "trainer")  # fmt: skip
+               "vegas_fraction", "drop_nonfinite", "trainer", "domain")  # fmt: skip
+#: Where an integrand may live: the unit cube (uniform base) or R^d (Gaussian base).
+DOMAINS = ("unit", "real")
+#: Uniforms are kept this far above 0 before Phi^-1 (torch.rand can return 0).
+U_FLOOR = 2.0**-54
 
 
 def default_transforms(dims: int) -> int:
@@ -142,12 +147,16 @@ def pool_channels(
 
 
 class NeuralIntegrator:
-    """Integrate ``f`` over [0, 1]^d and generate events with a normalizing flow.
+    """Integrate ``f`` over [0, 1]^d (or R^d) and generate events with a normalizing flow.
 
     Args:
-        f: batched integrand, (n, d) float64 in [0, 1]^d -> (n,); may be signed
-            (the default trainer); FAB and the pathwise KL need a non-negative,
-            torch-differentiable f.
+        f: batched integrand, (n, d) float64 in [0, 1]^d (``domain="real"``:
+            in R^d) -> (n,); may be signed (the default trainer); FAB and the
+            pathwise KL need a non-negative, torch-differentiable f. A density
+            that also has ``f.log_prob(x)`` (log f, e.g.
+            :class:`~hepflows.integrate.targets.ManyWell`) gives the gradient
+            trainers log f directly, without the overflow or underflow of
+            exp and log in the far tails.
         dims: d.
         seed: seed of the flow initialisation and of every random draw (the
             integrator owns its generator; the global torch RNG is not touched).
@@ -192,6 +201,12 @@ class NeuralIntegrator:
             (default), ``"cuda"`` (under torchrun each rank takes ``cuda:LOCAL_RANK``);
             not ``"mps"``, which has no float64. The integrand is called with
             points on this device; results (events, estimates) come back on the CPU.
+        domain: ``"unit"`` (default): f lives on [0, 1]^d, the flow maps a
+            uniform base onto the cube; ``"real"``: f lives on R^d (a sampling
+            target such as the Many-Well), the flow has a standard normal base
+            and splines on [-5, 5] with identity tails, so f should have most
+            of its mass within a few units of the origin (standardise it
+            first). One channel, no VEGAS warm start.
 
     Example:
         >>> from hepflows.integrate import NeuralIntegrator, camel
@@ -221,6 +236,7 @@ class NeuralIntegrator:
         drop_nonfinite: bool = False,
         trainer: Trainer | str | None = None,
         device: str | torch.device | None = None,
+        domain: str = "unit",
     ) -> None:
         if not callable(f):
             kind = type(f).__name__
@@ -229,6 +245,12 @@ class NeuralIntegrator:
             raise ConfigError(f"dims must be a positive int, got {dims!r}")
         if trainer is not None and loss is not None:
             raise ConfigError("give either trainer= or loss= (a loss names the default trainer)")
+        if domain not in DOMAINS:
+            raise ConfigError(f"domain must be one of {DOMAINS}, got {domain!r}")
+        if domain == "real" and (channels is not None or vegas):
+            raise ConfigError("domain='real' integrates on R^d with one channel and no VEGAS "
+                              "grid (both work on the unit cube): drop channels= and "
+                              "vegas=")  # fmt: skip
         try:
             self.trainer = make_trainer(
                 trainer if trainer is not None else (loss or "variance"), lr=lr,
@@ -259,13 +281,13 @@ class NeuralIntegrator:
                 "mixture channel weights cannot be combined with a VEGAS warm start (its grid "
                 "has no inverse here); pass vegas=False or weights='learned'"
             )
-        default_vegas = dims <= 4 and n_ch == 1 and self.trainer.warm_start
+        default_vegas = dims <= 4 and n_ch == 1 and self.trainer.warm_start and domain == "unit"
         self.config: dict[str, Any] = dict(
             dims=dims, seed=seed, channels=[ch.name for ch in self.channels], weights=weights,
             transforms=transforms or default_transforms(dims), bins=bins, hidden=list(hidden),
             vegas=default_vegas if vegas is None else bool(vegas),
             vegas_fraction=vegas_fraction, drop_nonfinite=drop_nonfinite,
-            trainer=self.trainer.describe(),
+            trainer=self.trainer.describe(), domain=domain,
         )  # fmt: skip
         #: The device of the flow, the points and the random streams.
         self.device = resolve_device(device, float64=True)
@@ -337,7 +359,7 @@ class NeuralIntegrator:
         c = self.config
         n_ch = len(self.channels)
         common = dict(transforms=c["transforms"], bins=c["bins"], hidden=c["hidden"],
-                      domain="unit", context=n_ch if n_ch > 1 else 0)  # fmt: skip
+                      domain=c["domain"], context=n_ch if n_ch > 1 else 0)  # fmt: skip
         if self.dims == 1:
             return MAF(1, **common)
         return CouplingFlow(self.dims, seed=c["seed"] or 0, **common)
@@ -347,6 +369,35 @@ class NeuralIntegrator:
         params = list(self.flow.parameters())
         cw = self.channel_weights
         return params + (list(cw.parameters()) if cw is not None else [])
+
+    @property
+    def domain(self) -> str:
+        """``"unit"`` (f on [0, 1]^d, uniform base) or ``"real"`` (f on R^d, Gaussian base)."""
+        return self.config["domain"]
+
+    def latent(self, u: Tensor) -> Tensor:
+        """(n, d) float64 uniforms -> (n, d) points of the flow's base distribution.
+
+        On the unit cube the base is uniform (u itself); on R^d it is standard
+        normal, z = Phi^-1(u). Every draw starts from uniforms, so stratification
+        and the random streams are the same for both domains.
+        """
+        if self.domain == "unit":
+            return u
+        return torch.special.ndtri(u.clamp_min(U_FLOOR))
+
+    def flow_sample(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """n points of the flow (n, d) float64 and their log q (n,) float64, with gradient.
+
+        Draws from ``generator`` (default :attr:`generator`); one channel only.
+        """
+        gen = self.generator if generator is None else generator
+        u = torch.rand(n, self.dims, generator=gen, dtype=torch.float64, device=self.device)
+        z = self.latent(u).to(self.flow.dtype)
+        x, ladj = self.flow.to_data(z)
+        return x.to(torch.float64), (self.flow.base.log_prob(z) - ladj).to(torch.float64)
 
     def count(self, density: int = 0, gradient: int = 0) -> None:
         """Count integrand evaluations made outside :meth:`draw` (trainers calling f)."""
@@ -381,8 +432,9 @@ class NeuralIntegrator:
     def _evaluate(self, z: Tensor, channel: Tensor) -> Batch:
         """Push latent points (n, d) through the flow and evaluate the integrand."""
         with torch.no_grad():
-            y, ladj = self.flow.to_data(z.to(self.flow.dtype), self.context(channel))
-            log_qs = (self.flow.base.log_prob(z.to(self.flow.dtype)) - ladj).to(torch.float64)
+            zb = self.latent(z).to(self.flow.dtype)
+            y, ladj = self.flow.to_data(zb, self.context(channel))
+            log_qs = (self.flow.base.log_prob(zb) - ladj).to(torch.float64)
         x, jac = self._map(y.to(torch.float64), channel)
         fx, n_bad = evaluate(self.f, x, self.config["drop_nonfinite"])
         self.calls += len(x)
@@ -979,6 +1031,7 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
 def _upgrade(config: dict[str, Any]) -> dict[str, Any]:
     """A saved configuration in today's form: files written before trainers were objects
     get their trainer description from the old flat keys."""
+    config.setdefault("domain", "unit")  # written before integrands on R^d
     if "trainer" not in config:  # written before trainers were objects
         method = config.pop("method", None)
         options = {k: config.pop(k) for k in ("lr", "batch_size") if k in config}

@@ -11,7 +11,9 @@ minimise -E[clip(q_old/q) log q]. HMC needs grad log p: the integrand must
 be differentiable in torch (e.g. :mod:`hepflows.physics.decays`).
 
 HMC runs in logit coordinates z = log(x / (1 - x)) of the unit cube, where
-both densities pick up the same Jacobian, so the chains never leave [0, 1]^d.
+both densities pick up the same Jacobian, so the chains never leave [0, 1]^d;
+for an integrand on R^d (``NeuralIntegrator(domain="real")``) it runs in x
+itself.
 
 Density evaluations (f at a point) and gradient evaluations (grad f at a
 point) are counted apart (:attr:`NeuralIntegrator.calls`,
@@ -30,7 +32,7 @@ from torch import Tensor
 
 from hepflows.errors import ConfigError
 from hepflows.integrate.ais import annealed_importance_sampling, linear_betas
-from hepflows.integrate.integrands import IntegrandError, evaluate, evaluate_differentiable
+from hepflows.integrate.integrands import evaluate, log_density
 from hepflows.integrate.replay import PrioritisedReplayBuffer
 from hepflows.integrate.trainers.base import Trainer, TrainingHistory
 
@@ -77,25 +79,20 @@ def log_density_and_gradient(integ: NeuralIntegrator, x: Tensor) -> tuple[Tensor
     """
     xg = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        fx = evaluate_differentiable(integ.f, xg)
-        if bool((fx < 0).any()):
-            raise IntegrandError(
-                "this trainer samples a density: f returned negative values; use the "
-                "importance trainer (loss='variance') for signed integrands"
-            )
-        log_f = torch.log(fx.to(torch.float64))
+        log_f = log_density(integ.f, xg)
         (grad,) = torch.autograd.grad(log_f.sum(), xg, allow_unused=True)
     integ.count(density=len(x), gradient=len(x))
+    log_f = log_f.detach()
     if grad is None:
         grad = torch.zeros_like(x)
-    bad = ~torch.isfinite(fx.detach())
+    bad = torch.isnan(log_f) | (log_f == math.inf)  # f NaN or inf (f = 0 is log f = -inf)
     if bool(bad.any()):
         if not integ.config["drop_nonfinite"]:
-            evaluate(lambda _: fx.detach(), x)  # raises the standard NaN/inf error
+            evaluate(lambda _: log_f.exp(), x)  # raises the standard NaN/inf error
         integ.dropped += int(bad.sum())
         log_f = torch.where(bad, -math.inf, log_f)
     grad = torch.where(torch.isfinite(log_f)[:, None], grad.to(torch.float64), 0.0)
-    return log_f.detach(), grad
+    return log_f, grad
 
 
 @dataclass
@@ -185,12 +182,28 @@ class FAB(Trainer):
             (g,) = torch.autograd.grad(log_q.sum(), xg)
         return log_q.detach().to(torch.float64), g.to(torch.float64)
 
+    @staticmethod
+    def _to_chain(integ: NeuralIntegrator, x: Tensor) -> Tensor:
+        """(n, d) points -> HMC coordinates: logits on the unit cube, x itself on R^d."""
+        if integ.domain == "real":
+            return x
+        x = x.clamp(EDGE, 1 - EDGE)
+        return torch.log(x) - torch.log1p(-x)
+
+    @staticmethod
+    def _from_chain(integ: NeuralIntegrator, z: Tensor) -> Tensor:
+        """HMC coordinates (n, d) -> points (inverse of :meth:`_to_chain`)."""
+        return z if integ.domain == "real" else torch.sigmoid(z).clamp(EDGE, 1 - EDGE)
+
     def _densities(self, integ: NeuralIntegrator, z: Tensor) -> tuple[Tensor, ...]:
-        """In logit coordinates z (n, d): log q_z, its gradient, log (p^2/q)_z, its gradient."""
-        x = torch.sigmoid(z).clamp(EDGE, 1 - EDGE)
-        dxdz = x * (1 - x)
-        log_jac = torch.log(dxdz).sum(1)
-        grad_jac = 1 - 2 * x
+        """In HMC coordinates z (n, d): log q_z, its gradient, log (p^2/q)_z, its gradient."""
+        x = self._from_chain(integ, z)
+        if integ.domain == "real":
+            dxdz, log_jac, grad_jac = 1.0, 0.0, 0.0
+        else:
+            dxdz = x * (1 - x)
+            log_jac = torch.log(dxdz).sum(1)
+            grad_jac = 1 - 2 * x
         log_q, gq = self._log_q(integ, x, grad=True)
         log_f, gf = log_density_and_gradient(integ, x)
         lb = log_q + log_jac
@@ -213,16 +226,13 @@ class FAB(Trainer):
         """Draw n points from q, anneal them towards p^2/q, store them in the buffer."""
         gen = integ.generator
         with torch.no_grad():
-            u = torch.rand(n, integ.dims, generator=gen, dtype=torch.float64,
-                           device=integ.device)
-            y, _ = integ.flow.to_data(u.to(integ.flow.dtype))
-        x0 = y.to(torch.float64).clamp(EDGE, 1 - EDGE)
-        z0 = torch.log(x0) - torch.log1p(-x0)
+            y, _ = integ.flow_sample(n, gen)
         ais = annealed_importance_sampling(
-            z0, lambda z: self._densities(integ, z), linear_betas(self.intermediate),
-            self.step_sizes, self.leapfrog, gen, target_accept=self.target_accept,
+            self._to_chain(integ, y), lambda z: self._densities(integ, z),
+            linear_betas(self.intermediate), self.step_sizes, self.leapfrog, gen,
+            target_accept=self.target_accept,
         )  # fmt: skip
-        x = torch.sigmoid(ais.z).clamp(EDGE, 1 - EDGE)
+        x = self._from_chain(integ, ais.z)
         log_q, _ = self._log_q(integ, x, grad=False)
         self.replay.add(x, ais.log_w, log_q)
         # On the fresh draws log(p^2/q) - log q = 2 log(p/q): an unbiased estimate for free.

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from hepflows.integrate.integrands import evaluate_differentiable
+from hepflows.integrate.integrands import log_density
 from hepflows.integrate.trainers.base import Trainer, TrainingHistory
 from hepflows.integrate.trainers.fab import EDGE
 
@@ -53,13 +53,11 @@ class PathwiseKL(Trainer):
     def iteration(
         self, integ: NeuralIntegrator, engine: Engine, batch: int, history: TrainingHistory
     ) -> dict[str, float]:
-        u = torch.rand(batch, integ.dims, generator=integ.generator, dtype=torch.float64,
-                       device=integ.device)
-        x, ladj = integ.flow.to_data(u.to(integ.flow.dtype))
-        log_q = -ladj.to(torch.float64)  # uniform base: log q(x) = -log|dx/du|
-        fx = evaluate_differentiable(integ.f, x.to(torch.float64).clamp(EDGE, 1 - EDGE))
+        x, log_q = integ.flow_sample(batch)
+        if integ.domain == "unit":
+            x = x.clamp(EDGE, 1 - EDGE)
+        log_p = log_density(integ.f, x)
         integ.count(density=batch, gradient=batch)
-        log_p = torch.log(fx.to(torch.float64))
         ok = torch.isfinite(log_p)
         loss = engine.step((log_q[ok] - log_p[ok]).mean())
         history.loss.append(loss)
