@@ -14,6 +14,11 @@ How the flow learns is a trainer object (:mod:`hepflows.integrate.trainers`):
 Importance Sampling Bootstrap (HMC, AIS towards p^2/q, a prioritised replay
 buffer) on differentiable densities and counts gradient calls apart
 (:class:`FABIntegrator` is the same under its familiar name).
+
+Densities on R^d (sampling targets such as the Many-Well of
+:mod:`hepflows.integrate.targets`) take ``domain="real"``: a Gaussian base
+instead of the uniform one; :mod:`hepflows.integrate.metrics` measures the
+forward ESS on a target's exact samples.
 """
 
 from hepflows.integrate.channels import Channel, ChannelWeights
@@ -30,8 +35,10 @@ from hepflows.integrate.integrands import (
 )
 from hepflows.integrate.integrator import NeuralIntegrator
 from hepflows.integrate.losses import channel_variance, forward_kl, moment, reverse_kl, variance
+from hepflows.integrate.metrics import forward_ess, log_z_estimate, normalised_ess
 from hepflows.integrate.presets import FABIntegrator, ReparamKLIntegrator
 from hepflows.integrate.result import IntegrationResult
+from hepflows.integrate.targets import GaussianMixture, ManyWell, Target, gmm40
 from hepflows.integrate.trainers import (
     FAB,
     FABHistory,
@@ -52,4 +59,6 @@ __all__ = [
     "signed",
     "Channel", "ChannelWeights", "channel_variance", "unweight", "variance",
     "FAB", "ImportanceTrainer", "PathwiseKL", "Trainer",
+    "GaussianMixture", "ManyWell", "Target", "gmm40", "forward_ess", "log_z_estimate",
+    "normalised_ess",
 ]  # fmt: skip

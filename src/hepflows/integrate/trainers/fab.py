@@ -33,6 +33,7 @@ from torch import Tensor
 from hepflows.errors import ConfigError
 from hepflows.integrate.ais import annealed_importance_sampling, linear_betas
 from hepflows.integrate.integrands import evaluate, log_density
+from hepflows.integrate.metrics import normalised_ess
 from hepflows.integrate.replay import PrioritisedReplayBuffer
 from hepflows.integrate.trainers.base import Trainer, TrainingHistory
 
@@ -59,16 +60,6 @@ class FABHistory(TrainingHistory):
     ess_ais: list[float] = field(default_factory=list)
     accept: list[list[float]] = field(default_factory=list)
     step_size: list[list[float]] = field(default_factory=list)
-
-
-def normalised_ess(log_w: Tensor) -> float:
-    """(sum w)^2 / (n sum w^2) of (n,) log-weights (non-finite entries count as w = 0)."""
-    lw = torch.nan_to_num(
-        log_w.to(torch.float64), nan=-math.inf, posinf=-math.inf, neginf=-math.inf
-    )
-    if not bool(torch.isfinite(lw).any()):
-        return 0.0
-    return math.exp(2 * torch.logsumexp(lw, 0).item() - torch.logsumexp(2 * lw, 0).item()) / len(lw)
 
 
 def log_density_and_gradient(integ: NeuralIntegrator, x: Tensor) -> tuple[Tensor, Tensor]:
