@@ -1,4 +1,4 @@
-"""FAB vs the reverse-KL and variance losses vs VEGAS on two three-body decays.
+"""FAB vs the reverse-KL and variance losses vs VEGAS: two three-body decays, t tbar and Many-Well.
 
 Densities: Lambda_c+ -> p K- pi+ (LHCb amplitude model, ``polarimetry-lc2pkpi``)
 and pi(1800)- -> pi- pi+ pi- (hepflows' isobar model), |M|^2 times the Dalitz
@@ -31,11 +31,17 @@ Methods and settings (printed with the results):
 * vegas: ``vegas.Integrator([[0, 1]] * 2)``, nitn=10 adaptive iterations over
   the training budget, then one ``adapt=False`` pass.
 
-Usage: ``python benchmarks/fab.py [--quick] [--budgets 1e4,3e4,1e5] [--seeds 3]
+High dimensions (:mod:`fab_highdim`, the FAB paper's claim): the 8-D
+e+e- -> t tbar -> W+ b W- bbar matrix element and the 32-D Many-Well, with
+their own budgets (``--tt-budgets``, ``--mw-budgets``) and figures.
+
+Usage: ``python benchmarks/fab.py [--quick] [--targets lambda_c pi1800 ttbar many_well]
+[--budgets 1e4,3e4,1e5] [--tt-budgets ...] [--mw-budgets ...] [--seeds 3]
 [--out benchmarks/results/fab.json] [--plot docs/fab_dalitz.png]`` (one PNG per
 decay: ``docs/fab_dalitz_<decay>.png``)
 The last line of output is one JSON object; ``fab_ess_gain`` is FAB's ESS per
-call over the best other method's at the headline (largest) budget.
+call over the best other method's at the headline (largest) budget, per
+target; ``manywell_logz_error`` and ``manywell_forward_ess`` per method.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import fab_highdim
 from common import Counted, finish, vegas_final_pass
 from hepflows.integrate import FABIntegrator, NeuralIntegrator, ReparamKLIntegrator
 from hepflows.physics.decays import lc2pkpi, pi1800
@@ -202,7 +209,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--n-eval", type=float, default=None)
     ap.add_argument("--n-ref", type=float, default=None)
-    ap.add_argument("--decays", nargs="*", default=list(DECAYS))
+    ap.add_argument("--targets", "--decays", nargs="*", default=[*DECAYS, *HIGH_DIM],
+                    help=f"any of {', '.join([*DECAYS, *HIGH_DIM])}")
+    ap.add_argument("--tt-budgets", default=None, help="t tbar budgets (default 1e5,3e5,1e6)")
+    ap.add_argument("--mw-budgets", default=None, help="Many-Well budgets (default 1e5,3e5,1e6)")
+    ap.add_argument("--tt-eval", type=float, default=None, help="fresh t tbar points (1e6)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     args = ap.parse_args()
@@ -213,6 +224,9 @@ def main() -> None:
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
     n_eval = int(args.n_eval or (5e4 if args.quick else 1e5))
     n_ref = int(args.n_ref or (5e5 if args.quick else 2e6))
+    unknown = set(args.targets) - {*DECAYS, *HIGH_DIM}
+    if unknown:
+        ap.error(f"unknown targets {sorted(unknown)}: use {', '.join([*DECAYS, *HIGH_DIM])}")
     for method, text in SETTINGS.items():
         print(f"{method}: {text}")
     print(f"budgets {budgets}, seeds {seeds}, n_eval {n_eval}, reference from {n_ref} VEGAS points")
@@ -223,9 +237,10 @@ def main() -> None:
         "quick": args.quick, "budgets": budgets, "seeds": seeds, "n_eval": n_eval,
         "settings": SETTINGS, "decays": {}, "fab_ess_gain": {}, "fab_ess_gain_by_budget": {},
     }  # fmt: skip
+    decays = [t for t in args.targets if t in DECAYS]
     header = (f"{'decay':<9} {'budget':>7} {'method':<9} {'ESS/N':>7} {'ESS/call':>9} "
               f"{'unw':>6} {'unw.q999':>8} {'chi2/ndf':>11} {'time s':>7}")  # fmt: skip
-    for decay in args.decays:
+    for decay in decays:
         f = DECAYS[decay]()
         d = f.dalitz
         edges = (np.linspace(*d.bounds("12"), BINS + 1), np.linspace(*d.bounds("23"), BINS + 1))
@@ -281,7 +296,47 @@ def main() -> None:
               f"{1 / block['ess_fraction_uniform']:.2f}x")
         if args.plot:
             plot(args.plot, decay, f, panels)
+    high_dim(args, result, seeds)
     finish(result, args.out)
+
+
+#: The high-dimensional targets (benchmarks/fab_highdim.py).
+HIGH_DIM = ("ttbar", "many_well")
+
+
+def _budgets(text: str | None, quick: str, full: str, is_quick: bool) -> list[int]:
+    return [int(float(b)) for b in (text or (quick if is_quick else full)).split(",")]
+
+
+def high_dim(args: argparse.Namespace, result: dict, seeds: list[int]) -> None:
+    """t tbar and the 32-D Many-Well into ``result`` (their figures and the headline keys)."""
+    for target, text in fab_highdim.SETTINGS_HD.items():
+        if target in args.targets:
+            for method, line in text.items():
+                print(f"{target} {method}: {line}")
+    result["settings_high_dim"] = fab_highdim.SETTINGS_HD
+    if "ttbar" in args.targets:
+        budgets = _budgets(args.tt_budgets, "1e5", "1e5,3e5,1e6", args.quick)
+        n_eval = int(args.tt_eval or (2e5 if args.quick else 1e6))
+        block = fab_highdim.ttbar(budgets, seeds, n_eval)
+        result["ttbar"] = block
+        top = block["budgets"][str(budgets[-1])]
+        result["fab_ess_gain"]["ttbar"] = top["fab_ess_gain"]
+        result["fab_ess_gain_by_budget"]["ttbar"] = block["fab_ess_gain_by_budget"]
+        best = min(("fab", "variance", "rkl_reparam", "vegas"),
+                   key=lambda m: top[m]["integral_error"])  # fmt: skip
+        result["ttbar_integral_pb"] = top[best]["integral"]
+        result["ttbar_integral_error_pb"] = top[best]["integral_error"]
+        result["ttbar_integral_method"] = best
+        result["ttbar_nwa_pb"] = block["nwa_pb"]
+    if "many_well" in args.targets:
+        budgets = _budgets(args.mw_budgets, "1e5", "1e5,3e5,1e6", args.quick)
+        n_eval = int(2e4 if args.quick else 1e5)
+        block = fab_highdim.many_well(budgets, seeds, n_eval)
+        result["many_well"] = block
+        top = block["budgets"][str(budgets[-1])]
+        result["manywell_logz_error"] = {m: v["abs_log_z_error"] for m, v in top.items()}
+        result["manywell_forward_ess"] = {m: v["forward_ess"] for m, v in top.items()}
 
 
 if __name__ == "__main__":
