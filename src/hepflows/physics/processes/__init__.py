@@ -8,6 +8,13 @@ from hepflows.physics.processes.drell_yan import (
     pythia_alpha_em,
     pythia_parameters,
 )
+from hepflows.physics.processes.ttbar import (
+    EEToTTbarWWbb,
+    TTbarParameters,
+    top_width,
+    ttbar_cross_section,
+)
 
-__all__ = ["LEPTONS", "DrellYan", "DrellYanParameters", "lepton_id", "pythia_alpha_em",
-           "pythia_parameters"]  # fmt: skip
+__all__ = ["LEPTONS", "DrellYan", "DrellYanParameters", "EEToTTbarWWbb", "TTbarParameters",
+           "lepton_id", "pythia_alpha_em", "pythia_parameters", "top_width",
+           "ttbar_cross_section"]  # fmt: skip
