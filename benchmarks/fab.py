@@ -227,9 +227,12 @@ def main() -> None:
     unknown = set(args.targets) - {*DECAYS, *HIGH_DIM}
     if unknown:
         ap.error(f"unknown targets {sorted(unknown)}: use {', '.join([*DECAYS, *HIGH_DIM])}")
-    for method, text in SETTINGS.items():
-        print(f"{method}: {text}")
-    print(f"budgets {budgets}, seeds {seeds}, n_eval {n_eval}, reference from {n_ref} VEGAS points")
+    decays = [t for t in args.targets if t in DECAYS]
+    if decays:
+        for method, text in SETTINGS.items():
+            print(f"{method}: {text}")
+        print(f"budgets {budgets}, seeds {seeds}, n_eval {n_eval}, reference from {n_ref} "
+              "VEGAS points")
     result: dict = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -237,7 +240,6 @@ def main() -> None:
         "quick": args.quick, "budgets": budgets, "seeds": seeds, "n_eval": n_eval,
         "settings": SETTINGS, "decays": {}, "fab_ess_gain": {}, "fab_ess_gain_by_budget": {},
     }  # fmt: skip
-    decays = [t for t in args.targets if t in DECAYS]
     header = (f"{'decay':<9} {'budget':>7} {'method':<9} {'ESS/N':>7} {'ESS/call':>9} "
               f"{'unw':>6} {'unw.q999':>8} {'chi2/ndf':>11} {'time s':>7}")  # fmt: skip
     for decay in decays:

@@ -135,9 +135,18 @@ def many_well(budgets: list[int], seeds: list[int], n_eval: int) -> dict:
 
 # ------------------------------------------------------------------ t tbar
 def ttbar_target() -> Callable[[torch.Tensor], torch.Tensor]:
-    from hepflows.physics.processes import TTbar
+    from hepflows.physics.processes import EEToTTbarWWbb
 
-    return TTbar()
+    return EEToTTbarWWbb()
+
+
+def uniform_ess(f, n: int = 2_000_000, seed: int = 123) -> dict:
+    """ESS/N and max/mean weight of uniform points: the untrained baseline."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.cat([f(torch.rand(200_000, 8, dtype=torch.float64, generator=g))
+                   for _ in range(n // 200_000)])  # fmt: skip
+    return {"ess_fraction": normalised_ess(w.log()), "max_over_mean": float(w.max() / w.mean()),
+            "points": len(w)}  # fmt: skip
 
 
 def vegas_run(f, dims: int, budget: int, n_eval: int, seed: int) -> dict:
@@ -184,7 +193,10 @@ def ttbar(budgets: list[int], seeds: list[int], n_eval: int) -> dict:
     f = ttbar_target()
     block: dict = {"nwa_pb": f.narrow_width_cross_section(), "n_eval": n_eval, "budgets": {},
                    "fab_ess_gain_by_budget": {}}  # fmt: skip
-    print(f"ttbar: narrow-width sigma = {block['nwa_pb']:.5g} pb")
+    block["uniform"] = uniform_ess(f)
+    print(f"ttbar: narrow-width sigma = {block['nwa_pb']:.5g} pb; uniform sampling: ESS/N "
+          f"{block['uniform']['ess_fraction']:.2e}, max/mean weight "
+          f"{block['uniform']['max_over_mean']:.3g}")  # fmt: skip
     print(f"{'budget':>8} {'method':<12} {'ESS/N':>9} {'ESS/call':>9} {'sigma pb':>12} "
           f"{'time s':>7}")  # fmt: skip
     for budget in budgets:
