@@ -214,11 +214,12 @@ def main() -> None:
     ap.add_argument("--tt-budgets", default=None, help="t tbar budgets (default 1e5,3e5,1e6)")
     ap.add_argument("--mw-budgets", default=None, help="Many-Well budgets (default 1e5,3e5,1e6)")
     ap.add_argument("--tt-eval", type=float, default=None, help="fresh t tbar points (1e6)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     args = ap.parse_args()
     warnings.filterwarnings("ignore", message=".*jax.*")
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     budgets = [int(float(b)) for b in (args.budgets or ("3e4" if args.quick else "1e4,3e4,1e5"))
                .split(",")]  # fmt: skip
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
