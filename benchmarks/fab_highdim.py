@@ -215,3 +215,96 @@ def ttbar(budgets: list[int], seeds: list[int], n_eval: int) -> dict:
         print(f"{budget:>8.0e} FAB ESS per call / best other: {rows['fab_ess_gain']:.3f}")
         block["budgets"][str(budget)] = rows
     return block
+
+
+# ------------------------------------------------------------------ profile
+def profile_fab(budget: int = 100_000, seed: int = 0) -> dict:
+    """Where FAB's time goes on t tbar: cProfile of a training run, shares of the wall time
+    spent in the target (|M|^2 and its gradient), the flow inside AIS (log q and its
+    gradient) and the replay steps (optimiser updates)."""
+    import cProfile
+    import pstats
+
+    f = ttbar_target()
+    _flow(f, 8, "fab", seed, "unit", TT_FAB).train(calls=14_000, progress=False)  # imports
+    integ = _flow(f, 8, "fab", seed, "unit", TT_FAB)
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    integ.train(calls=budget, progress=False)
+    prof.disable()
+    wall = time.perf_counter() - t
+    stats = pstats.Stats(prof)
+    cumulative = {f"{k[0].split('/')[-1]}:{k[2]}": v[3] for k, v in stats.stats.items()}
+    total = cumulative["fab.py:iteration"]  # the training iterations, without set-up
+
+    def share(name: str) -> float:
+        return sum(v for k, v in cumulative.items() if k.endswith(name)) / total
+
+    out = {"budget": budget, "seconds": wall, "iteration_seconds": total, "settings": TT_FAB,
+           "target_share": share("fab.py:log_density_and_gradient"),
+           "flow_in_ais_share": share("fab.py:_log_q"),
+           "replay_share": share("fab.py:_replay_step"),
+           "ais_share": share("ais.py:annealed_importance_sampling")}  # fmt: skip
+    print(f"FAB on t tbar, {budget:.0e} calls in {total:.0f} s: target (|M|^2 + gradient) "
+          f"{out['target_share']:.0%}, flow in AIS {out['flow_in_ais_share']:.0%}, AIS in all "
+          f"{out['ais_share']:.0%}, replay steps {out['replay_share']:.0%}")  # fmt: skip
+    return out
+
+
+# ------------------------------------------------------------------ curves
+def plot_curves(results: list[dict], out) -> None:
+    """The measured curves: t tbar ESS/N and ESS per call vs budget, Many-Well |log Z error| and
+    forward ESS vs budget, per method (medians over seeds; one point per budget)."""
+    from hepflows.plots import pyplot
+
+    plt, _ = pyplot("Plotting the FAB curves")
+    panels = []
+    for res in results:
+        if "ttbar" in res:
+            panels += [("ttbar", "ess_fraction", "t tbar: ESS / N (fresh flow points)"),
+                       ("ttbar", "ess_per_call", "t tbar: ESS per target evaluation")]  # fmt: skip
+        if "many_well" in res:
+            panels += [("many_well", "abs_log_z_error", "Many-Well 32-D: |log Z error|"),
+                       ("many_well", "forward_ess", "Many-Well 32-D: forward ESS")]  # fmt: skip
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5), squeeze=False)
+    for ax, (target, key, title) in zip(axes[0], panels, strict=True):
+        block = next(r[target] for r in results if target in r)
+        budgets = sorted(block["budgets"], key=float)
+        methods = [m for m in block["budgets"][budgets[0]] if isinstance(
+            block["budgets"][budgets[0]][m], dict)]  # fmt: skip
+        for m in methods:
+            ax.plot([float(b) for b in budgets], [block["budgets"][b][m][key] for b in budgets],
+                    "o-", label=m)  # fmt: skip
+        if target == "ttbar" and key == "ess_fraction" and "uniform" in block:
+            ax.axhline(block["uniform"]["ess_fraction"], ls=":", color="grey", label="uniform")
+        ax.set_xscale("log")
+        if key != "forward_ess":
+            ax.set_yscale("log")
+        ax.set_xlabel("training budget (density + gradient evaluations)")
+        ax.set_title(title, fontsize=13)
+        ax.legend(fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description="Plot the curves of benchmarks/fab.py's JSON files")
+    ap.add_argument("results", nargs="*", type=Path, help="fab JSON files (ttbar, many_well)")
+    ap.add_argument("--out", type=Path, default=Path("docs/fab_highdim.png"))
+    ap.add_argument("--profile", type=float, default=None,
+                    help="profile FAB on t tbar at this budget instead (last line JSON)")
+    ap.add_argument("--json", type=Path, default=None, help="with --profile: write it here")
+    args = ap.parse_args()
+    if args.profile:
+        from common import finish
+
+        torch.set_num_threads(1)
+        finish(profile_fab(int(args.profile)), args.json)
+    else:
+        plot_curves([json.loads(p.read_text()) for p in args.results], args.out)
