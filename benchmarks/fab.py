@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -311,6 +312,20 @@ def _budgets(text: str | None, quick: str, full: str, is_quick: bool) -> list[in
     return [int(float(b)) for b in (text or (quick if is_quick else full)).split(",")]
 
 
+def _saver(args: argparse.Namespace, result: dict, target: str):
+    """After each budget: ``--out`` holds what is measured so far, marked ``"partial"``."""
+
+    def save(block: dict) -> None:
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            partial = {**result, target: block, "partial": True}
+            tmp = args.out.with_suffix(".partial.tmp")
+            tmp.write_text(json.dumps(partial, indent=1) + "\n")
+            tmp.replace(args.out)
+
+    return save
+
+
 def high_dim(args: argparse.Namespace, result: dict, seeds: list[int]) -> None:
     """t tbar and the 32-D Many-Well into ``result`` (their figures and the headline keys)."""
     for target, text in fab_highdim.SETTINGS_HD.items():
@@ -321,7 +336,7 @@ def high_dim(args: argparse.Namespace, result: dict, seeds: list[int]) -> None:
     if "ttbar" in args.targets:
         budgets = _budgets(args.tt_budgets, "1e5", "1e5,3e5,1e6", args.quick)
         n_eval = int(args.tt_eval or (2e5 if args.quick else 1e6))
-        block = fab_highdim.ttbar(budgets, seeds, n_eval)
+        block = fab_highdim.ttbar(budgets, seeds, n_eval, _saver(args, result, "ttbar"))
         result["ttbar"] = block
         top = block["budgets"][str(budgets[-1])]
         result["fab_ess_gain"]["ttbar"] = top["fab_ess_gain"]
@@ -335,7 +350,8 @@ def high_dim(args: argparse.Namespace, result: dict, seeds: list[int]) -> None:
     if "many_well" in args.targets:
         budgets = _budgets(args.mw_budgets, "1e5", "1e5,3e5,1e6", args.quick)
         n_eval = int(2e4 if args.quick else 1e5)
-        block = fab_highdim.many_well(budgets, seeds, n_eval)
+        block = fab_highdim.many_well(budgets, seeds, n_eval,
+                                      _saver(args, result, "many_well"))  # fmt: skip
         result["many_well"] = block
         top = block["budgets"][str(budgets[-1])]
         result["manywell_logz_error"] = {m: v["abs_log_z_error"] for m, v in top.items()}

@@ -107,8 +107,10 @@ def many_well_run(method: str, budget: int, n_eval: int, seed: int, exact: torch
     }
 
 
-def many_well(budgets: list[int], seeds: list[int], n_eval: int) -> dict:
-    """Every method at every budget and seed on the 32-D Many-Well; medians over seeds."""
+def many_well(budgets: list[int], seeds: list[int], n_eval: int,
+              saved: Callable[[dict], None] = lambda block: None) -> dict:  # fmt: skip
+    """Every method at every budget and seed on the 32-D Many-Well; medians over seeds.
+    ``saved(block)`` after each budget (a partial result survives a cut-off run)."""
     mw = ManyWell(32)
     exact = mw.sample(n_eval, torch.Generator().manual_seed(2024))
     block: dict = {"log_z": mw.log_z, "n_eval": n_eval,
@@ -130,6 +132,7 @@ def many_well(budgets: list[int], seeds: list[int], n_eval: int) -> dict:
                   f"{med['ess_fraction']:>7.3f} {med['forward_ess']:>8.3f} "
                   f"{med['modes_hit']:>6.0f} {med['seconds']:>7.0f}", flush=True)  # fmt: skip
         block["budgets"][str(budget)] = rows
+        saved(block)
     return block
 
 
@@ -188,8 +191,10 @@ def ttbar_run(method: str, f, budget: int, n_eval: int, seed: int) -> dict:
     return out
 
 
-def ttbar(budgets: list[int], seeds: list[int], n_eval: int) -> dict:
-    """Every method at every budget and seed on t tbar; medians over seeds, FAB's gains."""
+def ttbar(budgets: list[int], seeds: list[int], n_eval: int,
+          saved: Callable[[dict], None] = lambda block: None) -> dict:  # fmt: skip
+    """Every method at every budget and seed on t tbar; medians over seeds, FAB's gains.
+    ``saved(block)`` after each budget (a partial result survives a cut-off run)."""
     f = ttbar_target()
     block: dict = {"nwa_pb": f.narrow_width_cross_section(), "n_eval": n_eval, "budgets": {},
                    "fab_ess_gain_by_budget": {}}  # fmt: skip
@@ -214,6 +219,7 @@ def ttbar(budgets: list[int], seeds: list[int], n_eval: int) -> dict:
         block["fab_ess_gain_by_budget"][str(budget)] = rows["fab_ess_gain"]
         print(f"{budget:>8.0e} FAB ESS per call / best other: {rows['fab_ess_gain']:.3f}")
         block["budgets"][str(budget)] = rows
+        saved(block)
     return block
 
 
