@@ -19,6 +19,7 @@ from hepflows.physics.processes import (
     ttbar_cross_section,
 )
 from hepflows.physics.processes.ttbar import GEV2_TO_PB
+from hepflows.physics.processes.ttbar_resonant import resonant_density, resonant_final_state
 
 TARGET = EEToTTbarWWbb()
 
@@ -26,56 +27,6 @@ TARGET = EEToTTbarWWbb()
 def _u(n: int, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return 1e-5 + (1 - 2e-5) * torch.rand(n, 8, dtype=torch.float64, generator=gen)
-
-
-# ----------------------------------------------------------------- a resonant parametrisation
-def _kallen(a, b, c):
-    return a * a + b * b + c * c - 2 * a * b - 2 * a * c - 2 * b * c
-
-
-def _phi2(s, m1, m2):
-    return torch.sqrt(_kallen(s, m1 * m1, m2 * m2)) / (8 * math.pi * s)
-
-
-def _breit_wigner(r, mass, width, lo, hi):
-    """s = M^2 + M G tan(...) on [lo, hi] (tensors) and ds/dr."""
-    mg = mass * width
-    a0, a1 = torch.atan((lo - mass**2) / mg), torch.atan((hi - mass**2) / mg)
-    s = mass**2 + mg * torch.tan(a0 + r * (a1 - a0))
-    return s, (a1 - a0) * ((s - mass**2) ** 2 + mg**2) / mg
-
-
-def _two_body(parent, s, m1, m2, cos, phi):
-    """Daughters of ``parent`` (mass^2 s) with angles (cos, phi) in its rest frame."""
-    k = torch.sqrt(_kallen(s, m1 * m1, m2 * m2)) / (2 * torch.sqrt(s))
-    sin = torch.sqrt((1 - cos) * (1 + cos))
-    vec = k[:, None] * torch.stack((sin * torch.cos(phi), sin * torch.sin(phi), cos), -1)
-    p1 = torch.cat((torch.sqrt(m1 * m1 + k * k)[:, None], vec), -1)
-    p2 = torch.cat((torch.sqrt(m2 * m2 + k * k)[:, None], -vec), -1)
-    beta = parent[:, 1:] / parent[:, :1]
-    return boost(p1, beta), boost(p2, beta)
-
-
-def _resonant(y: torch.Tensor, target: EEToTTbarWWbb) -> tuple[torch.Tensor, torch.Tensor]:
-    """y (n, 8) -> final-state momenta (n, 4, 4) and d Phi_4 / dy (n,): Breit-Wigner maps of
-    m_t^2 and m_tbar^2, the production angles and the two decays' angles,
-
-        d Phi_4 = ds_t / 2 pi ds_tbar / 2 pi Phi_2(s; m_t*, m_tbar*) Phi_2(s_t) Phi_2(s_tbar).
-    """
-    par = target.params
-    mw, mb, mt, wt, rs = target.mw, par.mb, par.mt, par.wt, par.sqrt_s
-    lo = torch.full_like(y[:, 0], (mw + mb) ** 2)
-    st, jt = _breit_wigner(y[:, 0], mt, wt, lo, torch.full_like(lo, (rs - mw - mb) ** 2))
-    stb, jtb = _breit_wigner(y[:, 1], mt, wt, lo, (rs - torch.sqrt(st)) ** 2)
-    beams = torch.zeros_like(y[:, :4])
-    beams[:, 0] = rs
-    s = torch.full_like(st, rs**2)
-    pt, ptb = _two_body(beams, s, st.sqrt(), stb.sqrt(), 2 * y[:, 2] - 1, 2 * math.pi * y[:, 3])
-    wp, b = _two_body(pt, st, mw, mb, 2 * y[:, 4] - 1, 2 * math.pi * y[:, 5])
-    wm, bb = _two_body(ptb, stb, mw, mb, 2 * y[:, 6] - 1, 2 * math.pi * y[:, 7])
-    jac = (jt * jtb / (2 * math.pi) ** 2 * _phi2(s, st.sqrt(), stb.sqrt())
-           * _phi2(st, mw, mb) * _phi2(stb, mw, mb))  # fmt: skip
-    return torch.stack((wp, b, wm, bb), dim=1), jac
 
 
 def _all_momenta(target, final):
@@ -161,7 +112,8 @@ def _random_lorentz(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_lorentz_invariance():
     flat, _ = TARGET.momenta(_u(200, seed=2))
     gen = torch.Generator().manual_seed(3)
-    resonant, _ = _resonant(torch.rand(200, 8, dtype=torch.float64, generator=gen), TARGET)
+    y = torch.rand(200, 8, dtype=torch.float64, generator=gen)
+    resonant, _ = resonant_final_state(y, TARGET)
     p = torch.cat((flat, _all_momenta(TARGET, resonant)))
     before = TARGET.matrix_element_squared(p)
     for seed in (0, 1):
@@ -196,7 +148,7 @@ def test_gradient_against_finite_differences():
     gen = torch.Generator().manual_seed(7)
     y = torch.rand(4, 8, dtype=torch.float64, generator=gen)
     y[:, 0], y[:, 1] = torch.tensor([0.3, 0.45, 0.6, 0.7]), torch.tensor([0.65, 0.5, 0.35, 0.2])
-    final, _ = _resonant(y, TARGET)
+    final, _ = resonant_final_state(y, TARGET)
     on_ridge = TARGET.inverse(_all_momenta(TARGET, final))
     eye = torch.eye(8, dtype=torch.float64)
     for points, h in ((_u(4, seed=5), 1e-6), (on_ridge, 1e-7)):
@@ -281,7 +233,7 @@ def test_integral_against_the_narrow_width_limit(width_scale):
 
     @vegas.lbatchintegrand
     def integrand(y: np.ndarray) -> np.ndarray:
-        final, jac = _resonant(torch.from_numpy(np.ascontiguousarray(y)), target)
+        final, jac = resonant_final_state(torch.from_numpy(np.ascontiguousarray(y)), target)
         u = target.inverse(_all_momenta(target, final))
         _, weight = target.phase_space(u)
         return (target(u) * jac / weight).numpy()
@@ -300,3 +252,17 @@ def test_integral_against_the_narrow_width_limit(width_scale):
         assert 1.03 < ratio < 1.10  # the off-shell excess described above
     else:
         assert abs(ratio - 1) < 1.5e-3  # narrow-width limit (expected excess ~ +0.06 %)
+
+
+def test_resonant_density_is_the_flat_one_through_the_change_of_variables():
+    """resonant_density(y) = f(u(y)) |du/dy| with |du/dy| = (d Phi / dy) / W(u)."""
+    y = torch.rand(50, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    final, jac = resonant_final_state(y, TARGET)
+    u = TARGET.inverse(_all_momenta(TARGET, final))
+    inside = ((u > 1e-5) & (u < 1 - 1e-5)).all(1)  # away from the clamp of __call__
+    _, weight = TARGET.phase_space(u)
+    flat = TARGET(u) * jac / weight
+    torch.testing.assert_close(resonant_density(TARGET, y)[inside], flat[inside], rtol=1e-9,
+                               atol=0.0)  # fmt: skip
+    assert int(inside.sum()) > 40
+
