@@ -299,8 +299,10 @@ def plot_curves(results: list[dict], out) -> None:
         if "many_well" in res:
             panels += [("many_well", "abs_log_z_error", "Many-Well 32-D: |log Z error|"),
                        ("many_well", "forward_ess", "Many-Well 32-D: forward ESS")]  # fmt: skip
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5), squeeze=False)
-    for ax, (target, key, title) in zip(axes[0], panels, strict=True):
+    cols = min(2, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 5.5 * rows), squeeze=False)
+    for ax, (target, key, title) in zip(axes.flat, panels, strict=False):
         block = next(r[target] for r in results if target in r)
         budgets = sorted(block["budgets"], key=float)
         methods = [m for m in block["budgets"][budgets[0]] if isinstance(
@@ -313,7 +315,7 @@ def plot_curves(results: list[dict], out) -> None:
         ax.set_xscale("log")
         if key != "forward_ess":
             ax.set_yscale("log")
-        ax.set_xlabel("training budget (density + gradient evaluations)")
+        ax.set_xlabel("training calls (density + gradient)", fontsize=14)
         ax.set_title(title, fontsize=13)
         ax.legend(fontsize=11)
     fig.tight_layout()
