@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +54,41 @@ def vegas_final_pass(integ, f, n_eval: int) -> tuple[float, float, np.ndarray]:
         var += np.sum((n_h[ok] * s2[ok] - s1[ok] ** 2) / (n_h[ok] - 1))
     w = np.concatenate(ws)
     return float(total), max(float(var), 0.0), len(w) * w
+
+
+def vegas_run(f, dims: int, n_train: int, n_eval: int, seed: int, keep_points: bool = False
+              ) -> dict:  # fmt: skip
+    """VEGAS as every benchmark runs it: ``vegas.Integrator([[0, 1]] * dims)`` adapted in
+    nitn=10 iterations over ``n_train`` calls, then one :func:`vegas_final_pass` of ``n_eval``.
+
+    Returns:
+        ``integral``, ``error`` (vegas' stratified standard error), ``w`` (the per-point
+        estimates, numpy), ``train_calls``, ``calls`` (training and evaluation),
+        ``seconds``, and with ``keep_points`` the evaluation points ``x`` (numpy).
+    """
+    import vegas
+
+    cf = Counted(f)
+    xs: list[np.ndarray] = []
+
+    @vegas.lbatchintegrand
+    def fv(x):
+        if keep_points:
+            xs.append(np.array(x))
+        return cf(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    integ = vegas.Integrator([[0.0, 1.0]] * dims, ran_array_generator=rng.random)
+    integ(fv, nitn=10, neval=n_train // 10)
+    train_calls = cf.calls
+    xs.clear()
+    total, var, w = vegas_final_pass(integ, fv, n_eval)
+    out = {"integral": total, "error": math.sqrt(var), "w": w, "train_calls": train_calls,
+           "calls": cf.calls, "seconds": time.perf_counter() - t0}  # fmt: skip
+    if keep_points:
+        out["x"] = np.concatenate(xs)
+    return out
 
 
 def finish(result: dict, out: Path | None) -> None:

@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 import fab_highdim
-from common import Counted, finish, vegas_final_pass
+from common import finish, vegas_run
 from hepflows.integrate import FABIntegrator, NeuralIntegrator, ReparamKLIntegrator
 from hepflows.physics.decays import lc2pkpi, pi1800
 
@@ -91,24 +91,9 @@ def run_flow(integ, budget: int, n_eval: int) -> dict:
 
 
 def run_vegas(f, budget: int, n_eval: int, seed: int) -> dict:
-    import vegas
-
-    cf = Counted(f)
-    xs = []
-
-    @vegas.lbatchintegrand
-    def fv(x):
-        xs.append(np.array(x))
-        return cf(torch.from_numpy(np.ascontiguousarray(x))).numpy()
-
-    rng = np.random.default_rng(seed)
-    integ = vegas.Integrator([[0.0, 1.0]] * 2, ran_array_generator=rng.random)
-    integ(fv, nitn=10, neval=budget // 10)
-    used = cf.calls
-    xs.clear()
-    _, _, w = vegas_final_pass(integ, fv, n_eval)
-    return {"x": torch.from_numpy(np.concatenate(xs)), "w": torch.from_numpy(w),
-            "train_calls": used, "grad_calls": 0}  # fmt: skip
+    r = vegas_run(f, 2, budget, n_eval, seed, keep_points=True)
+    return {"x": torch.from_numpy(r["x"]), "w": torch.from_numpy(r["w"]),
+            "train_calls": r["train_calls"], "grad_calls": 0}  # fmt: skip
 
 
 METHODS = {

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from common import Counted, vegas_final_pass
+from common import vegas_run
 from hepflows.integrate import (
     FAB,
     ManyWell,
@@ -171,29 +171,13 @@ def uniform_ess(f, n: int = 2_000_000, seed: int = 123) -> dict:
             "points": len(w)}  # fmt: skip
 
 
-def vegas_run(f, dims: int, budget: int, n_eval: int, seed: int) -> dict:
-    import vegas
-
-    cf = Counted(f)
-
-    @vegas.lbatchintegrand
-    def fv(x):
-        return cf(torch.from_numpy(np.ascontiguousarray(x))).numpy()
-
-    t = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    integ = vegas.Integrator([[0.0, 1.0]] * dims, ran_array_generator=rng.random)
-    integ(fv, nitn=10, neval=budget // 10)
-    used = cf.calls
-    value, error, w = vegas_final_pass(integ, fv, n_eval)
-    w = torch.from_numpy(w)
-    return {"ess_fraction": normalised_ess(w.log()), "integral": value, "integral_error": error,
-            "train_calls": used, "grad_calls": 0, "seconds": time.perf_counter() - t}  # fmt: skip
-
-
 def ttbar_run(method: str, f, budget: int, n_eval: int, seed: int) -> dict:
     if method == "vegas":
-        out = vegas_run(f, 8, budget, n_eval, seed)
+        r = vegas_run(f, 8, budget, n_eval, seed)
+        out = {"ess_fraction": normalised_ess(torch.from_numpy(r["w"]).log()),
+               "integral": r["integral"], "integral_error": r["error"],
+               "train_calls": r["train_calls"], "grad_calls": 0,
+               "seconds": r["seconds"]}  # fmt: skip
     else:
         t = time.perf_counter()
         integ = _flow(f, 8, method, seed, "unit", TT_FAB)

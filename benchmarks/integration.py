@@ -33,10 +33,9 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from common import Counted, finish, vegas_final_pass
+from common import Counted, finish, vegas_run
 from hepflows.integrate import NeuralIntegrator, builtin, camel
 from hepflows.integrate.result import weight_statistics
 
@@ -88,21 +87,9 @@ def run_hepflows(f, d, n_train, n_eval, seed):
 
 
 def run_vegas(f, d, n_train, n_eval, seed):
-    import vegas
-
-    cf = Counted(f)
-
-    @vegas.lbatchintegrand
-    def fv(x):
-        return cf(torch.from_numpy(np.ascontiguousarray(x))).numpy()
-
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    integ = vegas.Integrator(d * [[0.0, 1.0]], ran_array_generator=rng.random)
-    integ(fv, nitn=10, neval=n_train // 10)
-    total, var, w = vegas_final_pass(integ, fv, n_eval)
-    return figures(total, math.sqrt(var), torch.from_numpy(w), len(w), cf.calls,
-                   time.perf_counter() - t0)  # fmt: skip
+    r = vegas_run(f, d, n_train, n_eval, seed)
+    return figures(r["integral"], r["error"], torch.from_numpy(r["w"]), len(r["w"]), r["calls"],
+                   r["seconds"])  # fmt: skip
 
 
 def run_madnis(f, d, n_train, n_eval, seed):
