@@ -1,7 +1,10 @@
-"""Helpers shared by the flow tests: random (non-identity) flows and exact Jacobians."""
+"""Helpers shared by the tests: random (non-identity) flows, exact Jacobians, device hygiene."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -61,3 +64,20 @@ def per_sample_logdet(fn, x: Tensor) -> Tensor:
     off[torch.arange(n), :, torch.arange(n), :] = 0
     assert off.abs().max() == 0, "rows of a batch must not influence each other"
     return torch.linalg.slogdet(blocks).logabsdet
+
+
+@contextmanager
+def meta_default() -> Iterator[None]:
+    """torch's default device is "meta" inside: a tensor made without an explicit device is a
+    meta tensor and breaks the run (on a GPU it would land on the CPU)."""
+    torch.set_default_device("meta")
+    try:
+        yield
+    finally:
+        torch.set_default_device("cpu")
+
+
+def meta_default_on_cpu(device: str) -> contextlib.AbstractContextManager[None]:
+    """:func:`meta_default` for a run on ``device="cpu"``; nothing on other devices."""
+    return meta_default() if device == "cpu" else nullcontext()
+

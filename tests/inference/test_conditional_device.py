@@ -11,13 +11,13 @@ this machine has (CUDA and MPS where present).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import pytest
 import torch
 from torch import Tensor
 
+from helpers import meta_default_on_cpu
 from hepflows.device import available_devices, generator_on, resolve_device
 from hepflows.inference import FlowTransfer, mem
 from hepflows.inference.conditional import ConditionalDensity
@@ -25,17 +25,6 @@ from hepflows.inference.pairs import Pairs
 from hepflows.inference.unfolding import UnfoldingModel, train, unfold
 
 SMALL = {"transforms": 2, "bins": 6, "hidden": (16, 16)}
-
-
-@contextmanager
-def unplaced_refused(device: str) -> Iterator[None]:
-    """On the CPU, make torch's default device "meta": an allocation without a device fails."""
-    if device == "cpu":
-        torch.set_default_device("meta")
-    try:
-        yield
-    finally:
-        torch.set_default_device("cpu")
 
 
 def _pairs(n: int = 3000, seed: int = 0) -> Pairs:
@@ -57,7 +46,7 @@ def test_conditional_density_trains_samples_and_reloads_on_each_device(device) -
     q = ConditionalDensity(pairs.observables, device=device, **SMALL)
     dev = resolve_device(device)
     assert all(p.device.type == dev.type for p in q.flow.parameters())
-    with unplaced_refused(device):
+    with meta_default_on_cpu(device):
         q.fit(truth, reco, steps=30, batch_size=256, holdout=0.2, validate_every=10)
         x, logq = q.sample_and_log_prob(reco[:7], 20, generator_on(dev, 1))
         lp = q.log_prob(truth[:9], reco[:9])
@@ -95,7 +84,7 @@ def test_unfolding_trains_unfolds_and_reloads_on_each_device(device, method, tmp
     pairs = _pairs()
     measured = _pairs(800, seed=1)
     measured = measured.reco[measured.passed]
-    with unplaced_refused(device):
+    with meta_default_on_cpu(device):
         model = train(pairs, method, ensemble=2, steps=30, batch_size=256, efficiency_epochs=2,
                       device=device, **SMALL)  # fmt: skip
         spinup = {"iterations": 1, "steps": 10, "batch_size": 256, **SMALL}
@@ -137,7 +126,7 @@ def test_learned_mem_on_each_device_gives_the_cpu_integrals(device) -> None:
     sizes = {"steps": 40, "batch_size": 256, "seed": 0, "names_x": ("x",), "transforms": 2,
              "bins": 6, "hidden": (16, 16)}  # fmt: skip
     thetas = torch.tensor([[-0.2], [0.0], [0.3]], dtype=torch.float64)
-    with unplaced_refused(device):
+    with meta_default_on_cpu(device):
         learned = FlowTransfer.train(truth, reco, device=device, **sizes)
         ints = mem.event_integrals(_Gaussian(), learned, reco[:6], thetas, points=64, seed=3)
     assert learned.transfer.device.type == resolve_device(device).type

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import meta_default_on_cpu
 from hepflows.device import available_devices, generator_on, resolve_device
 from hepflows.inference.posterior import Posterior, simulate
 from hepflows.inference.priors import Normal, Prior, Uniform
@@ -35,17 +36,11 @@ def test_posterior_trains_and_samples_on_each_device(device, tmp_path) -> None:
                      ensemble=2, device=device)  # fmt: skip
     dev = resolve_device(device)
     assert all(p.device.type == dev.type for p in post.members.parameters())
-    meta = device == "cpu"
-    if meta:  # nothing unplaced: every runtime tensor gets its device explicitly
-        torch.set_default_device("meta")
-    try:
+    with meta_default_on_cpu(device):  # nothing unplaced: every tensor gets its device
         post.train(theta, x, steps=20, batch_size=64, validate_every=10)
         draws, logq = post.sample_and_log_prob(x[:3], 50, generator_on(dev, 1))
         lp = post.log_prob(theta[:5], x[:5])
         box = post.interval(x[:2], samples=200, generator=generator_on(dev, 2))
-    finally:
-        if meta:
-            torch.set_default_device("cpu")
     assert draws.shape == (50, 3, 2) and draws.device.type == "cpu"
     assert torch.isfinite(logq).all() and torch.isfinite(lp).all()
     assert box.shape == (2, 2, 2) and (draws[..., 0] >= 0).all() and (draws[..., 0] <= 3).all()

@@ -11,13 +11,12 @@ GPU) breaks the run.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from helpers import meta_default
 from hepflows import ConfigError, cli
 from hepflows.device import available_devices, resolve_device, stream_key
 from hepflows.generate import generate_events, generate_sharded
@@ -27,16 +26,6 @@ from hepflows.physics import DrellYan
 
 DEVICES = [d for d in available_devices() if d != "mps"]  # MPS has no float64
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
-
-
-@contextmanager
-def meta_default() -> Iterator[None]:
-    """torch's default device is "meta" inside: unplaced tensors break the run."""
-    torch.set_default_device("meta")
-    try:
-        yield
-    finally:
-        torch.set_default_device("cpu")
 
 
 # ----------------------------------------------------------------- resolve_device

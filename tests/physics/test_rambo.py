@@ -1,13 +1,12 @@
 """Flat n-body phase space (RAMBO on diet + massive rescaling): round trips, Jacobians, volumes."""
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import meta_default
 from hepflows import ConfigError, InputError
 from hepflows.physics.rambo import RamboOnDiet, mass_cdf, mass_cdf_inverse, massless_volume
 
@@ -204,20 +203,10 @@ def test_bad_input_raises():
         RamboOnDiet(100.0, [-1.0, 1.0])
 
 
-@contextmanager
-def _meta_default() -> Iterator[None]:
-    """torch's default device is "meta" inside: tensors made without a device break."""
-    torch.set_default_device("meta")
-    try:
-        yield
-    finally:
-        torch.set_default_device("cpu")
-
-
 def test_runs_on_the_inputs_device():
     ps = RamboOnDiet(SQRT_S, [MW, MB, MW, MB])
     u = _u(50, ps.dims)
-    with _meta_default():
+    with meta_default():
         p, w = ps(u)
         back = ps.inverse(p)
     assert p.device.type == "cpu" and w.device.type == "cpu"

@@ -10,6 +10,7 @@ import pytest
 import torch
 import vegas
 
+from helpers import meta_default
 from hepflows import ConfigError, InputError
 from hepflows.physics.kinematics import boost
 from hepflows.physics.processes import (
@@ -180,19 +181,9 @@ def test_bad_input_raises():
         EEToTTbarWWbb(chunk_size=0)
 
 
-@contextmanager
-def _meta_default() -> Iterator[None]:
-    """torch's default device is "meta" inside: tensors made without a device break."""
-    torch.set_default_device("meta")
-    try:
-        yield
-    finally:
-        torch.set_default_device("cpu")
-
-
 def test_runs_on_the_inputs_device():
     u = _u(20, seed=6).requires_grad_(True)
-    with _meta_default():
+    with meta_default():
         density = TARGET(u)
         (grad,) = torch.autograd.grad(density.log().sum(), u)
     assert density.device.type == "cpu" and torch.isfinite(grad).all()
