@@ -186,7 +186,8 @@ class GaussianMixture(Target):
 
 def gmm40(dims: int = 2) -> GaussianMixture:
     """The FAB paper's GMM: 40 Gaussians, means uniform in [-40, 40]^d drawn from a
-    generator seeded 0 (the paper's ``torch.manual_seed(0)``), std softplus(1) = 1.313."""
+    generator of its own seeded 0 (the same stream as the paper's global seed 0; the global
+    RNG is not touched), std softplus(1) = 1.313."""
     g = torch.Generator(device="cpu").manual_seed(0)
     means = (torch.rand(40, dims, generator=g, device="cpu") - 0.5) * 2 * 40.0
     return GaussianMixture(means.to(torch.float64), math.log1p(math.e), name=f"gmm40-{dims}d")
