@@ -449,3 +449,30 @@ def test_evaluate_help_says_the_classifier_stops_on_a_plateau() -> None:
     assert result.exit_code == 0
     assert "stops improving" in result.output and "not converged" in result.output
     assert "--patience" in result.output and "--no-gbdt" in result.output
+
+
+def test_simulate_granular_geometry_defaults_and_resume(tmp_path) -> None:
+    """--geometry ds2: CaloChallenge electrons 1 GeV - 1 TeV log-uniform by default, written
+    chunk by chunk; a leftover .partial of the same run is resumed, giving the same file."""
+    out = tmp_path / "ds2.h5"
+    text = _cli("simulate", "--out", out, "--events", 30, "--geometry", "ds2", "--max-spots",
+                300, "--chunk-size", 10)  # fmt: skip
+    assert "wrote 30 showers (6480 voxels, calochallenge layout)" in text
+    assert "particle='electron'" in text and "log-uniform" in text
+    whole = read_showers(out)
+    assert whole.geometry.name == "calochallenge-ds2" and whole.voxels.shape == (30, 6480)
+    assert 1e3 <= whole.energy.min() and whole.energy.max() <= 1e6
+    # a run cut after its first chunk: the partial file holds 10 committed showers
+    from hepflows.calo.showerstream import ShowerWriter, partial_path
+
+    again = tmp_path / "again.h5"
+    with h5py.File(out) as f:
+        attrs = {k: f.attrs[k] for k in ("simulator", "chunk_size", "n_showers")}
+    attrs = {k: v.item() if hasattr(v, "item") else v for k, v in attrs.items()}
+    with ShowerWriter(again, "ds2", attrs=attrs) as w:
+        w.append(whole[:10])
+    assert partial_path(again).exists()
+    _cli("simulate", "--out", again, "--events", 30, "--geometry", "ds2", "--max-spots", 300,
+         "--chunk-size", 10)  # fmt: skip
+    assert not partial_path(again).exists()
+    np.testing.assert_array_equal(read_showers(again).voxels, whole.voxels)

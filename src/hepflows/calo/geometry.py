@@ -12,10 +12,16 @@ A layer without voxels (``r_edges="0"`` in CaloChallenge files) still has a
 depth: energy deposited there is lost, like dead material.
 
 The binning XML is the CaloChallenge one (``<Bins><Bin name=... pid=...>
-<Layer id=... r_edges=... n_bin_alpha=.../>``), extended with two optional
+<Layer id=... r_edges=... n_bin_alpha=.../>``), extended with optional
 attributes that CaloChallenge readers ignore: ``x_edges``/``y_edges`` for a
-cartesian layer and ``depth_x0`` (thickness in radiation lengths, used by the
-toy simulator).
+cartesian layer, ``depth_x0`` (thickness in radiation lengths) and, on
+``<Bin>``, ``material`` (a :data:`hepflows.calo.simulator.MATERIALS` name), both
+used by the toy simulator.
+
+Built-in geometries: ``calogan`` (504 voxels), ``calochallenge-ds1-photon``
+(368), ``calochallenge-ds2`` (45 layers x 16 angles x 9 radii = 6 480 voxels,
+electrons) and ``calochallenge-ds3`` (45 x 50 x 18 = 40 500); ``ds1``, ``ds2``
+and ``ds3`` are short names.
 """
 
 from __future__ import annotations
@@ -36,6 +42,14 @@ from hepflows.io.atomic import atomic_write
 BUILTIN = {
     "calogan": "calogan.xml",
     "calochallenge-ds1-photon": "calochallenge_ds1_photon.xml",
+    "calochallenge-ds2": "calochallenge_ds2_electron.xml",
+    "calochallenge-ds3": "calochallenge_ds3_electron.xml",
+}
+#: Short names of built-in geometries.
+ALIASES = {
+    "ds1": "calochallenge-ds1-photon",
+    "ds2": "calochallenge-ds2",
+    "ds3": "calochallenge-ds3",
 }
 
 
@@ -169,12 +183,15 @@ class Geometry:
         particle: particle name of the binning file (``"photon"``, ``"pion"``...).
         pid: its PDG id.
         name: a label.
+        material: name of the toy simulator's medium for this geometry
+            (:data:`hepflows.calo.simulator.MATERIALS`), or ``None`` (its default).
     """
 
     layers: tuple[Layer, ...]
     particle: str = "photon"
     pid: int = 22
     name: str = "custom"
+    material: str | None = None
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -231,6 +248,57 @@ class Geometry:
         """
         return np.stack([voxels[:, self.slices[i]].sum(1) for i in self.voxel_layers], 1)
 
+    def voxel_index(self, layer: np.ndarray | int, first: np.ndarray | int,
+                    second: np.ndarray | int) -> np.ndarray:  # fmt: skip
+        """Position in the (V,) voxel vector of voxels given by layer and bin.
+
+        Args:
+            layer: (n,) or scalar position of the layer in :attr:`layers`.
+            first: (n,) angular bin (polar layer) or row y (cartesian layer).
+            second: (n,) radial bin (polar) or column x (cartesian).
+
+        Returns:
+            (n,) int64 voxel indices (CaloChallenge order: layer-major, then angle,
+            then radius).
+
+        Raises:
+            InputError: a bin outside its layer (or an empty layer).
+        """
+        layer, first, second = np.broadcast_arrays(*(np.asarray(a, np.int64)
+                                                     for a in (layer, first, second)))  # fmt: skip
+        if ((layer < 0) | (layer >= len(self.layers))).any():
+            raise InputError(f"layer positions must lie in [0, {len(self.layers)})")
+        shapes = np.array([lay.shape for lay in self.layers], np.int64)  # (L, 2)
+        starts = np.array([sl.start for sl in self.slices], np.int64)
+        n_a, n_b = shapes[layer, 0], shapes[layer, 1]
+        if ((first < 0) | (first >= n_a) | (second < 0) | (second >= n_b)).any():
+            raise InputError("bins outside their layer: need 0 <= angle (row) < n_alpha (n_y) "
+                             "and 0 <= radius (column) < n_r (n_x) of each layer")  # fmt: skip
+        return starts[layer] + first * n_b + second
+
+    def voxel_bins(self, index: np.ndarray | int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The inverse of :meth:`voxel_index`.
+
+        Args:
+            index: (n,) voxel indices in [0, V).
+
+        Returns:
+            layer position, angular bin (row) and radial bin (column), each (n,) int64.
+
+        Raises:
+            InputError: an index outside [0, V).
+        """
+        index = np.asarray(index, np.int64)
+        if ((index < 0) | (index >= self.n_voxels)).any():
+            raise InputError(f"voxel indices must lie in [0, {self.n_voxels})")
+        starts = np.array([sl.start for sl in self.slices], np.int64)
+        sizes = np.array([lay.n_voxels for lay in self.layers], np.int64)
+        full = np.flatnonzero(sizes > 0)  # empty layers share the next layer's start
+        layer = full[np.searchsorted(starts[full], index, side="right") - 1]
+        n_b = np.array([lay.shape[1] for lay in self.layers], np.int64)[layer]
+        local = index - starts[layer]
+        return layer, local // n_b, local % n_b
+
     # --------------------------------------------------------------------- XML
     @classmethod
     def from_xml(cls, path: str | os.PathLike, particle: str | None = None) -> Geometry:
@@ -281,7 +349,7 @@ class Geometry:
                 raise InputError(f"{path}: layer {lid}: {err}") from None
         return cls(
             tuple(layers), particle=b.get("name", "photon"), pid=int(b.get("pid", "22")),
-            name=path.stem,
+            name=path.stem, material=b.get("material"),
         )  # fmt: skip
 
     def to_xml(self, path: str | os.PathLike) -> None:
@@ -292,6 +360,8 @@ class Geometry:
 
         root = ET.Element("Bins")
         b = ET.SubElement(root, "Bin", pid=str(self.pid), name=self.particle)
+        if self.material is not None:
+            b.set("material", self.material)
         for layer in self.layers:
             attrs = {"id": str(layer.id)}
             if layer.x_edges:
@@ -308,14 +378,18 @@ class Geometry:
     @classmethod
     def builtin(cls, name: str) -> Geometry:
         """A geometry shipped with hepflows: ``"calogan"`` (3 layers, 3x96 + 12x12 +
-        12x6 = 504 voxels) or ``"calochallenge-ds1-photon"`` (368 voxels)."""
+        12x6 = 504 voxels), ``"calochallenge-ds1-photon"`` (368 voxels),
+        ``"calochallenge-ds2"`` (6 480) or ``"calochallenge-ds3"`` (40 500); or a
+        short name of :data:`ALIASES` (``"ds2"``)."""
+        name = ALIASES.get(name, name)
         if name not in BUILTIN:
             raise ConfigError(f"unknown geometry {name!r}: choose from {sorted(BUILTIN)} "
-                              "or give the path of a binning XML")  # fmt: skip
+                              f"(short names {sorted(ALIASES)}) or give the path of a "
+                              "binning XML")  # fmt: skip
         ref = resources.files("hepflows.calo") / "geometries" / BUILTIN[name]
         with resources.as_file(ref) as p:
             geometry = cls.from_xml(p)
-        return Geometry(geometry.layers, geometry.particle, geometry.pid, name)
+        return Geometry(geometry.layers, geometry.particle, geometry.pid, name, geometry.material)
 
     @classmethod
     def resolve(cls, spec: str | os.PathLike | Geometry) -> Geometry:
@@ -323,6 +397,7 @@ class Geometry:
         if isinstance(spec, Geometry):
             return spec
         name = str(spec).replace("_", "-")  # calochallenge_ds1_photon works too
-        if not Path(spec).suffix and (name in BUILTIN or not Path(spec).exists()):
+        if not Path(spec).suffix and (name in BUILTIN or name in ALIASES
+                                      or not Path(spec).exists()):  # fmt: skip
             return cls.builtin(name)  # names the built-in choices when unknown
         return cls.from_xml(spec)

@@ -76,7 +76,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -167,6 +169,20 @@ class Material:
                 )
         if not (np.isfinite(self.mip_mev_per_x0) and self.mip_mev_per_x0 >= 0):
             raise ConfigError(f"Material.mip_mev_per_x0 must be >= 0, got {self.mip_mev_per_x0}")
+
+
+#: Media of the toy simulator by name; a geometry's XML may name one (``<Bin material=...>``).
+MATERIALS: dict[str, Material] = {
+    # ATLAS-like lead / liquid argon (the class defaults): CaloGAN, CaloChallenge ds1.
+    "lead-argon": Material(),
+    # Silicon-tungsten (CaloChallenge ds2/ds3, ILD-like ECAL): tungsten's critical energy
+    # 7.97 MeV and Moliere radius 9.33 mm (PDG), a CALICE-like stochastic term 0.17,
+    # lambda_I / X0 = 99 mm / 3.5 mm = 28, a MIP loses 1.145 MeV cm^2/g x 19.3 g/cm^3 x
+    # 0.35 cm = 7.7 MeV per X0.
+    "tungsten-silicon": Material(Z=74.0, critical_energy_mev=7.97, moliere_radius_mm=9.33,
+                                 sampling_resolution=0.17, interaction_length_x0=28.0,
+                                 mip_mev_per_x0=7.7),  # fmt: skip
+}
 
 
 class _Component(NamedTuple):
@@ -268,7 +284,8 @@ class ToySimulator:
         geometry: a built-in geometry name, a binning-XML path or a :class:`Geometry`;
             every layer needs ``depth_x0``.
         particle: ``"photon"``, ``"electron"`` (EM showers) or ``"pion"`` (hadron-like).
-        material: the calorimeter medium.
+        material: the calorimeter medium, a :class:`Material` or a :data:`MATERIALS`
+            name; ``None``: the geometry's (its XML's ``material``), else lead/argon.
         energy_range_mev: (min, max) incident energy in MeV (CaloGAN: 1-100 GeV).
         energy_distribution: ``"uniform"`` (CaloGAN) or ``"log-uniform"`` in that range.
         seed: seed of the ``numpy.random.Generator``; one simulator is one random
@@ -294,7 +311,7 @@ class ToySimulator:
         self,
         geometry: str | os.PathLike | Geometry = "calogan",
         particle: str = "photon",
-        material: Material | None = None,
+        material: Material | str | None = None,
         energy_range_mev: tuple[float, float] = (1e3, 1e5),
         energy_distribution: str = "uniform",
         seed: int = 0,
@@ -335,9 +352,17 @@ class ToySimulator:
                 "depth_x0 > 0 (radiation lengths)"
             )
         self.particle = particle
-        self.material = Material() if material is None else material
-        if not isinstance(self.material, Material):
-            raise ConfigError(f"material must be a Material, got {type(material).__name__}")
+        if material is None:
+            material = self.geometry.material or "lead-argon"
+        if isinstance(material, str):
+            if material not in MATERIALS:
+                raise ConfigError(f"unknown material {material!r}: choose from "
+                                  f"{sorted(MATERIALS)} or pass a Material")  # fmt: skip
+            material = MATERIALS[material]
+        if not isinstance(material, Material):
+            raise ConfigError(f"material must be a Material or a name, got "
+                              f"{type(material).__name__}")  # fmt: skip
+        self.material = material
         self.energy_range_mev = (lo, hi)
         self.energy_distribution = energy_distribution
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -408,6 +433,79 @@ class ToySimulator:
                 self._chunk(e, voxels[start:stop], overflow[start:stop])
                 bar.advance(stop - start)
         return Showers(incident, voxels, geometry, overflow)
+
+    def simulate_to_file(
+        self,
+        path: str | os.PathLike,
+        n: int,
+        chunk_size: int = 5000,
+        progress: bool = True,
+        resume: bool = True,
+    ) -> Path:
+        """Simulate ``n`` showers into a CaloChallenge HDF5 file, chunk by chunk.
+
+        Memory stays at one chunk (chunk_size x V x 8 bytes) whatever ``n``.
+        Chunk k draws from its own stream, ``SeedSequence(seed, spawn_key=(k,))``,
+        so the file depends only on (settings, seed, chunk_size), not on how
+        the run was cut or resumed, and different chunks can be made by
+        different processes. This method does not touch the stream of
+        :meth:`simulate`. A cut-off run resumes from ``<path>.partial``
+        (:class:`~hepflows.calo.showerstream.ShowerWriter`).
+
+        Args:
+            path: the file to write (replaced atomically when complete).
+            n: number of showers.
+            chunk_size: showers per chunk.
+            progress: show a progress bar.
+            resume: continue an unfinished run of the same settings.
+
+        Returns:
+            ``path``.
+
+        Raises:
+            InputError: n or chunk_size not an integer >= 1.
+            ConfigError: an unfinished file of other settings.
+        """
+        from hepflows.calo.showerstream import ShowerWriter
+
+        for name, value in (("n", n), ("chunk_size", chunk_size)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise InputError(f"{name} must be an integer >= 1, got {value!r}")
+        attrs = {"simulator": repr(self), "chunk_size": int(chunk_size), "n_showers": int(n)}
+        with ShowerWriter(path, self.geometry, resume=resume, attrs=attrs) as out, \
+                progress_bar(n, f"toy {self.particle} showers -> {Path(path).name}",
+                             enabled=progress) as bar:  # fmt: skip
+            bar.advance(out.n_done)
+            for chunk in self.simulate_chunks(n, chunk_size, start=out.n_done):
+                out.append(chunk)
+                bar.advance(len(chunk))
+            return out.finish()
+
+    def simulate_chunks(self, n: int, chunk_size: int = 5000, start: int = 0) -> Iterator[Showers]:
+        """Showers ``start`` to ``n`` in chunks, chunk k from ``SeedSequence(seed, (k,))``.
+
+        The streams of :meth:`simulate_to_file`: ``start`` must be a multiple of
+        ``chunk_size`` (a chunk boundary). Does not touch :meth:`simulate`'s stream.
+
+        Yields:
+            :class:`Showers` of chunk_size showers (the last may be shorter).
+
+        Raises:
+            InputError: ``start`` not on a chunk boundary or beyond ``n``.
+        """
+        if start % chunk_size or not 0 <= start <= n:
+            raise InputError(f"start must be a multiple of chunk_size ({chunk_size}) in "
+                             f"[0, {n}], got {start}")  # fmt: skip
+        own = self._rng
+        try:
+            for lo in range(start, n, chunk_size):
+                seq = np.random.SeedSequence(self.seed, spawn_key=(lo // chunk_size,))
+                self._rng = np.random.default_rng(seq)
+                shower = self.simulate(min(chunk_size, n - lo))
+                self._rng = own
+                yield shower
+        finally:
+            self._rng = own
 
     # ---------------------------------------------------------------- private
     def _spot_count(self, e_gev: np.ndarray | float) -> np.ndarray | float:

@@ -31,6 +31,7 @@ from hepflows.cli.common import (
 )
 from hepflows.console import console, count
 from hepflows.errors import ConfigError, HepflowsError
+from hepflows.progress import progress_bar
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -44,8 +45,16 @@ EVAL = {k: library_default(evaluate_showers, k) for k in ("levels", "gbdt", "epo
 E_MIN_GEV, E_MAX_GEV = (e / 1e3 for e in SIM["energy_range_mev"])
 
 Geom = Annotated[
-    str, typer.Option(help="built-in geometry (calogan, calochallenge-ds1-photon) or binning XML")
+    str,
+    typer.Option(help="built-in geometry (calogan, ds1 = calochallenge-ds1-photon, ds2, ds3) "
+                 "or binning XML"),
 ]
+#: The CaloChallenge's particle and incident energies (GeV) for its granular datasets: the
+#: defaults of ``simulate`` on those geometries (others: the simulator's defaults).
+CHALLENGE_SAMPLES = {
+    "calochallenge-ds2": ("electron", 1.0, 1000.0, "log-uniform"),
+    "calochallenge-ds3": ("electron", 1.0, 1000.0, "log-uniform"),
+}
 
 
 @app.callback()
@@ -76,15 +85,29 @@ def simulate(
     out: Annotated[Path, typer.Option(help="shower file to write (.h5)")] = Path("showers.h5"),
     events: Annotated[str, typer.Option(help="number of showers")] = "1e4",
     geometry: Geom = SIM["geometry"],
-    particle: Annotated[str, typer.Option(help="photon, electron or pion")] = SIM["particle"],
+    particle: Annotated[
+        str | None,
+        typer.Option(help=f"photon, electron or pion [default: ds2/ds3 electron, else "
+                     f"{SIM['particle']}]"),
+    ] = None,
     layout: Annotated[
         str, typer.Option(help="calogan or calochallenge")
     ] = library_default(write_showers, "layout"),
-    energy_min: Annotated[float, typer.Option(help="lowest incident energy (GeV)")] = E_MIN_GEV,
-    energy_max: Annotated[float, typer.Option(help="highest incident energy (GeV)")] = E_MAX_GEV,
+    energy_min: Annotated[
+        float | None,
+        typer.Option(help=f"lowest incident energy (GeV) [default: ds2/ds3 1, else "
+                     f"{E_MIN_GEV:g}]"),
+    ] = None,
+    energy_max: Annotated[
+        float | None,
+        typer.Option(help=f"highest incident energy (GeV) [default: ds2/ds3 1000, else "
+                     f"{E_MAX_GEV:g}]"),
+    ] = None,
     distribution: Annotated[
-        str, typer.Option(help="uniform or log-uniform")
-    ] = SIM["energy_distribution"],
+        str | None,
+        typer.Option(help=f"uniform or log-uniform [default: ds2/ds3 log-uniform, else "
+                     f"{SIM['energy_distribution']}]"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = SIM["seed"],
     max_spots: Annotated[
         int | None,
@@ -93,22 +116,51 @@ def simulate(
     spot_fluctuations: Annotated[
         bool, typer.Option(help="fluctuating spot energies (off: GFlash's equal spots)")
     ] = SIM["spot_fluctuations"],
+    chunk_size: Annotated[
+        int,
+        typer.Option(help="calochallenge layout: showers per chunk, written as they come (a "
+                     "cut-off run resumes from OUT.partial)"),
+    ] = library_default(ToySimulator.simulate_to_file, "chunk_size"),
 ) -> None:
-    """Simulate showers with the seeded GFlash-like toy detector and write them."""
+    """Simulate showers with the seeded GFlash-like toy detector and write them.
+
+    In the CaloChallenge layout the showers are written chunk by chunk (memory stays at one
+    chunk, e.g. for dataset 3's 40 500 voxels) and a cut-off run resumes where it stopped.
+    """
+    from hepflows.calo import Geometry
+
     output(out, "--out", "shower file", SHOWERS)
     _check_layout(layout)
-    sim = ToySimulator(geometry, particle=particle, seed=seed,
-                       energy_range_mev=_range_mev(energy_min, energy_max),
-                       energy_distribution=distribution, max_spots=max_spots,
-                       spot_fluctuations=spot_fluctuations)  # fmt: skip
+    geom = Geometry.resolve(geometry)
+    sample = CHALLENGE_SAMPLES.get(
+        geom.name, (SIM["particle"], E_MIN_GEV, E_MAX_GEV, SIM["energy_distribution"]))
+    particle = sample[0] if particle is None else particle
+    e_min = sample[1] if energy_min is None else energy_min
+    e_max = sample[2] if energy_max is None else energy_max
+    sim = ToySimulator(geom, particle=particle, seed=seed,
+                       energy_range_mev=_range_mev(e_min, e_max),
+                       energy_distribution=sample[3] if distribution is None else distribution,
+                       max_spots=max_spots, spot_fluctuations=spot_fluctuations)  # fmt: skip
     n = count(events, "--events")
+    if chunk_size < 1:
+        raise HepflowsError(f"--chunk-size must be >= 1, got {chunk_size}")
     t0 = time.perf_counter()
-    showers = sim.simulate(n, progress=True)
+    if layout == "calochallenge":
+        sim.simulate_to_file(out, n, chunk_size=chunk_size)
+    else:
+        from hepflows.calo import Showers
+
+        # the same chunk streams as the calochallenge layout: a seed gives the same showers
+        parts = []
+        with progress_bar(n, f"toy {sim.particle} showers") as bar:
+            for chunk in sim.simulate_chunks(n, chunk_size):
+                parts.append(chunk)
+                bar.advance(len(chunk))
+        write_showers(out, Showers.concatenate(parts), layout=layout)
     seconds = time.perf_counter() - t0
-    write_showers(out, showers, layout=layout)
-    console.print(f"{sim!r}\nwrote {len(showers):,} showers ({showers.geometry.n_voxels} voxels, "
+    console.print(f"{sim!r}\nwrote {n:,} showers ({geom.n_voxels} voxels, "
                   f"{layout} layout) to {out} in {seconds:.1f} s "
-                  f"({1e3 * seconds / len(showers):.3f} ms/shower)")  # fmt: skip
+                  f"({1e3 * seconds / n:.3f} ms/shower)")  # fmt: skip
 
 
 @app.command()
