@@ -1,4 +1,5 @@
-"""Calorimeter showers: geometry and shower files, a toy simulator, CaloFlow, evaluation."""
+"""Calorimeter showers: geometry and shower files, a toy simulator, CaloFlow, layer-to-layer
+flows (L2LFlow) for granular geometries, evaluation."""
 
 from hepflows.calo.caloflow import CaloFlow
 from hepflows.calo.classifier import ClassifierResult, classifier_test, gbdt_test
@@ -12,7 +13,9 @@ from hepflows.calo.features import (
     separation_power,
 )
 from hepflows.calo.geometry import Geometry, Layer
+from hepflows.calo.l2lflow import L2LFlow
 from hepflows.calo.showerfiles import read_showers, write_showers
+from hepflows.calo.showerstream import ShowerWriter, count_showers, iter_showers
 from hepflows.calo.showers import Showers
 from hepflows.calo.simulator import Material, ToySimulator
 from hepflows.calo.training import TrainingPlan, train
@@ -21,18 +24,22 @@ __all__ = [
     "CaloFlow",
     "ClassifierResult",
     "Geometry",
+    "L2LFlow",
     "Layer",
     "Material",
+    "ShowerWriter",
     "Showers",
     "ToySimulator",
     "TrainingPlan",
     "classifier_test",
+    "count_showers",
     "evaluate",
     "feature_matrix",
     "feature_names",
     "gbdt_test",
     "fpd",
     "high_level_features",
+    "iter_showers",
     "kpd",
     "plot_features",
     "read_showers",

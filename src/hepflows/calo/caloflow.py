@@ -146,6 +146,10 @@ class CaloFlow(nn.Module):
             caller's global torch RNG is not touched either way.
     """
 
+    #: File format tag and name of the model in messages (subclasses set their own).
+    format = FORMAT
+    label = "CaloFlow model"
+
     def __init__(
         self,
         geometry: str | os.PathLike | Geometry = "calogan",
@@ -170,7 +174,7 @@ class CaloFlow(nn.Module):
         n_mom = 2 * L * self.moments
         with seeded(fresh_seed() if seed is None else seed):
             self.flow1 = MAF(L + n_mom, context=1, **self.flow1_config)
-            self.teacher = MAF(self.n_voxels, context=1 + L + n_mom, **self.flow2_config)
+            self.teacher = self._flow2()
             self.student = IAF(**self.teacher.config) if student else None
         # Preprocessing statistics (fitted by fit_preprocessing, saved with the model).
         L, V = self.n_layers, self.n_voxels
@@ -189,6 +193,16 @@ class CaloFlow(nn.Module):
     def device(self) -> torch.device:
         """The device of the model's parameters and buffers."""
         return self.log_e_range.device
+
+    def _flow2(self) -> MAF:
+        """The flow II teacher: all V voxels, context E_inc, the L layer energies, moments."""
+        n_mom = 2 * self.n_layers * self.moments
+        return MAF(self.n_voxels, context=1 + self.n_layers + n_mom, **self.flow2_config)
+
+    @property
+    def flow2_dims(self) -> int:
+        """Dimensions of one flow II sample (the teacher's loss is reported per dimension)."""
+        return self.n_voxels
 
     @property
     def config(self) -> dict[str, Any]:
@@ -449,6 +463,13 @@ class CaloFlow(nn.Module):
         return torch.where(vox < self.threshold_mev, torch.zeros_like(vox), vox)
 
     # ------------------------------------------------------------- save / load
+    @classmethod
+    def _from_config(cls, geometry: Geometry, config: dict[str, Any]) -> CaloFlow:
+        """A fresh model of a saved configuration (:attr:`config`)."""
+        # models saved before moments have none
+        return cls(geometry, config["flow1"], config["flow2"], config["student"],
+                   config.get("moments", 0))  # fmt: skip
+
     def save(
         self,
         path: str | os.PathLike,
@@ -466,7 +487,7 @@ class CaloFlow(nn.Module):
         """
         tensors = {k: v.detach().to("cpu").contiguous()
                    for k, v in (self.state_dict() | (tensors or {})).items()}  # fmt: skip
-        meta = {"format": FORMAT, "hepflows_version": hepflows.__version__,
+        meta = {"format": self.format, "hepflows_version": hepflows.__version__,
                 "config": json.dumps(self.config), "extra": json.dumps(extra or {})}  # fmt: skip
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
@@ -485,7 +506,7 @@ class CaloFlow(nn.Module):
             ``(model, extra)``: the model in evaluation mode and the stored training state.
         """
         dev = resolve_device(device)
-        meta = read_metadata(path, FORMAT, "CaloFlow model", "train it again with "
+        meta = read_metadata(path, cls.format, cls.label, "train it again with "
                              "hepflows calo train")  # fmt: skip
         try:
             config = json.loads(meta["config"])
@@ -496,13 +517,7 @@ class CaloFlow(nn.Module):
                                for k, v in layer.items()}) for layer in layers),
                 g["particle"], g["pid"], g["name"],
             )  # fmt: skip
-            model = cls(
-                geometry,
-                config["flow1"],
-                config["flow2"],
-                config["student"],
-                config.get("moments", 0),
-            )  # models saved before moments
+            model = cls._from_config(geometry, config)
             state = load_file(str(path))
             for name in ("moment_mean", "moment_std"):  # models saved before moments
                 state.setdefault(name, getattr(model, name))
@@ -510,6 +525,6 @@ class CaloFlow(nn.Module):
             model.load_state_dict({k: v for k, v in state.items() if not k.startswith(skip)})
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise CheckpointError(
-                f"{path}: cannot rebuild the CaloFlow model ({err}); retrain it"
+                f"{path}: cannot rebuild the {cls.label} ({err}); retrain it"
             ) from None
         return model.to(dev).eval(), json.loads(meta.get("extra", "{}"))

@@ -100,16 +100,19 @@ def _loss(
         return -model.flow1.log_prob(y[part], c[part]).mean()
     y, c = model.flow2_data(vox, e, g)
     if stage == "teacher":
-        return -model.teacher.log_prob(y[part], c[part]).mean() / model.n_voxels
+        return -model.teacher.log_prob(y[part], c[part]).mean() / model.flow2_dims
     z = model.student.base.sample(len(y), g)
     return distillation_loss(model.teacher, model.student, y[part], c[part], z[part]).total
 
 
-def _state(checkpoint: str | os.PathLike | None) -> tuple[CaloFlow | None, dict[str, Any]]:
-    """The model and training state saved in ``checkpoint`` (``(None, {})`` if there is none)."""
+def _state(
+    checkpoint: str | os.PathLike | None, kind: type[CaloFlow] = CaloFlow
+) -> tuple[CaloFlow | None, dict[str, Any]]:
+    """The model (of class ``kind``) and training state saved in ``checkpoint``
+    (``(None, {})`` if there is none)."""
     if checkpoint is None or not Path(checkpoint).exists():
         return None, {}
-    return CaloFlow.load(checkpoint)
+    return kind.load(checkpoint)
 
 
 def train(
@@ -168,7 +171,7 @@ def train(
             f"{plan.batch_size}: simulate more showers or lower the batch size"
         )
     model.to(dev)
-    loaded, state = _state(checkpoint)
+    loaded, state = _state(checkpoint, type(model))
     if state:
         if state.get("plan") != asdict(plan):
             raise CheckpointError(

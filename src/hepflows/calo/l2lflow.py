@@ -1,0 +1,253 @@
+"""L2LFlows (Diefenbacher et al. 2023, arXiv:2302.11594): showers layer by layer.
+
+A flow over all V voxels at once (CaloFlow's flow II) does not scale to the
+granular CaloChallenge geometries (6 480 and 40 500 voxels): a MAF needs V
+sequential passes to sample, and its networks grow with V. L2LFlows split the
+shower into its layers:
+
+* **energy flow**: CaloFlow's flow I, p(E_1..E_L [, M_1..M_L] | E_inc) through
+  the u-variables (and the lateral moments M_l, see :mod:`hepflows.calo.caloflow`);
+* **layer flow**: one conditional flow p(x_l | E_inc, E_l, E_{l-1}, l, x_{l-1}
+  [, M_l]) for the D voxels of layer l (as fractions of E_l, logit-transformed
+  and standardised per voxel, as in CaloFlow), conditioned on the previous
+  layer's voxels x_{l-1} (zeros for the first layer) and the one-hot layer index.
+
+**Weights are shared across layers**: one layer flow with the layer index as
+context, trained on every layer of every shower, instead of L flows each
+seeing 1/L of the data (the paper trains one flow per layer; with 45 layers
+and a few 10^4 showers on 2 CPU cores, sharing is what fits). This needs every
+voxelised layer to have the same shape, as in CaloChallenge datasets 2 and 3.
+
+The layer flow is a MAF (the "teacher": exact density, D passes per layer to
+sample); the IAF "student" distilled from it (iCaloFlow's recipe, Buckley et
+al. arXiv:2305.11934, per layer) samples a layer in one pass. Training,
+checkpoints and devices are CaloFlow's (:func:`hepflows.calo.training.train`,
+the same three stages: energy flow, teacher, student).
+
+At sampling the layers are generated in order; each layer's flow output (its
+standardised logit fractions) is the next layer's context, as the previous
+layer's training voxels were.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from hepflows.calo.caloflow import CaloFlow, _expit, _logit
+from hepflows.calo.geometry import Geometry
+from hepflows.errors import ConfigError
+from hepflows.flows import MAF
+
+#: Default layer-flow sizes (2 CPU cores; D = 144 voxels per layer on dataset 2).
+LAYER_DEFAULTS: dict[str, Any] = dict(transforms=4, bins=8, hidden=[256])
+
+
+def layer_shape(geometry: Geometry) -> tuple[int, int]:
+    """The common (rows, columns) shape of the voxelised layers (polar: (n_alpha, n_r)).
+
+    Raises:
+        ConfigError: layers of different shapes (one shared layer flow cannot
+            serve them).
+    """
+    shapes = {geometry.layers[i].shape for i in geometry.voxel_layers}
+    if len(shapes) != 1:
+        raise ConfigError(
+            f"geometry {geometry.name!r} has voxelised layers of shapes {sorted(shapes)}: a "
+            "layer-to-layer flow shares one flow across layers, which needs one shape (as "
+            "CaloChallenge datasets 2 and 3); use CaloFlow for this geometry"
+        )
+    return shapes.pop()
+
+
+class L2LFlow(CaloFlow):
+    """Layer-to-layer flow: CaloFlow's energy flow and one shared conditional layer flow.
+
+    Args:
+        geometry: the calorimeter; all voxelised layers of one shape.
+        flow1: energy flow (:class:`~hepflows.flows.MAF`) settings; defaults
+            :data:`~hepflows.calo.caloflow.FLOW1_DEFAULTS`.
+        flow2: layer flow settings (teacher MAF, student IAF); defaults
+            :data:`LAYER_DEFAULTS`.
+        student: also build the IAF student of the layer flow.
+        moments: lateral moments per layer modelled by the energy flow and given
+            to the layer flow of that layer (0, 1 centres, 2 centres and widths).
+        seed: seed of the weight initialisation (``None``: a fresh one).
+    """
+
+    format = "hepflows-l2lflow"
+    label = "L2LFlow model"
+
+    def __init__(
+        self,
+        geometry: str | os.PathLike | Geometry = "calochallenge-ds2",
+        flow1: dict[str, Any] | None = None,
+        flow2: dict[str, Any] | None = None,
+        student: bool = True,
+        moments: int = 2,
+        seed: int | None = None,
+    ) -> None:
+        geometry = Geometry.resolve(geometry)
+        rows, cols = layer_shape(geometry)
+        self.layer_voxels = rows * cols  # read by _flow2, called by CaloFlow.__init__
+        super().__init__(geometry, flow1, {**LAYER_DEFAULTS, **(flow2 or {})},
+                         student=student, moments=moments, seed=seed)  # fmt: skip
+        self.register_buffer("layer_onehot", torch.eye(self.n_layers), persistent=False)
+
+    def _flow2(self) -> MAF:
+        """The layer flow teacher: D voxels, context :attr:`layer_context_size`."""
+        return MAF(self.layer_voxels, context=self.layer_context_size, **self.flow2_config)
+
+    @property
+    def layer_context_size(self) -> int:
+        """Context of the layer flow: E_inc, log E_l, log E_(l-1), one-hot l (L), the
+        previous layer's D voxels and this layer's 2 * moments lateral moments."""
+        return 3 + self.n_layers + self.layer_voxels + 2 * self.moments
+
+    @property
+    def flow2_dims(self) -> int:
+        """Dimensions of one layer-flow sample: the voxels of one layer."""
+        return self.layer_voxels
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {**super().config, "model": "l2lflow"}
+
+    @classmethod
+    def _from_config(cls, geometry: Geometry, config: dict[str, Any]) -> CaloFlow:
+        return cls(geometry, config["flow1"], config["flow2"], config["student"],
+                   config["moments"])  # fmt: skip
+
+    # ------------------------------------------------------------ layer data
+    def _layer_moments(self, m: Tensor) -> Tensor:
+        """(N, 2L * moments) standardised moments (flow I's order) -> (N, L, 2 * moments):
+        per layer its centre (x, y) [and width (x, y)]."""
+        L = self.n_layers
+        parts = [m[:, 2 * L * k : 2 * L * (k + 1)].reshape(len(m), L, 2)
+                 for k in range(self.moments)]  # fmt: skip
+        return torch.cat(parts, 2) if parts else m.new_zeros(len(m), L, 0)
+
+    def _context(self, e_ctx: Tensor, loge: Tensor, layer: int | slice, prev: Tensor,
+                 loge_prev: Tensor, mom: Tensor) -> Tensor:  # fmt: skip
+        """Layer-flow context rows: e_ctx (N, 1), loge/loge_prev (N, k), prev (N, k, D),
+        mom (N, k, 2 * moments) for the layers ``layer`` (k of them) -> (N * k, C)."""
+        n, k = prev.shape[0], prev.shape[1]
+        onehot = self.layer_onehot[layer].reshape(1, k, -1).expand(n, k, -1)
+        parts = [e_ctx[:, None, :].expand(n, k, 1), loge[:, :, None], loge_prev[:, :, None],
+                 onehot, prev, mom]  # fmt: skip
+        return torch.cat(parts, 2).reshape(n * k, -1)
+
+    def flow2_data(
+        self, vox: Tensor, e_inc: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Layer-flow training pairs, every layer of every shower (fresh noise on every call).
+
+        Args:
+            vox: (N, V) voxel energies, MeV.
+            e_inc: (N,) incident energies, MeV.
+            generator: for the noise.
+
+        Returns:
+            ``(y, c)``: (N * L, D) standardised logit voxel fractions of each layer
+            (shower-major) and their (N * L, C) contexts (:attr:`layer_context_size`).
+        """
+        self._require_fitted()
+        clean = vox
+        vox, layers, e_inc = self._raw(vox, e_inc, generator)
+        n, L, D = len(vox), self.n_layers, self.layer_voxels
+        y = (_logit(self._voxel_fractions(vox, layers)) - self.y2_mean) / self.y2_std
+        y = y.reshape(n, L, D)
+        loge = self._layer_context(layers)  # (N, L)
+        prev = torch.cat([y.new_zeros(n, 1, D), y[:, :-1]], 1)
+        loge_prev = torch.cat([loge.new_zeros(n, 1), loge[:, :-1]], 1)
+        mom = self._layer_moments(self._moment_variables(clean, generator)) if self.moments \
+            else y.new_zeros(n, L, 0)  # fmt: skip
+        c = self._context(self._energy_context(e_inc), loge, slice(None), prev, loge_prev, mom)
+        return y.reshape(n * L, D), c
+
+    def _sample_batch(
+        self, eb: Tensor, flow2: torch.nn.Module, generator: torch.Generator | None
+    ) -> Tensor:
+        """(B,) incident energies -> (B, V) voxels (MeV): the energy flow, then the layers
+        in order, each conditioned on the one before."""
+        b, L, D = len(eb), self.n_layers, self.layer_voxels
+        e_ctx = self._energy_context(eb)
+        y1 = self.flow1.sample(b, e_ctx, generator=generator)
+        u = _expit(y1[:, :L] * self.y1_std + self.y1_mean)
+        layers = self._layers_from_u(u, eb).clamp_min(0)
+        loge = self._layer_context(layers)
+        mom = self._layer_moments(y1[:, L:])
+        mean, std = self.y2_mean.reshape(L, D), self.y2_std.reshape(L, D)
+        prev, loge_prev = eb.new_zeros(b, D), eb.new_zeros(b)
+        out = []
+        for i in range(L):
+            c = self._context(e_ctx, loge[:, i : i + 1], slice(i, i + 1), prev[:, None],
+                              loge_prev[:, None], mom[:, i : i + 1])  # fmt: skip
+            y = flow2.sample(b, c, generator=generator)
+            frac = _expit(y * std[i] + mean[i]).clamp_min(0)
+            frac = frac / frac.sum(1, keepdim=True).clamp_min(1e-12)
+            out.append(frac * layers[:, i : i + 1])
+            prev, loge_prev = y, loge[:, i]
+        vox = torch.cat(out, 1)
+        return torch.where(vox < self.threshold_mev, torch.zeros_like(vox), vox)
+
+    @torch.no_grad()
+    def sample_layer(
+        self,
+        layer: int,
+        energies_mev: Tensor,
+        layer_mev: Tensor,
+        previous: Tensor | None = None,
+        moments: Tensor | None = None,
+        model: str = "teacher",
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Generate one layer given its conditions (the step :meth:`sample` repeats).
+
+        Args:
+            layer: position among the voxelised layers (0 = front).
+            energies_mev: (B,) incident energies, MeV.
+            layer_mev: (B,) energy of this layer, MeV.
+            previous: (B, D) voxels of the layer before, MeV (``None`` for layer 0).
+            moments: (B, 2 * moments) this layer's standardised lateral moments as
+                flow I gives them (``None``: zeros, the training mean).
+            model: ``"teacher"`` or ``"student"``.
+            generator: for reproducible draws (on the model's device).
+
+        Returns:
+            (B, D) voxel energies of the layer, MeV, on the model's device.
+        """
+        self._require_fitted()
+        if not 0 <= layer < self.n_layers:
+            raise ConfigError(f"layer must lie in [0, {self.n_layers}), got {layer}")
+        if (layer == 0) != (previous is None):
+            raise ConfigError("give previous voxels for every layer but the first (layer 0)")
+        flow2 = {"teacher": self.teacher, "student": self.student}.get(model)
+        if flow2 is None:
+            raise ConfigError(f"no {model!r} layer flow: use 'teacher' or build a student")
+        self.eval()
+        dev, L, D = self.device, self.n_layers, self.layer_voxels
+        e = torch.as_tensor(energies_mev, dtype=torch.float32, device=dev).reshape(-1)
+        e_l = torch.as_tensor(layer_mev, dtype=torch.float32, device=dev).reshape(-1, 1)
+        b = len(e)
+        layers = e.new_zeros(b, L)  # only this layer's and the previous layer's energies
+        layers[:, layer] = e_l[:, 0]
+        mean, std = self.y2_mean.reshape(L, D), self.y2_std.reshape(L, D)
+        prev_y, prev_loge = e.new_zeros(b, D), e.new_zeros(b)
+        if previous is not None:
+            p = torch.as_tensor(previous, dtype=torch.float32, device=dev).reshape(b, D)
+            p_sum = p.sum(1, keepdim=True)
+            layers[:, layer - 1] = p_sum[:, 0]
+            prev_y = (_logit(p / p_sum.clamp_min(1e-12)) - mean[layer - 1]) / std[layer - 1]
+            prev_loge = self._layer_context(layers)[:, layer - 1]
+        loge = self._layer_context(layers)[:, layer : layer + 1]
+        mom = e.new_zeros(b, 1, 2 * self.moments) if moments is None else torch.as_tensor(
+            moments, dtype=torch.float32, device=dev).reshape(b, 1, -1)  # fmt: skip
+        c = self._context(self._energy_context(e), loge, slice(layer, layer + 1),
+                          prev_y[:, None], prev_loge[:, None], mom)  # fmt: skip
+        y = flow2.sample(b, c, generator=generator)
+        frac = _expit(y * std[layer] + mean[layer]).clamp_min(0)
+        return frac / frac.sum(1, keepdim=True).clamp_min(1e-12) * e_l

@@ -1,0 +1,122 @@
+"""L2LFlow: layer-to-layer flows on granular geometries (shared layer flow, layer by layer)."""
+
+import numpy as np
+import pytest
+import torch
+
+from hepflows import CheckpointError, ConfigError
+from hepflows.calo import CaloFlow, ToySimulator, TrainingPlan
+from hepflows.calo.geometry import Geometry, Layer
+from hepflows.calo.l2lflow import L2LFlow, layer_shape
+from hepflows.calo.training import train
+
+#: A small granular geometry: 6 polar layers of 8 angles x 4 radii (32 voxels each).
+MINI = Geometry(tuple(Layer(i, 1.0, (0, 3, 6, 10, 16), 8) for i in range(6)), "electron", 11,
+                "mini", "tungsten-silicon")  # fmt: skip
+
+
+def _showers(n, seed=0):
+    sim = ToySimulator(MINI, particle="electron", energy_range_mev=(5e3, 5e4),
+                       energy_distribution="log-uniform", max_spots=400, seed=seed)  # fmt: skip
+    return sim.simulate(n)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Energy flow and teacher trained on 2000 toy electrons (moments off: the layer flow
+    sees lateral position only through the previous layer), then a short distillation."""
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    showers = _showers(2000)
+    model = L2LFlow(MINI, flow1=dict(transforms=2, hidden=[32]),
+                    flow2=dict(transforms=2, hidden=[64]), moments=0, seed=0)  # fmt: skip
+    plan = TrainingPlan(epochs={"flow1": 2, "teacher": 6, "student": 1}, batch_size=200)
+    history = train(model, showers, plan, progress=False)
+    return model, showers, history
+
+
+def test_layer_shape_and_geometry_errors():
+    assert layer_shape(Geometry.resolve("ds2")) == (16, 9)
+    assert layer_shape(Geometry.resolve("ds3")) == (50, 18)
+    with pytest.raises(ConfigError, match="one shape"):
+        L2LFlow("calogan")
+
+
+def test_ds2_model_sizes():
+    m = L2LFlow("ds2", seed=0)
+    assert m.n_layers == 45 and m.layer_voxels == 144 and m.flow2_dims == 144
+    assert m.teacher.config["features"] == 144
+    assert m.layer_context_size == 3 + 45 + 144 + 4  # E_inc, E_l, E_(l-1), one-hot, prev, moments
+    assert m.student is not None and m.config["model"] == "l2lflow"
+
+
+def test_layer_data_shapes_and_invertibility():
+    """Every layer of every shower is one row; the layer flow inverts each row exactly."""
+    showers = _showers(40)
+    m = L2LFlow(MINI, flow2=dict(transforms=2, hidden=[16]), seed=1)
+    m.fit_preprocessing(showers)
+    vox, e = m.tensors(showers)
+    y, c = m.flow2_data(vox, e, torch.Generator().manual_seed(0))
+    assert y.shape == (40 * 6, 32) and c.shape == (40 * 6, m.layer_context_size)
+    rows = c.reshape(40, 6, -1)
+    onehot = rows[:, :, 3 : 3 + 6]
+    assert torch.equal(onehot, torch.eye(6).expand(40, 6, 6))
+    prev = rows[:, :, 9 : 9 + 32]
+    assert torch.equal(prev[:, 0], torch.zeros(40, 32))  # nothing before the first layer
+    torch.testing.assert_close(prev[:, 1:], y.reshape(40, 6, 32)[:, :-1])  # teacher forcing
+    with torch.no_grad():
+        z, _ = m.teacher.to_latent(y, c)
+        back, _ = m.teacher.to_data(z, c)
+        assert torch.isfinite(m.teacher.log_prob(y, c)).all()
+    torch.testing.assert_close(back, y, atol=1e-4, rtol=1e-4)
+
+
+def test_training_sampling_save_load(trained, tmp_path):
+    model, showers, history = trained
+    val = history["teacher"]["val"]
+    assert val[-1] < val[0]  # it learns
+    gen = torch.Generator().manual_seed(3)
+    out = model.sample(np.full(200, 2e4), generator=gen)
+    assert out.voxels.shape == (200, MINI.n_voxels) and np.isfinite(out.voxels).all()
+    assert (out.voxels >= 0).all() and (out.voxels.sum(1) > 0).all()
+    # E_dep / E_inc as the simulator's at that energy (6 X0 deep: most energy leaks out)
+    truth = ToySimulator(MINI, particle="electron", max_spots=400, seed=9).simulate(
+        200, energies_mev=2e4
+    )
+    ratio, true_ratio = np.median(out.voxels.sum(1)), np.median(truth.voxels.sum(1))
+    assert abs(ratio / true_ratio - 1) < 0.25
+    student = model.sample(np.full(50, 2e4), model="student", generator=gen)
+    assert np.isfinite(student.voxels).all()
+    path = tmp_path / "l2l.safetensors"
+    model.save(path)
+    back, _ = L2LFlow.load(path)
+    a = model.sample(np.full(20, 1e4), generator=torch.Generator().manual_seed(5))
+    b = back.sample(np.full(20, 1e4), generator=torch.Generator().manual_seed(5))
+    np.testing.assert_allclose(a.voxels, b.voxels, rtol=1e-5, atol=1e-5)
+    with pytest.raises(CheckpointError):
+        CaloFlow.load(path)
+
+
+def test_moving_the_previous_layer_moves_the_generated_layer(trained):
+    """The layer flow's previous-layer conditioning: previous layers whose centre of energy
+    lies right (x > 2 mm) or left (x < -2 mm) give generated layers on the same side."""
+    model, showers, _ = trained
+    xy = torch.as_tensor(MINI.layers[0].centres(), dtype=torch.float32)
+
+    def centre_x(v):
+        return (v * xy[:, 0]).sum(1) / v.sum(1)
+
+    prev = torch.as_tensor(showers.voxels[:, MINI.slices[2]], dtype=torch.float32)
+    cx = centre_x(prev)
+    right, left = prev[cx > 2.0][:300], prev[cx < -2.0][:300]
+    n = min(len(right), len(left))
+    assert n >= 100
+    e, e_layer = torch.full((n,), 2e4), torch.full((n,), 3e3)
+    gen = torch.Generator().manual_seed(0)
+    out_r = model.sample_layer(3, e, e_layer, right[:n], generator=gen)
+    out_l = model.sample_layer(3, e, e_layer, left[:n], generator=gen)
+    torch.testing.assert_close(out_r.sum(1), e_layer)
+    shift = centre_x(out_r).mean() - centre_x(out_l).mean()
+    shift_prev = centre_x(right[:n]).mean() - centre_x(left[:n]).mean()
+    assert shift > 0.5 * shift_prev
+    with pytest.raises(ConfigError, match="previous"):
+        model.sample_layer(3, e, e_layer)
