@@ -15,8 +15,8 @@ from hepflows.calo.features import (
 from hepflows.calo.geometry import Geometry, Layer
 from hepflows.calo.l2lflow import L2LFlow
 from hepflows.calo.showerfiles import read_showers, write_showers
-from hepflows.calo.showerstream import ShowerWriter, count_showers, iter_showers
 from hepflows.calo.showers import Showers
+from hepflows.calo.showerstream import ShowerWriter, count_showers, iter_showers
 from hepflows.calo.simulator import Material, ToySimulator
 from hepflows.calo.training import TrainingPlan, train
 
