@@ -120,3 +120,22 @@ def test_moving_the_previous_layer_moves_the_generated_layer(trained):
     assert shift > 0.5 * shift_prev
     with pytest.raises(ConfigError, match="previous"):
         model.sample_layer(3, e, e_layer)
+
+
+def test_load_model_dispatches_on_the_file_header(trained, tmp_path):
+    from hepflows.calo.models import load_model, model_class
+
+    model, _, _ = trained
+    model.save(tmp_path / "l2l.safetensors")
+    CaloFlow(MINI, flow1=dict(transforms=1, hidden=[8]), flow2=dict(transforms=1, hidden=[8]),
+             seed=0).save(tmp_path / "cf.safetensors")  # fmt: skip
+    assert type(load_model(tmp_path / "l2l.safetensors")[0]) is L2LFlow
+    assert type(load_model(tmp_path / "cf.safetensors")[0]) is CaloFlow
+    assert model_class("l2l") is L2LFlow
+    with pytest.raises(ConfigError, match="unknown shower model"):
+        model_class("conv")
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"), metadata={"a": "b"})
+    with pytest.raises(CheckpointError, match="hepflows-caloflow' or 'hepflows-l2lflow"):
+        load_model(tmp_path / "other.safetensors")

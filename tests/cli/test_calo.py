@@ -273,7 +273,7 @@ BAD = [
     ("train {sim} --batch-size 1000 --out {o}/m.safetensors", "fewer than one batch of 1000"),
     ("train {sim} --transforms 0 --out {o}/m.safetensors", "transforms must be an integer >= 1"),
     ("train {sim} --epochs-flow1 -1 --out {o}/m.safetensors", "epochs['flow1'] must be >= 0"),
-    ("generate {o}/missing.safetensors --out {o}/g.h5", "no saved CaloFlow model at"),
+    ("generate {o}/missing.safetensors --out {o}/g.h5", "no saved shower model at"),
     ("generate {sim} --out {o}/g.h5", "not a readable safetensors file"),
     ("generate {model} --model gan --events 5 --energy-min 20 --energy-max 30 --out {o}/g.h5",
      "model must be 'teacher' or 'student'"),
@@ -392,13 +392,21 @@ def test_outputs_are_checked_before_any_work(tmp_path, monkeypatch, capsys, args
 # ------------------------------------------------------------------ defaults and help
 
 
-def _params(*path: str) -> dict[str, object]:
+def _command(*path: str):
     import typer
 
     command = typer.main.get_command(app)
     for name in path:
         command = command.get_command(typer.Context(command), name)
-    return {p.name: p.default for p in command.params}
+    return command
+
+
+def _params(*path: str) -> dict[str, object]:
+    return {p.name: p.default for p in _command(*path).params}
+
+
+def _helps(*path: str) -> dict[str, str]:
+    return {p.name: getattr(p, "help", "") or "" for p in _command(*path).params}
 
 
 def test_defaults_are_the_librarys() -> None:
@@ -407,6 +415,7 @@ def test_defaults_are_the_librarys() -> None:
 
     from hepflows.calo import CaloFlow, ToySimulator, TrainingPlan, evaluate, write_showers
     from hepflows.calo.caloflow import FLOW2_DEFAULTS
+    from hepflows.calo.l2lflow import LAYER_DEFAULTS
 
     def default(function, name):
         return inspect.signature(function).parameters[name].default
@@ -415,23 +424,34 @@ def test_defaults_are_the_librarys() -> None:
     train = _params("calo", "train")
     assert {k: train[f"epochs_{k}"] for k in plan.epochs} == plan.epochs
     assert (train["batch_size"], train["seed"]) == (plan.batch_size, plan.seed)
-    assert train["transforms"] == FLOW2_DEFAULTS["transforms"]
-    assert train["bins"] == FLOW2_DEFAULTS["bins"]
-    assert [train["hidden"]] == FLOW2_DEFAULTS["hidden"]
+    # flow II sizes depend on --model: None, and the help names both models' defaults
+    helps = _helps("calo", "train")
+    for key in ("transforms", "bins", "hidden"):
+        assert train[key] is None
+        ours = {"caloflow": FLOW2_DEFAULTS[key], "l2l": LAYER_DEFAULTS[key]}
+        ours = {k: v[0] if isinstance(v, list) else v for k, v in ours.items()}
+        assert f"caloflow {ours['caloflow']}, l2l {ours['l2l']}" in helps[key], key
     assert train["moments"] == default(CaloFlow, "moments")
+    assert train["model"] == "caloflow"
     # what the CaloFlow paper's set-up here has been: 6 blocks of width 256, student 20 epochs
-    assert (train["transforms"], train["hidden"], train["epochs_student"]) == (6, 256, 20)
+    assert (FLOW2_DEFAULTS["transforms"], FLOW2_DEFAULTS["hidden"], train["epochs_student"]) == (
+        6, [256], 20)  # fmt: skip
 
     sim = _params("calo", "simulate")
-    for name in ("geometry", "particle", "seed", "max_spots", "spot_fluctuations"):
+    for name in ("geometry", "seed", "max_spots", "spot_fluctuations"):
         assert sim[name] == default(ToySimulator, name), name
-    assert sim["distribution"] == default(ToySimulator, "energy_distribution")
+    # particle and energies depend on the geometry (ds2/ds3: the challenge's electrons)
+    helps = _helps("calo", "simulate")
     lo, hi = default(ToySimulator, "energy_range_mev")
-    assert (1e3 * sim["energy_min"], 1e3 * sim["energy_max"]) == (lo, hi)
+    assert sim["particle"] is None and f"else {default(ToySimulator, 'particle')}" in helps[
+        "particle"]  # fmt: skip
+    assert f"else {default(ToySimulator, 'energy_distribution')}" in helps["distribution"]
+    assert f"else {lo / 1e3:g}" in helps["energy_min"]
+    assert f"else {hi / 1e3:g}" in helps["energy_max"]
     assert sim["layout"] == default(write_showers, "layout")
 
     gen = _params("calo", "generate")
-    assert (gen["energy_min"], gen["energy_max"]) == (sim["energy_min"], sim["energy_max"])
+    assert (1e3 * gen["energy_min"], 1e3 * gen["energy_max"]) == (lo, hi)
     assert gen["batch_size"] == default(CaloFlow.sample, "batch_size")
     assert gen["model"] == "student"  # the CLI's choice: the fast one-pass IAF
 
@@ -476,3 +496,30 @@ def test_simulate_granular_geometry_defaults_and_resume(tmp_path) -> None:
          "--chunk-size", 10)  # fmt: skip
     assert not partial_path(again).exists()
     np.testing.assert_array_equal(read_showers(again).voxels, whole.voxels)
+
+
+def test_l2l_train_generate_on_a_granular_geometry(tmp_path) -> None:
+    """simulate -> train --model l2l (with the per-layer student) -> generate, on a small
+    geometry given as binning XML (6 layers of 8 angles x 4 radii)."""
+    from hepflows.calo import Geometry, Layer
+
+    xml = tmp_path / "mini.xml"
+    Geometry(tuple(Layer(i, 1.0, (0, 3, 6, 10, 16), 8) for i in range(6)), "electron", 11,
+             "mini", "tungsten-silicon").to_xml(xml)  # fmt: skip
+    sim = tmp_path / "mini.h5"
+    _cli("simulate", "--out", sim, "--events", 300, "--geometry", xml, "--particle", "electron",
+         "--max-spots", 200)  # fmt: skip
+    model = tmp_path / "l2l.safetensors"
+    text = _cli("train", sim, "--out", model, "--geometry", xml, "--model", "l2l",
+                "--epochs-flow1", 1, "--epochs-teacher", 1, "--epochs-student", 1,
+                "--batch-size", 100, "--transforms", 1, "--hidden", 16)  # fmt: skip
+    assert "L2LFlow training" in text and "student" in text
+    out = tmp_path / "gen.h5"
+    text = _cli("generate", model, "--out", out, "--events", 20, "--energy-min", 2,
+                "--energy-max", 50)  # fmt: skip
+    assert "wrote 20 showers (student" in text
+    gen = read_showers(out, geometry=xml)
+    assert gen.voxels.shape == (20, 192) and np.isfinite(gen.voxels).all()
+    with pytest.raises(AssertionError, match="unknown shower model"):
+        _cli("train", sim, "--out", tmp_path / "x.safetensors", "--geometry", xml,
+             "--model", "nope")  # fmt: skip

@@ -20,6 +20,8 @@ from hepflows.calo import CaloFlow, ToySimulator, TrainingPlan, write_showers
 from hepflows.calo import evaluate as evaluate_showers
 from hepflows.calo.calibration import calibrate as calibrate_showers
 from hepflows.calo.caloflow import FLOW2_DEFAULTS
+from hepflows.calo.l2lflow import LAYER_DEFAULTS
+from hepflows.calo.models import load_model, model_class
 from hepflows.cli.common import (
     JSON,
     PNG,
@@ -184,13 +186,27 @@ def train(
         int, typer.Option(help="epochs of the student (IAF), 0: none")
     ] = PLAN.epochs["student"],
     batch_size: Annotated[int, typer.Option(help="showers per step")] = PLAN.batch_size,
+    model: Annotated[
+        str,
+        typer.Option(help="caloflow (one flow II over all voxels: CaloGAN, ds1) or l2l "
+                     "(layer-to-layer flows: ds2, ds3; with --epochs-student > 0 the "
+                     "iCaloFlow-style IAF student per layer)"),
+    ] = "caloflow",
     transforms: Annotated[
-        int, typer.Option(help="flow II autoregressive blocks")
-    ] = FLOW2["transforms"],
-    bins: Annotated[int, typer.Option(help="flow II spline bins")] = FLOW2["bins"],
+        int | None,
+        typer.Option(help=f"flow II (l2l: layer flow) autoregressive blocks [default: "
+                     f"caloflow {FLOW2['transforms']}, l2l {LAYER_DEFAULTS['transforms']}]"),
+    ] = None,
+    bins: Annotated[
+        int | None,
+        typer.Option(help=f"flow II spline bins [default: caloflow {FLOW2['bins']}, l2l "
+                     f"{LAYER_DEFAULTS['bins']}]"),
+    ] = None,
     hidden: Annotated[
-        int, typer.Option(help="flow II MADE hidden width (one layer)")
-    ] = FLOW2["hidden"][0],
+        int | None,
+        typer.Option(help=f"flow II MADE hidden width, one layer [default: caloflow "
+                     f"{FLOW2['hidden'][0]}, l2l {LAYER_DEFAULTS['hidden'][0]}]"),
+    ] = None,
     moments: Annotated[
         int,
         typer.Option(
@@ -203,7 +219,7 @@ def train(
     ] = PLAN.seed,
     device: Device = "cpu",
 ) -> None:
-    """Train CaloFlow (flow I, MAF teacher, then the IAF student by distillation).
+    """Train CaloFlow or L2LFlow (flow I, MAF teacher, then the IAF student by distillation).
 
     The same command runs on N processes under
     torchrun --nproc-per-node N -m hepflows calo train SHOWERS: each rank takes a slice
@@ -218,6 +234,7 @@ def train(
     from hepflows.calo.showerfiles import detect_layout
     from hepflows.device import resolve_device
 
+    kind = model_class(model)
     output(out, "--out", "model", SAFETENSORS)
     ckpt = checkpoint or out.with_name(out.name + ".ckpt")
     output(ckpt, "--checkpoint", "checkpoint")
@@ -228,9 +245,12 @@ def train(
         epochs={"flow1": epochs_flow1, "teacher": epochs_teacher, "student": epochs_student},
         batch_size=batch_size, seed=seed,
     )  # fmt: skip
-    model = CaloFlow(data.geometry, flow2={"transforms": transforms, "bins": bins,
-                                           "hidden": [hidden]},
-                     student=epochs_student > 0, moments=moments, seed=seed)  # fmt: skip
+    defaults = LAYER_DEFAULTS if model == "l2l" else FLOW2
+    flow2 = {"transforms": defaults["transforms"] if transforms is None else transforms,
+             "bins": defaults["bins"] if bins is None else bins,
+             "hidden": defaults["hidden"] if hidden is None else [hidden]}  # fmt: skip
+    net = kind(data.geometry, flow2=flow2, student=epochs_student > 0, moments=moments,
+               seed=seed)  # fmt: skip
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     distributed.init(backend="nccl" if dev.type == "cuda" else None)
@@ -242,16 +262,16 @@ def train(
         ranks = f" on {distributed.world_size()} ranks" if distributed.is_distributed() else ""
         say(f"{len(data):,} showers ({data.geometry.name}, {data.geometry.n_voxels} "
             f"voxels); plan {plan}{ranks}; device {dev}")  # fmt: skip
-        history = train_caloflow(model, data, plan, checkpoint=ckpt, progress=True, log=say,
+        history = train_caloflow(net, data, plan, checkpoint=ckpt, progress=True, log=say,
                                  device=dev)  # fmt: skip
         if main:
-            model.save(out, {"layout": layout, "training_file": str(showers),
-                             "history": history})  # fmt: skip
+            net.save(out, {"layout": layout, "training_file": str(showers),
+                           "history": history})  # fmt: skip
     finally:
         distributed.shutdown()
     if not main:
         return
-    table = Table(title="CaloFlow training")
+    table = Table(title=f"{kind.__name__} training")
     for col in ("stage", "epochs", "best epoch", "best val. loss", "minutes"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     for stage, h in history.items():
@@ -303,7 +323,7 @@ def generate(
     output(out, "--out", "shower file", SHOWERS)
     _check_layout(layout)
     dev = resolve_device(device)
-    flow, extra = CaloFlow.load(model_path, device=dev)
+    flow, extra = load_model(model_path, device=dev)
     if like is not None:
         energies = read_showers(like, geometry=flow.geometry).energy
         layout = layout or detect_layout(like)
@@ -347,7 +367,7 @@ def calibrate(
 
     output(out, "--out", "calibration file", (".h5", ".hdf5"))
     output(plot, "--plot", "plot", PNG)
-    flow, _ = CaloFlow.load(model_path)
+    flow, _ = load_model(model_path)
     showers = read_showers(showers_path, geometry=flow.geometry)
     result = calibrate_showers(flow, showers, grid=grid, seed=seed, progress=True)
     ok = ~result.at_edge

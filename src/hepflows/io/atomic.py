@@ -71,12 +71,14 @@ def check_writable(
     return path
 
 
-def read_metadata(path: str | os.PathLike, fmt: str, what: str, fix: str) -> dict[str, str]:
+def read_metadata(
+    path: str | os.PathLike, fmt: str | tuple[str, ...], what: str, fix: str
+) -> dict[str, str]:
     """The metadata header of a hepflows safetensors file, without reading its tensors.
 
     Args:
         path: the file.
-        fmt: the value its ``format`` entry must have.
+        fmt: the value its ``format`` entry must have (or one of several).
         what: what the file should hold, for messages ("flow", "integrator").
         fix: how to make a good file, for the message on an unreadable one.
 
@@ -98,8 +100,10 @@ def read_metadata(path: str | os.PathLike, fmt: str, what: str, fix: str) -> dic
             f"{path} is not a readable safetensors file ({err}); it may be truncated or "
             f"of another format: {fix}"
         ) from None
-    if meta.get("format") != fmt:
+    formats = (fmt,) if isinstance(fmt, str) else fmt
+    if meta.get("format") not in formats:
+        header = " or ".join(f"'{f}'" for f in formats)
         raise CheckpointError(
-            f"{path} is a safetensors file but not a saved hepflows {what} (no '{fmt}' header)"
+            f"{path} is a safetensors file but not a saved hepflows {what} (no {header} header)"
         )
     return meta
