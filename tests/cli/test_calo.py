@@ -453,7 +453,7 @@ def test_defaults_are_the_librarys() -> None:
     gen = _params("calo", "generate")
     assert (1e3 * gen["energy_min"], 1e3 * gen["energy_max"]) == (lo, hi)
     assert gen["batch_size"] == default(CaloFlow.sample, "batch_size")
-    assert gen["model"] == "student"  # the CLI's choice: the fast one-pass IAF
+    assert gen["model"] is None  # the CLI's choice: the student (one-pass IAF) if there is one
 
     ev = _params("calo", "evaluate")
     assert ev["levels"].split(",") == list(default(evaluate, "levels"))
@@ -498,9 +498,10 @@ def test_simulate_granular_geometry_defaults_and_resume(tmp_path) -> None:
     np.testing.assert_array_equal(read_showers(again).voxels, whole.voxels)
 
 
-def test_l2l_train_generate_on_a_granular_geometry(tmp_path) -> None:
-    """simulate -> train --model l2l (with the per-layer student) -> generate, on a small
-    geometry given as binning XML (6 layers of 8 angles x 4 radii)."""
+@pytest.mark.parametrize("kind", ["l2l", "conv-l2l"])
+def test_l2l_train_generate_on_a_granular_geometry(tmp_path, kind) -> None:
+    """simulate -> train --model l2l (with the per-layer student) or conv-l2l -> generate,
+    on a small geometry given as binning XML (6 layers of 8 angles x 4 radii)."""
     from hepflows.calo import Geometry, Layer
 
     xml = tmp_path / "mini.xml"
@@ -510,14 +511,15 @@ def test_l2l_train_generate_on_a_granular_geometry(tmp_path) -> None:
     _cli("simulate", "--out", sim, "--events", 300, "--geometry", xml, "--particle", "electron",
          "--max-spots", 200)  # fmt: skip
     model = tmp_path / "l2l.safetensors"
-    text = _cli("train", sim, "--out", model, "--geometry", xml, "--model", "l2l",
-                "--epochs-flow1", 1, "--epochs-teacher", 1, "--epochs-student", 1,
-                "--batch-size", 100, "--transforms", 1, "--hidden", 16)  # fmt: skip
-    assert "L2LFlow training" in text and "student" in text
+    student = int(kind == "l2l")
+    text = _cli("train", sim, "--out", model, "--geometry", xml, "--model", kind,
+                "--epochs-flow1", 1, "--epochs-teacher", 1, "--epochs-student", student,
+                "--batch-size", 100, "--transforms", 2, "--hidden", 8)  # fmt: skip
+    assert "L2LFlow training" in text and ("│ student" in text) == bool(student)
     out = tmp_path / "gen.h5"
     text = _cli("generate", model, "--out", out, "--events", 20, "--energy-min", 2,
                 "--energy-max", 50)  # fmt: skip
-    assert "wrote 20 showers (student" in text
+    assert f"wrote 20 showers ({'student' if student else 'teacher'}" in text
     gen = read_showers(out, geometry=xml)
     assert gen.voxels.shape == (20, 192) and np.isfinite(gen.voxels).all()
     with pytest.raises(AssertionError, match="unknown shower model"):

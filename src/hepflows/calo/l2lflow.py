@@ -41,9 +41,15 @@ from hepflows.calo.caloflow import CaloFlow, _expit, _logit
 from hepflows.calo.geometry import Geometry
 from hepflows.errors import ConfigError
 from hepflows.flows import MAF
+from hepflows.flows.conv import ConvCouplingFlow
 
-#: Default layer-flow sizes (2 CPU cores; D = 144 voxels per layer on dataset 2).
+#: Default layer-flow sizes (2 CPU cores; D = 144 voxels per layer on dataset 2): the MAF
+#: (hidden: MADE widths) and the convolutional coupling flow (hidden: channels per convolution).
 LAYER_DEFAULTS: dict[str, Any] = dict(transforms=4, bins=8, hidden=[256])
+CONV_DEFAULTS: dict[str, Any] = dict(transforms=4, bins=8, hidden=[16, 16])
+#: The layer flows: ``"maf"`` (L2LFlows; IAF student possible) and ``"conv"`` (convolutional
+#: L2LFlows: checkerboard couplings with convolutional conditioners, one pass both ways).
+LAYER_FLOWS = ("maf", "conv")
 
 
 def layer_shape(geometry: Geometry) -> tuple[int, int]:
@@ -72,10 +78,14 @@ class L2LFlow(CaloFlow):
             :data:`~hepflows.calo.caloflow.FLOW1_DEFAULTS`.
         flow2: layer flow settings (teacher MAF, student IAF); defaults
             :data:`LAYER_DEFAULTS`.
-        student: also build the IAF student of the layer flow.
+        student: also build the IAF student of the layer flow (MAF layer flow only).
         moments: lateral moments per layer modelled by the energy flow and given
             to the layer flow of that layer (0, 1 centres, 2 centres and widths).
         seed: seed of the weight initialisation (``None``: a fresh one).
+        layer_flow: ``"maf"`` or ``"conv"`` (:data:`LAYER_FLOWS`); ``"conv"`` is the
+            convolutional L2LFlow: :class:`~hepflows.flows.conv.ConvCouplingFlow`
+            over the layer's (angle x radius) grid, periodic in angle, with the
+            previous layer as a second input grid of every conditioner.
     """
 
     format = "hepflows-l2lflow"
@@ -89,22 +99,35 @@ class L2LFlow(CaloFlow):
         student: bool = True,
         moments: int = 2,
         seed: int | None = None,
+        layer_flow: str = "maf",
     ) -> None:
+        if layer_flow not in LAYER_FLOWS:
+            raise ConfigError(f"layer_flow must be one of {LAYER_FLOWS}, got {layer_flow!r}")
+        if layer_flow == "conv" and student:
+            raise ConfigError("a convolutional layer flow samples in one pass and has no "
+                              "student: build it with student=False (CLI: --epochs-student 0)")
         geometry = Geometry.resolve(geometry)
-        rows, cols = layer_shape(geometry)
-        self.layer_voxels = rows * cols  # read by _flow2, called by CaloFlow.__init__
-        super().__init__(geometry, flow1, {**LAYER_DEFAULTS, **(flow2 or {})},
+        self.layer_grid = layer_shape(geometry)  # read by _flow2, called by CaloFlow.__init__
+        self.layer_voxels = self.layer_grid[0] * self.layer_grid[1]
+        self.layer_flow = layer_flow
+        defaults = CONV_DEFAULTS if layer_flow == "conv" else LAYER_DEFAULTS
+        super().__init__(geometry, flow1, {**defaults, **(flow2 or {})},
                          student=student, moments=moments, seed=seed)  # fmt: skip
         self.register_buffer("layer_onehot", torch.eye(self.n_layers), persistent=False)
 
-    def _flow2(self) -> MAF:
-        """The layer flow teacher: D voxels, context :attr:`layer_context_size`."""
+    def _flow2(self) -> MAF | ConvCouplingFlow:
+        """The layer flow: D voxels, context :attr:`layer_context_size` (the previous
+        layer last: the convolutional flow reads it as a grid)."""
+        if self.layer_flow == "conv":
+            return ConvCouplingFlow(self.layer_voxels, context=self.layer_context_size,
+                                    grid=self.layer_grid, grid_context=1,
+                                    **self.flow2_config)  # fmt: skip
         return MAF(self.layer_voxels, context=self.layer_context_size, **self.flow2_config)
 
     @property
     def layer_context_size(self) -> int:
-        """Context of the layer flow: E_inc, log E_l, log E_(l-1), one-hot l (L), the
-        previous layer's D voxels and this layer's 2 * moments lateral moments."""
+        """Context of the layer flow: E_inc, log E_l, log E_(l-1), one-hot l (L), this
+        layer's 2 * moments lateral moments and the previous layer's D voxels (last)."""
         return 3 + self.n_layers + self.layer_voxels + 2 * self.moments
 
     @property
@@ -114,12 +137,12 @@ class L2LFlow(CaloFlow):
 
     @property
     def config(self) -> dict[str, Any]:
-        return {**super().config, "model": "l2lflow"}
+        return {**super().config, "model": "l2lflow", "layer_flow": self.layer_flow}
 
     @classmethod
     def _from_config(cls, geometry: Geometry, config: dict[str, Any]) -> CaloFlow:
         return cls(geometry, config["flow1"], config["flow2"], config["student"],
-                   config["moments"])  # fmt: skip
+                   config["moments"], layer_flow=config["layer_flow"])  # fmt: skip
 
     # ------------------------------------------------------------ layer data
     def _layer_moments(self, m: Tensor) -> Tensor:
@@ -137,7 +160,7 @@ class L2LFlow(CaloFlow):
         n, k = prev.shape[0], prev.shape[1]
         onehot = self.layer_onehot[layer].reshape(1, k, -1).expand(n, k, -1)
         parts = [e_ctx[:, None, :].expand(n, k, 1), loge[:, :, None], loge_prev[:, :, None],
-                 onehot, prev, mom]  # fmt: skip
+                 onehot, mom, prev]  # fmt: skip
         return torch.cat(parts, 2).reshape(n * k, -1)
 
     def flow2_data(

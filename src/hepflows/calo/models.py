@@ -2,8 +2,9 @@
 
 * ``"caloflow"``: :class:`~hepflows.calo.caloflow.CaloFlow` (one flow over all voxels;
   CaloGAN, dataset 1);
-* ``"l2l"``: :class:`~hepflows.calo.l2lflow.L2LFlow` (layer by layer; datasets 2 and 3),
-  whose IAF student is the iCaloFlow-style fast sampler.
+* ``"l2l"``: :class:`~hepflows.calo.l2lflow.L2LFlow` (layer by layer; datasets 2 and 3)
+  with MAF layer flows, whose IAF student is the iCaloFlow-style fast sampler;
+* ``"conv-l2l"``: L2LFlow with convolutional coupling layer flows (one pass both ways).
 """
 
 from __future__ import annotations
@@ -18,19 +19,34 @@ from hepflows.calo.l2lflow import L2LFlow
 from hepflows.errors import ConfigError
 from hepflows.io.atomic import read_metadata
 
-#: Model classes by name.
-MODELS: dict[str, type[CaloFlow]] = {"caloflow": CaloFlow, "l2l": L2LFlow}
+#: Shower models by name: the class and the keyword arguments that make it that model.
+MODELS: dict[str, tuple[type[CaloFlow], dict[str, Any]]] = {
+    "caloflow": (CaloFlow, {}),
+    "l2l": (L2LFlow, {"layer_flow": "maf"}),
+    "conv-l2l": (L2LFlow, {"layer_flow": "conv"}),
+}
 
 
 def model_class(name: str) -> type[CaloFlow]:
-    """The model class called ``name`` (:data:`MODELS`).
+    """The class of the model called ``name`` (:data:`MODELS`).
 
     Raises:
         ConfigError: an unknown name (the message lists the known ones).
     """
     if name not in MODELS:
         raise ConfigError(f"unknown shower model {name!r}: choose from {sorted(MODELS)}")
-    return MODELS[name]
+    return MODELS[name][0]
+
+
+def build_model(name: str, geometry: Any, **kwargs: Any) -> CaloFlow:
+    """A fresh model called ``name`` (:data:`MODELS`) for ``geometry``; ``kwargs`` go to
+    its constructor (``flow1``, ``flow2``, ``student``, ``moments``, ``seed``).
+
+    Raises:
+        ConfigError: an unknown name or bad settings.
+    """
+    cls = model_class(name)
+    return cls(geometry, **MODELS[name][1], **kwargs)
 
 
 def load_model(
@@ -44,7 +60,7 @@ def load_model(
     Raises:
         CheckpointError: missing or unreadable file, or not a saved shower model.
     """
-    formats = {cls.format: cls for cls in MODELS.values()}
+    formats = {cls.format: cls for cls, _ in MODELS.values()}
     meta = read_metadata(path, tuple(formats), "shower model", "train it again with "
                          "hepflows calo train")  # fmt: skip
     return formats[meta["format"]].load(path, device=device)

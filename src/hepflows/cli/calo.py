@@ -20,8 +20,8 @@ from hepflows.calo import CaloFlow, ToySimulator, TrainingPlan, write_showers
 from hepflows.calo import evaluate as evaluate_showers
 from hepflows.calo.calibration import calibrate as calibrate_showers
 from hepflows.calo.caloflow import FLOW2_DEFAULTS
-from hepflows.calo.l2lflow import LAYER_DEFAULTS
-from hepflows.calo.models import load_model, model_class
+from hepflows.calo.l2lflow import CONV_DEFAULTS, LAYER_DEFAULTS
+from hepflows.calo.models import build_model, load_model, model_class
 from hepflows.cli.common import (
     JSON,
     PNG,
@@ -188,24 +188,27 @@ def train(
     batch_size: Annotated[int, typer.Option(help="showers per step")] = PLAN.batch_size,
     model: Annotated[
         str,
-        typer.Option(help="caloflow (one flow II over all voxels: CaloGAN, ds1) or l2l "
-                     "(layer-to-layer flows: ds2, ds3; with --epochs-student > 0 the "
-                     "iCaloFlow-style IAF student per layer)"),
+        typer.Option(help="caloflow (one flow II over all voxels: CaloGAN, ds1), l2l "
+                     "(layer-to-layer MAF flows: ds2, ds3; with --epochs-student > 0 the "
+                     "iCaloFlow-style IAF student per layer) or conv-l2l (convolutional "
+                     "coupling layer flows; use --epochs-student 0)"),
     ] = "caloflow",
     transforms: Annotated[
         int | None,
-        typer.Option(help=f"flow II (l2l: layer flow) autoregressive blocks [default: "
-                     f"caloflow {FLOW2['transforms']}, l2l {LAYER_DEFAULTS['transforms']}]"),
+        typer.Option(help=f"flow II (l2l: layer flow) blocks [default: caloflow "
+                     f"{FLOW2['transforms']}, l2l {LAYER_DEFAULTS['transforms']}, conv-l2l "
+                     f"{CONV_DEFAULTS['transforms']}]"),
     ] = None,
     bins: Annotated[
         int | None,
         typer.Option(help=f"flow II spline bins [default: caloflow {FLOW2['bins']}, l2l "
-                     f"{LAYER_DEFAULTS['bins']}]"),
+                     f"{LAYER_DEFAULTS['bins']}, conv-l2l {CONV_DEFAULTS['bins']}]"),
     ] = None,
     hidden: Annotated[
         int | None,
-        typer.Option(help=f"flow II MADE hidden width, one layer [default: caloflow "
-                     f"{FLOW2['hidden'][0]}, l2l {LAYER_DEFAULTS['hidden'][0]}]"),
+        typer.Option(help=f"flow II MADE hidden width (conv-l2l: channels of each "
+                     f"convolution) [default: caloflow {FLOW2['hidden'][0]}, l2l "
+                     f"{LAYER_DEFAULTS['hidden'][0]}, conv-l2l {CONV_DEFAULTS['hidden'][0]}]"),
     ] = None,
     moments: Annotated[
         int,
@@ -245,12 +248,13 @@ def train(
         epochs={"flow1": epochs_flow1, "teacher": epochs_teacher, "student": epochs_student},
         batch_size=batch_size, seed=seed,
     )  # fmt: skip
-    defaults = LAYER_DEFAULTS if model == "l2l" else FLOW2
+    defaults = {"l2l": LAYER_DEFAULTS, "conv-l2l": CONV_DEFAULTS}.get(model, FLOW2)
     flow2 = {"transforms": defaults["transforms"] if transforms is None else transforms,
              "bins": defaults["bins"] if bins is None else bins,
-             "hidden": defaults["hidden"] if hidden is None else [hidden]}  # fmt: skip
-    net = kind(data.geometry, flow2=flow2, student=epochs_student > 0, moments=moments,
-               seed=seed)  # fmt: skip
+             "hidden": defaults["hidden"] if hidden is None
+             else [hidden] * len(defaults["hidden"])}  # fmt: skip
+    net = build_model(model, data.geometry, flow2=flow2, student=epochs_student > 0,
+                      moments=moments, seed=seed)  # fmt: skip
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     distributed.init(backend="nccl" if dev.type == "cuda" else None)
@@ -291,8 +295,10 @@ def generate(
     model_path: Annotated[Path, typer.Argument(help="trained model (.safetensors)")],
     out: Annotated[Path, typer.Option(help="shower file to write (.h5)")] = Path("generated.h5"),
     model: Annotated[
-        str, typer.Option(help="student (IAF, one pass: fast) or teacher (MAF)")
-    ] = "student",
+        str | None,
+        typer.Option(help="student (IAF, one pass: fast) or teacher (MAF; conv-l2l: its "
+                     "one-pass coupling flow) [default: the student if the model has one]"),
+    ] = None,
     like: Annotated[
         Path | None,
         typer.Option(help="take the incident energies and the layout from this shower file"),
@@ -335,6 +341,7 @@ def generate(
         layout = layout or extra.get("layout", "calochallenge")
     g = generator_on(dev, seed)
     t0 = time.perf_counter()
+    model = model or ("student" if flow.student is not None else "teacher")
     showers = flow.sample(energies, model=model, batch_size=batch_size, generator=g,
                           progress=True)  # fmt: skip
     seconds = time.perf_counter() - t0

@@ -1,4 +1,5 @@
-"""The flow core: splines, coupling and autoregressive flows, conditional flows, Bayesian layers.
+"""The flow core: splines, coupling and autoregressive flows, convolutional coupling flows on
+cylindrical grids, conditional flows, Bayesian layers.
 
 Quick use::
 
@@ -10,6 +11,7 @@ Quick use::
 
 from hepflows.flows.autoregressive import InverseAutoregressive, MaskedAutoregressive
 from hepflows.flows.bayesian import VBLinear
+from hepflows.flows.conv import ConvCouplingFlow, GridCoupling
 from hepflows.flows.coupling import Coupling
 from hepflows.flows.distill import DistillationLoss, distillation_loss
 from hepflows.flows.distributions import BaseDistribution, StandardNormal, UnitUniform
@@ -22,7 +24,7 @@ from hepflows.flows.transforms import Compose, Inverse, Logit, Permutation, Sigm
 
 __all__ = [
     "IAF", "MADE", "MAF", "MLP", "AffineMap", "BaseDistribution", "Compose", "ConfiguredFlow",
-    "Coupling", "CouplingFlow", "DistillationLoss", "ElementwiseMap", "Flow", "Inverse",
+    "ConvCouplingFlow", "Coupling", "CouplingFlow", "GridCoupling", "DistillationLoss", "ElementwiseMap", "Flow", "Inverse",
     "InverseAutoregressive", "Logit",
     "MaskedAutoregressive", "MaskedLinear", "Permutation", "Sigmoid", "SplineMap",
     "StandardNormal", "Transform", "UnitUniform", "VBLinear", "distillation_loss", "load",
