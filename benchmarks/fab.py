@@ -199,6 +199,8 @@ def main() -> None:
                     help=f"any of {', '.join([*DECAYS, *HIGH_DIM])}")
     ap.add_argument("--tt-budgets", default=None, help="t tbar budgets (default 1e5,3e5,1e6)")
     ap.add_argument("--mw-budgets", default=None, help="Many-Well budgets (default 1e5,3e5,1e6)")
+    ap.add_argument("--mw-methods", default=",".join(fab_highdim.MW_METHODS),
+                    help="Many-Well methods (default all: fab,variance,rkl_reparam)")
     ap.add_argument("--tt-eval", type=float, default=None, help="fresh t tbar points (1e6)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--out", type=Path, default=None)
@@ -334,8 +336,13 @@ def high_dim(args: argparse.Namespace, result: dict, seeds: list[int]) -> None:
     if "many_well" in args.targets:
         budgets = _budgets(args.mw_budgets, "1e5", "1e5,3e5,1e6", args.quick)
         n_eval = int(2e4 if args.quick else 1e5)
+        methods = tuple(args.mw_methods.split(","))
+        unknown = set(methods) - set(fab_highdim.MW_METHODS)
+        if unknown:
+            raise SystemExit(f"unknown --mw-methods {sorted(unknown)}: choose from "
+                             f"{fab_highdim.MW_METHODS}")  # fmt: skip
         block = fab_highdim.many_well(budgets, seeds, n_eval,
-                                      _saver(args, result, "many_well"))  # fmt: skip
+                                      _saver(args, result, "many_well"), methods)  # fmt: skip
         result["many_well"] = block
         top = block["budgets"][str(budgets[-1])]
         result["manywell_logz_error"] = {m: v["abs_log_z_error"] for m, v in top.items()}

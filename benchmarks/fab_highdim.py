@@ -109,9 +109,14 @@ def many_well_run(method: str, budget: int, n_eval: int, seed: int, exact: torch
     }
 
 
+#: The methods trained on the Many-Well.
+MW_METHODS = ("fab", "variance", "rkl_reparam")
+
+
 def many_well(budgets: list[int], seeds: list[int], n_eval: int,
-              saved: Callable[[dict], None] = lambda block: None) -> dict:  # fmt: skip
-    """Every method at every budget and seed on the 32-D Many-Well; medians over seeds.
+              saved: Callable[[dict], None] = lambda block: None,
+              methods: tuple[str, ...] = MW_METHODS) -> dict:  # fmt: skip
+    """The methods at every budget and seed on the 32-D Many-Well; medians over seeds.
     ``saved(block)`` after each budget (a partial result survives a cut-off run)."""
     mw = ManyWell(32)
     exact = mw.sample(n_eval, torch.Generator().manual_seed(2024))
@@ -124,7 +129,7 @@ def many_well(budgets: list[int], seeds: list[int], n_eval: int,
           f"{'modes':>6} {'time s':>7}")  # fmt: skip
     for budget in budgets:
         rows = {}
-        for method in ("fab", "variance", "rkl_reparam"):
+        for method in methods:
             runs = [many_well_run(method, budget, n_eval, s, exact) for s in seeds]
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             med["abs_log_z_error"] = statistics.median(abs(r["log_z_error"]) for r in runs)

@@ -24,8 +24,8 @@ from hepflows.flows.transforms import Compose, Inverse, Logit, Permutation, Sigm
 
 __all__ = [
     "IAF", "MADE", "MAF", "MLP", "AffineMap", "BaseDistribution", "Compose", "ConfiguredFlow",
-    "ConvCouplingFlow", "Coupling", "CouplingFlow", "GridCoupling", "DistillationLoss", "ElementwiseMap", "Flow", "Inverse",
-    "InverseAutoregressive", "Logit",
+    "ConvCouplingFlow", "Coupling", "CouplingFlow", "GridCoupling", "DistillationLoss",
+    "ElementwiseMap", "Flow", "Inverse", "InverseAutoregressive", "Logit",
     "MaskedAutoregressive", "MaskedLinear", "Permutation", "Sigmoid", "SplineMap",
     "StandardNormal", "Transform", "UnitUniform", "VBLinear", "distillation_loss", "load",
     "save",
