@@ -1,0 +1,259 @@
+"""Granular calorimeters: layer-to-layer flows on toy CaloChallenge dataset-2 electrons.
+
+Set-up (2 CPU cores):
+
+* data: ``ToySimulator("ds2", particle="electron")`` (45 layers x 16 angles x 9
+  radii = 6 480 voxels, the tungsten-silicon toy medium), incident energies
+  log-uniform in 1 GeV - 1 TeV as in the challenge, spots capped at
+  ``--max-spots`` per shower for speed; ``--n-train`` showers to train on (10 %
+  held out for validation) and a fresh ``--n-eval`` (another seed) as the
+  reference. Both are written chunk by chunk to ``--data-dir`` (reused by a
+  later run with the same settings) and read back in chunks;
+* models (:mod:`hepflows.calo.models`): ``l2l`` (L2LFlow: energy flow, then one
+  MAF layer flow shared by all layers, conditioned on the previous layer),
+  ``icaloflow`` (the IAF student of that layer flow, distilled from it:
+  iCaloFlow's teacher/student per layer; one training gives both) and
+  ``conv-l2l`` (convolutional coupling layer flows, periodic in angle);
+* evaluation: :func:`hepflows.calo.evaluate`: the fixed classifier on voxels
+  ("low") and on high-level features ("high"), separation powers, FPD, KPD;
+* timing: ms per shower at batch 1000 (the MAF teacher: 200 showers in one batch)
+  and batch 1 per model; dataset 3
+  (45 x 50 x 18 = 40 500 voxels): generation time and peak memory per shower of
+  the fastest model's architecture, in a fresh process (untrained weights: the
+  cost of sampling does not depend on the weights' values); memory is the rise of
+  the peak RSS (Linux ``VmHWM``, reset before sampling) over the RSS before it.
+
+Training is resumable (``--checkpoint-dir``). The last line of output is one JSON
+object.
+
+Usage: ``python benchmarks/calo_granular.py [--quick] [--out
+benchmarks/results/calo_granular.json] [--plot docs/calo_granular.png]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import multiprocessing as mp
+import platform
+import queue as queue_module
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import finish  # noqa: E402
+from hepflows.calo import Showers, ToySimulator, evaluate, iter_showers  # noqa: E402
+from hepflows.calo.models import build_model  # noqa: E402
+from hepflows.calo.training import TrainingPlan, train  # noqa: E402
+
+#: Model label -> (architecture in hepflows.calo.models, sampler).
+MODELS = {"l2l": ("l2l", "teacher"), "icaloflow": ("l2l", "student"),
+          "conv-l2l": ("conv-l2l", "teacher")}  # fmt: skip
+
+
+def per_shower_ms(fn, n: int, repeats: int = 3) -> float:
+    """Best-of-``repeats`` wall time of ``fn()`` divided by ``n``, in ms."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return 1e3 * best / n
+
+
+def showers_file(directory: Path, n: int, seed: int, max_spots: int) -> tuple[Showers, float]:
+    """``n`` toy ds2 electrons (written once to ``directory``, then read in chunks)."""
+    path = directory / f"ds2_electrons_{n}_seed{seed}_spots{max_spots}.h5"
+    sim = ToySimulator("ds2", particle="electron", energy_range_mev=(1e3, 1e6),
+                       energy_distribution="log-uniform", max_spots=max_spots,
+                       seed=seed)  # fmt: skip
+    t0 = time.perf_counter()
+    if not path.exists():
+        sim.simulate_to_file(path, n, progress=False)
+    seconds = time.perf_counter() - t0
+    return Showers.concatenate(list(iter_showers(path, chunk_size=5000))), seconds
+
+
+def _ds3_worker(arch: str, flow2: dict, batch: int, queue) -> None:
+    torch.set_num_threads(2)
+    model = build_model(arch, "ds3", flow2=flow2, student=arch == "l2l", moments=2, seed=0)
+    # preprocessing statistics of a trained model: here neutral values (timing only)
+    with torch.no_grad():
+        model.log_e_range.copy_(torch.tensor([3.0, 6.0]))
+        model.u0_scale.fill_(1.05)
+        for name in ("y1_std", "loge_layer_std", "y2_std", "moment_std"):
+            getattr(model, name).fill_(1.0)
+        model.threshold_mev.fill_(1e-3)
+        model.fitted.fill_(True)
+    sampler = "student" if arch == "l2l" else "teacher"
+    e = np.full(batch, 1e5)
+    model.sample(e[:1], model=sampler, batch_size=1)  # warm-up: first-call allocations
+    base = _reset_peak_rss()
+    t0 = time.perf_counter()
+    out = model.sample(e, model=sampler, batch_size=batch,
+                       generator=torch.Generator().manual_seed(0))  # fmt: skip
+    seconds = time.perf_counter() - t0
+    peak = _peak_rss_mb()
+    queue.put({"ms_per_shower": 1e3 * seconds / batch, "voxels": out.voxels.shape[1],
+               "mb_per_shower": (peak - base) / batch, "peak_rss_mb": peak,
+               "rss_before_mb": base, "batch": batch, "sampler": sampler})  # fmt: skip
+
+
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return float(line.split()[1]) / 1024  # kB
+    raise KeyError(key)
+
+
+def _reset_peak_rss() -> float:
+    """Reset the process's peak RSS (Linux: ``5`` into /proc/self/clear_refs); the RSS now, MB."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_mb("VmRSS")
+
+
+def _peak_rss_mb() -> float:
+    """Peak RSS since the last :func:`_reset_peak_rss`, MB."""
+    return _status_mb("VmHWM")
+
+
+def ds3_cost(arch: str, flow2: dict, batch: int) -> dict:
+    """Generation time and memory per dataset-3 shower, in a fresh process (its peak RSS
+    above the RSS after building the model, divided by the batch)."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_ds3_worker, args=(arch, flow2, batch, queue))
+    proc.start()
+    while True:  # a worker that dies (e.g. out of memory) must not hang the benchmark
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise SystemExit(
+                    f"the dataset-3 worker died (exit code {proc.exitcode})") from None
+    proc.join()
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small data and few epochs")
+    ap.add_argument("--n-train", type=int, default=None, help="default 50k (--quick 4k)")
+    ap.add_argument("--n-eval", type=int, default=None, help="default 50k (--quick 4k)")
+    ap.add_argument("--models", default="l2l,icaloflow,conv-l2l")
+    ap.add_argument("--epochs", default=None,
+                    help="flow1,teacher,student epochs (default 20,10,5; --quick 3,2,1)")
+    ap.add_argument("--max-spots", type=int, default=5000)
+    ap.add_argument("--ds3-batch", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--data-dir", type=Path, default=Path("calo_granular_data"))
+    ap.add_argument("--checkpoint-dir", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    labels = args.models.split(",")
+    unknown = set(labels) - set(MODELS)
+    if unknown:
+        raise SystemExit(f"unknown --models {sorted(unknown)}: choose from {sorted(MODELS)}")
+    n_train = args.n_train or (4000 if args.quick else 50_000)
+    n_eval = args.n_eval or (4000 if args.quick else 50_000)
+    epochs = [int(v) for v in (args.epochs or ("3,2,1" if args.quick else "20,10,5")).split(",")]
+    result: dict = {
+        "date": datetime.date.today().isoformat(), "quick": args.quick,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch "
+                   f"{torch.__version__}",
+        "n_train": n_train, "n_eval": n_eval, "seed": args.seed, "max_spots": args.max_spots,
+    }  # fmt: skip
+
+    print("== Data: toy dataset-2 electrons, 1 GeV - 1 TeV log-uniform")
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    showers, sim_s = showers_file(args.data_dir, n_train, args.seed, args.max_spots)
+    reference, _ = showers_file(args.data_dir, n_eval, args.seed + 1000, args.max_spots)
+    result["simulator_seconds"] = sim_s
+    print(f"{n_train} training showers ({sim_s:.0f} s to simulate, 0 if cached), {n_eval} "
+          f"fresh reference showers")  # fmt: skip
+
+    archs = sorted({MODELS[label][0] for label in labels})
+    trained, samples, timing, models_out = {}, {}, {}, {}
+    for arch in archs:
+        student = arch == "l2l" and "icaloflow" in labels
+        plan = TrainingPlan(epochs={"flow1": epochs[0], "teacher": epochs[1],
+                                    "student": epochs[2] if student else 0},
+                            seed=args.seed)  # fmt: skip
+        model = build_model(arch, "ds2", student=student, seed=args.seed)
+        print(f"\n== {arch}: flow I {model.flow1.config}\nlayer flow {model.teacher.config}"
+              f"\nplan {plan}")  # fmt: skip
+        ckpt = None if args.checkpoint_dir is None else args.checkpoint_dir / f"{arch}.ckpt"
+        if ckpt is not None:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        history = train(model, showers, plan, checkpoint=ckpt, progress=False, log=print)
+        seconds = time.perf_counter() - t0
+        trained[arch] = model
+        models_out[arch] = {
+            "flow1": model.flow1_config, "layer_flow": model.flow2_config,
+            "epochs": plan.epochs, "train_seconds": seconds,
+            "stage_seconds": {k: v["seconds"] for k, v in history.items()},
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }  # fmt: skip
+        print(f"{arch}: trained in {seconds / 60:.1f} min")
+
+    print("\n== Sampling and timing")
+    e = reference.energy
+    for label in labels:
+        arch, sampler = MODELS[label]
+        model = trained[arch]
+        g = torch.Generator().manual_seed(args.seed + 7)
+        t0 = time.perf_counter()
+        samples[label] = model.sample(e, model=sampler, batch_size=1000, generator=g)
+        gen_s = time.perf_counter() - t0
+        # a MAF teacher needs D passes per layer: timed on 200 showers in one batch
+        n_t = min(200 if sampler == "teacher" and arch == "l2l" else 1000, len(e))
+
+        def run(n: int, batch: int, m=model, s=sampler, g=g):
+            return m.sample(e[:n], model=s, batch_size=batch, generator=g)
+
+        ms_1000 = per_shower_ms(lambda n=n_t: run(n, 1000), n_t, 1)
+        ms_1 = per_shower_ms(lambda: run(1, 1), 1, 5)
+        timing[label] = {"ms_per_shower_batch1000": ms_1000, "ms_per_shower_batch1": ms_1,
+                         "timing_showers": n_t, "generate_seconds": gen_s}  # fmt: skip
+        print(f"{label:<10} {ms_1000:8.2f} ms/shower at batch 1000, {ms_1:8.1f} ms at batch 1")
+
+    print("\n== Evaluation (fixed classifier, low and high level; FPD, KPD)")
+    report = evaluate(reference, samples, levels=("low", "high"), gbdt=False, plot=args.plot,
+                      seed=args.seed, progress=True)  # fmt: skip
+    per_model = {}
+    for label in labels:
+        r = report["models"][label]
+        per_model[label] = {
+            "auc_low": r["classifier"]["low"]["auc"], "auc_high": r["classifier"]["high"]["auc"],
+            "fpd": r["fpd"], "kpd": r["kpd"], "separation_mean": r["separation_mean"],
+            **timing[label],
+        }  # fmt: skip
+    best = min(labels, key=lambda k: per_model[k]["auc_high"])
+    fastest = min(labels, key=lambda k: per_model[k]["ms_per_shower_batch1000"])
+    print("\n== Dataset 3: generation cost of the fastest model's architecture")
+    arch3 = MODELS[fastest][0]
+    ds3 = ds3_cost(arch3, trained[arch3].flow2_config, args.ds3_batch)
+    print(f"{fastest} ({arch3}, {ds3['sampler']}) on ds3: {ds3['ms_per_shower']:.1f} ms and "
+          f"{ds3['mb_per_shower']:.2f} MB per shower at batch {args.ds3_batch}")  # fmt: skip
+    result.update(
+        models=models_out, evaluation=report, per_model=per_model, best_model=best,
+        fastest_model=fastest,
+        auc_high={k: v["auc_high"] for k, v in per_model.items()},
+        auc_low={k: v["auc_low"] for k, v in per_model.items()},
+        ms_per_shower_batch1000={k: v["ms_per_shower_batch1000"] for k, v in per_model.items()},
+        ds3=ds3, ds3_ms_per_shower=ds3["ms_per_shower"], ds3_mb_per_shower=ds3["mb_per_shower"],
+    )  # fmt: skip
+    finish(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
