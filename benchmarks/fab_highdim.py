@@ -282,24 +282,32 @@ def plot_curves(results: list[dict], out) -> None:
     from hepflows.plots import pyplot
 
     plt, _ = pyplot("Plotting the FAB curves")
-    panels = []
+    # one block per target, its budgets merged over the files (e.g. the Many-Well at 3e5 and
+    # 1e6 with every method in one file, at 3e6 with FAB and reverse KL in another)
+    blocks: dict[str, dict] = {}
     for res in results:
-        if "ttbar" in res:
-            panels += [("ttbar", "ess_fraction", "t tbar: ESS / N (fresh flow points)"),
-                       ("ttbar", "ess_per_call", "t tbar: ESS per target evaluation")]  # fmt: skip
-        if "many_well" in res:
-            panels += [("many_well", "abs_log_z_error", "Many-Well 32-D: |log Z error|"),
-                       ("many_well", "forward_ess", "Many-Well 32-D: forward ESS")]  # fmt: skip
+        for target in ("ttbar", "many_well"):
+            if target in res:
+                merged = blocks.setdefault(target, {**res[target], "budgets": {}})
+                merged["budgets"].update(res[target]["budgets"])
+    panels = []
+    if "ttbar" in blocks:
+        panels += [("ttbar", "ess_fraction", "t tbar: ESS / N (fresh flow points)"),
+                   ("ttbar", "ess_per_call", "t tbar: ESS per target evaluation")]  # fmt: skip
+    if "many_well" in blocks:
+        panels += [("many_well", "abs_log_z_error", "Many-Well 32-D: |log Z error|"),
+                   ("many_well", "forward_ess", "Many-Well 32-D: forward ESS")]  # fmt: skip
     cols = min(2, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 5.5 * rows), squeeze=False)
     for ax, (target, key, title) in zip(axes.flat, panels, strict=False):
-        block = next(r[target] for r in results if target in r)
+        block = blocks[target]
         budgets = sorted(block["budgets"], key=float)
-        methods = [m for m in block["budgets"][budgets[0]] if isinstance(
-            block["budgets"][budgets[0]][m], dict)]  # fmt: skip
+        methods = dict.fromkeys(m for b in budgets for m, v in block["budgets"][b].items()
+                                if isinstance(v, dict))  # fmt: skip
         for m in methods:
-            ax.plot([float(b) for b in budgets], [block["budgets"][b][m][key] for b in budgets],
+            have = [b for b in budgets if isinstance(block["budgets"][b].get(m), dict)]
+            ax.plot([float(b) for b in have], [block["budgets"][b][m][key] for b in have],
                     "o-", label=m)  # fmt: skip
         if target == "ttbar" and key == "ess_fraction" and "uniform" in block:
             ax.axhline(block["uniform"]["ess_fraction"], ls=":", color="grey", label="uniform")
