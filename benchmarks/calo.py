@@ -44,19 +44,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import finish  # noqa: E402
+from common import finish, per_shower_ms  # noqa: E402
 from hepflows.calo import CaloFlow, ToySimulator, evaluate  # noqa: E402
 from hepflows.calo.training import TrainingPlan, train  # noqa: E402
-
-
-def per_shower_ms(fn, n: int, repeats: int = 3) -> float:
-    """Best-of-``repeats`` wall time of ``fn()`` divided by ``n``, in ms."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return 1e3 * best / n
 
 
 @contextlib.contextmanager

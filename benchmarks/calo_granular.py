@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import finish  # noqa: E402
+from common import finish, per_shower_ms  # noqa: E402
 from hepflows.calo import Showers, ToySimulator, evaluate, iter_showers  # noqa: E402
 from hepflows.calo.models import build_model  # noqa: E402
 from hepflows.calo.training import TrainingPlan, train  # noqa: E402
@@ -53,16 +53,6 @@ from hepflows.calo.training import TrainingPlan, train  # noqa: E402
 #: Model label -> (architecture in hepflows.calo.models, sampler).
 MODELS = {"l2l": ("l2l", "teacher"), "icaloflow": ("l2l", "student"),
           "conv-l2l": ("conv-l2l", "teacher")}  # fmt: skip
-
-
-def per_shower_ms(fn, n: int, repeats: int = 3) -> float:
-    """Best-of-``repeats`` wall time of ``fn()`` divided by ``n``, in ms."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return 1e3 * best / n
 
 
 def showers_file(directory: Path, n: int, seed: int, max_spots: int) -> tuple[Showers, float]:

@@ -1,4 +1,4 @@
-"""Pieces every benchmark script shares: call counting and VEGAS' final stratified pass."""
+"""Pieces every benchmark script shares: call counting, VEGAS' final stratified pass, timing."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+
+def per_shower_ms(fn, n: int, repeats: int = 3) -> float:
+    """Best-of-``repeats`` wall time of ``fn()`` divided by ``n``, in ms."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return 1e3 * best / n
 
 
 class Counted:
