@@ -42,6 +42,16 @@ SIM = {k: library_default(ToySimulator, k) for k in ("geometry", "particle", "en
        "energy_distribution", "seed", "max_spots", "spot_fluctuations")}  # fmt: skip
 PLAN = TrainingPlan()
 FLOW2 = FLOW2_DEFAULTS
+#: Flow II (layer flow) sizes each model uses when --transforms/--bins/--hidden are not given.
+FLOW2_BY_MODEL = {"caloflow": FLOW2, "l2l": LAYER_DEFAULTS, "conv-l2l": CONV_DEFAULTS}
+
+
+def _sizes_help(what: str, key: str) -> str:
+    """Help of a flow II size option naming every model's default."""
+    shown = {m: d[key][0] if key == "hidden" else d[key] for m, d in FLOW2_BY_MODEL.items()}
+    # parentheses: rich would take "[default: ...]" for markup and drop it
+    return f"{what} (default: " + ", ".join(f"{m} {v}" for m, v in shown.items()) + ")"
+
 EVAL = {k: library_default(evaluate_showers, k) for k in ("levels", "gbdt", "epochs", "patience",
         "lr_decay", "max_showers", "seed")}  # fmt: skip
 E_MIN_GEV, E_MAX_GEV = (e / 1e3 for e in SIM["energy_range_mev"])
@@ -89,26 +99,26 @@ def simulate(
     geometry: Geom = SIM["geometry"],
     particle: Annotated[
         str | None,
-        typer.Option(help=f"photon, electron or pion [default: ds2/ds3 electron, else "
-                     f"{SIM['particle']}]"),
+        typer.Option(help=f"photon, electron or pion (default: ds2/ds3 electron, else "
+                     f"{SIM['particle']})"),
     ] = None,
     layout: Annotated[
         str, typer.Option(help="calogan or calochallenge")
     ] = library_default(write_showers, "layout"),
     energy_min: Annotated[
         float | None,
-        typer.Option(help=f"lowest incident energy (GeV) [default: ds2/ds3 1, else "
-                     f"{E_MIN_GEV:g}]"),
+        typer.Option(help=f"lowest incident energy (GeV) (default: ds2/ds3 1, else "
+                     f"{E_MIN_GEV:g})"),
     ] = None,
     energy_max: Annotated[
         float | None,
-        typer.Option(help=f"highest incident energy (GeV) [default: ds2/ds3 1000, else "
-                     f"{E_MAX_GEV:g}]"),
+        typer.Option(help=f"highest incident energy (GeV) (default: ds2/ds3 1000, else "
+                     f"{E_MAX_GEV:g})"),
     ] = None,
     distribution: Annotated[
         str | None,
-        typer.Option(help=f"uniform or log-uniform [default: ds2/ds3 log-uniform, else "
-                     f"{SIM['energy_distribution']}]"),
+        typer.Option(help=f"uniform or log-uniform (default: ds2/ds3 log-uniform, else "
+                     f"{SIM['energy_distribution']})"),
     ] = None,
     seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = SIM["seed"],
     max_spots: Annotated[
@@ -195,20 +205,15 @@ def train(
     ] = "caloflow",
     transforms: Annotated[
         int | None,
-        typer.Option(help=f"flow II (l2l: layer flow) blocks [default: caloflow "
-                     f"{FLOW2['transforms']}, l2l {LAYER_DEFAULTS['transforms']}, conv-l2l "
-                     f"{CONV_DEFAULTS['transforms']}]"),
+        typer.Option(help=_sizes_help("flow II (l2l: layer flow) blocks", "transforms")),
     ] = None,
     bins: Annotated[
-        int | None,
-        typer.Option(help=f"flow II spline bins [default: caloflow {FLOW2['bins']}, l2l "
-                     f"{LAYER_DEFAULTS['bins']}, conv-l2l {CONV_DEFAULTS['bins']}]"),
+        int | None, typer.Option(help=_sizes_help("flow II spline bins", "bins"))
     ] = None,
     hidden: Annotated[
         int | None,
-        typer.Option(help=f"flow II MADE hidden width (conv-l2l: channels of each "
-                     f"convolution) [default: caloflow {FLOW2['hidden'][0]}, l2l "
-                     f"{LAYER_DEFAULTS['hidden'][0]}, conv-l2l {CONV_DEFAULTS['hidden'][0]}]"),
+        typer.Option(help=_sizes_help(
+            "flow II MADE hidden width (conv-l2l: channels of each convolution)", "hidden")),
     ] = None,
     moments: Annotated[
         int,
@@ -248,11 +253,10 @@ def train(
         epochs={"flow1": epochs_flow1, "teacher": epochs_teacher, "student": epochs_student},
         batch_size=batch_size, seed=seed,
     )  # fmt: skip
-    defaults = {"l2l": LAYER_DEFAULTS, "conv-l2l": CONV_DEFAULTS}.get(model, FLOW2)
-    flow2 = {"transforms": defaults["transforms"] if transforms is None else transforms,
-             "bins": defaults["bins"] if bins is None else bins,
-             "hidden": defaults["hidden"] if hidden is None
-             else [hidden] * len(defaults["hidden"])}  # fmt: skip
+    # only the sizes given: the model fills in its own defaults
+    flow2 = {k: v for k, v in (("transforms", transforms), ("bins", bins)) if v is not None}
+    if hidden is not None:  # every hidden layer (convolution) of the model's default widths
+        flow2["hidden"] = [hidden] * len(FLOW2_BY_MODEL[model]["hidden"])
     net = build_model(model, data.geometry, flow2=flow2, student=epochs_student > 0,
                       moments=moments, seed=seed)  # fmt: skip
     if dev.type == "cuda":
@@ -297,7 +301,7 @@ def generate(
     model: Annotated[
         str | None,
         typer.Option(help="student (IAF, one pass: fast) or teacher (MAF; conv-l2l: its "
-                     "one-pass coupling flow) [default: the student if the model has one]"),
+                     "one-pass coupling flow) (default: the student if the model has one)"),
     ] = None,
     like: Annotated[
         Path | None,

@@ -121,7 +121,7 @@ def apply(
         "unfolded.h5"
     ),
     samples: Annotated[
-        int | None, typer.Option(help="posterior points per event [default: cINN 50, SPINUP 128]")
+        int | None, typer.Option(help="posterior points per event (default: cINN 50, SPINUP 128)")
     ] = UNFOLD["samples"],
     ensemble: Annotated[int, typer.Option(help="SPINUP fits")] = UNFOLD["ensemble"],
     iterations: Annotated[int, typer.Option(help="SPINUP EM iterations")] = EM["iterations"],
