@@ -203,19 +203,27 @@ class L2LFlow(CaloFlow):
         layers = self._layers_from_u(u, eb).clamp_min(0)
         loge = self._layer_context(layers)
         mom = self._layer_moments(y1[:, L:])
-        mean, std = self.y2_mean.reshape(L, D), self.y2_std.reshape(L, D)
         prev, loge_prev = eb.new_zeros(b, D), eb.new_zeros(b)
         out = []
         for i in range(L):
             c = self._context(e_ctx, loge[:, i : i + 1], slice(i, i + 1), prev[:, None],
                               loge_prev[:, None], mom[:, i : i + 1])  # fmt: skip
-            y = flow2.sample(b, c, generator=generator)
-            frac = _expit(y * std[i] + mean[i]).clamp_min(0)
-            frac = frac / frac.sum(1, keepdim=True).clamp_min(1e-12)
-            out.append(frac * layers[:, i : i + 1])
+            y, vox = self._draw_layer(flow2, c, i, layers[:, i : i + 1], generator)
+            out.append(vox)
             prev, loge_prev = y, loge[:, i]
         vox = torch.cat(out, 1)
         return torch.where(vox < self.threshold_mev, torch.zeros_like(vox), vox)
+
+    def _draw_layer(self, flow2: torch.nn.Module, c: Tensor, layer: int, e_layer: Tensor,
+                    generator: torch.Generator | None) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """One layer from the layer flow: (B, C) contexts and (B, 1) layer energies (MeV) ->
+        the flow's (B, D) standardised output and the (B, D) voxels summing to the energy."""
+        y = flow2.sample(len(c), c, generator=generator)
+        d = self.layer_voxels
+        mean = self.y2_mean[layer * d : (layer + 1) * d]
+        std = self.y2_std[layer * d : (layer + 1) * d]
+        frac = _expit(y * std + mean).clamp_min(0)
+        return y, frac / frac.sum(1, keepdim=True).clamp_min(1e-12) * e_layer
 
     @torch.no_grad()
     def sample_layer(
@@ -271,6 +279,4 @@ class L2LFlow(CaloFlow):
             moments, dtype=torch.float32, device=dev).reshape(b, 1, -1)  # fmt: skip
         c = self._context(self._energy_context(e), loge, slice(layer, layer + 1),
                           prev_y[:, None], prev_loge[:, None], mom)  # fmt: skip
-        y = flow2.sample(b, c, generator=generator)
-        frac = _expit(y * std[layer] + mean[layer]).clamp_min(0)
-        return frac / frac.sum(1, keepdim=True).clamp_min(1e-12) * e_l
+        return self._draw_layer(flow2, c, layer, e_l, generator)[1]
