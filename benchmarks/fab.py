@@ -201,6 +201,8 @@ def main() -> None:
     ap.add_argument("--mw-budgets", default=None, help="Many-Well budgets (default 1e5,3e5,1e6)")
     ap.add_argument("--mw-methods", default=",".join(fab_highdim.MW_METHODS),
                     help="Many-Well methods (default all: fab,variance,rkl_reparam)")
+    ap.add_argument("--tt-methods", default=",".join(fab_highdim.TT_METHODS),
+                    help="t tbar methods (default all: fab,variance,rkl_reparam,vegas)")
     ap.add_argument("--tt-eval", type=float, default=None, help="fresh t tbar points (1e6)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--out", type=Path, default=None)
@@ -299,6 +301,14 @@ def _budgets(text: str | None, quick: str, full: str, is_quick: bool) -> list[in
     return [int(float(b)) for b in (text or (quick if is_quick else full)).split(",")]
 
 
+def _methods(text: str, known: tuple[str, ...], option: str) -> tuple[str, ...]:
+    methods = tuple(text.split(","))
+    unknown = set(methods) - set(known)
+    if unknown:
+        raise SystemExit(f"unknown {option} {sorted(unknown)}: choose from {known}")
+    return methods
+
+
 def _saver(args: argparse.Namespace, result: dict, target: str):
     """After each budget: ``--out`` holds what is measured so far, marked ``"partial"``."""
 
@@ -323,10 +333,13 @@ def high_dim(args: argparse.Namespace, result: dict, seeds: list[int]) -> None:
     if "ttbar" in args.targets:
         budgets = _budgets(args.tt_budgets, "1e5", "1e5,3e5,1e6", args.quick)
         n_eval = int(args.tt_eval or (2e5 if args.quick else 1e6))
-        block = fab_highdim.ttbar(budgets, seeds, n_eval, _saver(args, result, "ttbar"))
+        methods = _methods(args.tt_methods, fab_highdim.TT_METHODS, "--tt-methods")
+        block = fab_highdim.ttbar(budgets, seeds, n_eval, _saver(args, result, "ttbar"),
+                                  methods)  # fmt: skip
         result["ttbar"] = block
         top = block["budgets"][str(budgets[-1])]
-        result["fab_ess_gain"]["ttbar"] = top["fab_ess_gain"]
+        if "fab_ess_gain" in top:
+            result["fab_ess_gain"]["ttbar"] = top["fab_ess_gain"]
         result["fab_ess_gain_by_budget"]["ttbar"] = block["fab_ess_gain_by_budget"]
         # sigma from VEGAS in the resonant variables (the flat-variable estimates of every
         # method are in the block, with their pulls against it)
@@ -336,11 +349,7 @@ def high_dim(args: argparse.Namespace, result: dict, seeds: list[int]) -> None:
     if "many_well" in args.targets:
         budgets = _budgets(args.mw_budgets, "1e5", "1e5,3e5,1e6", args.quick)
         n_eval = int(2e4 if args.quick else 1e5)
-        methods = tuple(args.mw_methods.split(","))
-        unknown = set(methods) - set(fab_highdim.MW_METHODS)
-        if unknown:
-            raise SystemExit(f"unknown --mw-methods {sorted(unknown)}: choose from "
-                             f"{fab_highdim.MW_METHODS}")  # fmt: skip
+        methods = _methods(args.mw_methods, fab_highdim.MW_METHODS, "--mw-methods")
         block = fab_highdim.many_well(budgets, seeds, n_eval,
                                       _saver(args, result, "many_well"), methods)  # fmt: skip
         result["many_well"] = block

@@ -111,6 +111,8 @@ def many_well_run(method: str, budget: int, n_eval: int, seed: int, exact: torch
 
 #: The methods trained on the Many-Well.
 MW_METHODS = ("fab", "variance", "rkl_reparam")
+#: The methods run on t tbar.
+TT_METHODS = ("fab", "variance", "rkl_reparam", "vegas")
 
 
 def many_well(budgets: list[int], seeds: list[int], n_eval: int,
@@ -202,12 +204,14 @@ def ttbar_run(method: str, f, budget: int, n_eval: int, seed: int) -> dict:
 
 
 def ttbar(budgets: list[int], seeds: list[int], n_eval: int,
-          saved: Callable[[dict], None] = lambda block: None) -> dict:  # fmt: skip
-    """Every method at every budget and seed on t tbar; medians over seeds, FAB's gains.
-    ``saved(block)`` after each budget (a partial result survives a cut-off run)."""
+          saved: Callable[[dict], None] = lambda block: None,
+          methods: tuple[str, ...] = TT_METHODS) -> dict:  # fmt: skip
+    """The methods at every budget and seed on t tbar; medians over seeds, FAB's gains over
+    the best other method run. ``saved(block)`` after each budget (a partial result survives
+    a cut-off run)."""
     f = ttbar_target()
     block: dict = {"nwa_pb": f.narrow_width_cross_section(), "n_eval": n_eval, "budgets": {},
-                   "fab_ess_gain_by_budget": {}}  # fmt: skip
+                   "fab_ess_gain_by_budget": {}, "methods": list(methods)}  # fmt: skip
     block["uniform"] = uniform_ess(f)
     block["reference"] = reference_integral(f)
     ref = block["reference"]
@@ -220,7 +224,7 @@ def ttbar(budgets: list[int], seeds: list[int], n_eval: int,
           f"{'pull':>7} {'time s':>7}")  # fmt: skip
     for budget in budgets:
         rows = {}
-        for method in ("fab", "variance", "rkl_reparam", "vegas"):
+        for method in methods:
             runs = [ttbar_run(method, f, budget, n_eval, s) for s in seeds]
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             med["per_seed"] = runs
@@ -231,10 +235,12 @@ def ttbar(budgets: list[int], seeds: list[int], n_eval: int,
                   f"{med['ess_per_call']:>9.2e} {med['integral']:>12.5g} "
                   f"{med['pull_vs_reference']:>+7.1f} {med['seconds']:>7.0f}",
                   flush=True)  # fmt: skip
-        best = max(v["ess_per_call"] for k, v in rows.items() if k != "fab")
-        rows["fab_ess_gain"] = rows["fab"]["ess_per_call"] / best if best > 0 else math.inf
-        block["fab_ess_gain_by_budget"][str(budget)] = rows["fab_ess_gain"]
-        print(f"{budget:>8.0e} FAB ESS per call / best other: {rows['fab_ess_gain']:.3f}")
+        others = [v["ess_per_call"] for k, v in rows.items() if k != "fab"]
+        if "fab" in rows and others:
+            best = max(others)
+            rows["fab_ess_gain"] = rows["fab"]["ess_per_call"] / best if best > 0 else math.inf
+            block["fab_ess_gain_by_budget"][str(budget)] = rows["fab_ess_gain"]
+            print(f"{budget:>8.0e} FAB ESS per call / best other: {rows['fab_ess_gain']:.3f}")
         block["budgets"][str(budget)] = rows
         saved(block)
     return block
