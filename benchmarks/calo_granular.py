@@ -5,10 +5,11 @@ Set-up (2 CPU cores):
 * data: ``ToySimulator("ds2", particle="electron")`` (45 layers x 16 angles x 9
   radii = 6 480 voxels, the tungsten-silicon toy medium), incident energies
   log-uniform in 1 GeV - 1 TeV as in the challenge, spots capped at
-  ``--max-spots`` per shower for speed; ``--n-train`` showers to train on (10 %
-  held out for validation) and a fresh ``--n-eval`` (another seed) as the
-  reference. Both are written chunk by chunk to ``--data-dir`` (reused by a
-  later run with the same settings) and read back in chunks;
+  ``--max-spots`` per shower for speed; ``--n-train`` showers to train on (the
+  last 10 % held out for validation) and a fresh ``--n-eval`` (another seed) as
+  the reference. Both are written chunk by chunk to ``--data-dir`` (reused by a
+  later run with the same settings); training reads its file in chunks (never
+  whole), the reference is held in memory for the evaluation;
 * models (:mod:`hepflows.calo.models`): ``l2l`` (L2LFlow: energy flow, then one
   MAF layer flow shared by all layers, conditioned on the previous layer),
   ``icaloflow`` (the IAF student of that layer flow, distilled from it:
@@ -55,8 +56,9 @@ MODELS = {"l2l": ("l2l", "teacher"), "icaloflow": ("l2l", "student"),
           "conv-l2l": ("conv-l2l", "teacher")}  # fmt: skip
 
 
-def showers_file(directory: Path, n: int, seed: int, max_spots: int) -> tuple[Showers, float]:
-    """``n`` toy ds2 electrons (written once to ``directory``, then read in chunks)."""
+def showers_file(directory: Path, n: int, seed: int, max_spots: int) -> tuple[Path, float]:
+    """``n`` toy ds2 electrons written once to ``directory`` chunk by chunk (resumable); the
+    file and the seconds it took (0 if it was there)."""
     path = directory / f"ds2_electrons_{n}_seed{seed}_spots{max_spots}.h5"
     sim = ToySimulator("ds2", particle="electron", energy_range_mev=(1e3, 1e6),
                        energy_distribution="log-uniform", max_spots=max_spots,
@@ -64,13 +66,12 @@ def showers_file(directory: Path, n: int, seed: int, max_spots: int) -> tuple[Sh
     t0 = time.perf_counter()
     if not path.exists():
         sim.simulate_to_file(path, n, progress=False)
-    seconds = time.perf_counter() - t0
-    return Showers.concatenate(list(iter_showers(path, chunk_size=5000))), seconds
+    return path, time.perf_counter() - t0
 
 
 def _ds3_worker(arch: str, flow2: dict, batch: int, queue) -> None:
     torch.set_num_threads(2)
-    model = build_model(arch, "ds3", flow2=flow2, student=arch == "l2l", moments=2, seed=0)
+    model = build_model(arch, "ds3", flow2=flow2, student=arch == "l2l", seed=0)
     # preprocessing statistics of a trained model: here neutral values (timing only)
     with torch.no_grad():
         model.log_e_range.copy_(torch.tensor([3.0, 6.0]))
@@ -133,8 +134,8 @@ def ds3_cost(arch: str, flow2: dict, batch: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small data and few epochs")
-    ap.add_argument("--n-train", type=int, default=None, help="default 50k (--quick 4k)")
-    ap.add_argument("--n-eval", type=int, default=None, help="default 50k (--quick 4k)")
+    ap.add_argument("--n-train", type=int, default=None, help="default 50k (--quick 2k)")
+    ap.add_argument("--n-eval", type=int, default=None, help="default 50k (--quick 2k)")
     ap.add_argument("--models", default="l2l,icaloflow,conv-l2l")
     ap.add_argument("--epochs", default=None,
                     help="flow1,teacher,student epochs (default 20,10,5; --quick 3,2,1)")
@@ -152,8 +153,8 @@ def main() -> None:
     unknown = set(labels) - set(MODELS)
     if unknown:
         raise SystemExit(f"unknown --models {sorted(unknown)}: choose from {sorted(MODELS)}")
-    n_train = args.n_train or (4000 if args.quick else 50_000)
-    n_eval = args.n_eval or (4000 if args.quick else 50_000)
+    n_train = args.n_train or (2000 if args.quick else 50_000)
+    n_eval = args.n_eval or (2000 if args.quick else 50_000)
     epochs = [int(v) for v in (args.epochs or ("3,2,1" if args.quick else "20,10,5")).split(",")]
     result: dict = {
         "date": datetime.date.today().isoformat(), "quick": args.quick,
@@ -164,8 +165,11 @@ def main() -> None:
 
     print("== Data: toy dataset-2 electrons, 1 GeV - 1 TeV log-uniform")
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    showers, sim_s = showers_file(args.data_dir, n_train, args.seed, args.max_spots)
-    reference, _ = showers_file(args.data_dir, n_eval, args.seed + 1000, args.max_spots)
+    train_path, sim_s = showers_file(args.data_dir, n_train, args.seed, args.max_spots)
+    ref_path, _ = showers_file(args.data_dir, n_eval, args.seed + 1000, args.max_spots)
+    # the reference is held in memory for the classifier (n_eval x 6480 float64); the
+    # training file is streamed in chunks by train()
+    reference = Showers.concatenate(list(iter_showers(ref_path, chunk_size=5000)))
     result["simulator_seconds"] = sim_s
     print(f"{n_train} training showers ({sim_s:.0f} s to simulate, 0 if cached), {n_eval} "
           f"fresh reference showers")  # fmt: skip
@@ -184,7 +188,7 @@ def main() -> None:
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        history = train(model, showers, plan, checkpoint=ckpt, progress=False, log=print)
+        history = train(model, train_path, plan, checkpoint=ckpt, progress=False, log=print)
         seconds = time.perf_counter() - t0
         trained[arch] = model
         models_out[arch] = {

@@ -4,21 +4,14 @@ import numpy as np
 import pytest
 import torch
 
+from calo_mini import MINI, mini_showers
 from hepflows import CheckpointError, ConfigError
 from hepflows.calo import CaloFlow, ToySimulator, TrainingPlan
-from hepflows.calo.geometry import Geometry, Layer
+from hepflows.calo.geometry import Geometry
 from hepflows.calo.l2lflow import L2LFlow, layer_shape
 from hepflows.calo.training import train
 
-#: A small granular geometry: 6 polar layers of 8 angles x 4 radii (32 voxels each).
-MINI = Geometry(tuple(Layer(i, 1.0, (0, 3, 6, 10, 16), 8) for i in range(6)), "electron", 11,
-                "mini", "tungsten-silicon")  # fmt: skip
-
-
-def _showers(n, seed=0):
-    sim = ToySimulator(MINI, particle="electron", energy_range_mev=(5e3, 5e4),
-                       energy_distribution="log-uniform", max_spots=400, seed=seed)  # fmt: skip
-    return sim.simulate(n)
+_showers = mini_showers
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,10 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
+from hepflows.calo.batches import FileBatches, MemoryBatches
 from hepflows.calo.caloflow import CaloFlow
 from hepflows.calo.showers import Showers
+from hepflows.calo.showerstream import count_showers
 from hepflows.device import generator_on, resolve_device
 from hepflows.distributed import is_main, rank, world_size
 from hepflows.errors import CheckpointError, ConfigError, InputError
@@ -43,6 +45,8 @@ from hepflows.training import Callback, Checkpoint, Engine
 from hepflows.training.engine import OptimizerFactory, SchedulerFactory
 
 STAGES = ("flow1", "teacher", "student")
+#: Showers of a training file the preprocessing (standardisation constants) is fitted on.
+FIT_SHOWERS = 10_000
 
 
 @dataclass
@@ -117,7 +121,7 @@ def _state(
 
 def train(
     model: CaloFlow,
-    showers: Showers,
+    showers: Showers | str | os.PathLike,
     plan: TrainingPlan | None = None,
     checkpoint: str | os.PathLike | None = None,
     progress: bool = True,
@@ -126,12 +130,19 @@ def train(
     scheduler: str | SchedulerFactory | None = "cosine",
     callbacks: Sequence[Callback] = (),
     device: str | torch.device | None = None,
+    chunk_size: int = 5000,
+    fit_showers: int = FIT_SHOWERS,
 ) -> dict[str, Any]:
     """Train flow I, the flow II teacher and the student (in that order).
 
     Args:
         model: a fresh model, or the one a checkpoint was written from.
-        showers: training showers (the validation split is taken from them).
+        showers: training showers (the validation split is taken from them), or
+            the path of a CaloChallenge HDF5 file, which is then read
+            ``chunk_size`` showers at a time and never loaded whole
+            (:class:`~hepflows.calo.batches.FileBatches`): its last
+            ``val_fraction`` of showers are the validation split, and the
+            preprocessing is fitted on its first ``fit_showers``.
         plan: epochs, batch size, learning rates; default :class:`TrainingPlan`.
         checkpoint: file to write after every epoch and to resume from if it
             exists (the model and plan must be those of the interrupted run).
@@ -146,6 +157,9 @@ def train(
             there (in place; it stays there) with the training showers (N, V)
             and the random generators; ``None``: the model's device (CPU unless
             moved). ``"cuda"`` under ``torchrun`` is ``cuda:{LOCAL_RANK}``.
+        chunk_size: showers read at a time from a file (memory: two chunks of
+            ``chunk_size x V`` float32 values).
+        fit_showers: showers of a file the preprocessing is fitted on.
 
     Returns:
         The history: per stage the training and validation loss per epoch,
@@ -163,7 +177,13 @@ def train(
         progress, log = False, None
     if model.student is not None:
         check_pair(model.teacher, model.student)
-    n = len(showers)
+    from_file = not isinstance(showers, Showers)
+    if from_file:
+        showers = Path(showers)
+        if not showers.exists():
+            raise InputError(f"no shower file {showers}: simulate one first "
+                             "(hepflows calo simulate) or check the path")  # fmt: skip
+    n = count_showers(showers) if from_file else len(showers)
     n_val = max(1, int(plan.val_fraction * n))
     if n - n_val < plan.batch_size:
         raise InputError(
@@ -184,18 +204,26 @@ def train(
                 "path or the same model settings"
             )
         model.load_state_dict(loaded.state_dict())
-    else:
-        model.fit_preprocessing(showers, seed=plan.seed)
-        state = {"plan": asdict(plan), "history": {}, "stage": STAGES[0], "epoch": 0}
+    if from_file:  # training rows first, the validation rows at the end of the file
+        def read(part: Showers) -> tuple[Tensor, Tensor]:
+            return model.tensors(part, device=dev)
 
+        train_data = FileBatches(showers, 0, n - n_val, read, model.geometry, chunk_size)
+        val_data = FileBatches(showers, n - n_val, n, read, model.geometry, chunk_size)
+    else:
+        # the split on the CPU (the same on every device), then the parts to the device
+        split = torch.randperm(n, generator=torch.Generator().manual_seed(plan.seed),
+                               device="cpu")  # fmt: skip
+        vox, e = model.tensors(showers, device="cpu")
+        val_data = MemoryBatches(vox[split[:n_val]].to(dev), e[split[:n_val]].to(dev))
+        train_data = MemoryBatches(vox[split[n_val:]].to(dev), e[split[n_val:]].to(dev))
+        del vox, e
+    if not state:
+        fit_on = train_data.head(fit_showers) if from_file else showers
+        model.fit_preprocessing(fit_on, seed=plan.seed)
+        state = {"plan": asdict(plan), "history": {}, "stage": STAGES[0], "epoch": 0}
     if state["stage"] == "done":
         return state["history"]
-    # the split on the CPU (the same on every device), then the parts to the device
-    split = torch.randperm(n, generator=torch.Generator().manual_seed(plan.seed), device="cpu")
-    vox, e = model.tensors(showers, device="cpu")
-    val_vox, val_e = vox[split[:n_val]].to(dev), e[split[:n_val]].to(dev)
-    tr_vox, tr_e = vox[split[n_val:]].to(dev), e[split[n_val:]].to(dev)
-    del vox, e
     history: dict[str, Any] = state["history"]
 
     for stage in STAGES[STAGES.index(state["stage"]) :]:
@@ -203,7 +231,7 @@ def train(
         if stage == "student" and model.student is None:
             continue
         engine_options = {"optimizer": optimizer, "scheduler": scheduler}
-        _train_stage(model, stage, epochs, plan, state, (tr_vox, tr_e), (val_vox, val_e),
+        _train_stage(model, stage, epochs, plan, state, train_data, val_data,
                      checkpoint, progress, log, engine_options, callbacks)  # fmt: skip
         next_stage = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else "done"
         state.update(stage=next_stage, epoch=0, engine={})
@@ -219,8 +247,8 @@ def _train_stage(
     epochs: int,
     plan: TrainingPlan,
     state: dict[str, Any],
-    train_data: tuple[Tensor, Tensor],
-    val_data: tuple[Tensor, Tensor],
+    train_data: MemoryBatches | FileBatches,
+    val_data: MemoryBatches | FileBatches,
     checkpoint: str | os.PathLike | None,
     progress: bool,
     log: Any,
@@ -228,11 +256,9 @@ def _train_stage(
     extra_callbacks: Sequence[Callback],
 ) -> None:
     """One stage on the training engine: epochs of shuffled batches, validation, best epoch kept."""
-    tr_vox, tr_e = train_data
-    val_vox, val_e = val_data
-    dev = tr_vox.device
+    dev = model.device
     flow = _stage_flow(model, stage)
-    steps = math.ceil(len(tr_vox) / plan.batch_size)
+    steps = math.ceil(len(train_data) / plan.batch_size)
     h = state["history"].setdefault(
         stage, {"train": [], "val": [], "best_epoch": -1, "seconds": 0.0}
     )
@@ -256,22 +282,20 @@ def _train_stage(
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or best
     epoch_state: dict[str, Any] = {}  # order, generator, loss sum and start of this epoch
 
-    def batches(epoch: int) -> tuple[Tensor, torch.Generator]:
+    def batches(epoch: int) -> tuple[Iterator[tuple[Tensor, Tensor]], torch.Generator]:
         if epoch_state.get("epoch") != epoch:
             g = generator_on(dev, plan.seed * 1000 + STAGES.index(stage) * 100 + epoch)
-            order = torch.randperm(len(tr_vox), generator=g, device=dev)
-            epoch_state.update(epoch=epoch, order=order, g=g, total=0.0,
-                               t0=time.perf_counter())  # fmt: skip
+            epoch_state.update(epoch=epoch, batches=train_data.epoch(plan.batch_size, g), g=g,
+                               total=0.0, t0=time.perf_counter())  # fmt: skip
             flow.train()
-        return epoch_state["order"], epoch_state["g"]
+        return epoch_state["batches"], epoch_state["g"]
 
     def iteration(i: int) -> dict[str, float]:
-        order, g = batches(i // steps)
-        k = i % steps
-        idx = order[k * plan.batch_size : (k + 1) * plan.batch_size]
+        batches_, g = batches(i // steps)
+        vox, e = next(batches_)
         # this rank's slice of the global batch (the engine averages the ranks' gradients)
         part = slice(rank(), None, world_size())
-        loss = engine.step(_loss(model, stage, tr_vox[idx], tr_e[idx], g, part))
+        loss = engine.step(_loss(model, stage, vox, e, g, part))
         epoch_state["total"] += loss
         return {"loss": loss}
 
@@ -280,11 +304,8 @@ def _train_stage(
         flow.eval()
         with torch.no_grad():
             gv = generator_on(dev, plan.seed + 7)
-            val = sum(
-                _loss(model, stage, val_vox[i : i + 2000], val_e[i : i + 2000], gv).item()
-                * len(val_vox[i : i + 2000])
-                for i in range(0, len(val_vox), 2000)
-            ) / len(val_vox)
+            val = sum(_loss(model, stage, vox, e, gv).item() * len(vox)
+                      for vox, e in val_data.blocks(2000)) / len(val_data)  # fmt: skip
         seconds = time.perf_counter() - epoch_state["t0"]
         train_loss = epoch_state["total"] / steps
         h["train"].append(train_loss)

@@ -20,7 +20,7 @@ from hepflows.calo import CaloFlow, ToySimulator, TrainingPlan, write_showers
 from hepflows.calo import evaluate as evaluate_showers
 from hepflows.calo.calibration import calibrate as calibrate_showers
 from hepflows.calo.caloflow import FLOW2_DEFAULTS
-from hepflows.calo.l2lflow import CONV_DEFAULTS, LAYER_DEFAULTS
+from hepflows.calo.l2lflow import CONV_DEFAULTS, LAYER_DEFAULTS, L2LFlow
 from hepflows.calo.models import build_model, load_model, model_class
 from hepflows.cli.common import (
     JSON,
@@ -43,6 +43,9 @@ SIM = {k: library_default(ToySimulator, k) for k in ("geometry", "particle", "en
 PLAN = TrainingPlan()
 FLOW2 = FLOW2_DEFAULTS
 #: Flow II (layer flow) sizes each model uses when --transforms/--bins/--hidden are not given.
+#: The --moments default per model, as the help shows it (each model's own default).
+MOMENTS_BY_MODEL = (f"caloflow {library_default(CaloFlow, 'moments')}, l2l and conv-l2l "
+                    f"{library_default(L2LFlow, 'moments')}")  # fmt: skip
 FLOW2_BY_MODEL = {"caloflow": FLOW2, "l2l": LAYER_DEFAULTS, "conv-l2l": CONV_DEFAULTS}
 
 
@@ -216,12 +219,12 @@ def train(
             "flow II MADE hidden width (conv-l2l: channels of each convolution)", "hidden")),
     ] = None,
     moments: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="lateral moments per layer in flow I: 0 none (CaloFlow), "
-            "1 centres, 2 centres and widths"
+            help="lateral moments per layer in flow I: 0 none, 1 centres, 2 centres and widths "
+            f"(default: {MOMENTS_BY_MODEL})"
         ),  # fmt: skip
-    ] = library_default(CaloFlow, "moments"),
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="seed of the initial weights, split, batches and noise")
     ] = PLAN.seed,
@@ -237,7 +240,7 @@ def train(
     import torch
 
     from hepflows import distributed
-    from hepflows.calo import read_showers
+    from hepflows.calo import Showers, count_showers, iter_showers, read_showers
     from hepflows.calo import train as train_caloflow
     from hepflows.calo.showerfiles import detect_layout
     from hepflows.device import resolve_device
@@ -247,8 +250,14 @@ def train(
     ckpt = checkpoint or out.with_name(out.name + ".ckpt")
     output(ckpt, "--checkpoint", "checkpoint")
     dev = resolve_device(device)  # cuda: cuda:LOCAL_RANK under torchrun
-    data = read_showers(showers, geometry=geometry)
     layout = detect_layout(showers)
+    if layout == "calochallenge":  # read chunk by chunk while training, never whole
+        first = next(iter_showers(showers, chunk_size=1, geometry=geometry))
+        data_geometry, n_showers = first.geometry, count_showers(showers)
+        data: Showers | Path = showers
+    else:
+        data = read_showers(showers, geometry=geometry)
+        data_geometry, n_showers = data.geometry, len(data)
     plan = TrainingPlan(
         epochs={"flow1": epochs_flow1, "teacher": epochs_teacher, "student": epochs_student},
         batch_size=batch_size, seed=seed,
@@ -257,8 +266,9 @@ def train(
     flow2 = {k: v for k, v in (("transforms", transforms), ("bins", bins)) if v is not None}
     if hidden is not None:  # every hidden layer (convolution) of the model's default widths
         flow2["hidden"] = [hidden] * len(FLOW2_BY_MODEL[model]["hidden"])
-    net = build_model(model, data.geometry, flow2=flow2, student=epochs_student > 0,
-                      moments=moments, seed=seed)  # fmt: skip
+    options = {} if moments is None else {"moments": moments}  # else the model's default
+    net = build_model(model, data_geometry, flow2=flow2, student=epochs_student > 0,
+                      seed=seed, **options)  # fmt: skip
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     distributed.init(backend="nccl" if dev.type == "cuda" else None)
@@ -268,7 +278,7 @@ def train(
         if ckpt.exists():
             say(f"resuming from {ckpt}")
         ranks = f" on {distributed.world_size()} ranks" if distributed.is_distributed() else ""
-        say(f"{len(data):,} showers ({data.geometry.name}, {data.geometry.n_voxels} "
+        say(f"{n_showers:,} showers ({data_geometry.name}, {data_geometry.n_voxels} "
             f"voxels); plan {plan}{ranks}; device {dev}")  # fmt: skip
         history = train_caloflow(net, data, plan, checkpoint=ckpt, progress=True, log=say,
                                  device=dev)  # fmt: skip

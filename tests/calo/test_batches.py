@@ -1,0 +1,115 @@
+"""Training from a file, chunk by chunk: every row once per epoch, never the whole file."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from calo_mini import MINI
+from calo_mini import mini_showers as _showers
+from hepflows import InputError
+from hepflows.calo import ShowerWriter, iter_showers
+from hepflows.calo.batches import FileBatches, MemoryBatches
+from hepflows.calo.l2lflow import L2LFlow
+from hepflows.calo.training import TrainingPlan, train
+
+
+def _file(path, showers, chunk=100):
+    with ShowerWriter(path, MINI) as out:
+        for i in range(0, len(showers), chunk):
+            out.append(showers[i : i + chunk])
+        out.finish()
+    return path
+
+
+def _to_tensors(s):
+    return (torch.as_tensor(s.voxels, dtype=torch.float32),
+            torch.as_tensor(s.energy, dtype=torch.float32))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    showers = _showers(900, seed=3)
+    return showers, _file(tmp_path_factory.mktemp("f") / "mini.h5", showers)
+
+
+def test_file_batches_visit_every_row_once_per_epoch(data):
+    """Chunks of 130 (not a multiple of the batch of 50) and a range that starts mid-file:
+    every shower of the range exactly once, every batch full but the last, the order
+    reproducible from the generator and changed by another seed."""
+    showers, path = data
+    src = FileBatches(path, 40, 800, _to_tensors, MINI, chunk_size=130)
+    assert len(src) == 760
+
+    def epoch(seed):
+        return list(src.epoch(50, torch.Generator().manual_seed(seed)))
+
+    batches = epoch(0)
+    sizes = [len(v) for v, _ in batches]
+    assert sizes[:-1] == [50] * (len(sizes) - 1) and sum(sizes) == 760
+    energies = torch.cat([e for _, e in batches]).double().numpy()
+    np.testing.assert_allclose(np.sort(energies), np.sort(showers.energy[40:800]), rtol=1e-6)
+    # rows stay whole: each batch row's voxels are those of the shower with its energy
+    v, e = batches[3]
+    row = int(np.argmin(abs(showers.energy - float(e[0]))))
+    np.testing.assert_allclose(v[0].numpy(), showers.voxels[row], rtol=1e-5)
+    again = torch.cat([e for _, e in epoch(0)])
+    assert torch.equal(again, torch.cat([e for _, e in batches]))
+    assert not torch.equal(torch.cat([e for _, e in epoch(1)]), again)
+    blocks = torch.cat([e for _, e in src.blocks(64)]).double().numpy()
+    np.testing.assert_allclose(blocks, showers.energy[40:800], rtol=1e-6)
+    assert len(src.head(10)) == 10
+
+
+def test_memory_batches_are_a_permutation():
+    vox, e = torch.randn(23, 4), torch.arange(23.0)
+    src = MemoryBatches(vox, e)
+    got = torch.cat([b for _, b in src.epoch(5, torch.Generator().manual_seed(0))])
+    assert sorted(got.tolist()) == e.tolist() and len(src) == 23
+
+
+def test_training_from_a_file_reads_chunks_only_and_resumes(data, tmp_path, monkeypatch):
+    """train(model, path): the voxel dataset is only ever sliced chunk_size rows at a time
+    (the file is never loaded whole); the run checkpoints, and training again with the same
+    checkpoint resumes (here: finds it done) with the same weights."""
+    _, path = data
+    seen = []
+    original = h5py.Dataset.__getitem__
+
+    def spy(self, key):
+        if self.name == "/showers":
+            seen.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+
+    def model():
+        return L2LFlow(MINI, flow1=dict(transforms=1, hidden=[8]),
+                       flow2=dict(transforms=1, hidden=[16]), moments=0, seed=0)  # fmt: skip
+
+    plan = TrainingPlan(epochs={"flow1": 1, "teacher": 1, "student": 1}, batch_size=100)
+    ckpt = tmp_path / "l2l.ckpt"
+    m = model()
+    history = train(m, path, plan, checkpoint=ckpt, progress=False, chunk_size=200,
+                    fit_showers=300)  # fmt: skip
+    assert set(history) == {"flow1", "teacher", "student"}
+    assert all(np.isfinite(h["val"]).all() for h in history.values())
+    assert seen and all(isinstance(k, slice) and k.stop - k.start <= 300 for k in seen)
+    m2 = model()
+    assert train(m2, path, plan, checkpoint=ckpt, progress=False, chunk_size=200) == history
+    for a, b in zip(m.state_dict().values(), m2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    x = m.sample(np.full(3, 2e4), model="student", generator=torch.Generator().manual_seed(0))
+    assert x.voxels.shape == (3, MINI.n_voxels) and np.isfinite(x.voxels).all()
+
+
+def test_training_from_a_missing_file_names_the_fix(tmp_path):
+    m = L2LFlow(MINI, flow2=dict(transforms=1, hidden=[16]), seed=0)
+    with pytest.raises(InputError, match="calo simulate"):
+        train(m, tmp_path / "none.h5", progress=False)
+
+
+def test_iter_showers_reads_the_mini_file(data):
+    showers, path = data
+    got = sum(len(c) for c in iter_showers(path, chunk_size=256, geometry=MINI))
+    assert got == len(showers)
