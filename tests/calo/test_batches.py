@@ -8,7 +8,7 @@ import torch
 from calo_mini import MINI
 from calo_mini import mini_showers as _showers
 from hepflows import InputError
-from hepflows.calo import ShowerWriter, iter_showers
+from hepflows.calo import Showers, ShowerWriter, iter_showers
 from hepflows.calo.batches import FileBatches, MemoryBatches
 from hepflows.calo.l2lflow import L2LFlow
 from hepflows.calo.training import TrainingPlan, train
@@ -113,3 +113,77 @@ def test_iter_showers_reads_the_mini_file(data):
     showers, path = data
     got = sum(len(c) for c in iter_showers(path, chunk_size=256, geometry=MINI))
     assert got == len(showers)
+
+
+def test_evaluate_streams_files_and_agrees_with_memory(data, tmp_path, monkeypatch):
+    """evaluate() on file paths: separation powers, FPD and KPD from every shower (equal to
+    the in-memory evaluation of the same showers), classifiers on the first max_showers;
+    the voxel dataset is only ever sliced chunk_size rows at a time."""
+    from hepflows.calo import evaluate
+
+    _, ref_path = data
+    gen_path = _file(tmp_path / "gen.h5", _showers(600, seed=9))
+    opts = dict(levels=("high",), gbdt=False, epochs=3, seed=0)
+
+    def whole(path):  # the files' float32 values, in memory
+        return Showers.concatenate(list(iter_showers(path, geometry=MINI)))
+
+    in_memory = evaluate(whole(ref_path), {"m": whole(gen_path)}, **opts)
+    seen = []
+    original = h5py.Dataset.__getitem__
+
+    def spy(self, key):
+        if self.name == "/showers":
+            seen.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    streamed = evaluate(ref_path, {"m": gen_path}, chunk_size=128, geometry=MINI, **opts)
+    assert seen and all(isinstance(k, slice) and k.stop - k.start <= 128 for k in seen)
+    a, b = in_memory["models"]["m"], streamed["models"]["m"]
+    assert streamed["reference"]["n_showers"] == 900 and b["n_showers"] == 600
+    assert b["fpd"] == pytest.approx(a["fpd"], rel=1e-4)
+    assert b["separation_mean"] == pytest.approx(a["separation_mean"], rel=1e-4)
+    assert 0 <= b["classifier"]["high"]["auc"] <= 1
+    capped = evaluate(ref_path, {"m": gen_path}, chunk_size=128, geometry=MINI,
+                      max_showers=300, **opts)  # fmt: skip
+    assert capped["models"]["m"]["classifier"]["high"]["n_test"] <= 2 * 300
+    assert capped["models"]["m"]["n_showers"] == 600  # features still from every shower
+
+
+def test_sample_to_file_is_chunk_seeded_and_resumes(data, tmp_path, monkeypatch):
+    """Generation into a file: a run cut off after its first chunk resumes from the partial
+    file and gives the showers of an uncut run (chunk k has its own seeded generator)."""
+    from hepflows.calo.showerstream import partial_path
+
+    showers, _ = data
+    m = L2LFlow(MINI, flow1=dict(transforms=1, hidden=[8]), flow2=dict(transforms=1, hidden=[16]),
+                moments=0, seed=0)  # fmt: skip
+    m.fit_preprocessing(showers[:300])
+    energies = np.geomspace(6e3, 4e4, 100)
+    whole = m.sample_to_file(tmp_path / "a.h5", energies, "student", seed=3, chunk_size=40,
+                             progress=False)  # fmt: skip
+    original = L2LFlow.sample
+
+    def cut_after_one(self, *args, **kwargs):
+        if cut_after_one.calls == 1:
+            raise KeyboardInterrupt
+        cut_after_one.calls += 1
+        return original(self, *args, **kwargs)
+
+    cut_after_one.calls = 0
+    monkeypatch.setattr(L2LFlow, "sample", cut_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        m.sample_to_file(tmp_path / "b.h5", energies, "student", seed=3, chunk_size=40,
+                         progress=False)  # fmt: skip
+    assert partial_path(tmp_path / "b.h5").exists() and not (tmp_path / "b.h5").exists()
+    monkeypatch.setattr(L2LFlow, "sample", original)
+    resumed = m.sample_to_file(tmp_path / "b.h5", energies, "student", seed=3, chunk_size=40,
+                               progress=False)  # fmt: skip
+    a = Showers.concatenate(list(iter_showers(whole, geometry=MINI)))
+    b = Showers.concatenate(list(iter_showers(resumed, geometry=MINI)))
+    assert len(b) == 100
+    np.testing.assert_allclose(b.energy, energies, rtol=1e-6)
+    np.testing.assert_allclose(b.voxels, a.voxels, rtol=1e-6)
+    other = Showers.concatenate(list(m.sample_chunks(energies, "student", seed=4, chunk_size=40)))
+    assert not np.allclose(other.voxels, a.voxels)

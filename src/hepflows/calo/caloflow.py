@@ -48,8 +48,12 @@ showers come back to the CPU as numpy arrays. Files always hold CPU tensors.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -445,6 +449,89 @@ class CaloFlow(nn.Module):
                 out.append(self._sample_batch(eb, flow2, generator).to("cpu", torch.float64))
                 bar.advance(len(out[-1]))
         return Showers(e.to(torch.float64).numpy(), torch.cat(out).numpy(), self.geometry)
+
+    def sample_to_file(
+        self,
+        path: str | os.PathLike,
+        energies_mev: np.ndarray,
+        model: str = "teacher",
+        seed: int = 0,
+        chunk_size: int = 5000,
+        batch_size: int | None = None,
+        progress: bool = True,
+        resume: bool = True,
+    ) -> Path:
+        """Generate showers into a CaloChallenge HDF5 file, chunk by chunk (resumable).
+
+        Memory stays at one chunk of ``chunk_size x V`` values whatever the number
+        of showers (dataset 3: 40 500 voxels each). Chunk k draws from its own
+        generator, seeded by ``SeedSequence(seed, spawn_key=(k,))`` on the model's
+        device, so the file depends only on (model, energies, seed, chunk_size):
+        a run that is cut off resumes after its last complete chunk
+        (:class:`~hepflows.calo.showerstream.ShowerWriter`) with the same result.
+
+        Args:
+            path: the file to write (replaced atomically when complete).
+            energies_mev: (N,) incident energies, MeV.
+            model: ``"teacher"`` or ``"student"``.
+            seed: seed of the chunks' generators (>= 0).
+            chunk_size: showers per chunk (written, then committed).
+            batch_size: showers per flow pass (default: :data:`BATCH` of the model).
+            progress: show a progress bar.
+            resume: continue an unfinished file of the same settings.
+
+        Returns:
+            ``path``.
+        """
+        from hepflows.calo.showerstream import ShowerWriter
+
+        e = np.asarray(energies_mev, np.float64).reshape(-1)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise InputError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InputError(f"seed must be an integer >= 0, got {seed!r}")
+        digest = hashlib.sha256(e.tobytes()).hexdigest()[:16]
+        attrs = {"generator": f"{type(self).__name__} {model}", "seed": seed,
+                 "chunk_size": chunk_size, "n_showers": len(e), "energies_sha256": digest}
+        with ShowerWriter(path, self.geometry, resume=resume, attrs=attrs) as out, \
+                progress_bar(len(e), f"{model} showers -> {Path(path).name}",
+                             enabled=progress) as bar:  # fmt: skip
+            bar.advance(out.n_done)
+            for chunk in self.sample_chunks(e, model, seed, chunk_size, batch_size,
+                                            start=out.n_done):  # fmt: skip
+                out.append(chunk)
+                bar.advance(len(chunk))
+            return out.finish()
+
+    def sample_chunks(
+        self,
+        energies_mev: np.ndarray,
+        model: str = "teacher",
+        seed: int = 0,
+        chunk_size: int = 5000,
+        batch_size: int | None = None,
+        start: int = 0,
+    ) -> Iterator[Showers]:
+        """The showers of :meth:`sample_to_file` from shower ``start`` (a chunk boundary) on,
+        one chunk at a time: chunk k from a generator seeded by ``SeedSequence(seed, (k,))``.
+
+        Args:
+            energies_mev: (N,) incident energies, MeV.
+            model, seed, chunk_size, batch_size: as :meth:`sample_to_file`.
+            start: first shower (a multiple of ``chunk_size``).
+
+        Yields:
+            :class:`Showers` of ``chunk_size`` showers (the last may be shorter).
+        """
+        e = np.asarray(energies_mev, np.float64).reshape(-1)
+        if start % chunk_size or not 0 <= start <= len(e):
+            raise InputError(f"start must be a multiple of chunk_size ({chunk_size}) in "
+                             f"[0, {len(e)}], got {start}")  # fmt: skip
+        for k in range(start // chunk_size, math.ceil(len(e) / chunk_size)):
+            key = np.random.SeedSequence(seed, spawn_key=(k,)).generate_state(1, np.uint64)
+            g = generator_on(self.device, int(key[0] >> np.uint64(2)))
+            part = e[k * chunk_size : (k + 1) * chunk_size]
+            yield self.sample(part, model=model, batch_size=batch_size, generator=g)
 
     def _sample_batch(
         self, eb: Tensor, flow2: nn.Module, generator: torch.Generator | None

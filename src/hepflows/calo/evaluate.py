@@ -43,7 +43,9 @@ from hepflows.calo.features import (
     kpd,
     separation_power,
 )
+from hepflows.calo.geometry import Geometry
 from hepflows.calo.showers import Showers
+from hepflows.calo.showerstream import iter_showers
 from hepflows.errors import ConfigError, HepflowsWarning, InputError
 from hepflows.extras import require
 from hepflows.io.atomic import atomic_write
@@ -219,9 +221,37 @@ def plot_features(
 
 
 # ------------------------------------------------------------------ everything
+#: A shower set given to :func:`evaluate`: in memory, or a CaloChallenge file read in chunks.
+ShowerSource = Showers | str | os.PathLike
+
+
+def _features_of(
+    source: ShowerSource, threshold: float, max_showers: int, chunk_size: int,
+    geometry: Geometry | None,
+) -> tuple[Showers, dict[str, np.ndarray], np.ndarray, int]:  # fmt: skip
+    """(the showers the classifiers and the plot see, the high-level features (N,) each and
+    the (N, K) feature matrix of all N showers, N) of a set; a file is read ``chunk_size``
+    showers at a time and only its first ``max_showers`` are kept."""
+    if isinstance(source, Showers):
+        f = high_level_features(source, threshold)
+        return source, f, feature_matrix(source, f), len(source)
+    feats, mats, head, kept = [], [], [], 0
+    for chunk in iter_showers(source, chunk_size=chunk_size, geometry=geometry):
+        f = high_level_features(chunk, threshold)
+        feats.append(f)
+        mats.append(feature_matrix(chunk, f))
+        if kept < max_showers:
+            head.append(chunk[: max_showers - kept])
+            kept += len(head[-1])
+    if not head:
+        raise InputError(f"{source} holds no showers")
+    merged = {k: np.concatenate([f[k] for f in feats]) for k in feats[0]}
+    return Showers.concatenate(head), merged, np.concatenate(mats), len(merged["E_inc"])
+
+
 def evaluate(
-    reference: Showers,
-    samples: dict[str, Showers],
+    reference: ShowerSource,
+    samples: dict[str, ShowerSource],
     *,
     levels: Sequence[str] = VIEWS,
     gbdt: bool = True,
@@ -239,8 +269,17 @@ def evaluate(
     plot: str | os.PathLike | None = None,
     seed: int = 0,
     progress: bool = False,
+    chunk_size: int = 5000,
+    geometry: str | os.PathLike | Geometry | None = None,
 ) -> dict[str, Any]:
     """Every CaloChallenge measure of each model against the reference.
+
+    The reference and the samples are :class:`Showers` in memory or the paths of
+    CaloChallenge HDF5 files. A file is streamed (granular datasets 2 and 3): its
+    high-level features, separation powers, FPD and KPD come from all of its
+    showers, read ``chunk_size`` at a time; the classifiers and the plot see its
+    first ``max_showers`` showers (all that they would draw anyway), so the memory
+    is bounded by ``max_showers`` x V, not by the file.
 
     Per model: separation power of every high-level feature (bins as in
     :func:`plot_features`), the MLP classifier test at each of ``levels``
@@ -269,6 +308,9 @@ def evaluate(
         plot: if given, also write :func:`plot_features` to this PNG.
         seed: seed of the classifiers and the KPD batches.
         progress: print one line per result and show classifier progress bars.
+        chunk_size: showers read at a time from a file.
+        geometry: the files' geometry (name, XML or :class:`Geometry`); default: the
+            built-in one their voxel count names (samples: the reference's).
 
     Returns:
         ``{"reference": {...}, "settings": {...}, "classifier_converged": bool,
@@ -283,21 +325,26 @@ def evaluate(
     if bad:
         raise ConfigError(f"unknown classifier levels {bad}: use any of {', '.join(VIEWS)}")
     classify = bool(levels) or gbdt
+    geometry = None if geometry is None else Geometry.resolve(geometry)
+    reference, ref_f, ref_m, n_ref = _features_of(reference, threshold, max_showers, chunk_size,
+                                                  geometry)  # fmt: skip
+    loaded = {label: _features_of(s, threshold, max_showers, chunk_size, reference.geometry)
+              for label, s in samples.items()}  # fmt: skip
+    samples = {label: v[0] for label, v in loaded.items()}
     for label, s in samples.items():
         check_same_geometry(reference, s, repr(label))
         if classify:
             check_count(s, f"sample {label!r}")
     if classify:
         check_count(reference, "the reference")
-    ref_f = high_level_features(reference, threshold)
-    ref_m = feature_matrix(reference, ref_f)
     models: dict[str, Any] = {}
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", HepflowsWarning)
         for label, s in samples.items():
             models[label] = _evaluate_one(
-                reference, s, label, ref_f, ref_m, levels=levels, gbdt=gbdt, bins=bins,
+                reference, s, label, (ref_f, ref_m), loaded[label][1:], levels=levels,
+                gbdt=gbdt, bins=bins,
                 threshold=threshold, kpd_batches=kpd_batches, kpd_batch_size=kpd_batch_size,
                 seed=seed, progress=progress,
                 mlp={"hidden": hidden, "epochs": epochs, "lr": lr, "patience": patience,
@@ -311,7 +358,7 @@ def evaluate(
         plot_features(reference, samples, plot, bins=bins, threshold=threshold)
     hidden_t = [hidden] if isinstance(hidden, int) else list(hidden)
     return {
-        "reference": {"n_showers": len(reference), "geometry": reference.geometry.name},
+        "reference": {"n_showers": n_ref, "geometry": reference.geometry.name},
         "settings": {
             "levels": list(levels),
             "gbdt": gbdt,
@@ -340,8 +387,8 @@ def _evaluate_one(
     reference: Showers,
     s: Showers,
     label: str,
-    ref_f: dict[str, np.ndarray],
-    ref_m: np.ndarray,
+    ref: tuple[dict[str, np.ndarray], np.ndarray],
+    gen: tuple[dict[str, np.ndarray], np.ndarray, int],
     *,
     levels: Sequence[str],
     gbdt: bool,
@@ -353,13 +400,14 @@ def _evaluate_one(
     seed: int,
     progress: bool,
 ) -> dict[str, Any]:
-    """The report of one model (see :func:`evaluate`)."""
-    gen_f = high_level_features(s, threshold)
-    gen_m = feature_matrix(s, gen_f)
+    """The report of one model (see :func:`evaluate`): ``ref`` and ``gen`` hold the features
+    and feature matrices of all showers (and the sample's count), ``reference`` and ``s``
+    the showers the classifiers see."""
+    (ref_f, ref_m), (gen_f, gen_m, n_gen) = ref, gen
     seps = _separations(ref_f, gen_f, bins)
     value, error = kpd(ref_m, gen_m, kpd_batches, kpd_batch_size, seed=seed)
     out: dict[str, Any] = {
-        "n_showers": len(s),
+        "n_showers": n_gen,
         "separation": seps,
         "separation_mean": float(np.mean(list(seps.values()))),
         "fpd": fpd(ref_m, gen_m),

@@ -333,35 +333,44 @@ def generate(
     seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = 0,
     device: Device = "cpu",
 ) -> None:
-    """Generate showers with a trained CaloFlow, in the layout of its training (or --like) file."""
+    """Generate showers with a trained CaloFlow or L2LFlow, in the layout of its training (or
+    --like) file. CaloChallenge files are written chunk by chunk (OUT.partial until done; a
+    cut-off run started again with the same settings resumes)."""
     import numpy as np
 
-    from hepflows.calo import read_showers
+    from hepflows.calo import Showers, iter_showers, read_showers
     from hepflows.calo.showerfiles import detect_layout
-    from hepflows.device import generator_on, resolve_device
+    from hepflows.device import resolve_device
 
     output(out, "--out", "shower file", SHOWERS)
     _check_layout(layout)
     dev = resolve_device(device)
     flow, extra = load_model(model_path, device=dev)
     if like is not None:
-        energies = read_showers(like, geometry=flow.geometry).energy
         layout = layout or detect_layout(like)
+        if detect_layout(like) == "calochallenge":  # its energies, chunk by chunk
+            energies = np.concatenate([c.energy for c in iter_showers(
+                like, chunk_size=5000, geometry=flow.geometry)])  # fmt: skip
+        else:
+            energies = read_showers(like, geometry=flow.geometry).energy
     else:
         lo, hi = _range_mev(energy_min, energy_max)
         if seed < 0:
             raise HepflowsError(f"--seed must be >= 0, got {seed}")
         energies = np.random.default_rng(seed).uniform(lo, hi, count(events, "--events"))
         layout = layout or extra.get("layout", "calochallenge")
-    g = generator_on(dev, seed)
     t0 = time.perf_counter()
     model = model or ("student" if flow.student is not None else "teacher")
-    showers = flow.sample(energies, model=model, batch_size=batch_size, generator=g,
-                          progress=True)  # fmt: skip
+    if layout == "calochallenge":  # chunk by chunk into OUT.partial, resumable
+        flow.sample_to_file(out, energies, model=model, seed=seed, batch_size=batch_size)
+    else:
+        # the draws of the chunked writer, so the layout does not change the showers
+        showers = Showers.concatenate(list(flow.sample_chunks(
+            energies, model=model, seed=seed, batch_size=batch_size)))  # fmt: skip
+        write_showers(out, showers, layout=layout)
     seconds = time.perf_counter() - t0
-    write_showers(out, showers, layout=layout)
-    console.print(f"wrote {len(showers):,} showers ({model}, {layout} layout) to {out}: "
-                  f"{seconds:.1f} s, {1e3 * seconds / len(showers):.3f} ms/shower "
+    console.print(f"wrote {len(energies):,} showers ({model}, {layout} layout) to {out}: "
+                  f"{seconds:.1f} s, {1e3 * seconds / len(energies):.3f} ms/shower "
                   f"on {dev}")  # fmt: skip
 
 
@@ -466,31 +475,43 @@ def evaluate(
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the classifiers")] = EVAL["seed"],
 ) -> None:
-    """CaloChallenge-style comparison: features, separation powers, classifier AUC/JSD, FPD/KPD."""
+    """CaloChallenge-style comparison: features, separation powers, classifier AUC/JSD, FPD/KPD.
+
+    CaloChallenge files are read in chunks (never whole): features, separation powers,
+    FPD and KPD from every shower, the classifiers and the plot from the first
+    --max-showers of each file.
+    """
     import json
 
     from hepflows.calo import read_showers
+    from hepflows.calo.showerfiles import detect_layout
     from hepflows.io.atomic import atomic_write
 
     output(out, "--out", "report", JSON)
     plot_path = None if plot.strip().lower() in ("", "none") else Path(plot)
     if plot_path is not None:
         output(plot_path, "--plot", "plot", PNG)
-    ref = read_showers(reference, geometry=geometry)
-    gen = {}
+    paths = {}
     for item in samples:
         label, _, path = item.rpartition("=")
-        path_ = Path(path)
-        gen[label or path_.stem] = read_showers(path_, geometry=geometry or ref.geometry)
+        paths[label or Path(path).stem] = Path(path)
+    if all(detect_layout(p) == "calochallenge" for p in (reference, *paths.values())):
+        # CaloChallenge files are streamed: features from every shower, chunk by chunk;
+        # the classifiers read the first --max-showers
+        ref, gen = reference, paths
+    else:
+        ref = read_showers(reference, geometry=geometry)
+        gen = {label: read_showers(p, geometry=geometry or ref.geometry)
+               for label, p in paths.items()}  # fmt: skip
     lv = () if levels.strip().lower() == "none" else tuple(v.strip() for v in levels.split(","))
     if not 0 < lr_decay <= 1:
         raise ConfigError(f"--lr-decay must be in (0, 1] (1: constant rate), got {lr_decay}")
     report = evaluate_showers(ref, gen, levels=lv, gbdt=gbdt, epochs=epochs, patience=patience,
                               lr_decay=None if lr_decay == 1 else lr_decay,
                               max_showers=count(max_showers, "--max-showers"), plot=plot_path,
-                              seed=seed, progress=True)  # fmt: skip
+                              seed=seed, progress=True, geometry=geometry)  # fmt: skip
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1)))
-    table = Table(title=f"against {reference} ({len(ref):,} showers)")
+    table = Table(title=f"against {reference} ({report['reference']['n_showers']:,} showers)")
     keys = [*lv, *(["gbdt"] if gbdt else [])]
     names = {"low": "voxel/E_inc", "log": "log voxels", "high": "features", "gbdt": "GBDT"}
     best = ["AUC max"] if keys else []
