@@ -527,6 +527,15 @@ def test_l2l_train_generate_on_a_granular_geometry(tmp_path, kind) -> None:
     assert f"wrote 20 showers ({'student' if student else 'teacher'}" in text
     gen = read_showers(out, geometry=xml)
     assert gen.voxels.shape == (20, 192) and np.isfinite(gen.voxels).all()
+    # evaluate: both CaloChallenge files are streamed; the features classifier runs
+    more = tmp_path / "more.h5"
+    _cli("generate", model, "--out", more, "--like", sim)
+    report = tmp_path / "eval.json"
+    text = _cli("evaluate", sim, f"{kind}={more}", "--geometry", xml, "--levels", "high",
+                "--no-gbdt", "--plot", "none", "--out", report, "--epochs", 2)  # fmt: skip
+    r = json.loads(report.read_text())
+    assert r["reference"]["n_showers"] == 300 and r["models"][kind]["n_showers"] == 300
+    assert 0 <= r["models"][kind]["classifier"]["high"]["auc"] <= 1 and kind in text
     with pytest.raises(AssertionError, match="unknown shower model"):
         _cli("train", sim, "--out", tmp_path / "x.safetensors", "--geometry", xml,
              "--model", "nope")  # fmt: skip
