@@ -333,9 +333,12 @@ def generate(
     seed: Annotated[int, typer.Option(help="random seed (>= 0)")] = 0,
     device: Device = "cpu",
 ) -> None:
-    """Generate showers with a trained CaloFlow or L2LFlow, in the layout of its training (or
-    --like) file. CaloChallenge files are written chunk by chunk (OUT.partial until done; a
-    cut-off run started again with the same settings resumes)."""
+    """Generate showers with a trained CaloFlow or L2LFlow, in its training file's layout.
+
+    With --like, the incident energies (and the layout) of that file. CaloChallenge files
+    are written chunk by chunk (OUT.partial until done; a cut-off run started again with
+    the same settings resumes).
+    """
     import numpy as np
 
     from hepflows.calo import Showers, iter_showers, read_showers
