@@ -195,11 +195,15 @@ def main() -> None:
         trained[arch] = model
         models_out[arch] = {
             "flow1": model.flow1_config, "layer_flow": model.flow2_config,
-            "epochs": plan.epochs, "train_seconds": seconds,
+            # the stages' own times, kept in the checkpoint: a resumed or finished
+            # checkpoint reports the training it holds, not this call's wall time
+            "epochs": plan.epochs, "train_seconds": sum(v["seconds"] for v in history.values()),
+            "train_call_seconds": seconds,
             "stage_seconds": {k: v["seconds"] for k, v in history.items()},
             "parameters": sum(p.numel() for p in model.parameters()),
         }  # fmt: skip
-        print(f"{arch}: trained in {seconds / 60:.1f} min")
+        print(f"{arch}: trained in {models_out[arch]['train_seconds'] / 60:.1f} min "
+              f"({seconds / 60:.1f} min in this run)")  # fmt: skip
 
     print("\n== Sampling and timing")
     e = reference.energy
