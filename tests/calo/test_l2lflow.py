@@ -55,7 +55,11 @@ def test_ds2_model_sizes():
     m = L2LFlow("ds2", seed=0)
     assert m.n_layers == 45 and m.layer_voxels == 144 and m.flow2_dims == 144
     assert m.teacher.config["features"] == 144
-    assert m.layer_context_size == 3 + 45 + 144 + 4  # E_inc, E_l, E_(l-1), one-hot, prev, moments
+    assert m.layer_context_size == 3 + 45 + 144  # E_inc, E_l, E_(l-1), one-hot, prev
+    assert m.flow1.config["features"] == 45  # no moments by default: a 45-D energy flow
+    with_moments = L2LFlow("ds2", moments=2, student=False, seed=0)
+    assert with_moments.layer_context_size == 3 + 45 + 144 + 4  # and this layer's 2 x 2
+    assert with_moments.flow1.config["features"] == 45 * 5
     assert m.student is not None and m.config["model"] == "l2lflow"
 
 
