@@ -119,7 +119,8 @@ def many_well(budgets: list[int], seeds: list[int], n_eval: int,
               saved: Callable[[dict], None] = lambda block: None,
               methods: tuple[str, ...] = MW_METHODS) -> dict:  # fmt: skip
     """The methods at every budget and seed on the 32-D Many-Well; medians over seeds.
-    ``saved(block)`` after each budget (a partial result survives a cut-off run)."""
+    ``saved(block)`` after each method and budget (a partial result survives a cut-off
+    run)."""
     mw = ManyWell(32)
     exact = mw.sample(n_eval, torch.Generator().manual_seed(2024))
     block: dict = {"log_z": mw.log_z, "n_eval": n_eval,
@@ -137,11 +138,11 @@ def many_well(budgets: list[int], seeds: list[int], n_eval: int,
             med["abs_log_z_error"] = statistics.median(abs(r["log_z_error"]) for r in runs)
             med["per_seed"] = runs
             rows[method] = med
+            block["budgets"][str(budget)] = rows  # a cut-off run keeps the methods done
+            saved(block)
             print(f"{budget:>8.0e} {method:<12} {med['abs_log_z_error']:>8.4f} "
                   f"{med['ess_fraction']:>7.3f} {med['forward_ess']:>8.3f} "
                   f"{med['modes_hit']:>6.0f} {med['seconds']:>7.0f}", flush=True)  # fmt: skip
-        block["budgets"][str(budget)] = rows
-        saved(block)
     return block
 
 
@@ -207,8 +208,8 @@ def ttbar(budgets: list[int], seeds: list[int], n_eval: int,
           saved: Callable[[dict], None] = lambda block: None,
           methods: tuple[str, ...] = TT_METHODS) -> dict:  # fmt: skip
     """The methods at every budget and seed on t tbar; medians over seeds, FAB's gains over
-    the best other method run. ``saved(block)`` after each budget (a partial result survives
-    a cut-off run)."""
+    the best other method run. ``saved(block)`` after each method and budget (a partial
+    result survives a cut-off run)."""
     f = ttbar_target()
     block: dict = {"nwa_pb": f.narrow_width_cross_section(), "n_eval": n_eval, "budgets": {},
                    "fab_ess_gain_by_budget": {}, "methods": list(methods)}  # fmt: skip
@@ -231,6 +232,8 @@ def ttbar(budgets: list[int], seeds: list[int], n_eval: int,
             med["pull_vs_reference"] = (med["integral"] - ref["pb"]) / math.hypot(
                 med["integral_error"], ref["error_pb"])  # fmt: skip
             rows[method] = med
+            block["budgets"][str(budget)] = rows  # a cut-off run keeps the methods done
+            saved(block)
             print(f"{budget:>8.0e} {method:<12} {med['ess_fraction']:>9.2e} "
                   f"{med['ess_per_call']:>9.2e} {med['integral']:>12.5g} "
                   f"{med['pull_vs_reference']:>+7.1f} {med['seconds']:>7.0f}",
