@@ -9,7 +9,8 @@ Set-up (2 CPU cores):
   last 10 % held out for validation) and a fresh ``--n-eval`` (another seed) as
   the reference. Both are written chunk by chunk to ``--data-dir`` (reused by a
   later run with the same settings); training reads its file in chunks (never
-  whole), the reference is held in memory for the evaluation;
+  whole); each model's samples are generated into a file chunk by chunk and the
+  evaluation streams the files;
 * models (:mod:`hepflows.calo.models`): ``l2l`` (L2LFlow: energy flow, then one
   MAF layer flow shared by all layers, conditioned on the previous layer),
   ``icaloflow`` (the IAF student of that layer flow, distilled from it:
@@ -47,7 +48,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import finish, per_shower_ms  # noqa: E402
-from hepflows.calo import Showers, ToySimulator, evaluate, iter_showers  # noqa: E402
+from hepflows.calo import ToySimulator, evaluate, iter_showers  # noqa: E402
 from hepflows.calo.models import build_model  # noqa: E402
 from hepflows.calo.training import TrainingPlan, train  # noqa: E402
 
@@ -169,9 +170,8 @@ def main() -> None:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     train_path, sim_s = showers_file(args.data_dir, n_train, args.seed, args.max_spots)
     ref_path, _ = showers_file(args.data_dir, n_eval, args.seed + 1000, args.max_spots)
-    # the reference is held in memory for the classifier (n_eval x 6480 float64); the
-    # training file is streamed in chunks by train()
-    reference = Showers.concatenate(list(iter_showers(ref_path, chunk_size=5000)))
+    # only the reference's incident energies in memory; the showers stay in the file
+    e = np.concatenate([c.energy for c in iter_showers(ref_path, chunk_size=5000)])
     result["simulator_seconds"] = sim_s
     print(f"{n_train} training showers ({sim_s:.0f} s to simulate, 0 if cached), {n_eval} "
           f"fresh reference showers")  # fmt: skip
@@ -205,14 +205,15 @@ def main() -> None:
         print(f"{arch}: trained in {models_out[arch]['train_seconds'] / 60:.1f} min "
               f"({seconds / 60:.1f} min in this run)")  # fmt: skip
 
-    print("\n== Sampling and timing")
-    e = reference.energy
+    print("\n== Sampling (into files, chunk by chunk) and timing")
     for label in labels:
         arch, sampler = MODELS[label]
         model = trained[arch]
         g = torch.Generator().manual_seed(args.seed + 7)
         t0 = time.perf_counter()
-        samples[label] = model.sample(e, model=sampler, batch_size=1000, generator=g)
+        samples[label] = args.data_dir / f"gen_{label}_{n_train}_{n_eval}_seed{args.seed}.h5"
+        model.sample_to_file(samples[label], e, model=sampler, seed=args.seed + 7,
+                             batch_size=1000, progress=False, resume=False)  # fmt: skip
         gen_s = time.perf_counter() - t0
         # a MAF teacher needs D passes per layer: timed on 200 showers in one batch
         n_t = min(200 if sampler == "teacher" and arch == "l2l" else 1000, len(e))
@@ -227,7 +228,8 @@ def main() -> None:
         print(f"{label:<10} {ms_1000:8.2f} ms/shower at batch 1000, {ms_1:8.1f} ms at batch 1")
 
     print("\n== Evaluation (fixed classifier, low and high level; FPD, KPD)")
-    report = evaluate(reference, samples, levels=("low", "high"), gbdt=False, plot=args.plot,
+    # streamed: features from every shower, the classifiers on the first max_showers
+    report = evaluate(ref_path, samples, levels=("low", "high"), gbdt=False, plot=args.plot,
                       seed=args.seed, progress=True)  # fmt: skip
     per_model = {}
     for label in labels:
