@@ -1,4 +1,7 @@
-"""A small granular geometry for layer-to-layer tests, and toy electrons in it."""
+"""Granular-calorimeter test helpers: a small geometry with toy electrons in it, and a spy
+on the reads of a shower file's voxel dataset."""
+
+import h5py
 
 from hepflows.calo import Showers, ToySimulator
 from hepflows.calo.geometry import Geometry, Layer
@@ -13,3 +16,18 @@ def mini_showers(n: int, seed: int = 0) -> Showers:
     sim = ToySimulator(MINI, particle="electron", energy_range_mev=(5e3, 5e4),
                        energy_distribution="log-uniform", max_spots=400, seed=seed)  # fmt: skip
     return sim.simulate(n)
+
+
+def spy_voxel_reads(monkeypatch) -> list:
+    """The keys of every read of a file's ``/showers`` dataset from now on (h5py patched
+    through ``monkeypatch``): a test asserts no read asks for more rows than a chunk."""
+    seen = []
+    original = h5py.Dataset.__getitem__
+
+    def spy(self, key):
+        if self.name == "/showers":
+            seen.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    return seen

@@ -1,11 +1,10 @@
 """Training from a file, chunk by chunk: every row once per epoch, never the whole file."""
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
-from calo_mini import MINI
+from calo_mini import MINI, spy_voxel_reads
 from calo_mini import mini_showers as _showers
 from hepflows import InputError
 from hepflows.calo import Showers, ShowerWriter, iter_showers
@@ -20,20 +19,6 @@ def _file(path, showers, chunk=100):
             out.append(showers[i : i + chunk])
         out.finish()
     return path
-
-
-def spy_reads(monkeypatch) -> list:
-    """The keys of every read of a file's voxel dataset from now on (h5py patched)."""
-    seen = []
-    original = h5py.Dataset.__getitem__
-
-    def spy(self, key):
-        if self.name == "/showers":
-            seen.append(key)
-        return original(self, key)
-
-    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
-    return seen
 
 
 def _to_tensors(s):
@@ -87,7 +72,7 @@ def test_training_from_a_file_reads_chunks_only_and_resumes(data, tmp_path, monk
     (the file is never loaded whole); the run checkpoints, and training again with the same
     checkpoint resumes (here: finds it done) with the same weights."""
     _, path = data
-    seen = spy_reads(monkeypatch)
+    seen = spy_voxel_reads(monkeypatch)
 
     def model():
         return L2LFlow(MINI, flow1=dict(transforms=1, hidden=[8]),
@@ -135,7 +120,7 @@ def test_evaluate_streams_files_and_agrees_with_memory(data, tmp_path, monkeypat
         return Showers.concatenate(list(iter_showers(path, geometry=MINI)))
 
     in_memory = evaluate(whole(ref_path), {"m": whole(gen_path)}, **opts)
-    seen = spy_reads(monkeypatch)
+    seen = spy_voxel_reads(monkeypatch)
     streamed = evaluate(ref_path, {"m": gen_path}, chunk_size=128, geometry=MINI, **opts)
     assert seen and all(isinstance(k, slice) and k.stop - k.start <= 128 for k in seen)
     a, b = in_memory["models"]["m"], streamed["models"]["m"]

@@ -5,6 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
+from calo_mini import spy_voxel_reads
 from hepflows import ConfigError, InputError, ShapeError
 from hepflows.calo import Geometry, Showers, ToySimulator
 from hepflows.calo.showerstream import (
@@ -116,15 +117,7 @@ def test_chunked_read_reads_only_its_rows(tmp_path, monkeypatch):
     with ShowerWriter(path, g) as out:
         out.append(_random_showers(g, 30, 0))
         out.finish()
-    seen = []
-    original = h5py.Dataset.__getitem__
-
-    def spy(self, key):
-        if self.name == "/showers":
-            seen.append(key)
-        return original(self, key)
-
-    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    seen = spy_voxel_reads(monkeypatch)
     assert sum(len(c) for c in iter_showers(path, chunk_size=8)) == 30
     assert seen and all(isinstance(k, slice) and k.stop - k.start <= 8 for k in seen)
 

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -523,15 +522,13 @@ class CaloFlow(nn.Module):
         Yields:
             :class:`Showers` of ``chunk_size`` showers (the last may be shorter).
         """
+        from hepflows.calo.showerstream import chunk_streams
+
         e = np.asarray(energies_mev, np.float64).reshape(-1)
-        if start % chunk_size or not 0 <= start <= len(e):
-            raise InputError(f"start must be a multiple of chunk_size ({chunk_size}) in "
-                             f"[0, {len(e)}], got {start}")  # fmt: skip
-        for k in range(start // chunk_size, math.ceil(len(e) / chunk_size)):
-            key = np.random.SeedSequence(seed, spawn_key=(k,)).generate_state(1, np.uint64)
+        for lo, hi, seq in chunk_streams(len(e), chunk_size, seed, start):
+            key = seq.generate_state(1, np.uint64)
             g = generator_on(self.device, int(key[0] >> np.uint64(2)))
-            part = e[k * chunk_size : (k + 1) * chunk_size]
-            yield self.sample(part, model=model, batch_size=batch_size, generator=g)
+            yield self.sample(e[lo:hi], model=model, batch_size=batch_size, generator=g)
 
     def _sample_batch(
         self, eb: Tensor, flow2: nn.Module, generator: torch.Generator | None

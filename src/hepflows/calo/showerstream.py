@@ -48,6 +48,25 @@ if TYPE_CHECKING:
 CHUNK_BYTES = 1 << 20
 
 
+def chunk_streams(
+    n: int, chunk_size: int, seed: int, start: int = 0
+) -> Iterator[tuple[int, int, np.random.SeedSequence]]:
+    """The chunks of ``n`` rows from row ``start`` (a chunk boundary) on, each with its own
+    random stream: ``(lo, hi, SeedSequence(seed, spawn_key=(k,)))`` for chunk k = lo //
+    chunk_size. What a chunked writer draws depends only on (seed, chunk_size), not on
+    where a run was cut and resumed.
+
+    Raises:
+        InputError: ``start`` not on a chunk boundary or outside [0, n].
+    """
+    if start % chunk_size or not 0 <= start <= n:
+        raise InputError(f"start must be a multiple of chunk_size ({chunk_size}) in "
+                         f"[0, {n}], got {start}")  # fmt: skip
+    for lo in range(start, n, chunk_size):
+        stream = np.random.SeedSequence(seed, spawn_key=(lo // chunk_size,))
+        yield lo, min(n, lo + chunk_size), stream
+
+
 def partial_path(path: str | os.PathLike) -> Path:
     """Where :class:`ShowerWriter` keeps an unfinished ``path``: ``<path>.partial``."""
     path = Path(path)

@@ -493,15 +493,14 @@ class ToySimulator:
         Raises:
             InputError: ``start`` not on a chunk boundary or beyond ``n``.
         """
-        if start % chunk_size or not 0 <= start <= n:
-            raise InputError(f"start must be a multiple of chunk_size ({chunk_size}) in "
-                             f"[0, {n}], got {start}")  # fmt: skip
+        from hepflows.calo.showerstream import chunk_streams
+
+        chunks = chunk_streams(n, chunk_size, self.seed, start)  # checks start
         own = self._rng
         try:
-            for lo in range(start, n, chunk_size):
-                seq = np.random.SeedSequence(self.seed, spawn_key=(lo // chunk_size,))
+            for lo, hi, seq in chunks:
                 self._rng = np.random.default_rng(seq)
-                shower = self.simulate(min(chunk_size, n - lo))
+                shower = self.simulate(hi - lo)
                 self._rng = own
                 yield shower
         finally:

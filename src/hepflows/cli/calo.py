@@ -42,10 +42,10 @@ SIM = {k: library_default(ToySimulator, k) for k in ("geometry", "particle", "en
        "energy_distribution", "seed", "max_spots", "spot_fluctuations")}  # fmt: skip
 PLAN = TrainingPlan()
 FLOW2 = FLOW2_DEFAULTS
-#: Flow II (layer flow) sizes each model uses when --transforms/--bins/--hidden are not given.
 #: The --moments default per model, as the help shows it (each model's own default).
 MOMENTS_BY_MODEL = (f"caloflow {library_default(CaloFlow, 'moments')}, l2l and conv-l2l "
                     f"{library_default(L2LFlow, 'moments')}")  # fmt: skip
+#: Flow II (layer flow) sizes each model uses when --transforms/--bins/--hidden are not given.
 FLOW2_BY_MODEL = {"caloflow": FLOW2, "l2l": LAYER_DEFAULTS, "conv-l2l": CONV_DEFAULTS}
 
 
@@ -350,8 +350,9 @@ def generate(
     dev = resolve_device(device)
     flow, extra = load_model(model_path, device=dev)
     if like is not None:
-        layout = layout or detect_layout(like)
-        if detect_layout(like) == "calochallenge":  # its energies, chunk by chunk
+        like_layout = detect_layout(like)
+        layout = layout or like_layout
+        if like_layout == "calochallenge":  # its energies, chunk by chunk
             energies = np.concatenate([c.energy for c in iter_showers(
                 like, chunk_size=5000, geometry=flow.geometry)])  # fmt: skip
         else:
