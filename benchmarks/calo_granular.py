@@ -60,10 +60,11 @@ MODELS = {"l2l": ("l2l", "teacher"), "icaloflow": ("l2l", "student"),
 def showers_file(directory: Path, n: int, seed: int, max_spots: int) -> tuple[Path, float]:
     """``n`` toy ds2 electrons written once to ``directory`` chunk by chunk (resumable); the
     file and the seconds it took (0 if it was there)."""
-    path = directory / f"ds2_electrons_{n}_seed{seed}_spots{max_spots}.h5"
     sim = ToySimulator("ds2", particle="electron", energy_range_mev=(1e3, 1e6),
                        energy_distribution="log-uniform", max_spots=max_spots,
                        seed=seed)  # fmt: skip
+    kev = sim.geometry.threshold_mev * 1e3  # the readout threshold (15.15 keV) names the file
+    path = directory / f"ds2_electrons_{n}_seed{seed}_spots{max_spots}_thr{kev:g}keV.h5"
     t0 = time.perf_counter()
     if not path.exists():
         sim.simulate_to_file(path, n, progress=False)

@@ -183,6 +183,25 @@ def test_save_load_reproduces_samples(tmp_path) -> None:
         CaloFlow.load(tmp_path / "bad.safetensors")
 
 
+def test_the_geometry_readout_threshold_cuts_samples_and_survives_save_load(tmp_path) -> None:
+    """A detector threshold above the fitted one is the sampling cut: no generated voxel
+    reads between 0 and it; saving keeps the geometry's threshold and material."""
+    from hepflows.calo import Geometry
+
+    geometry = replace(Geometry.builtin("calogan"), threshold_mev=5.0, material="lead-argon")
+    showers = ToySimulator(geometry, seed=3).simulate(300)
+    assert not ((showers.voxels > 0) & (showers.voxels < 5.0)).any()
+    model = CaloFlow(geometry, flow1={"transforms": 1, "bins": 4, "hidden": [16]}, flow2=TINY,
+                     moments=0)  # fmt: skip
+    model.fit_preprocessing(showers)
+    assert float(model.threshold_mev) == 5.0  # the fitted heuristic is far below 5 MeV
+    gen = model.sample(np.full(200, 5e4), generator=torch.Generator().manual_seed(1)).voxels
+    assert not ((gen > 0) & (gen < 5.0)).any() and (gen >= 5.0).any()
+    model.save(tmp_path / "t.safetensors")
+    loaded, _ = CaloFlow.load(tmp_path / "t.safetensors")
+    assert (loaded.geometry.threshold_mev, loaded.geometry.material) == (5.0, "lead-argon")
+
+
 def test_models_saved_before_moments_still_load(tmp_path) -> None:
     """A file of CaloFlow's original form without the moment buffers or config key loads."""
     import json

@@ -207,3 +207,28 @@ def test_layer_and_geometry_checks_in_python():
         Geometry(())
     with pytest.raises(InputError, match="every layer is empty"):
         Geometry((Layer(0), Layer(1, r_edges=(0.0,))))
+
+
+def test_readout_threshold_from_the_builtin_files_and_through_a_round_trip(tmp_path):
+    assert Geometry.builtin("ds2").threshold_mev == pytest.approx(0.01515)
+    assert Geometry.builtin("ds3").threshold_mev == pytest.approx(0.01515)
+    assert Geometry.builtin("calogan").threshold_mev == 0.0  # none unless the file says so
+    g = Geometry((Layer(0, 1.0, r_edges=(0.0, 5.0), n_alpha=2),), material="tungsten-silicon",
+                 threshold_mev=0.02)  # fmt: skip
+    g.to_xml(tmp_path / "t.xml")
+    back = Geometry.from_xml(tmp_path / "t.xml")
+    assert (back.threshold_mev, back.material) == (0.02, "tungsten-silicon")
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+def test_bad_readout_threshold_is_refused(value):
+    with pytest.raises(InputError, match="threshold_mev must be a finite energy >= 0"):
+        Geometry((Layer(0, 1.0, r_edges=(0.0, 5.0)),), threshold_mev=value)
+
+
+def test_readout_threshold_in_xml_must_be_a_number(tmp_path):
+    path = tmp_path / "bad.xml"
+    path.write_text('<Bins><Bin name="photon" pid="22" threshold_mev="15keV">'
+                    '<Layer id="0" r_edges="0,1,2" n_bin_alpha="3"/></Bin></Bins>')  # fmt: skip
+    with pytest.raises(InputError, match=r"threshold_mev must be a number, got '15keV'"):
+        Geometry.from_xml(path)

@@ -282,6 +282,23 @@ def test_ds1_polar_geometry() -> None:
     assert per_alpha.min() > 0.8 * per_alpha.mean()
 
 
+def test_readout_threshold_zeroes_faint_voxels_and_nothing_else() -> None:
+    """A geometry's readout threshold: no voxel reads between 0 and it; voxels above it are
+    those of the same showers without a threshold (same seed), so only faint ones vanish."""
+    from dataclasses import replace
+
+    base = Geometry.builtin("ds2")
+    free = replace(base, threshold_mev=0.0)
+    kw = dict(particle="electron", seed=5, max_spots=2000)
+    cut = ToySimulator(base, **kw).simulate(50, 2e3)
+    raw = ToySimulator(free, **kw).simulate(50, 2e3)
+    thr = base.threshold_mev
+    assert not ((cut.voxels > 0) & (cut.voxels < thr)).any()
+    faint = (raw.voxels > 0) & (raw.voxels < thr)
+    assert faint.sum() > 0.02 * (raw.voxels > 0).sum()  # 4 % of the lit voxels of 2 GeV e-
+    np.testing.assert_array_equal(cut.voxels, np.where(faint, 0.0, raw.voxels))
+
+
 def test_spot_cap_changes_granularity_not_the_mean() -> None:
     """Fewer spots: same mean layer energies, coarser (sparser) voxel patterns."""
     a = ToySimulator("calogan", "photon", seed=17, max_spots=None).simulate(300, 5e3)

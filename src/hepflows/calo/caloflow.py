@@ -14,7 +14,8 @@
 Both flows are MAFs (fast density, the "teacher"). Flow II can also be a
 one-pass IAF "student" distilled from the teacher
 (:mod:`hepflows.flows.distill`). Sampled voxels are clipped at zero,
-renormalised to their layer energy and zeroed below a readout threshold
+renormalised to their layer energy and zeroed below a readout threshold: the
+geometry's (:attr:`Geometry.threshold_mev`, the detector's) or, when higher, one
 fitted on the training showers: the geometric mean of the noise level and the
 1 % quantile of the non-zero voxel energies, i.e. halfway (in logit space)
 between the noise and the smallest real deposits. Zeroing at the noise level
@@ -213,6 +214,7 @@ class CaloFlow(nn.Module):
         g = self.geometry
         return {
             "geometry": {"name": g.name, "particle": g.particle, "pid": g.pid,
+                         "material": g.material, "threshold_mev": g.threshold_mev,
                          "layers": [vars(layer) for layer in g.layers]},
             "flow1": self.flow1_config, "flow2": self.flow2_config,
             "student": self.student is not None, "moments": self.moments,
@@ -331,7 +333,7 @@ class CaloFlow(nn.Module):
             moments = self._lateral_moments(clean, self._layer_sums(clean))
             self.moment_mean.copy_(moments.mean(0))
             self.moment_std.copy_(moments.std(0).clamp_min(1e-3))
-            self.threshold_mev.fill_(readout_threshold(clean))
+            self.threshold_mev.fill_(max(self.geometry.threshold_mev, readout_threshold(clean)))
             self.fitted.fill_(True)
 
     def _require_fitted(self) -> None:
@@ -599,7 +601,8 @@ class CaloFlow(nn.Module):
             geometry = Geometry(
                 tuple(Layer(**{k: tuple(v) if isinstance(v, list) else v
                                for k, v in layer.items()}) for layer in layers),
-                g["particle"], g["pid"], g["name"],
+                g["particle"], g["pid"], g["name"], g.get("material"),
+                g.get("threshold_mev", 0.0),  # models saved before readout thresholds: none
             )  # fmt: skip
             model = cls._from_config(geometry, config)
             state = load_file(str(path))

@@ -15,8 +15,9 @@ The binning XML is the CaloChallenge one (``<Bins><Bin name=... pid=...>
 <Layer id=... r_edges=... n_bin_alpha=.../>``), extended with optional
 attributes that CaloChallenge readers ignore: ``x_edges``/``y_edges`` for a
 cartesian layer, ``depth_x0`` (thickness in radiation lengths) and, on
-``<Bin>``, ``material`` (a :data:`hepflows.calo.simulator.MATERIALS` name), both
-used by the toy simulator.
+``<Bin>``, ``material`` (a :data:`hepflows.calo.simulator.MATERIALS` name) and
+``threshold_mev`` (the readout threshold: a voxel below it reads zero), all
+used by the toy simulator; the flows zero generated voxels below the threshold too.
 
 Built-in geometries: ``calogan`` (504 voxels), ``calochallenge-ds1-photon``
 (368), ``calochallenge-ds2`` (45 layers x 16 angles x 9 radii = 6 480 voxels,
@@ -26,9 +27,10 @@ and ``ds3`` are short names.
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -65,6 +67,13 @@ def _edges(text: str | None, what: str, layer: str) -> tuple[float, ...]:
     if len(values) > 1 and not np.all(np.diff(values) > 0):
         raise InputError(f"layer {layer}: {what} must increase strictly, got {text!r}")
     return values
+
+
+def _number(text: str, what: str, path: object) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{path}: {what} must be a number, got {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,9 @@ class Geometry:
         name: a label.
         material: name of the toy simulator's medium for this geometry
             (:data:`hepflows.calo.simulator.MATERIALS`), or ``None`` (its default).
+        threshold_mev: readout threshold in MeV: a voxel with less energy reads 0
+            (the toy simulator cuts its showers there, the flows their samples).
+            CaloChallenge datasets 2 and 3: 0.01515 (15.15 keV); 0: no threshold.
     """
 
     layers: tuple[Layer, ...]
@@ -192,10 +204,14 @@ class Geometry:
     pid: int = 22
     name: str = "custom"
     material: str | None = None
+    threshold_mev: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.layers:
             raise InputError("a geometry needs at least one layer")
+        if not (math.isfinite(self.threshold_mev) and self.threshold_mev >= 0):
+            raise InputError(f"threshold_mev must be a finite energy >= 0 (MeV), got "
+                             f"{self.threshold_mev}")  # fmt: skip
         if self.n_voxels == 0:
             raise InputError("the geometry has no voxels: every layer is empty")
 
@@ -350,6 +366,7 @@ class Geometry:
         return cls(
             tuple(layers), particle=b.get("name", "photon"), pid=int(b.get("pid", "22")),
             name=path.stem, material=b.get("material"),
+            threshold_mev=_number(b.get("threshold_mev", "0"), "threshold_mev", path),
         )  # fmt: skip
 
     def to_xml(self, path: str | os.PathLike) -> None:
@@ -362,6 +379,8 @@ class Geometry:
         b = ET.SubElement(root, "Bin", pid=str(self.pid), name=self.particle)
         if self.material is not None:
             b.set("material", self.material)
+        if self.threshold_mev > 0:
+            b.set("threshold_mev", repr(float(self.threshold_mev)))
         for layer in self.layers:
             attrs = {"id": str(layer.id)}
             if layer.x_edges:
@@ -389,7 +408,7 @@ class Geometry:
         ref = resources.files("hepflows.calo") / "geometries" / BUILTIN[name]
         with resources.as_file(ref) as p:
             geometry = cls.from_xml(p)
-        return Geometry(geometry.layers, geometry.particle, geometry.pid, name, geometry.material)
+        return replace(geometry, name=name)
 
     @classmethod
     def resolve(cls, spec: str | os.PathLike | Geometry) -> Geometry:

@@ -382,7 +382,8 @@ class ToySimulator:
             f"ToySimulator(geometry={self.geometry.name!r}, particle={self.particle!r}, "
             f"energy_range_mev=({lo:g}, {hi:g}), energy_distribution="
             f"{self.energy_distribution!r}, seed={self.seed}, max_spots={self.max_spots}, "
-            f"spot_fluctuations={self.spot_fluctuations})"
+            f"spot_fluctuations={self.spot_fluctuations}, "
+            f"threshold_mev={self.geometry.threshold_mev:g})"
         )
 
     # ----------------------------------------------------------------- public
@@ -432,6 +433,8 @@ class ToySimulator:
                 incident[start:stop] = e
                 self._chunk(e, voxels[start:stop], overflow[start:stop])
                 bar.advance(stop - start)
+        if geometry.threshold_mev > 0:  # the readout: fainter voxels read zero (energy lost)
+            voxels[voxels < geometry.threshold_mev] = 0.0
         return Showers(incident, voxels, geometry, overflow)
 
     def simulate_to_file(
