@@ -74,7 +74,8 @@ def vegas_run(f, dims: int, n_train: int, n_eval: int, seed: int, keep_points: b
     Returns:
         ``integral``, ``error`` (vegas' stratified standard error), ``w`` (the per-point
         estimates, numpy), ``train_calls``, ``calls`` (training and evaluation),
-        ``seconds``, and with ``keep_points`` the evaluation points ``x`` (numpy).
+        ``seconds``, ``map`` (the adapted ``vegas.AdaptiveMap``: its density at x is
+        1 / jac of ``map.invmap``), and with ``keep_points`` the evaluation points ``x``.
     """
     import vegas
 
@@ -95,7 +96,8 @@ def vegas_run(f, dims: int, n_train: int, n_eval: int, seed: int, keep_points: b
     xs.clear()
     total, var, w = vegas_final_pass(integ, fv, n_eval)
     out = {"integral": total, "error": math.sqrt(var), "w": w, "train_calls": train_calls,
-           "calls": cf.calls, "seconds": time.perf_counter() - t0}  # fmt: skip
+           "calls": cf.calls, "seconds": time.perf_counter() - t0,
+           "map": integ.map}  # fmt: skip
     if keep_points:
         out["x"] = np.concatenate(xs)
     return out

@@ -7,7 +7,10 @@ same number of fresh points:
 
 * t tbar (8-D, unit cube): ESS/N of the weights p/q on ``n_eval`` fresh flow
   points and ESS per target evaluation = ESS / (training + evaluation calls);
-  the integral in pb against the narrow-width expectation;
+  the integral in pb against the reference (VEGAS in the resonant variables);
+  and how each sampler covers p, from 10^6 reference points distributed like p
+  (:func:`forward_reference`): the forward ESS/N, the share of sigma where
+  q < 0.1 p / sigma, and the share of the fresh points on both top ridges;
 * Many-Well (32-D, R^d): |log Z error| of the importance estimate on the
   fresh points, the reverse ESS/N on them, the forward ESS on exact samples
   (it sees dropped modes, the reverse ESS cannot), and the sign patterns of
@@ -181,17 +184,81 @@ def uniform_ess(f, n: int = 2_000_000, seed: int = 123) -> dict:
             "points": len(w)}  # fmt: skip
 
 
-def ttbar_run(method: str, f, budget: int, n_eval: int, seed: int) -> dict:
+#: A point is "on both top ridges" when m(W+ b) and m(W- bbar) lie within this of m_t (GeV).
+RIDGE_GEV = 3.0
+
+
+def on_ridges(f, x: torch.Tensor) -> torch.Tensor:
+    """(n, 8) unit-cube points -> (n,) bool: both top candidates within RIDGE_GEV of m_t."""
+    p, _ = f.momenta(x)
+
+    def mass(a: torch.Tensor) -> torch.Tensor:
+        return (a[:, 0] ** 2 - (a[:, 1:] ** 2).sum(1)).clamp_min(0).sqrt()
+
+    mt = f.params.mt
+    return (((mass(p[:, 2] + p[:, 3]) - mt).abs() < RIDGE_GEV)
+            & ((mass(p[:, 4] + p[:, 5]) - mt).abs() < RIDGE_GEV))  # fmt: skip
+
+
+def forward_reference(f, n: int = 1_000_000, seed: int = 5) -> dict:
+    """Points distributed like p, to see where a sampler under-covers it (the reverse ESS
+    on its own draws cannot): n uniform points y of the resonant variables, where p is
+    nearly flat, carry weights W = p(y) (pb); mapped to the flat variables u of ``f``
+    (:meth:`EEToTTbarWWbb.inverse`) they are a weighted sample of p(u), with f(u) there.
+    Costs n target calls, once per benchmark run (not charged to any method)."""
+    from hepflows.physics.processes.ttbar_resonant import resonant_density, resonant_final_state
+
+    g = torch.Generator().manual_seed(seed)
+    parts = []
+    for i in range(0, n, 100_000):
+        y = torch.rand(min(100_000, n - i), 8, dtype=torch.float64, generator=g)
+        final, _ = resonant_final_state(y, f)
+        em, ep = f.beams(len(y))
+        u = f.inverse(torch.cat((em[:, None], ep[:, None], final), 1))
+        parts.append((u, resonant_density(f, y), f(u)))
+    u, w, fu = (torch.cat(t) for t in zip(*parts, strict=True))
+    keep = (fu > 0) & torch.isfinite(fu)
+    u, w, fu = u[keep], w[keep], fu[keep]
+    ridge = on_ridges(f, u)
+    return {"u": u, "w": w, "f": fu, "sigma_pb": w.sum().item() / n,
+            "ridge_share": (w[ridge].sum() / w.sum()).item()}  # fmt: skip
+
+
+def forward_check(log_q: torch.Tensor, ref: dict, sigma: float) -> dict:
+    """How a sampler of density q covers p, from the reference points of
+    :func:`forward_reference` (log_q (n,) at them): the forward ESS/N = sigma / E_p[p/q]
+    (it sees regions q misses), and the share of sigma where q < 0.1 p / sigma."""
+    w, fu = ref["w"], ref["f"]
+    ratio = log_q.exp() * sigma / fu  # 1 where q = p / sigma
+    mean_pq = (w * fu / log_q.exp()).sum() / w.sum()  # E_p[p / q]
+    return {"forward_ess": (sigma / mean_pq).item(),
+            "sigma_share_undercovered": (w[ratio < 0.1].sum() / w.sum()).item()}  # fmt: skip
+
+
+def ttbar_run(method: str, f, budget: int, n_eval: int, seed: int, ref: dict | None = None,
+              sigma: float | None = None) -> dict:  # fmt: skip
+    """One method at one budget and seed: ESS/N, sigma, calls, time; with the forward
+    reference ``ref`` and sigma, also :func:`forward_check` and the share of the fresh
+    points on both top ridges (``ridge_share_q``; p's is ``ref["ridge_share"]``)."""
     if method == "vegas":
         r = vegas_run(f, 8, budget, n_eval, seed)
         out = {"ess_fraction": normalised_ess(torch.from_numpy(r["w"]).log()),
                "integral": r["integral"], "integral_error": r["error"],
                "train_calls": r["train_calls"], "grad_calls": 0,
                "seconds": r["seconds"]}  # fmt: skip
+        if ref is not None:
+            xr = ref["u"].numpy()
+            y, jac = np.empty_like(xr), np.empty(len(xr))
+            r["map"].invmap(xr, y, jac)  # the map's density at x is 1 / (dx/dy)
+            out |= forward_check(-torch.from_numpy(np.log(jac)), ref, sigma)
+            # VEGAS's final pass draws y uniformly (stratified): its points are the map's
+            x = np.empty_like(xr[:100_000])
+            r["map"].map(np.random.default_rng(seed).random(x.shape), x, np.empty(len(x)))
+            out["ridge_share_q"] = on_ridges(f, torch.from_numpy(x)).double().mean().item()
     else:
         t = time.perf_counter()
         integ = _flow(f, 8, method, seed, "unit", TT_FAB)
-        integ.train(calls=budget, progress=False)
+        history = integ.train(calls=budget, progress=False)
         used, grads = integ.total_calls, integ.grad_calls
         x, w = integ.sample(n_eval)
         lw = w.log()
@@ -199,6 +266,16 @@ def ttbar_run(method: str, f, budget: int, n_eval: int, seed: int) -> dict:
         out = {"ess_fraction": normalised_ess(lw), "integral": mean,
                "integral_error": std / math.sqrt(len(w)), "train_calls": used,
                "grad_calls": grads, "seconds": time.perf_counter() - t}  # fmt: skip
+        if hasattr(history, "ess_ais"):  # FAB: how many AIS passes, how many useful points
+            tail = history.ess_ais[-max(1, len(history.ess_ais) // 5):]
+            out |= {"ais_iterations": len(history.ess_ais),
+                    "ais_ess_last_fifth": statistics.fmean(tail)}  # fmt: skip
+        if ref is not None:
+            with torch.no_grad():
+                log_q = torch.cat([integ.flow.log_prob(u.to(integ.flow.dtype), None).double()
+                                   for u in ref["u"].split(100_000)])  # fmt: skip
+            out |= forward_check(log_q, ref, sigma)
+            out["ridge_share_q"] = on_ridges(f, x[:100_000]).double().mean().item()
     ess = out["ess_fraction"] * n_eval
     out["ess_per_call"] = ess / (out["train_calls"] + n_eval)
     return out
@@ -221,12 +298,22 @@ def ttbar(budgets: list[int], seeds: list[int], n_eval: int,
     print(f"ttbar: narrow-width sigma = {block['nwa_pb']:.5g} pb; uniform sampling: ESS/N "
           f"{block['uniform']['ess_fraction']:.2e}, max/mean weight "
           f"{block['uniform']['max_over_mean']:.3g}")  # fmt: skip
+    forward = forward_reference(f)
+    block["forward_reference"] = {
+        "points": len(forward["w"]), "sigma_pb": forward["sigma_pb"],
+        "ridge_share": forward["ridge_share"], "ridge_gev": RIDGE_GEV,
+        "method": "uniform points of the resonant variables weighted by p, mapped to the "
+                  "flat variables: forward ESS/N = sigma / E_p[p/q], sigma share where "
+                  "q < 0.1 p / sigma, share of points on both top ridges"}  # fmt: skip
+    print(f"ttbar: forward reference {len(forward['w'])} points, sigma "
+          f"{forward['sigma_pb']:.5g} pb, {forward['ridge_share']:.3f} of it on both top "
+          f"ridges (|m - m_t| < {RIDGE_GEV} GeV)")  # fmt: skip
     print(f"{'budget':>8} {'method':<12} {'ESS/N':>9} {'ESS/call':>9} {'sigma pb':>12} "
-          f"{'pull':>7} {'time s':>7}")  # fmt: skip
+          f"{'pull':>7} {'fwd ESS':>9} {'undercov':>8} {'ridge q':>8} {'time s':>7}")
     for budget in budgets:
         rows = {}
         for method in methods:
-            runs = [ttbar_run(method, f, budget, n_eval, s) for s in seeds]
+            runs = [ttbar_run(method, f, budget, n_eval, s, forward, ref["pb"]) for s in seeds]
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             med["per_seed"] = runs
             med["pull_vs_reference"] = (med["integral"] - ref["pb"]) / math.hypot(
@@ -236,8 +323,9 @@ def ttbar(budgets: list[int], seeds: list[int], n_eval: int,
             saved(block)
             print(f"{budget:>8.0e} {method:<12} {med['ess_fraction']:>9.2e} "
                   f"{med['ess_per_call']:>9.2e} {med['integral']:>12.5g} "
-                  f"{med['pull_vs_reference']:>+7.1f} {med['seconds']:>7.0f}",
-                  flush=True)  # fmt: skip
+                  f"{med['pull_vs_reference']:>+7.1f} {med['forward_ess']:>9.2e} "
+                  f"{med['sigma_share_undercovered']:>8.3f} {med['ridge_share_q']:>8.4f} "
+                  f"{med['seconds']:>7.0f}", flush=True)  # fmt: skip
         others = [v["ess_per_call"] for k, v in rows.items() if k != "fab"]
         if "fab" in rows and others:
             best = max(others)
