@@ -187,8 +187,9 @@ def test_generate_student_showers_in_the_requested_layout(chain, tmp_path) -> No
     assert (deposited <= float(model.u0_scale) * gen.energy * (1 + 1e-5)).all()
 
     # The same seed gives the same showers; without --layout the training file's layout.
+    # (`calo sample` is generate under the CaloChallenge's name.)
     again = tmp_path / "again.h5"
-    _cli("generate", chain["model"], "--out", again, "--events", 150, "--energy-min", 20,
+    _cli("sample", chain["model"], "--out", again, "--events", 150, "--energy-min", 20,
          "--energy-max", 40, "--seed", 1)  # fmt: skip
     assert detect_layout(again) == "calogan"
     same = read_showers(again)
@@ -503,10 +504,10 @@ def test_simulate_granular_geometry_defaults_and_resume(tmp_path) -> None:
     np.testing.assert_array_equal(read_showers(again).voxels, whole.voxels)
 
 
-@pytest.mark.parametrize("kind", ["l2l", "conv-l2l"])
+@pytest.mark.parametrize("kind", ["icaloflow", "conv-l2l"])
 def test_l2l_train_generate_on_a_granular_geometry(tmp_path, kind) -> None:
-    """simulate -> train --model l2l (with the per-layer student) or conv-l2l -> generate,
-    on a small geometry given as binning XML (6 layers of 8 angles x 4 radii)."""
+    """simulate -> train --model icaloflow (l2l with the per-layer student) or conv-l2l ->
+    generate, on a small geometry given as binning XML (6 layers of 8 angles x 4 radii)."""
     from hepflows.calo import Geometry, Layer
 
     xml = tmp_path / "mini.xml"
@@ -516,7 +517,11 @@ def test_l2l_train_generate_on_a_granular_geometry(tmp_path, kind) -> None:
     _cli("simulate", "--out", sim, "--events", 300, "--geometry", xml, "--particle", "electron",
          "--max-spots", 200)  # fmt: skip
     model = tmp_path / "l2l.safetensors"
-    student = int(kind == "l2l")
+    student = int(kind == "icaloflow")
+    if student:  # icaloflow exists for its student
+        with pytest.raises(AssertionError, match="icaloflow is the l2l MAF teacher"):
+            _cli("train", sim, "--out", tmp_path / "x.safetensors", "--geometry", xml,
+                 "--model", kind, "--epochs-student", 0)  # fmt: skip
     text = _cli("train", sim, "--out", model, "--geometry", xml, "--model", kind,
                 "--epochs-flow1", 1, "--epochs-teacher", 1, "--epochs-student", student,
                 "--batch-size", 100, "--transforms", 2, "--hidden", 8)  # fmt: skip

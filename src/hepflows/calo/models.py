@@ -4,7 +4,9 @@
   CaloGAN, dataset 1);
 * ``"l2l"``: :class:`~hepflows.calo.l2lflow.L2LFlow` (layer by layer; datasets 2 and 3)
   with MAF layer flows, whose IAF student is the iCaloFlow-style fast sampler;
-* ``"conv-l2l"``: L2LFlow with convolutional coupling layer flows (one pass both ways).
+* ``"conv-l2l"``: L2LFlow with convolutional coupling layer flows (one pass both ways);
+* ``"icaloflow"``: ``"l2l"`` trained for its student: the same model, and
+  ``hepflows calo train --model icaloflow`` refuses to train it without one.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ MODELS: dict[str, tuple[type[CaloFlow], dict[str, Any]]] = {
     "caloflow": (CaloFlow, {}),
     "l2l": (L2LFlow, {"layer_flow": "maf"}),
     "conv-l2l": (L2LFlow, {"layer_flow": "conv"}),
+    "icaloflow": (L2LFlow, {"layer_flow": "maf"}),
 }
+#: Models that exist for their IAF student (trained with ``student=True`` only).
+NEEDS_STUDENT = ("icaloflow",)
 
 
 def model_class(name: str) -> type[CaloFlow]:

@@ -21,7 +21,7 @@ from hepflows.calo import evaluate as evaluate_showers
 from hepflows.calo.calibration import calibrate as calibrate_showers
 from hepflows.calo.caloflow import FLOW2_DEFAULTS
 from hepflows.calo.l2lflow import CONV_DEFAULTS, LAYER_DEFAULTS, L2LFlow
-from hepflows.calo.models import build_model, load_model, model_class
+from hepflows.calo.models import NEEDS_STUDENT, build_model, load_model, model_class
 from hepflows.cli.common import (
     JSON,
     PNG,
@@ -46,7 +46,8 @@ FLOW2 = FLOW2_DEFAULTS
 MOMENTS_BY_MODEL = (f"caloflow {library_default(CaloFlow, 'moments')}, l2l and conv-l2l "
                     f"{library_default(L2LFlow, 'moments')}")  # fmt: skip
 #: Flow II (layer flow) sizes each model uses when --transforms/--bins/--hidden are not given.
-FLOW2_BY_MODEL = {"caloflow": FLOW2, "l2l": LAYER_DEFAULTS, "conv-l2l": CONV_DEFAULTS}
+FLOW2_BY_MODEL = {"caloflow": FLOW2, "l2l": LAYER_DEFAULTS, "conv-l2l": CONV_DEFAULTS,
+                  "icaloflow": LAYER_DEFAULTS}  # fmt: skip
 
 
 def _sizes_help(what: str, key: str) -> str:
@@ -203,8 +204,9 @@ def train(
         str,
         typer.Option(help="caloflow (one flow II over all voxels: CaloGAN, ds1), l2l "
                      "(layer-to-layer MAF flows: ds2, ds3; with --epochs-student > 0 the "
-                     "iCaloFlow-style IAF student per layer) or conv-l2l (convolutional "
-                     "coupling layer flows; use --epochs-student 0)"),
+                     "iCaloFlow-style IAF student per layer), icaloflow (l2l with its "
+                     "student, required) or conv-l2l (convolutional coupling layer flows; "
+                     "use --epochs-student 0)"),
     ] = "caloflow",
     transforms: Annotated[
         int | None,
@@ -246,6 +248,10 @@ def train(
     from hepflows.device import resolve_device
 
     kind = model_class(model)
+    if model in NEEDS_STUDENT and epochs_student < 1:
+        raise ConfigError(f"--model {model} is the l2l MAF teacher with its per-layer IAF "
+                          "student: give --epochs-student >= 1 (or --model l2l for the "
+                          "teacher alone)")  # fmt: skip
     output(out, "--out", "model", SAFETENSORS)
     ckpt = checkpoint or out.with_name(out.name + ".ckpt")
     output(ckpt, "--checkpoint", "checkpoint")
@@ -376,6 +382,11 @@ def generate(
     console.print(f"wrote {len(energies):,} showers ({model}, {layout} layout) to {out}: "
                   f"{seconds:.1f} s, {1e3 * seconds / len(energies):.3f} ms/shower "
                   f"on {dev}")  # fmt: skip
+
+
+# The CaloChallenge's word for it: `hepflows calo sample` is the same command.
+app.command("sample", help="The same as generate (the CaloChallenge's name for it): "
+            "showers from a trained model.")(generate)  # fmt: skip
 
 
 @app.command()
