@@ -204,6 +204,9 @@ def main() -> None:
     ap.add_argument("--tt-methods", default=",".join(fab_highdim.TT_METHODS),
                     help="t tbar methods (default all: fab,variance,rkl_reparam,vegas)")
     ap.add_argument("--tt-eval", type=float, default=None, help="fresh t tbar points (1e6)")
+    ap.add_argument("--tt-others", type=Path, default=None,
+                    help="an earlier t tbar result JSON (same seeds): its rows of the methods "
+                         "not in --tt-methods join the comparison, marked with the file")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
@@ -323,6 +326,17 @@ def _saver(args: argparse.Namespace, result: dict, target: str):
     return save
 
 
+def _earlier(path: Path | None, seeds: list[int]) -> dict | None:
+    """The t tbar rows of an earlier result file run with the same seeds (``--tt-others``)."""
+    if path is None:
+        return None
+    earlier = json.loads(path.read_text())
+    if earlier.get("seeds") != seeds or "ttbar" not in earlier:
+        raise SystemExit(f"--tt-others {path}: needs a t tbar result run with seeds {seeds}, "
+                         f"it has {earlier.get('seeds')}")  # fmt: skip
+    return {"source": path.name, "budgets": earlier["ttbar"]["budgets"]}
+
+
 def high_dim(args: argparse.Namespace, result: dict, seeds: list[int]) -> None:
     """t tbar and the 32-D Many-Well into ``result`` (their figures and the headline keys)."""
     for target, text in fab_highdim.SETTINGS_HD.items():
@@ -335,7 +349,7 @@ def high_dim(args: argparse.Namespace, result: dict, seeds: list[int]) -> None:
         n_eval = int(args.tt_eval or (2e5 if args.quick else 1e6))
         methods = _methods(args.tt_methods, fab_highdim.TT_METHODS, "--tt-methods")
         block = fab_highdim.ttbar(budgets, seeds, n_eval, _saver(args, result, "ttbar"),
-                                  methods)  # fmt: skip
+                                  methods, _earlier(args.tt_others, seeds))  # fmt: skip
         result["ttbar"] = block
         top = block["budgets"][str(budgets[-1])]
         if "fab_ess_gain" in top:

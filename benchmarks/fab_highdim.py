@@ -41,10 +41,12 @@ from hepflows.integrate import (
 #: FAB on the Many-Well as the FAB paper: AIS with 4 intermediate distributions, 5 HMC
 #: (leapfrog) steps each.
 MW_FAB = {"intermediate": 4, "leapfrog": 5, "batch_size": 1024}
-#: FAB on t tbar as Kofler et al.: 2 intermediate distributions, 3 leapfrog steps, batch 1000;
-#: the library's 16 replay steps per AIS pass instead of their 2 (replay steps cost no target
-#: calls; a one-seed probe at 1e6 calls: ESS/N 2.7e-4 with 16 against 8.4e-5 with 2).
-TT_FAB = {"intermediate": 2, "leapfrog": 3, "batch_size": 1000, "replay_steps": 16}
+#: FAB on t tbar as Kofler et al.: 2 intermediate distributions, 3 leapfrog steps, batch 1000,
+#: 2 replay steps per AIS pass. The library's 16 (used up to fab_ttbar_1e7.json) gave a higher
+#: reverse ESS but a flow concentrated on the few points of each pass: forward ESS 2e-9 and
+#: sigma 20 % low at 1e6 calls (fab_ttbar_forward.json); with 2, a one-seed probe gave forward
+#: ESS 3.6e-5 and sigma within 0.1 standard errors.
+TT_FAB = {"intermediate": 2, "leapfrog": 3, "batch_size": 1000, "replay_steps": 2}
 
 SETTINGS_HD = {
     "many_well": {
@@ -59,8 +61,7 @@ SETTINGS_HD = {
     },
     "ttbar": {
         "fab": f"FAB({TT_FAB}) (Kofler et al.: alpha = 2, 2 intermediate, 3 leapfrog, batch "
-        "1000; they make 2 updates per AIS pass, here the library's 16 replay steps), "
-        "lr 1e-2 cosine",
+        "1000, 2 updates per AIS pass), lr 1e-2 cosine",
         "variance": "NeuralIntegrator defaults: variance loss, 7 buffered steps (no VEGAS in 8-D)",
         "rkl_reparam": "PathwiseKL defaults",
         "vegas": "vegas.Integrator([[0, 1]] * 8), nitn=10 over the training budget, then one "
@@ -283,10 +284,13 @@ def ttbar_run(method: str, f, budget: int, n_eval: int, seed: int, ref: dict | N
 
 def ttbar(budgets: list[int], seeds: list[int], n_eval: int,
           saved: Callable[[dict], None] = lambda block: None,
-          methods: tuple[str, ...] = TT_METHODS) -> dict:  # fmt: skip
+          methods: tuple[str, ...] = TT_METHODS, others: dict | None = None) -> dict:  # fmt: skip
     """The methods at every budget and seed on t tbar; medians over seeds, FAB's gains over
     the best other method run. ``saved(block)`` after each method and budget (a partial
-    result survives a cut-off run)."""
+    result survives a cut-off run). ``others``: {"source": path, "budgets": {budget:
+    {method: row}}} of an earlier run with the same seeds; its rows of methods not run
+    here join the comparison, marked ``"from": source`` (the other methods' code and
+    seeds are unchanged, so they would give the same figures)."""
     f = ttbar_target()
     block: dict = {"nwa_pb": f.narrow_width_cross_section(), "n_eval": n_eval, "budgets": {},
                    "fab_ess_gain_by_budget": {}, "methods": list(methods)}  # fmt: skip
@@ -326,9 +330,16 @@ def ttbar(budgets: list[int], seeds: list[int], n_eval: int,
                   f"{med['pull_vs_reference']:>+7.1f} {med['forward_ess']:>9.2e} "
                   f"{med['sigma_share_undercovered']:>8.3f} {med['ridge_share_q']:>8.4f} "
                   f"{med['seconds']:>7.0f}", flush=True)  # fmt: skip
-        others = [v["ess_per_call"] for k, v in rows.items() if k != "fab"]
-        if "fab" in rows and others:
-            best = max(others)
+        earlier = (others or {}).get("budgets", {}).get(str(budget), {})
+        for method, row in earlier.items():
+            if isinstance(row, dict) and method not in rows and method != "fab":
+                rows[method] = row | {"from": others["source"]}
+                print(f"{budget:>8.0e} {method:<12} {row['ess_fraction']:>9.2e} "
+                      f"{row['ess_per_call']:>9.2e} {row['integral']:>12.5g} "
+                      f"{row['pull_vs_reference']:>+7.1f}   (from {others['source']})")
+        rivals = [v["ess_per_call"] for k, v in rows.items() if k != "fab"]
+        if "fab" in rows and rivals:
+            best = max(rivals)
             rows["fab_ess_gain"] = rows["fab"]["ess_per_call"] / best if best > 0 else math.inf
             block["fab_ess_gain_by_budget"][str(budget)] = rows["fab_ess_gain"]
             print(f"{budget:>8.0e} FAB ESS per call / best other: {rows['fab_ess_gain']:.3f}")
