@@ -259,3 +259,29 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path) -> None:
     assert train(_model(), showers, plan, checkpoint=ckpt, progress=False) == history
     with pytest.raises(CheckpointError, match="plan"):
         train(_model(), showers, _plan(batch_size=100), checkpoint=ckpt, progress=False)
+
+
+def test_voxel_noise_and_alpha_are_options_kept_by_save_load(tmp_path) -> None:
+    """noise_mev sets the training noise on the voxels (the empty voxels' spike: all noisy
+    voxels of empty layers lie below it); alpha the logit regulator; both are saved."""
+    model = _model(moments=0, noise_mev=1.5e-5, alpha=1e-7)
+    showers = _showers(300, 1)
+    model.fit_preprocessing(showers)
+    vox, e = model.tensors(showers)
+    noisy, _, _ = model._raw(vox, e, torch.Generator().manual_seed(0))
+    empty = vox == 0
+    assert (noisy[empty] > 0).all() and (noisy[empty] < 1.5e-5).all()
+    model.save(tmp_path / "n.safetensors")
+    loaded, _ = CaloFlow.load(tmp_path / "n.safetensors")
+    assert (loaded.noise_mev, loaded.alpha) == (1.5e-5, 1e-7)
+    a = model.sample(np.full(5, 2e4), generator=torch.Generator().manual_seed(2)).voxels
+    b = loaded.sample(np.full(5, 2e4), generator=torch.Generator().manual_seed(2)).voxels
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert (_model().noise_mev, _model().alpha) == (1e-3, 1e-6)  # CaloFlow's constants
+
+
+@pytest.mark.parametrize(("kw", "match"), [({"noise_mev": 0.0}, "noise_mev must be a positive"),
+                                           ({"alpha": 1e-9}, "alpha must lie in")])  # fmt: skip
+def test_bad_voxel_noise_or_alpha_names_the_fix(kw, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        _model(**kw)

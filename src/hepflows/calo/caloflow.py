@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,13 +88,19 @@ FLOW1_DEFAULTS: dict[str, Any] = dict(transforms=6, bins=8, hidden=[64, 64])
 FLOW2_DEFAULTS: dict[str, Any] = dict(transforms=6, bins=8, hidden=[256])
 
 
-def _logit(x: Tensor) -> Tensor:
-    x = ALPHA + (1 - 2 * ALPHA) * x
+def _logit(x: Tensor, alpha: float = ALPHA) -> Tensor:
+    x = alpha + (1 - 2 * alpha) * x
     return torch.log(x) - torch.log1p(-x)
 
 
-def _expit(y: Tensor) -> Tensor:
-    return (torch.sigmoid(y) - ALPHA) / (1 - 2 * ALPHA)
+def _expit(y: Tensor, alpha: float = ALPHA) -> Tensor:
+    return (torch.sigmoid(y) - alpha) / (1 - 2 * alpha)
+
+
+def _noise_config(config: dict[str, Any]) -> dict[str, float]:
+    """The voxel noise and logit regulator of a saved configuration (files saved before
+    they were options hold CaloFlow's constants)."""
+    return {"noise_mev": config.get("noise_mev", NOISE_MEV), "alpha": config.get("alpha", ALPHA)}
 
 
 def voxel_layout(geometry: Geometry) -> tuple[Tensor, Tensor]:
@@ -120,7 +127,7 @@ def lateral_moments(vox: Tensor, layers: Tensor, owner: Tensor, xy: Tensor) -> T
     return torch.cat([centre.flatten(1), width.flatten(1)], 1)
 
 
-def readout_threshold(voxels: Tensor) -> float:
+def readout_threshold(voxels: Tensor, noise_mev: float = NOISE_MEV) -> float:
     """Threshold (MeV) below which generated voxels are zeroed, from (N, V) training voxels.
 
     The geometric mean of the training noise level and the 1 % quantile of the
@@ -129,8 +136,8 @@ def readout_threshold(voxels: Tensor) -> float:
     lit = voxels[voxels > 0].cpu()  # float64 quantile: on the CPU (MPS has no float64)
     if len(lit) > 1_000_000:  # quantile() has a size limit; a strided subsample does
         lit = lit[:: len(lit) // 1_000_000 + 1]
-    smallest = torch.quantile(lit.double(), 0.01).item() if len(lit) else NOISE_MEV
-    return float(np.sqrt(NOISE_MEV * max(smallest, NOISE_MEV)))
+    smallest = torch.quantile(lit.double(), 0.01).item() if len(lit) else noise_mev
+    return float(np.sqrt(noise_mev * max(smallest, noise_mev)))
 
 
 class CaloFlow(nn.Module):
@@ -148,6 +155,11 @@ class CaloFlow(nn.Module):
             original form), 1 the centres of energy, 2 centres and widths.
         seed: seed of the weight initialisation (``None``: a fresh one); the
             caller's global torch RNG is not touched either way.
+        noise_mev: width of the U(0, noise) training noise on every voxel (MeV). It
+            sets how far below the real deposits the empty voxels sit: with a
+            readout threshold T, the gap is T / noise (1 keV: CaloFlow's).
+        alpha: regulator of the logit of the voxel fractions (it must stay above
+            float32's resolution, about 1e-7).
     """
 
     #: File format tag and name of the model in messages (subclasses set their own).
@@ -162,8 +174,16 @@ class CaloFlow(nn.Module):
         student: bool = True,
         moments: int = 2,
         seed: int | None = None,
+        noise_mev: float = NOISE_MEV,
+        alpha: float = ALPHA,
     ) -> None:
         super().__init__()
+        if not (math.isfinite(noise_mev) and noise_mev > 0):
+            raise ConfigError(f"noise_mev must be a positive energy (MeV), got {noise_mev}")
+        if not 1e-7 <= alpha < 0.5:
+            raise ConfigError(f"alpha must lie in [1e-7, 0.5) (float32 cannot resolve less), "
+                              f"got {alpha}")  # fmt: skip
+        self.noise_mev, self.alpha = float(noise_mev), float(alpha)
         self.geometry = Geometry.resolve(geometry)
         self.n_layers = len(self.geometry.voxel_layers)
         self.n_voxels = self.geometry.n_voxels
@@ -218,6 +238,7 @@ class CaloFlow(nn.Module):
                          "layers": [vars(layer) for layer in g.layers]},
             "flow1": self.flow1_config, "flow2": self.flow2_config,
             "student": self.student is not None, "moments": self.moments,
+            "noise_mev": self.noise_mev, "alpha": self.alpha,
         }  # fmt: skip
 
     # ----------------------------------------------------------- preprocessing
@@ -253,7 +274,8 @@ class CaloFlow(nn.Module):
         self, vox: Tensor, e_inc: Tensor, generator: torch.Generator | None
     ) -> tuple[Tensor, ...]:
         """Noisy voxels (N, V), layer energies (N, L), incident energies (N,), in MeV."""
-        vox = vox + NOISE_MEV * torch.rand(vox.shape, generator=generator, device=vox.device)
+        vox = vox + self.noise_mev * torch.rand(vox.shape, generator=generator,
+                                                device=vox.device)  # fmt: skip
         return vox, self._layer_sums(vox), e_inc
 
     def _energy_context(self, e_inc: Tensor) -> Tensor:
@@ -327,13 +349,14 @@ class CaloFlow(nn.Module):
             loge_l = torch.log10(layers + NOISE_MEV)
             self.loge_layer_mean.copy_(loge_l.mean(0))
             self.loge_layer_std.copy_(loge_l.std(0).clamp_min(1e-3))
-            y2 = _logit(self._voxel_fractions(vox, layers))
+            y2 = _logit(self._voxel_fractions(vox, layers), self.alpha)
             self.y2_mean.copy_(y2.mean(0))
             self.y2_std.copy_(y2.std(0).clamp_min(1e-3))
             moments = self._lateral_moments(clean, self._layer_sums(clean))
             self.moment_mean.copy_(moments.mean(0))
             self.moment_std.copy_(moments.std(0).clamp_min(1e-3))
-            self.threshold_mev.fill_(max(self.geometry.threshold_mev, readout_threshold(clean)))
+            fitted = readout_threshold(clean, self.noise_mev)
+            self.threshold_mev.fill_(max(self.geometry.threshold_mev, fitted))
             self.fitted.fill_(True)
 
     def _require_fitted(self) -> None:
@@ -378,7 +401,7 @@ class CaloFlow(nn.Module):
         self._require_fitted()
         clean = vox
         vox, layers, e_inc = self._raw(vox, e_inc, generator)
-        y = (_logit(self._voxel_fractions(vox, layers)) - self.y2_mean) / self.y2_std
+        y = (_logit(self._voxel_fractions(vox, layers), self.alpha) - self.y2_mean) / self.y2_std
         c = [self._energy_context(e_inc), self._layer_context(layers)]
         if self.moments:
             c.append(self._moment_variables(clean, generator))
@@ -543,7 +566,7 @@ class CaloFlow(nn.Module):
         layers = self._layers_from_u(u, eb).clamp_min(0)
         c2 = torch.cat([c1, self._layer_context(layers), y1[:, L:]], 1)
         y2 = flow2.sample(len(eb), c2, generator=generator)
-        frac = _expit(y2 * self.y2_std + self.y2_mean).clamp_min(0)
+        frac = _expit(y2 * self.y2_std + self.y2_mean, self.alpha).clamp_min(0)
         frac = frac / self._layer_sums(frac)[:, self.owner].clamp_min(1e-12)
         vox = frac * layers[:, self.owner]
         return torch.where(vox < self.threshold_mev, torch.zeros_like(vox), vox)
@@ -554,7 +577,7 @@ class CaloFlow(nn.Module):
         """A fresh model of a saved configuration (:attr:`config`)."""
         # models saved before moments have none
         return cls(geometry, config["flow1"], config["flow2"], config["student"],
-                   config.get("moments", 0))  # fmt: skip
+                   config.get("moments", 0), **_noise_config(config))  # fmt: skip
 
     def save(
         self,
