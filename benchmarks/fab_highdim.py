@@ -191,11 +191,9 @@ RIDGE_GEV = 3.0
 
 def on_ridges(f, x: torch.Tensor) -> torch.Tensor:
     """(n, 8) unit-cube points -> (n,) bool: both top candidates within RIDGE_GEV of m_t."""
+    from hepflows.physics.kinematics import mass
+
     p, _ = f.momenta(x)
-
-    def mass(a: torch.Tensor) -> torch.Tensor:
-        return (a[:, 0] ** 2 - (a[:, 1:] ** 2).sum(1)).clamp_min(0).sqrt()
-
     mt = f.params.mt
     return (((mass(p[:, 2] + p[:, 3]) - mt).abs() < RIDGE_GEV)
             & ((mass(p[:, 4] + p[:, 5]) - mt).abs() < RIDGE_GEV))  # fmt: skip
