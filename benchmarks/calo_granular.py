@@ -144,6 +144,11 @@ def main() -> None:
                          "45-D energy flow costs ~2 s per epoch of 4k showers, the layer flows "
                          "minutes)")
     ap.add_argument("--max-spots", type=int, default=5000)
+    ap.add_argument("--noise-mev", type=float, default=None,
+                    help="width of the voxels' U(0, noise) training noise, MeV (default: the "
+                         "model's, CaloFlow's 1e-3)")
+    ap.add_argument("--alpha", type=float, default=None,
+                    help="regulator of the voxel fractions' logit (default: the model's, 1e-6)")
     ap.add_argument("--ds3-batch", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -166,6 +171,9 @@ def main() -> None:
                    f"{torch.__version__}",
         "n_train": n_train, "n_eval": n_eval, "seed": args.seed, "max_spots": args.max_spots,
     }  # fmt: skip
+    # only the options given: the models keep their own defaults otherwise
+    noise = {k: v for k, v in (("noise_mev", args.noise_mev), ("alpha", args.alpha))
+             if v is not None}  # fmt: skip
 
     print("== Data: toy dataset-2 electrons, 1 GeV - 1 TeV log-uniform")
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -184,9 +192,9 @@ def main() -> None:
         plan = TrainingPlan(epochs={"flow1": epochs[0], "teacher": epochs[1],
                                     "student": epochs[2] if student else 0},
                             seed=args.seed)  # fmt: skip
-        model = build_model(arch, "ds2", student=student, seed=args.seed)
+        model = build_model(arch, "ds2", student=student, seed=args.seed, **noise)
         print(f"\n== {arch}: flow I {model.flow1.config}\nlayer flow {model.teacher.config}"
-              f"\nplan {plan}")  # fmt: skip
+              f"\nvoxel noise {model.noise_mev:g} MeV, alpha {model.alpha:g}\nplan {plan}")
         ckpt = None if args.checkpoint_dir is None else args.checkpoint_dir / f"{arch}.ckpt"
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -196,6 +204,7 @@ def main() -> None:
         trained[arch] = model
         models_out[arch] = {
             "flow1": model.flow1_config, "layer_flow": model.flow2_config,
+            "noise_mev": model.noise_mev, "alpha": model.alpha,
             # the stages' own times, kept in the checkpoint: a resumed or finished
             # checkpoint reports the training it holds, not this call's wall time
             "epochs": plan.epochs, "train_seconds": sum(v["seconds"] for v in history.values()),

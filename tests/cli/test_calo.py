@@ -23,6 +23,7 @@ import torch
 from typer.testing import CliRunner
 
 from hepflows.calo import CaloFlow, read_showers
+from hepflows.calo.models import load_model
 from hepflows.calo.showerfiles import detect_layout
 from hepflows.cli import app, run
 
@@ -274,6 +275,8 @@ BAD = [
     ("train {sim} --batch-size 1000 --out {o}/m.safetensors", "fewer than one batch of 1000"),
     ("train {sim} --transforms 0 --out {o}/m.safetensors", "transforms must be an integer >= 1"),
     ("train {sim} --epochs-flow1 -1 --out {o}/m.safetensors", "epochs['flow1'] must be >= 0"),
+    ("train {sim} --noise-mev 0 --out {o}/m.safetensors", "noise_mev must be a positive energy"),
+    ("train {sim} --alpha 0.5 --out {o}/m.safetensors", "alpha must lie in [1e-7, 0.5)"),
     ("generate {o}/missing.safetensors --out {o}/g.h5", "no saved shower model at"),
     ("generate {sim} --out {o}/g.h5", "not a readable safetensors file"),
     ("generate {model} --model gan --events 5 --energy-min 20 --energy-max 30 --out {o}/g.h5",
@@ -439,6 +442,10 @@ def test_defaults_are_the_librarys() -> None:
     assert (f"caloflow {default(CaloFlow, 'moments')}, l2l and conv-l2l "
             f"{default(L2LFlow, 'moments')}") in helps["moments"]  # fmt: skip
     assert train["model"] == "caloflow"
+    # the voxels' noise and logit regulator: None (the model's), the value in the help
+    assert (train["noise_mev"], train["alpha"]) == (None, None)
+    assert f"default: {default(CaloFlow, 'noise_mev'):g}" in helps["noise_mev"]
+    assert f"default: {default(CaloFlow, 'alpha'):g}" in helps["alpha"]
     # what the CaloFlow paper's set-up here has been: 6 blocks of width 256, student 20 epochs
     assert (FLOW2_DEFAULTS["transforms"], FLOW2_DEFAULTS["hidden"], train["epochs_student"]) == (
         6, [256], 20)  # fmt: skip
@@ -524,8 +531,11 @@ def test_l2l_train_generate_on_a_granular_geometry(tmp_path, kind) -> None:
                  "--model", kind, "--epochs-student", 0)  # fmt: skip
     text = _cli("train", sim, "--out", model, "--geometry", xml, "--model", kind,
                 "--epochs-flow1", 1, "--epochs-teacher", 1, "--epochs-student", student,
-                "--batch-size", 100, "--transforms", 2, "--hidden", 8)  # fmt: skip
+                "--batch-size", 100, "--transforms", 2, "--hidden", 8, "--noise-mev", 0.015,
+                "--alpha", 1e-7)  # fmt: skip
     assert "L2LFlow training" in text and ("│ student" in text) == bool(student)
+    saved, _ = load_model(model)  # the voxels' noise and regulator are kept with the model
+    assert (saved.noise_mev, saved.alpha) == (0.015, 1e-7)
     out = tmp_path / "gen.h5"
     text = _cli("generate", model, "--out", out, "--events", 20, "--energy-min", 2,
                 "--energy-max", 50)  # fmt: skip

@@ -19,7 +19,7 @@ from rich.table import Table
 from hepflows.calo import CaloFlow, ToySimulator, TrainingPlan, write_showers
 from hepflows.calo import evaluate as evaluate_showers
 from hepflows.calo.calibration import calibrate as calibrate_showers
-from hepflows.calo.caloflow import FLOW2_DEFAULTS
+from hepflows.calo.caloflow import ALPHA, FLOW2_DEFAULTS, NOISE_MEV
 from hepflows.calo.l2lflow import CONV_DEFAULTS, LAYER_DEFAULTS, L2LFlow
 from hepflows.calo.models import NEEDS_STUDENT, build_model, load_model, model_class
 from hepflows.cli.common import (
@@ -227,6 +227,17 @@ def train(
             f"(default: {MOMENTS_BY_MODEL})"
         ),  # fmt: skip
     ] = None,
+    noise_mev: Annotated[
+        float | None,
+        typer.Option(help="width of the U(0, noise) training noise on every voxel, MeV: how "
+                     "far below the readout threshold the empty voxels sit (default: "
+                     f"{NOISE_MEV:g}, CaloFlow's)"),
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(help="regulator of the voxel fractions' logit, in [1e-7, 0.5) "
+                     f"(default: {ALPHA:g})"),
+    ] = None,
     seed: Annotated[
         int, typer.Option(help="seed of the initial weights, split, batches and noise")
     ] = PLAN.seed,
@@ -272,7 +283,8 @@ def train(
     flow2 = {k: v for k, v in (("transforms", transforms), ("bins", bins)) if v is not None}
     if hidden is not None:  # every hidden layer (convolution) of the model's default widths
         flow2["hidden"] = [hidden] * len(FLOW2_BY_MODEL[model]["hidden"])
-    options = {} if moments is None else {"moments": moments}  # else the model's default
+    given = (("moments", moments), ("noise_mev", noise_mev), ("alpha", alpha))
+    options = {k: v for k, v in given if v is not None}  # else the model's defaults
     net = build_model(model, data_geometry, flow2=flow2, student=epochs_student > 0,
                       seed=seed, **options)  # fmt: skip
     if dev.type == "cuda":
