@@ -285,3 +285,11 @@ def test_voxel_noise_and_alpha_are_options_kept_by_save_load(tmp_path) -> None:
 def test_bad_voxel_noise_or_alpha_names_the_fix(kw, match) -> None:
     with pytest.raises(ConfigError, match=match):
         _model(**kw)
+
+
+def test_voxel_noise_must_lie_well_below_the_readout_threshold() -> None:
+    """Noise at the threshold would read as deposits in every empty voxel (a benchmark run
+    with 15 keV noise on ds2, threshold 15.15 keV, lit 64 % of layer 5's voxels, not 3 %)."""
+    with pytest.raises(ConfigError, match=r"not 10x below the readout threshold of .*e\.g\. 1\.5"):
+        CaloFlow("ds2", noise_mev=0.015, student=False, seed=0)
+    assert CaloFlow("ds2", noise_mev=1.5e-5, student=False, seed=0).noise_mev == 1.5e-5

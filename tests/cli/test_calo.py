@@ -531,11 +531,11 @@ def test_l2l_train_generate_on_a_granular_geometry(tmp_path, kind) -> None:
                  "--model", kind, "--epochs-student", 0)  # fmt: skip
     text = _cli("train", sim, "--out", model, "--geometry", xml, "--model", kind,
                 "--epochs-flow1", 1, "--epochs-teacher", 1, "--epochs-student", student,
-                "--batch-size", 100, "--transforms", 2, "--hidden", 8, "--noise-mev", 0.015,
+                "--batch-size", 100, "--transforms", 2, "--hidden", 8, "--noise-mev", 1.5e-5,
                 "--alpha", 1e-7)  # fmt: skip
     assert "L2LFlow training" in text and ("│ student" in text) == bool(student)
     saved, _ = load_model(model)  # the voxels' noise and regulator are kept with the model
-    assert (saved.noise_mev, saved.alpha) == (0.015, 1e-7)
+    assert (saved.noise_mev, saved.alpha) == (1.5e-5, 1e-7)
     out = tmp_path / "gen.h5"
     text = _cli("generate", model, "--out", out, "--events", 20, "--energy-min", 2,
                 "--energy-max", 50)  # fmt: skip
