@@ -149,6 +149,8 @@ def main() -> None:
                          "model's, CaloFlow's 1e-3)")
     ap.add_argument("--alpha", type=float, default=None,
                     help="regulator of the voxel fractions' logit (default: the model's, 1e-6)")
+    ap.add_argument("--anchor", action="store_true",
+                    help="the layer flows model log(E_voxel / noise), not logit fractions")
     ap.add_argument("--ds3-batch", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -174,6 +176,8 @@ def main() -> None:
     # only the options given: the models keep their own defaults otherwise
     noise = {k: v for k, v in (("noise_mev", args.noise_mev), ("alpha", args.alpha))
              if v is not None}  # fmt: skip
+    if args.anchor:
+        noise["anchor"] = True
 
     print("== Data: toy dataset-2 electrons, 1 GeV - 1 TeV log-uniform")
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +198,8 @@ def main() -> None:
                             seed=args.seed)  # fmt: skip
         model = build_model(arch, "ds2", student=student, seed=args.seed, **noise)
         print(f"\n== {arch}: flow I {model.flow1.config}\nlayer flow {model.teacher.config}"
-              f"\nvoxel noise {model.noise_mev:g} MeV, alpha {model.alpha:g}\nplan {plan}")
+              f"\nvoxel noise {model.noise_mev:g} MeV, alpha {model.alpha:g}, anchored "
+              f"{model.anchor}\nplan {plan}")  # fmt: skip
         ckpt = None if args.checkpoint_dir is None else args.checkpoint_dir / f"{arch}.ckpt"
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +209,7 @@ def main() -> None:
         trained[arch] = model
         models_out[arch] = {
             "flow1": model.flow1_config, "layer_flow": model.flow2_config,
-            "noise_mev": model.noise_mev, "alpha": model.alpha,
+            "noise_mev": model.noise_mev, "alpha": model.alpha, "anchor": model.anchor,
             # the stages' own times, kept in the checkpoint: a resumed or finished
             # checkpoint reports the training it holds, not this call's wall time
             "epochs": plan.epochs, "train_seconds": sum(v["seconds"] for v in history.values()),

@@ -6,6 +6,7 @@ flows so that every test stays within seconds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from functools import cache
 
@@ -293,3 +294,27 @@ def test_voxel_noise_must_lie_well_below_the_readout_threshold() -> None:
     with pytest.raises(ConfigError, match=r"not 10x below the readout threshold of .*e\.g\. 1\.5"):
         CaloFlow("ds2", noise_mev=0.015, student=False, seed=0)
     assert CaloFlow("ds2", noise_mev=1.5e-5, student=False, seed=0).noise_mev == 1.5e-5
+
+
+def test_anchored_voxel_logits_invert_and_fix_the_threshold_whatever_the_layer_energy(
+    tmp_path,
+) -> None:
+    """anchor=True models log(E_voxel / noise): a voxel of energy e maps to the same place
+    in a layer of 10 MeV or of 10 GeV (unanchored, the logit fractions differ by about
+    log 1000, and the noise of the 10 GeV layer sits on alpha's floor); the inverse gives
+    the fractions back; the option is saved."""
+    noise = 1e-4
+    model = _model(moments=0, noise_mev=noise, anchor=True)
+    layer = torch.tensor([[10.0], [1e4]])
+    vox = torch.tensor([[0.5 * noise, 0.02, 1.0]]).expand(2, 3)  # noise, faint, lit (MeV)
+    y = model.voxel_logits(vox, layer)
+    torch.testing.assert_close(y, torch.log(vox / noise))
+    torch.testing.assert_close(model.voxel_fractions(y, layer), vox / layer, rtol=1e-5, atol=0)
+    floor = model.voxel_logits(torch.zeros(1, 1), layer[:1])  # exact zeros: a finite floor
+    assert torch.isfinite(floor).all() and floor.item() == pytest.approx(math.log(1e-3))
+    plain = _model(moments=0, noise_mev=noise)
+    gap = plain.voxel_logits(vox, layer)[0] - plain.voxel_logits(vox, layer)[1]
+    assert (gap[1:] > 6.5).all()  # unanchored the deposits move by ~log(1000) = 6.9
+    model.save(tmp_path / "a.safetensors")
+    assert CaloFlow.load(tmp_path / "a.safetensors")[0].anchor is True
+    assert _model().anchor is False  # CaloFlow's fractions by default

@@ -446,6 +446,7 @@ def test_defaults_are_the_librarys() -> None:
     assert (train["noise_mev"], train["alpha"]) == (None, None)
     assert f"default: {default(CaloFlow, 'noise_mev'):g}" in helps["noise_mev"]
     assert f"default: {default(CaloFlow, 'alpha'):g}" in helps["alpha"]
+    assert train["anchor"] is default(CaloFlow, "anchor")
     # what the CaloFlow paper's set-up here has been: 6 blocks of width 256, student 20 epochs
     assert (FLOW2_DEFAULTS["transforms"], FLOW2_DEFAULTS["hidden"], train["epochs_student"]) == (
         6, [256], 20)  # fmt: skip
@@ -532,10 +533,10 @@ def test_l2l_train_generate_on_a_granular_geometry(tmp_path, kind) -> None:
     text = _cli("train", sim, "--out", model, "--geometry", xml, "--model", kind,
                 "--epochs-flow1", 1, "--epochs-teacher", 1, "--epochs-student", student,
                 "--batch-size", 100, "--transforms", 2, "--hidden", 8, "--noise-mev", 1.5e-5,
-                "--alpha", 1e-7)  # fmt: skip
+                "--alpha", 1e-7, "--anchor")  # fmt: skip
     assert "L2LFlow training" in text and ("│ student" in text) == bool(student)
     saved, _ = load_model(model)  # the voxels' noise and regulator are kept with the model
-    assert (saved.noise_mev, saved.alpha) == (1.5e-5, 1e-7)
+    assert (saved.noise_mev, saved.alpha, saved.anchor) == (1.5e-5, 1e-7, True)
     out = tmp_path / "gen.h5"
     text = _cli("generate", model, "--out", out, "--events", 20, "--energy-min", 2,
                 "--energy-max", 50)  # fmt: skip

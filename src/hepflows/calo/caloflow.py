@@ -79,6 +79,9 @@ NOISE_MEV = 1e-3  # 1 keV training noise on voxels (CaloFlow)
 #: flow blurs the empty voxels' noise into deposits (15 keV noise on ds2 lit 64 % of layer
 #: 5's voxels, the simulator 3 %).
 NOISE_GAP = 10.0
+#: Anchored voxel variables (``anchor=True``) are floored at this fraction of the noise:
+#: log(1e-3) = -6.9, while U(0, noise) noise falls below it once in a thousand draws.
+ANCHOR_FLOOR = 1e-3
 MOMENT_NOISE = 0.05  # dequantisation of the layer moments, in their standard deviations
 
 #: Showers per flow pass when sampling. The student's one pass is bound by memory
@@ -101,10 +104,11 @@ def _expit(y: Tensor, alpha: float = ALPHA) -> Tensor:
     return (torch.sigmoid(y) - alpha) / (1 - 2 * alpha)
 
 
-def _noise_config(config: dict[str, Any]) -> dict[str, float]:
-    """The voxel noise and logit regulator of a saved configuration (files saved before
-    they were options hold CaloFlow's constants)."""
-    return {"noise_mev": config.get("noise_mev", NOISE_MEV), "alpha": config.get("alpha", ALPHA)}
+def _noise_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The voxel noise, logit regulator and anchoring of a saved configuration (files saved
+    before they were options hold CaloFlow's constants, unanchored)."""
+    return {"noise_mev": config.get("noise_mev", NOISE_MEV), "alpha": config.get("alpha", ALPHA),
+            "anchor": config.get("anchor", False)}  # fmt: skip
 
 
 def voxel_layout(geometry: Geometry) -> tuple[Tensor, Tensor]:
@@ -165,6 +169,13 @@ class CaloFlow(nn.Module):
             at least :data:`NOISE_GAP` (10).
         alpha: regulator of the logit of the voxel fractions (it must stay above
             float32's resolution, about 1e-7).
+        anchor: flow II models ``log(E_voxel / noise_mev)`` instead of the logit of the
+            voxel's fraction of its layer (the sample is normalised to flow I's layer
+            energies either way): the empty voxels' spike and the readout threshold then
+            sit at the same place whatever the layer energy, instead of moving by
+            ``log E_layer`` across three decades of incident energy, where the spike of
+            one shower overlaps the faint deposits of another (and alpha's floor, a
+            fraction, is not an energy). ``False``: CaloFlow's logit fractions.
     """
 
     #: File format tag and name of the model in messages (subclasses set their own).
@@ -181,6 +192,7 @@ class CaloFlow(nn.Module):
         seed: int | None = None,
         noise_mev: float = NOISE_MEV,
         alpha: float = ALPHA,
+        anchor: bool = False,
     ) -> None:
         super().__init__()
         if not (math.isfinite(noise_mev) and noise_mev > 0):
@@ -188,7 +200,7 @@ class CaloFlow(nn.Module):
         if not 1e-7 <= alpha < 0.5:
             raise ConfigError(f"alpha must lie in [1e-7, 0.5) (float32 cannot resolve less), "
                               f"got {alpha}")  # fmt: skip
-        self.noise_mev, self.alpha = float(noise_mev), float(alpha)
+        self.noise_mev, self.alpha, self.anchor = float(noise_mev), float(alpha), bool(anchor)
         self.geometry = Geometry.resolve(geometry)
         limit = self.geometry.threshold_mev
         if limit > 0 and self.noise_mev > limit / NOISE_GAP:
@@ -251,7 +263,7 @@ class CaloFlow(nn.Module):
                          "layers": [vars(layer) for layer in g.layers]},
             "flow1": self.flow1_config, "flow2": self.flow2_config,
             "student": self.student is not None, "moments": self.moments,
-            "noise_mev": self.noise_mev, "alpha": self.alpha,
+            "noise_mev": self.noise_mev, "alpha": self.alpha, "anchor": self.anchor,
         }  # fmt: skip
 
     # ----------------------------------------------------------- preprocessing
@@ -334,8 +346,20 @@ class CaloFlow(nn.Module):
         loge = torch.log10(layers + NOISE_MEV)
         return (loge - self.loge_layer_mean) / self.loge_layer_std
 
-    def _voxel_fractions(self, vox: Tensor, layers: Tensor) -> Tensor:
-        return vox / layers[:, self.owner].clamp_min(NOISE_MEV)
+    def voxel_logits(self, vox: Tensor, layer_mev: Tensor) -> Tensor:
+        """Unstandardised flow II variables of voxels: (..., D) noisy energies in layers of
+        (..., 1) energies (MeV) -> (..., D) logit fractions, or if :attr:`anchor`
+        ``log(E_voxel / noise)`` (floored at :data:`ANCHOR_FLOOR` noise)."""
+        if self.anchor:
+            return torch.log(vox.clamp_min(ANCHOR_FLOOR * self.noise_mev) / self.noise_mev)
+        return _logit(vox / layer_mev.clamp_min(NOISE_MEV), self.alpha)
+
+    def voxel_fractions(self, y: Tensor, layer_mev: Tensor) -> Tensor:
+        """Inverse of :meth:`voxel_logits`: (..., D) variables, (..., 1) layer energies (MeV)
+        -> (..., D) voxel fractions of the layer energy, >= 0 (not yet normalised)."""
+        if self.anchor:  # exp(80) is far above any shower, far below float32's limit
+            return self.noise_mev * torch.exp(y.clamp_max(80.0)) / layer_mev.clamp_min(NOISE_MEV)
+        return _expit(y, self.alpha).clamp_min(0)
 
     def fit_preprocessing(self, showers: Showers, seed: int = 0) -> None:
         """Fit the standardisation constants on the training showers (once, before training).
@@ -362,7 +386,7 @@ class CaloFlow(nn.Module):
             loge_l = torch.log10(layers + NOISE_MEV)
             self.loge_layer_mean.copy_(loge_l.mean(0))
             self.loge_layer_std.copy_(loge_l.std(0).clamp_min(1e-3))
-            y2 = _logit(self._voxel_fractions(vox, layers), self.alpha)
+            y2 = self.voxel_logits(vox, layers[:, self.owner])
             self.y2_mean.copy_(y2.mean(0))
             self.y2_std.copy_(y2.std(0).clamp_min(1e-3))
             moments = self._lateral_moments(clean, self._layer_sums(clean))
@@ -414,7 +438,7 @@ class CaloFlow(nn.Module):
         self._require_fitted()
         clean = vox
         vox, layers, e_inc = self._raw(vox, e_inc, generator)
-        y = (_logit(self._voxel_fractions(vox, layers), self.alpha) - self.y2_mean) / self.y2_std
+        y = (self.voxel_logits(vox, layers[:, self.owner]) - self.y2_mean) / self.y2_std
         c = [self._energy_context(e_inc), self._layer_context(layers)]
         if self.moments:
             c.append(self._moment_variables(clean, generator))
@@ -579,7 +603,7 @@ class CaloFlow(nn.Module):
         layers = self._layers_from_u(u, eb).clamp_min(0)
         c2 = torch.cat([c1, self._layer_context(layers), y1[:, L:]], 1)
         y2 = flow2.sample(len(eb), c2, generator=generator)
-        frac = _expit(y2 * self.y2_std + self.y2_mean, self.alpha).clamp_min(0)
+        frac = self.voxel_fractions(y2 * self.y2_std + self.y2_mean, layers[:, self.owner])
         frac = frac / self._layer_sums(frac)[:, self.owner].clamp_min(1e-12)
         vox = frac * layers[:, self.owner]
         return torch.where(vox < self.threshold_mev, torch.zeros_like(vox), vox)

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hepflows.calo.caloflow import ALPHA, NOISE_MEV, CaloFlow, _expit, _logit, _noise_config
+from hepflows.calo.caloflow import ALPHA, NOISE_MEV, CaloFlow, _expit, _noise_config
 from hepflows.calo.geometry import Geometry
 from hepflows.errors import ConfigError
 from hepflows.flows import MAF
@@ -92,8 +92,8 @@ class L2LFlow(CaloFlow):
             convolutional L2LFlow: :class:`~hepflows.flows.conv.ConvCouplingFlow`
             over the layer's (angle x radius) grid, periodic in angle, with the
             previous layer as a second input grid of every conditioner.
-        noise_mev, alpha: the voxels' training noise (MeV) and logit regulator, as
-            :class:`~hepflows.calo.caloflow.CaloFlow`'s.
+        noise_mev, alpha, anchor: the voxels' training noise (MeV), logit regulator and
+            anchoring of the logits, as :class:`~hepflows.calo.caloflow.CaloFlow`'s.
     """
 
     format = "hepflows-l2lflow"
@@ -110,6 +110,7 @@ class L2LFlow(CaloFlow):
         layer_flow: str = "maf",
         noise_mev: float = NOISE_MEV,
         alpha: float = ALPHA,
+        anchor: bool = False,
     ) -> None:
         if layer_flow not in LAYER_FLOWS:
             raise ConfigError(f"layer_flow must be one of {LAYER_FLOWS}, got {layer_flow!r}")
@@ -122,7 +123,8 @@ class L2LFlow(CaloFlow):
         self.layer_flow = layer_flow
         defaults = CONV_DEFAULTS if layer_flow == "conv" else LAYER_DEFAULTS
         super().__init__(geometry, flow1, {**defaults, **(flow2 or {})}, student=student,
-                         moments=moments, seed=seed, noise_mev=noise_mev, alpha=alpha)  # fmt: skip
+                         moments=moments, seed=seed, noise_mev=noise_mev, alpha=alpha,
+                         anchor=anchor)  # fmt: skip
         self.register_buffer("layer_onehot", torch.eye(self.n_layers), persistent=False)
 
     def _flow2(self) -> MAF | ConvCouplingFlow:
@@ -192,7 +194,7 @@ class L2LFlow(CaloFlow):
         clean = vox
         vox, layers, e_inc = self._raw(vox, e_inc, generator)
         n, L, D = len(vox), self.n_layers, self.layer_voxels
-        y = (_logit(self._voxel_fractions(vox, layers), self.alpha) - self.y2_mean) / self.y2_std
+        y = (self.voxel_logits(vox, layers[:, self.owner]) - self.y2_mean) / self.y2_std
         y = y.reshape(n, L, D)
         loge = self._layer_context(layers)  # (N, L)
         prev = torch.cat([y.new_zeros(n, 1, D), y[:, :-1]], 1)
@@ -233,7 +235,7 @@ class L2LFlow(CaloFlow):
         d = self.layer_voxels
         mean = self.y2_mean[layer * d : (layer + 1) * d]
         std = self.y2_std[layer * d : (layer + 1) * d]
-        frac = _expit(y * std + mean, self.alpha).clamp_min(0)
+        frac = self.voxel_fractions(y * std + mean, e_layer)
         return y, frac / frac.sum(1, keepdim=True).clamp_min(1e-12) * e_layer
 
     @torch.no_grad()
@@ -283,8 +285,7 @@ class L2LFlow(CaloFlow):
             p = torch.as_tensor(previous, dtype=torch.float32, device=dev).reshape(b, D)
             p_sum = p.sum(1, keepdim=True)
             layers[:, layer - 1] = p_sum[:, 0]
-            prev_y = ((_logit(p / p_sum.clamp_min(1e-12), self.alpha) - mean[layer - 1])
-                      / std[layer - 1])  # fmt: skip
+            prev_y = (self.voxel_logits(p, p_sum) - mean[layer - 1]) / std[layer - 1]
             prev_loge = self._layer_context(layers)[:, layer - 1]
         loge = self._layer_context(layers)[:, layer : layer + 1]
         mom = e.new_zeros(b, 1, 2 * self.moments) if moments is None else torch.as_tensor(

@@ -238,6 +238,12 @@ def train(
         typer.Option(help="regulator of the voxel fractions' logit, in [1e-7, 0.5) "
                      f"(default: {ALPHA:g})"),
     ] = None,
+    anchor: Annotated[
+        bool,
+        typer.Option(help="flow II models log(E_voxel / noise), not the logit of the voxel's "
+                     "fraction of its layer: the empty voxels and the readout threshold stay "
+                     "in place whatever the layer energy"),
+    ] = library_default(CaloFlow, "anchor"),
     seed: Annotated[
         int, typer.Option(help="seed of the initial weights, split, batches and noise")
     ] = PLAN.seed,
@@ -285,6 +291,7 @@ def train(
         flow2["hidden"] = [hidden] * len(FLOW2_BY_MODEL[model]["hidden"])
     given = (("moments", moments), ("noise_mev", noise_mev), ("alpha", alpha))
     options = {k: v for k, v in given if v is not None}  # else the model's defaults
+    options["anchor"] = anchor
     net = build_model(model, data_geometry, flow2=flow2, student=epochs_student > 0,
                       seed=seed, **options)  # fmt: skip
     if dev.type == "cuda":
