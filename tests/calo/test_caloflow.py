@@ -318,3 +318,20 @@ def test_anchored_voxel_logits_invert_and_fix_the_threshold_whatever_the_layer_e
     model.save(tmp_path / "a.safetensors")
     assert CaloFlow.load(tmp_path / "a.safetensors")[0].anchor is True
     assert _model().anchor is False  # CaloFlow's fractions by default
+
+
+def test_anchored_variables_are_scaled_into_the_splines_domain() -> None:
+    """With anchor=True flow II's standardised training variables lie in [-4, 4] (inside
+    the splines' +-5, where a flow can put mass), every voxel of a layer scaled alike."""
+    from hepflows.calo.caloflow import ANCHOR_SPAN
+
+    model = _model(moments=0, noise_mev=1e-4, anchor=True)
+    showers = _showers(300, 1)
+    model.fit_preprocessing(showers)
+    vox, e = model.tensors(showers)
+    y, _ = model.flow2_data(vox, e, torch.Generator().manual_seed(1))
+    assert y.min() >= -ANCHOR_SPAN - 1e-4 and y.max() <= ANCHOR_SPAN
+    assert y.max() > 0.5 * ANCHOR_SPAN  # the range is used, not squeezed
+    for sl in model.geometry.slices:
+        if sl.stop > sl.start:
+            assert len(set(model.y2_std[sl].tolist())) == 1
