@@ -444,8 +444,9 @@ def test_defaults_are_the_librarys() -> None:
     assert train["model"] == "caloflow"
     # the voxels' noise and logit regulator: None (the model's), the value in the help
     assert (train["noise_mev"], train["alpha"]) == (None, None)
-    assert f"default: {default(CaloFlow, 'noise_mev'):g}" in helps["noise_mev"]
-    assert f"default: {default(CaloFlow, 'alpha'):g}" in helps["alpha"]
+    for key in ("noise_mev", "alpha"):  # they depend on --model: both in the help
+        assert (f"default: caloflow {default(CaloFlow, key):g}, l2l and conv-l2l "
+                f"{default(L2LFlow, key):g}") in helps[key]  # fmt: skip
     assert train["anchor"] is default(CaloFlow, "anchor")
     # what the CaloFlow paper's set-up here has been: 6 blocks of width 256, student 20 epochs
     assert (FLOW2_DEFAULTS["transforms"], FLOW2_DEFAULTS["hidden"], train["epochs_student"]) == (

@@ -20,7 +20,13 @@ from hepflows.calo import CaloFlow, ToySimulator, TrainingPlan, write_showers
 from hepflows.calo import evaluate as evaluate_showers
 from hepflows.calo.calibration import calibrate as calibrate_showers
 from hepflows.calo.caloflow import ALPHA, FLOW2_DEFAULTS, NOISE_MEV
-from hepflows.calo.l2lflow import CONV_DEFAULTS, LAYER_DEFAULTS, L2LFlow
+from hepflows.calo.l2lflow import (
+    CONV_DEFAULTS,
+    LAYER_ALPHA,
+    LAYER_DEFAULTS,
+    LAYER_NOISE_MEV,
+    L2LFlow,
+)
 from hepflows.calo.models import NEEDS_STUDENT, build_model, load_model, model_class
 from hepflows.cli.common import (
     JSON,
@@ -231,12 +237,12 @@ def train(
         float | None,
         typer.Option(help="width of the U(0, noise) training noise on every voxel, MeV: how "
                      "far below the readout threshold the empty voxels sit (default: "
-                     f"{NOISE_MEV:g}, CaloFlow's)"),
+                     f"caloflow {NOISE_MEV:g}, l2l and conv-l2l {LAYER_NOISE_MEV:g})"),
     ] = None,
     alpha: Annotated[
         float | None,
         typer.Option(help="regulator of the voxel fractions' logit, in [1e-7, 0.5) "
-                     f"(default: {ALPHA:g})"),
+                     f"(default: caloflow {ALPHA:g}, l2l and conv-l2l {LAYER_ALPHA:g})"),
     ] = None,
     anchor: Annotated[
         bool,
