@@ -49,6 +49,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import finish, per_shower_ms  # noqa: E402
 from hepflows.calo import ToySimulator, evaluate, iter_showers  # noqa: E402
+from hepflows.calo.l2lflow import LAYER_ALPHA, LAYER_NOISE_MEV  # noqa: E402
 from hepflows.calo.models import build_model  # noqa: E402
 from hepflows.calo.training import TrainingPlan, train  # noqa: E402
 
@@ -146,9 +147,9 @@ def main() -> None:
     ap.add_argument("--max-spots", type=int, default=5000)
     ap.add_argument("--noise-mev", type=float, default=None,
                     help="width of the voxels' U(0, noise) training noise, MeV (default: the "
-                         "model's, CaloFlow's 1e-3)")
+                         f"layer flows' {LAYER_NOISE_MEV:g})")
     ap.add_argument("--alpha", type=float, default=None,
-                    help="regulator of the voxel fractions' logit (default: the model's, 1e-6)")
+                    help=f"regulator of the voxel fractions' logit (default: {LAYER_ALPHA:g})")
     ap.add_argument("--anchor", action="store_true",
                     help="the layer flows model log(E_voxel / noise), not logit fractions")
     ap.add_argument("--ds3-batch", type=int, default=100)
