@@ -138,8 +138,16 @@ def test_polarisation_vectors(outgoing):
     total = torch.einsum("nhm,nhv->nmv", eps, eps.conj())
     expect = -G + p[:, :, None] * p[:, None, :] / mass**2
     assert torch.allclose(total, expect.to(C), atol=1e-11)
-    with pytest.raises(InputError, match="mass > 0"):
-        vector_wavefunction(p, 0.0, 1)
+    with pytest.raises(InputError, match="helicity 0 needs mass > 0"):
+        vector_wavefunction(p, 0.0, 0)
+    with pytest.raises(InputError, match="finite and >= 0"):
+        vector_wavefunction(p, -1.0, 1)
+    # Massless (gluon): transverse, p.eps = 0, and the same vectors as any mass gives.
+    for h in (-1, 1):
+        eps0 = vector_wavefunction(p, 0.0, h)
+        assert torch.allclose(eps0, vector_wavefunction(p, mass, h))
+        p_dot_eps = (eps0 * (p * G.diagonal()).to(C)).sum(-1)
+        assert torch.allclose(p_dot_eps, torch.zeros(len(p), dtype=C), atol=1e-9)
 
 
 # ----------------------------------------------------------------- vertices, propagators

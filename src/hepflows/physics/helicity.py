@@ -248,7 +248,7 @@ def spinor_vbar(p: Tensor, mass: float, helicity: int) -> Tensor:
 
 # ------------------------------------------------------------------ vectors
 def vector_wavefunction(p: Tensor, mass: float, helicity: int, outgoing: bool = True) -> Tensor:
-    """Polarisation vector of a massive spin-1 boson: (..., 4) -> (..., 4) complex128.
+    """Polarisation vector of a spin-1 boson: (..., 4) -> (..., 4) complex128.
 
     With e1 = (0, cos th cos ph, cos th sin ph, -sin th), e2 = (0, -sin ph, cos ph, 0) and the
     polar and azimuthal angles (th, ph) of p:
@@ -257,7 +257,7 @@ def vector_wavefunction(p: Tensor, mass: float, helicity: int, outgoing: bool = 
 
     Args:
         p: on-shell momenta (..., 4), float64.
-        mass: M > 0 in GeV.
+        mass: M in GeV; 0 for a massless vector (gluon, photon: helicity +-1 only).
         helicity: -1, 0 or +1.
         outgoing: return eps* (an outgoing boson) instead of eps (an incoming one).
 
@@ -266,8 +266,11 @@ def vector_wavefunction(p: Tensor, mass: float, helicity: int, outgoing: bool = 
     """
     _check_momenta(p)
     _check_helicity(helicity, (-1, 0, 1))
-    if not (math.isfinite(mass) and mass > 0):
-        raise InputError(f"a massive vector needs mass > 0, got {mass}")
+    if not (math.isfinite(mass) and mass >= 0):
+        raise InputError(f"a vector's mass must be finite and >= 0, got {mass}")
+    if mass == 0 and helicity == 0:
+        raise InputError("a massless vector (gluon, photon) has helicities -1 and +1 only; "
+                         "helicity 0 needs mass > 0")
     px, py, pz = p[..., 1], p[..., 2], p[..., 3]
     pp = torch.linalg.vector_norm(p[..., 1:], dim=-1)
     zero = torch.zeros_like(pp)
