@@ -150,6 +150,9 @@ def main() -> None:
                          f"layer flows' {LAYER_NOISE_MEV:g})")
     ap.add_argument("--alpha", type=float, default=None,
                     help=f"regulator of the voxel fractions' logit (default: {LAYER_ALPHA:g})")
+    ap.add_argument("--layer-bound", type=float, default=None,
+                    help="spline bound of the layer flows (default: the models' own, 5; "
+                         "standardised voxel logits reach beyond it in early layers)")
     ap.add_argument("--anchor", action="store_true",
                     help="the layer flows model log(E_voxel / noise), not logit fractions")
     ap.add_argument("--ds3-batch", type=int, default=100)
@@ -197,7 +200,8 @@ def main() -> None:
         plan = TrainingPlan(epochs={"flow1": epochs[0], "teacher": epochs[1],
                                     "student": epochs[2] if student else 0},
                             seed=args.seed)  # fmt: skip
-        model = build_model(arch, "ds2", student=student, seed=args.seed, **noise)
+        flow2 = None if args.layer_bound is None else {"bound": args.layer_bound}
+        model = build_model(arch, "ds2", student=student, seed=args.seed, flow2=flow2, **noise)
         print(f"\n== {arch}: flow I {model.flow1.config}\nlayer flow {model.teacher.config}"
               f"\nvoxel noise {model.noise_mev:g} MeV, alpha {model.alpha:g}, anchored "
               f"{model.anchor}\nplan {plan}")  # fmt: skip
