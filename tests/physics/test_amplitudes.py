@@ -5,8 +5,9 @@
 * gauge invariance: eps_g -> p_g makes every colour-ordered amplitude (and the colour-summed
   four-quark amplitude) vanish; the gamma*/Z current -> its momentum likewise;
 * Ellis-Stirling-Webber table 7.1: all eight 2 -> 2 QCD processes point by point;
-* 2 -> 3: gg -> ggg, q qbar -> ggg, q q' -> q q' g against the closed forms that Pythia 8
-  implements (Sigma3gg2ggg, Sigma3qqbar2ggg, Sigma3qq2qqgDiff; Berends et al. 1981);
+* 2 -> 3: gg -> ggg, q qbar -> ggg, q q' -> q q' g, q q -> q q g against the closed forms
+  that Pythia 8 implements (Sigma3gg2ggg, Sigma3qqbar2ggg, Sigma3qq2qqgDiff,
+  Sigma3qq2qqgSame; Berends et al. 1981, ESW table 7.2);
 * q qbar -> gamma*/Z/Z' -> l- l+ against hepflows' Drell-Yan helicity amplitudes;
 * Lorentz invariance, crossing, and the errors for unsupported processes.
 """
@@ -238,7 +239,34 @@ def pythia_qq_qqg(p):
     return num1 / den1 * (16 / 27 * num2 - 2 / 27 * num3) / 8
 
 
+def pythia_qq_qqg_same(p):
+    """Sigma3qq2qqgSame: identical quarks, both pairings and their interference."""
+
+    def m2(a):
+        return mdot(a, a)
+
+    s, sp = m2(p[:, 0] + p[:, 1]), m2(p[:, 2] + p[:, 3])
+    t, tp = m2(p[:, 0] - p[:, 2]), m2(p[:, 1] - p[:, 3])
+    u, up = m2(p[:, 0] - p[:, 3]), m2(p[:, 1] - p[:, 2])
+    ssp, ttp, uup = s * sp, t * tp, u * up
+    den1 = math.prod(mdot(p[:, i], p[:, 4]) for i in range(4))
+    fac1 = s * (t * u + tp * up) + sp * (t * up + tp * u)
+    fac2 = ssp - ttp - uup
+    fac3 = 2 * (ttp * (u + up) + uup * (t + tp))
+    num1 = (u + up) * (ssp + ttp - uup) + fac1
+    num2 = (s + sp) * fac2 + fac3
+    num3 = (s * s + sp * sp + u * u + up * up) / (t * tp)
+    num4 = (t + tp) * (ssp - ttp + uup) + fac1
+    num5 = (s * s + sp * sp + t * t + tp * tp) / (u * up)
+    num6 = (s + sp) * fac2 - fac3 - 2 * fac1
+    num7 = (s * s + sp * sp) * fac2 / (ttp * uup)
+    return ((16 / 27 * num1 - 2 / 27 * num2) * num3 + (16 / 27 * num4 - 2 / 27 * num2) * num5
+            + (10 / 81 * num2 + 8 / 81 * num6) * num7) / den1 / 8  # fmt: skip
+
+
 @pytest.mark.parametrize("process, reference", [
+    (((2, 2), (2, 2, 21)), pythia_qq_qqg_same),
+    (((-1, -1), (-1, -1, 21)), pythia_qq_qqg_same),
     (((21, 21), (21, 21, 21)), pythia_gg_ggg),
     (((2, -2), (21, 21, 21)), pythia_qqbar_ggg),
     (((-1, 1), (21, 21, 21)), pythia_qqbar_ggg),
