@@ -286,6 +286,17 @@ def test_crossing_qg_to_qgg_from_qqbar_to_ggg():
     assert torch.allclose(got, 3 / 8 * pythia_qqbar_ggg(swapped), rtol=1e-9)
 
 
+@pytest.mark.parametrize("process", [((21, 21), (21, 21, 21)), ((2, 21), (2, 21, 21)),
+                                     ((2, 2), (2, 2, 21)), ((21, 2), (2, 1, -1))])
+def test_parity_mirror_halving_equals_the_full_helicity_sum(process):
+    amp = TreeAmplitude(*process)
+    p = events(3, 4, seed=10)
+    fast = amp(p)
+    assert len(amp._active) < 2 ** amp.n_legs / 2 + 1
+    full = amp._squared(p, amp.helicity_configurations()) * amp.average
+    assert torch.allclose(fast, full, rtol=1e-12)
+
+
 def test_lorentz_invariance():
     p = events(3, 5, seed=7)
     beta = torch.tensor([0.3, -0.2, 0.5], dtype=F64)

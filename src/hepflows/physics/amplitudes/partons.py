@@ -22,7 +22,10 @@ Three amplitude classes, all in the all-outgoing convention of
 
 Helicity configurations that vanish identically (massless quark lines keep their chirality;
 tree-level all-plus gluon amplitudes vanish) are found once on the first events and
-skipped afterwards.
+skipped afterwards. Pure QCD conserves parity, so a configuration and its mirror (all
+helicities flipped) give the same colour-summed |M|^2: only the configurations with the
+first leg's helicity -1 are evaluated, counted twice (not with leptons: the Z's couplings
+are chiral).
 """
 
 from __future__ import annotations
@@ -150,17 +153,25 @@ class TreeAmplitude:
             self._active = self._find_active(p[: min(len(p), 16)])
         out = [self._squared(p[i : i + self.chunk], self._active)
                for i in range(0, len(p), self.chunk)]  # fmt: skip
-        return torch.cat(out) * self.average
+        return torch.cat(out) * (self.average * self.parity_factor)
 
     def helicity_configurations(self) -> Tensor:
         """All 2^n helicity configurations (H, n) of +-1, leg by leg."""
         return _configurations(self.n_legs)
 
     # ------------------------------------------------------------------ internals
+    @property
+    def parity_factor(self) -> float:
+        """2 for pure QCD (mirror configurations counted by doubling), 1 with leptons."""
+        return 1.0 if self.leptons else 2.0
+
     def _find_active(self, p: Tensor) -> Tensor:
-        amps = self._amplitudes(p, self.helicity_configurations())  # (N, H, K)
+        configs = self.helicity_configurations()
+        if not self.leptons:
+            configs = configs[configs[:, 0] == -1]
+        amps = self._amplitudes(p, configs)  # (N, H, K)
         size = amps.abs().amax(dim=(0, 2))
-        return self.helicity_configurations()[size > _ZERO_HELICITY * size.max()]
+        return configs[size > _ZERO_HELICITY * size.max()]
 
     def _squared(self, p: Tensor, configs: Tensor) -> Tensor:
         amps = self._amplitudes(p, configs)  # (N, H, K)
@@ -184,7 +195,13 @@ class TreeAmplitude:
             builder = CurrentBuilder(k, {i: waves[i] for i in self.gluons})
             orders = [tuple(self.gluons[j] for j in o)
                       for o in colour.gluon_orderings(len(self.gluons))]  # fmt: skip
-            return torch.stack([builder.gluon_amplitude(o) for o in orders], dim=-1)
+            # reflection: A(0, s_1 .. s_m) = (-1)^n A(0, s_m .. s_1), half the orderings
+            amps: dict[tuple[int, ...], Tensor] = {}
+            sign = (-1.0) ** len(orders[0])
+            for o in orders:
+                mirror = (o[0], *reversed(o[1:]))
+                amps[o] = sign * amps[mirror] if mirror in amps else builder.gluon_amplitude(o)
+            return torch.stack([amps[o] for o in orders], dim=-1)
         if len(self.bars) == 1:
             bar, ket = self.bars[0], self.kets[0]
             ew = self._electroweak_current(k, waves, self.flavours[bar]) if self.leptons else None
