@@ -1,4 +1,4 @@
-"""Pythia 8 (``pythia8mc``) as the independent reference for Drell-Yan.
+"""Pythia 8 (``pythia8mc``) as the independent reference for Drell-Yan and multi-jets.
 
 :func:`pythia_drell_yan` sets Pythia up for gamma*/Z -> l+ l- at LO, hard
 process only, with a fixed factorisation scale M_Z, four incoming quark
@@ -8,11 +8,18 @@ grid :func:`hepflows.physics.load_pdf` reads by default), and
 lepton momenta. :func:`hepflows.physics.processes.pythia_parameters` then
 configures hepflows with Pythia's own conventions, so that like is compared
 with like (design note: physics.md).
+
+:func:`pythia_jets` sets up pp -> 2 or 3 partons (``HardQCD``, light processes with
+``nQuarkNew`` massless new flavours) with the cuts, scale and alpha_s of a
+:class:`~hepflows.physics.processes.MultiJetParameters`, and
+:func:`pythia_partons` runs any hard-process setup: sigma per subprocess code and the
+outgoing partons' momenta.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -94,4 +101,110 @@ def pythia_events(pythia: object, n_events: int, lepton: int = 11) -> PythiaSamp
         tries=info.nTried(), accepted=info.nAccepted(),
         lepton=torch.tensor(leptons, dtype=torch.float64),
         antilepton=torch.tensor(antileptons, dtype=torch.float64), settings=[],
+    )  # fmt: skip
+
+
+@dataclass
+class PythiaPartons:
+    """Pythia's hard-process cross-sections and outgoing partons.
+
+    Attributes:
+        sigma_pb, sigma_err_pb: sigmaGen and its error (pb).
+        by_process: {code: (name, sigma_pb, sigma_err_pb)} per subprocess.
+        tries, accepted: Pythia's trial and accepted events.
+        partons: (n, k, 4) lab momenta of the k outgoing partons, ordered by p_T (hardest
+            first), GeV.
+        settings: the settings read into Pythia.
+    """
+
+    sigma_pb: float
+    sigma_err_pb: float
+    by_process: dict[int, tuple[str, float, float]]
+    tries: int
+    accepted: int
+    partons: Tensor
+    settings: list[str] = field(default_factory=list)
+
+
+def _pythia(settings: list[str]) -> object:
+    pythia8mc = require("pythia8mc", "physics", "The Pythia 8 cross-check")
+    pythia = pythia8mc.Pythia("", False)
+    for line in settings:
+        if not pythia.readString(line):
+            raise ConfigError(f"Pythia rejected the setting {line!r}")
+    if not pythia.init():
+        raise ConfigError("Pythia failed to initialise (see its output)")
+    return pythia
+
+
+def pythia_jets(params: object, seed: int = 1, pdf_set: int = 13) -> tuple[object, list[str]]:
+    """An initialised Pythia for pp -> n partons matching ``params`` (hard process only).
+
+    Args:
+        params: a :class:`~hepflows.physics.processes.MultiJetParameters`; its alpha_s must
+            be fixed (pass the value hepflows uses: Pythia then runs with
+            ``alphaSorder = 0``), its scale fixed (or ``"ht/2"`` for two jets: Pythia's
+            ``renormScale2 = 2``, p_T^2, is (H_T / 2)^2 for massless partons), no eta cut.
+        seed: Pythia's random seed.
+        pdf_set: ``PDF:pSet`` (13: NNPDF2.3 QCD+QED LO, hepflows' default grid).
+
+    Returns:
+        ``(pythia, settings)``.
+
+    Raises:
+        ConfigError: settings Pythia cannot express.
+    """
+    n = params.n_jets
+    if params.alpha_s is None:
+        raise ConfigError("pass a fixed alpha_s (e.g. hepflows' alpha_s at the scale): "
+                          "Pythia's running differs from the PDF set's")  # fmt: skip
+    if math.isfinite(params.eta_max):
+        raise ConfigError("Pythia's hard process has no eta cut: use eta_max = inf")
+    settings = [f"Beams:eCM = {params.sqrt_s}", f"HardQCD:nQuarkNew = {params.flavours}",
+                f"PDFinProcess:nQuarkIn = {params.flavours}", f"PDF:pSet = {pdf_set}",
+                "SigmaProcess:alphaSorder = 0", f"SigmaProcess:alphaSvalue = {params.alpha_s}"]
+    if isinstance(params.scale, str):
+        if n != 2:
+            raise ConfigError("Pythia has no H_T/2 scale for 2 -> 3: use a fixed scale")
+        settings += ["SigmaProcess:renormScale2 = 2", "SigmaProcess:factorScale2 = 2"]
+    else:
+        mu2 = float(params.scale) ** 2
+        option = 5 if n == 2 else 6
+        settings += [f"SigmaProcess:renormScale{n} = {option}",
+                     f"SigmaProcess:factorScale{n} = {option}",
+                     f"SigmaProcess:renormFixScale = {mu2}", f"SigmaProcess:factorFixScale = {mu2}"]
+    if n == 2:
+        if params.dr_min > 0:
+            raise ConfigError("Pythia's 2 -> 2 has no Delta R cut (back to back: Delta R >= pi)")
+        settings += [f"HardQCD:{name} = on" for name in
+                     ("gg2gg", "gg2qqbar", "qg2qg", "qq2qq", "qqbar2gg", "qqbar2qqbarNew")]
+        settings += [f"PhaseSpace:pTHatMin = {params.pt_min}"]
+    else:
+        settings += ["HardQCD:3parton = on", f"PhaseSpace:pTHat3Min = {params.pt_min}",
+                     f"PhaseSpace:pTHat5Min = {params.pt_min}",
+                     f"PhaseSpace:RsepMin = {params.dr_min}"]
+    settings += ["PartonLevel:all = off", "HadronLevel:all = off", "Next:numberCount = 0",
+                 "Print:quiet = on", "Random:setSeed = on", f"Random:seed = {seed}"]
+    return _pythia(settings), settings
+
+
+def pythia_partons(pythia: object, n_events: int, settings: list[str] | None = None
+                   ) -> PythiaPartons:
+    """Generate ``n_events`` hard-process events: sigma (pb) per process and the partons."""
+    events = []
+    while len(events) < n_events:
+        if not pythia.next():
+            continue
+        ev = pythia.process
+        out = [(ev[i].e(), ev[i].px(), ev[i].py(), ev[i].pz()) for i in range(ev.size())
+               if ev[i].isFinal() and (ev[i].idAbs() <= 5 or ev[i].id() == 21)]
+        events.append(sorted(out, key=lambda p: -(p[1] ** 2 + p[2] ** 2)))
+    info = pythia.infoPython()
+    mb_to_pb = 1e9
+    by_process = {code: (info.nameProc(code), info.sigmaGen(code) * mb_to_pb,
+                         info.sigmaErr(code) * mb_to_pb) for code in info.codesHard()}
+    return PythiaPartons(
+        sigma_pb=info.sigmaGen() * mb_to_pb, sigma_err_pb=info.sigmaErr() * mb_to_pb,
+        by_process=by_process, tries=info.nTried(), accepted=info.nAccepted(),
+        partons=torch.tensor(events, dtype=torch.float64), settings=list(settings or []),
     )  # fmt: skip

@@ -8,6 +8,12 @@ from hepflows.physics.processes.drell_yan import (
     pythia_alpha_em,
     pythia_parameters,
 )
+from hepflows.physics.processes.multijet import (
+    MultiJet,
+    MultiJetParameters,
+    SubprocessClass,
+    jet_subprocesses,
+)
 from hepflows.physics.processes.ttbar import (
     EEToTTbarWWbb,
     TTbarParameters,
@@ -15,6 +21,7 @@ from hepflows.physics.processes.ttbar import (
     ttbar_cross_section,
 )
 
-__all__ = ["LEPTONS", "DrellYan", "DrellYanParameters", "EEToTTbarWWbb", "TTbarParameters",
+__all__ = ["LEPTONS", "DrellYan", "DrellYanParameters", "EEToTTbarWWbb", "MultiJet",
+           "MultiJetParameters", "SubprocessClass", "TTbarParameters", "jet_subprocesses",
            "lepton_id", "pythia_alpha_em", "pythia_parameters", "top_width",
            "ttbar_cross_section"]  # fmt: skip
