@@ -156,3 +156,33 @@ def test_load_model_dispatches_on_the_file_header(trained, tmp_path):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"), metadata={"a": "b"})
     with pytest.raises(CheckpointError, match="hepflows-caloflow' or 'hepflows-l2lflow"):
         load_model(tmp_path / "other.safetensors")
+
+
+def test_layer_flow_bound_default_and_files_saved_without_it(tmp_path):
+    """New MAF layer flows use bound 10 (LAYER_DEFAULTS); a file saved before the bound
+    was a setting (no "bound" in its flow2 config) loads with the bound it was trained
+    with, 5, and samples exactly as the model that wrote it."""
+    import json
+
+    from safetensors.torch import load_file, safe_open, save_file
+
+    from hepflows.calo.l2lflow import LAYER_DEFAULTS, LEGACY_BOUND
+
+    assert L2LFlow(MINI, seed=0).teacher.config["bound"] == LAYER_DEFAULTS["bound"] == 10.0
+    model = L2LFlow(MINI, flow1=dict(transforms=2, hidden=[16]), flow2=dict(bound=LEGACY_BOUND,
+                    hidden=[16]), seed=1)  # fmt: skip
+    model.fit_preprocessing(_showers(300))
+    path = tmp_path / "new.safetensors"
+    model.save(path)
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    config = json.loads(meta["config"])
+    del config["flow2"]["bound"]
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(path)), str(old), metadata={**meta, "config": json.dumps(config)})
+    loaded, _ = L2LFlow.load(old)
+    assert loaded.teacher.config["bound"] == LEGACY_BOUND
+    e = np.full(5, 2e4)
+    a = model.sample(e, generator=torch.Generator().manual_seed(2)).voxels
+    b = loaded.sample(e, generator=torch.Generator().manual_seed(2)).voxels
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
