@@ -1,0 +1,157 @@
+"""Multi-jet processes: hepflows' tree amplitudes and pp -> 2, 3 jets against Pythia 8.
+
+Part 1 (this version): **cross-sections against Pythia 8.317** (``pythia8mc``), hard
+process only, identical settings: 13 TeV, every parton p_T > ``--pt-min`` (Pythia:
+``pTHatMin``; for three partons ``pTHat3Min = pTHat5Min``), Delta R > 0.4 between the
+three partons (``RsepMin``), fixed mu_R = mu_F (``renormScale = factorScale`` fixed
+options), alpha_s fixed at the PDF set's value at that scale (Pythia ``alphaSorder = 0``),
+NNPDF2.3 QCD+QED LO (``PDF:pSet = 13``), five massless flavours
+(``HardQCD:nQuarkNew = 5``; Pythia keeps c, b masses in its phase space).
+hepflows integrates its MultiJet integrand with VEGAS on the flat (tau, y, RAMBO)
+variables (the multi-channel flow integrator comes next); per subprocess class for three
+jets, so that any disagreement points at a class (Pythia reports sigma per process code).
+
+Still to come (issue 23): l l + jets against Pythia, equal-call comparisons (multi-channel
+NIS vs VEGAS vs madnis), unweighting, the Bayesian surrogate and two-stage unweighting.
+
+Usage: ``python benchmarks/multijet.py [--quick] [--out FILE.json]``; the last line of
+output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import vegas
+
+from common import finish
+from hepflows.physics.processes import MultiJet, MultiJetParameters
+from hepflows.physics.pythia import pythia_jets, pythia_partons
+
+
+def pythia_code(incoming: tuple[int, ...], outgoing: tuple[int, ...]) -> int:
+    """Pythia's 2 -> 3 process code (131-140) of a hepflows subprocess class."""
+    g = 21
+    quarks_in = [p for p in incoming if p != g]
+    quarks_out = [p for p in outgoing if p != g]
+    if not quarks_in:
+        return 131 if not quarks_out else 138
+    if len(quarks_in) == 1:  # q g
+        if len(quarks_out) == 1:
+            return 133
+        return 140 if len({abs(p) for p in quarks_out}) == 1 else 139
+    a, b = quarks_in
+    if a == -b:  # q qbar
+        if not quarks_out:
+            return 132
+        return 137 if abs(quarks_out[0]) == abs(a) else 136
+    return 135 if a == b else 134
+
+
+def integrate(mj: MultiJet, n_adapt: int, n_eval: int, seed: int) -> dict:
+    """VEGAS on the flat variables: sigma (pb), its error, and sigma per class."""
+    k = len(mj.classes)
+
+    @vegas.lbatchintegrand
+    def f(y: np.ndarray) -> np.ndarray:
+        per = mj.class_contributions(torch.from_numpy(np.ascontiguousarray(y)))
+        return np.ascontiguousarray(torch.cat((per.sum(0, keepdim=True), per)).T.numpy())
+
+    rng = np.random.default_rng(seed)
+    integ = vegas.Integrator([[0, 1]] * mj.dims, ran_array_generator=rng.random)
+    t0 = time.perf_counter()
+    integ(f, nitn=5, neval=n_adapt // 5)
+    result = integ(f, nitn=5, neval=n_eval // 5, adapt=False)
+    seconds = time.perf_counter() - t0
+    print(integ.settings())
+    total = result[0]
+    classes = {mj.classes[i].label: (result[i + 1].mean, result[i + 1].sdev) for i in range(k)}
+    return {"sigma_pb": total.mean, "error_pb": total.sdev,
+            "relative_error": total.sdev / total.mean, "calls": n_adapt + n_eval,
+            "seconds": seconds, "by_class": classes,
+            "q_value": result.Q}  # fmt: skip
+
+
+def compare(label: str, params: MultiJetParameters, n_pythia: int, n_adapt: int, n_eval: int,
+            seed: int) -> dict:
+    print(f"\n== {label}: {params}")
+    t0 = time.perf_counter()
+    pythia, settings = pythia_jets(params, seed=seed + 1)
+    ref = pythia_partons(pythia, n_pythia, settings)
+    t_py = time.perf_counter() - t0
+    print("Pythia settings:", ", ".join(settings))
+    print(f"Pythia sigma {ref.sigma_pb:.6g} +- {ref.sigma_err_pb:.3g} pb ({ref.accepted} events, "
+          f"{ref.tries} tries, {t_py:.0f} s)")  # fmt: skip
+    mj = MultiJet(params)
+    print(mj)
+    ours = integrate(mj, n_adapt, n_eval, seed)
+    pull = (ours["sigma_pb"] - ref.sigma_pb) / math.hypot(ours["error_pb"], ref.sigma_err_pb)
+    print(f"hepflows sigma {ours['sigma_pb']:.6g} +- {ours['error_pb']:.3g} pb "
+          f"({ours['relative_error']:.2%}, {ours['calls']} calls, {ours['seconds']:.0f} s); "
+          f"pull {pull:+.2f}")  # fmt: skip
+    out = {"pythia_sigma_pb": ref.sigma_pb, "pythia_error_pb": ref.sigma_err_pb,
+           "pythia_events": ref.accepted, "pythia_tries": ref.tries, "pythia_seconds": t_py,
+           "pythia_settings": settings, **ours, "pythia_pull": pull}  # fmt: skip
+    if params.n_jets == 3:
+        table = {}
+        codes: dict[int, list[str]] = {}
+        for cls in mj.classes:
+            code = pythia_code(cls.amplitude.incoming, cls.amplitude.outgoing)
+            codes.setdefault(code, []).append(cls.label)
+        for code in sorted(set(codes) | set(ref.by_process)):
+            labels = codes.get(code, [])
+            name, s_py, e_py = ref.by_process.get(code, ("?", 0.0, 0.0))
+            s = sum(ours["by_class"][lab][0] for lab in labels)
+            e = math.sqrt(sum(ours["by_class"][lab][1] ** 2 for lab in labels))
+            p = (s - s_py) / math.hypot(e, e_py) if e or e_py else 0.0
+            table[code] = {"process": name, "classes": labels, "pythia_pb": s_py,
+                           "pythia_error_pb": e_py,
+                           "hepflows_pb": s, "hepflows_error_pb": e, "pull": p}  # fmt: skip
+            print(f"  {code} {name:34s} Pythia {s_py:10.5g} +- {e_py:8.3g}  hepflows "
+                  f"{s:10.5g} +- {e:8.3g}  pull {p:+.2f}")  # fmt: skip
+        out["by_pythia_process"] = table
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer events and calls")
+    ap.add_argument("--pt-min", type=float, default=100.0)
+    ap.add_argument("--scale", type=float, default=100.0, help="fixed mu_R = mu_F (GeV)")
+    ap.add_argument("--jets", default="2,3", help="which multiplicities")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    result: dict = {"date": datetime.date.today().isoformat(), "quick": args.quick,
+                    "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+                               f"torch {torch.__version__}", "seed": args.seed}  # fmt: skip
+    # alpha_s from the PDF set at the fixed scale, handed to Pythia as its fixed value
+    alpha_s = float(MultiJet(n_jets=2, alpha_s=0.1).pdf.alpha_s(args.scale**2))
+    result["alpha_s"] = alpha_s
+    print(f"alpha_s(mu = {args.scale} GeV) = {alpha_s:.5f} (NNPDF2.3 LO grid), fixed in both")
+    budgets = {2: (2e4, 4e4, 2e4, 5e4) if args.quick else (2e5, 1e5, 2e5, 5e5),
+               3: (1e3, 5e4, 5e4, 1e5) if args.quick else (2e4, 2e5, 2e5, 8e5)}
+    for n in (int(v) for v in args.jets.split(",")):
+        n_py, n_adapt, n_eval_2, n_eval_3 = budgets[n]
+        params = MultiJetParameters(n_jets=n, pt_min=args.pt_min, scale=args.scale,
+                                    alpha_s=alpha_s, dr_min=0.4 if n == 3 else 0.0)  # fmt: skip
+        key = {2: "jj", 3: "jjj"}[n]
+        result[key] = compare(key, params, int(n_py), int(n_adapt),
+                              int(n_eval_2 if n == 2 else n_eval_3), args.seed)  # fmt: skip
+    done = [k for k in ("jj", "jjj") if k in result]
+    result["pythia_pull"] = {k: result[k]["pythia_pull"] for k in done}
+    result["relative_error"] = {k: result[k]["relative_error"] for k in done}
+    finish(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
