@@ -208,3 +208,54 @@ def pythia_partons(pythia: object, n_events: int, settings: list[str] | None = N
         by_process=by_process, tries=info.nTried(), accepted=info.nAccepted(),
         partons=torch.tensor(events, dtype=torch.float64), settings=list(settings or []),
     )  # fmt: skip
+
+
+def pythia_drell_yan_jet(params: object, seed: int = 1, pdf_set: int = 13
+                         ) -> tuple[object, list[str], object]:
+    """Pythia for pp -> gamma*/Z (-> l- l+) + 1 parton matching ``params``, hard process only.
+
+    ``WeakBosonAndParton:qqbar2gmZg`` and ``qg2gmZq`` with ``23:mMin``/``mMax`` as the
+    m_ll window, ``pTHatMin`` as the jet p_T cut, a fixed scale (2 -> 2 options 5) and
+    alpha_s fixed (``alphaSorder = 0``).
+
+    Args:
+        params: a :class:`~hepflows.physics.processes.DrellYanJetsParameters` with one jet,
+            a fixed scale and a fixed alpha_s.
+
+    Returns:
+        ``(pythia, settings, electroweak)``: ``electroweak`` is a
+        :class:`~hepflows.physics.processes.DrellYanParameters` with Pythia's conventions:
+        alpha_EM at mu_R^2 (Pythia's 2 -> 2 processes take it there), sin^2 theta_W-bar in
+        the Z's vector couplings and sin^2 theta_W in their normalisation, the Z mass and
+        its running width, no Z', its incoming flavours.
+    """
+    from dataclasses import replace
+
+    if params.n_jets != 1 or isinstance(params.scale, str) or params.alpha_s is None:
+        raise ConfigError("Pythia's Z + jet reference needs one jet, a fixed scale and a "
+                          "fixed alpha_s")  # fmt: skip
+    if math.isfinite(params.eta_max):
+        raise ConfigError("Pythia's hard process has no eta cut: use eta_max = inf")
+    ew = params.electroweak
+    mu2 = float(params.scale) ** 2
+    settings = [
+        f"Beams:eCM = {ew.sqrt_s}", "WeakBosonAndParton:qqbar2gmZg = on",
+        "WeakBosonAndParton:qg2gmZq = on", "23:onMode = off", f"23:onIfAny = {ew.lepton}",
+        f"23:mMin = {params.m_ll_min}", f"23:mMax = {params.m_ll_max}",
+        f"PhaseSpace:pTHatMin = {params.pt_min}", f"PDF:pSet = {pdf_set}",
+        f"PDFinProcess:nQuarkIn = {max(ew.flavours)}", "SigmaProcess:alphaSorder = 0",
+        f"SigmaProcess:alphaSvalue = {params.alpha_s}", "SigmaProcess:renormScale2 = 5",
+        "SigmaProcess:factorScale2 = 5", f"SigmaProcess:renormFixScale = {mu2}",
+        f"SigmaProcess:factorFixScale = {mu2}", "PartonLevel:all = off",
+        "HadronLevel:all = off", "Next:numberCount = 0", "Print:quiet = on",
+        "Random:setSeed = on", f"Random:seed = {seed}",
+    ]  # fmt: skip
+    if tuple(ew.flavours) != tuple(range(1, max(ew.flavours) + 1)):
+        raise ConfigError(f"Pythia takes incoming flavours 1..n; got {ew.flavours}")
+    pythia = _pythia(settings)
+    electroweak = replace(
+        ew, mz=pythia.particleData.m0(23), wz=pythia.particleData.mWidth(23),
+        alpha_em=float(pythia.coupSM.alphaEM(mu2)), sin2w=pythia.coupSM.sin2thetaWbar(),
+        sin2w_norm=pythia.coupSM.sin2thetaW(), zprime=False, running_width=True,
+    )  # fmt: skip
+    return pythia, settings, electroweak

@@ -8,6 +8,11 @@ from hepflows.physics.processes.drell_yan import (
     pythia_alpha_em,
     pythia_parameters,
 )
+from hepflows.physics.processes.drell_yan_jets import (
+    DrellYanJets,
+    DrellYanJetsParameters,
+    lepton_jet_subprocesses,
+)
 from hepflows.physics.processes.multijet import (
     MultiJet,
     MultiJetParameters,
@@ -21,7 +26,8 @@ from hepflows.physics.processes.ttbar import (
     ttbar_cross_section,
 )
 
-__all__ = ["LEPTONS", "DrellYan", "DrellYanParameters", "EEToTTbarWWbb", "MultiJet",
+__all__ = ["LEPTONS", "DrellYan", "DrellYanJets", "DrellYanJetsParameters", "DrellYanParameters",
+           "EEToTTbarWWbb", "MultiJet",
            "MultiJetParameters", "SubprocessClass", "TTbarParameters", "jet_subprocesses",
-           "lepton_id", "pythia_alpha_em", "pythia_parameters", "top_width",
-           "ttbar_cross_section"]  # fmt: skip
+           "lepton_id", "lepton_jet_subprocesses", "pythia_alpha_em", "pythia_parameters",
+           "top_width", "ttbar_cross_section"]  # fmt: skip

@@ -35,6 +35,7 @@ from hepflows.errors import ConfigError, InputError
 from hepflows.physics.amplitudes import GLUON, TreeAmplitude
 from hepflows.physics.kinematics import boost_z, pseudorapidity, pt
 from hepflows.physics.processes.drell_yan import GEV2_TO_PB
+from hepflows.physics.processes.hadronic import parton_densities, tau_y_map
 from hepflows.physics.rambo import RamboOnDiet
 
 __all__ = ["MultiJet", "MultiJetParameters", "SubprocessClass", "jet_subprocesses"]
@@ -98,21 +99,27 @@ class SubprocessClass:
     amplitude: TreeAmplitude
     members: list[tuple[int, int]] = field(default_factory=list)
     symmetry: float = 1.0
+    names: tuple[str, ...] = ("q", "Q", "r", "R", "s")
 
     @property
     def label(self) -> str:
-        """e.g. 'g g -> g g g'."""
-        return _label(self.amplitude.incoming, self.amplitude.outgoing)
+        """e.g. 'g g -> g g g' (quark names: the flavour pattern's labels)."""
+        return _label(self.amplitude.incoming, self.amplitude.outgoing, self.names)
 
 
-def _name(pid: int) -> str:
+def _name(pid: int, names: Sequence[str]) -> str:
     if pid == GLUON:
         return "g"
-    return ("q", "Q", "r", "R", "s")[abs(pid) - 1] + ("bar" if pid < 0 else "")
+    if abs(pid) in (11, 13):
+        return "l-" if pid > 0 else "l+"
+    return names[abs(pid) - 1] + ("bar" if pid < 0 else "")
 
 
-def _label(incoming: Sequence[int], outgoing: Sequence[int]) -> str:
-    return " ".join(map(_name, incoming)) + " -> " + " ".join(map(_name, outgoing))
+def _label(incoming: Sequence[int], outgoing: Sequence[int], names: Sequence[str]) -> str:
+    def text(pids: Sequence[int]) -> str:
+        return " ".join(_name(p, names) for p in pids)
+
+    return text(incoming) + " -> " + text(outgoing)
 
 
 def _canonical(process: tuple[int, ...]) -> tuple[int, ...]:
@@ -206,18 +213,14 @@ class MultiJet:
         if u.ndim != 2 or u.shape[1] != self.dims:
             raise InputError(f"u must have shape (N, {self.dims}), got {tuple(u.shape)}")
         u = u.double()
-        log_tau_min = math.log(self.tau_min)
-        tau = torch.exp(log_tau_min * (1 - u[:, 0]))
-        y_max = -0.5 * torch.log(tau)
-        y = (2 * u[:, 1] - 1) * y_max
-        jac = tau * (-log_tau_min) * 2 * y_max  # d tau dy / du
+        x1, x2, tau, jac = tau_y_map(u[:, 0], u[:, 1], self.tau_min)
+        y = 0.5 * torch.log(x1 / x2)
         s_hat = tau * self.params.sqrt_s**2
         root = s_hat.sqrt()
         final = self.rambo.massless(u[:, 2:]) * root[:, None, None]
         n = self.params.n_jets
         volume = self.rambo.massless_volume * s_hat ** (n - 2)
         final = boost_z(final, y[:, None].expand(-1, n))
-        x1, x2 = tau.sqrt() * y.exp(), tau.sqrt() * (-y).exp()
         e = 0.5 * self.params.sqrt_s
         zero = torch.zeros_like(x1)
         beams = torch.stack((torch.stack((x1 * e, zero, zero, x1 * e), -1),
@@ -263,10 +266,8 @@ class MultiJet:
         coupling = (4 * math.pi * self.alpha_s(mu2)) ** self.params.n_jets
         x1, x2 = pk[:, 0, 0] * 2 / self.params.sqrt_s, pk[:, 1, 0] * 2 / self.params.sqrt_s
         pids = [GLUON] + [q for f in range(1, self.params.flavours + 1) for q in (f, -f)]
-        # the fit's grids dip below zero at large x for some flavours (NNPDF: ~1e-7 of
-        # sigma here); clipped so that the integrand is a density (unweighting needs it)
-        f1 = dict(zip(pids, (self.pdf.xfxQ2(pids, x1, mu2) / x1).clamp_min(0), strict=True))
-        f2 = dict(zip(pids, (self.pdf.xfxQ2(pids, x2, mu2) / x2).clamp_min(0), strict=True))
+        f1 = parton_densities(self.pdf, pids, x1, mu2)
+        f2 = parton_densities(self.pdf, pids, x2, mu2)
         for k, cls in enumerate(self.classes):
             lumi = sum(f1[a] * f2[b] for a, b in cls.members)
             out[k, keep] = cls.amplitude(pk) * cls.symmetry * lumi * coupling * wk * GEV2_TO_PB

@@ -1,0 +1,279 @@
+"""pp -> gamma*/Z(/Z') -> l- l+ with one or two jets at leading order: an integrand on the
+unit cube with every partonic channel, from :mod:`hepflows.physics.amplitudes`.
+
+    sigma = sum_ab int dx1 dx2 f_a f_b / (2 s_hat) int dPhi  S sum-bar |M|^2 Theta(cuts)
+
+with the electroweak couplings and propagators of a :class:`DrellYan` (its
+``helicity_amplitudes``: photon, Z with fixed or running width, optional Z') and
+(4 pi alpha_s)^n_jets at the event's scale.
+
+Phase space, sequential two-body decays in the partonic frame (dims = 7 for one jet,
+10 for two): tau and y of the partons (:func:`~.hadronic.tau_y_map`, tau_min from the
+m_ll and p_T cuts); m_ll^2 on a Breit-Wigner map of the Z over the allowed range; for two
+jets the jet pair's mass on a log map; then P -> (l l) + jet(s), (l l) -> l- l+ and
+(jet pair) -> j j, each isotropic:
+
+    dPhi = Phi_2(P; m_ll, m_jj) dm_ll^2 / (2 pi) Phi_2(l l) [dm_jj^2 / (2 pi) Phi_2(j j)].
+
+Subprocesses are grouped into classes by their pattern of equal flavours *within each
+charge type* (up-type 2, 4; down-type 1, 3, 5): the couplings to the gamma*/Z depend on
+the type, not the flavour.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+from hepflows.errors import ConfigError, InputError
+from hepflows.physics.amplitudes import GLUON, TreeAmplitude
+from hepflows.physics.kinematics import boost_z, pseudorapidity, pt
+from hepflows.physics.processes.drell_yan import GEV2_TO_PB, DrellYan, DrellYanParameters
+from hepflows.physics.processes.hadronic import parton_densities, tau_y_map, two_body
+from hepflows.physics.processes.multijet import SubprocessClass, _final_order
+
+__all__ = ["DrellYanJets", "DrellYanJetsParameters", "lepton_jet_subprocesses"]
+
+_UP, _DOWN = (2, 4), (1, 3, 5)
+
+
+@dataclass
+class DrellYanJetsParameters:
+    """Settings of pp -> l- l+ + n jets (GeV).
+
+    Attributes:
+        n_jets: 1 or 2.
+        m_ll_min, m_ll_max: the lepton pair's mass window (Pythia ``23:mMin``, ``mMax``).
+        pt_min: minimum p_T of every jet (parton).
+        eta_max: maximum |eta| of every jet (inf: none).
+        dr_min: minimum Delta R between the two jets.
+        scale: mu_R = mu_F, fixed (GeV) or ``"ht/2"`` (half the scalar sum of the jets'
+            p_T and the lepton pair's transverse mass).
+        alpha_s: fixed strong coupling, or None: the PDF set's alpha_s(mu_R).
+        electroweak: couplings, masses, widths, flavours (incoming quarks and new pairs),
+            lepton and PDF (:class:`DrellYanParameters`; default: no Z').
+    """
+
+    n_jets: int = 1
+    m_ll_min: float = 60.0
+    m_ll_max: float = 120.0
+    pt_min: float = 30.0
+    eta_max: float = math.inf
+    dr_min: float = 0.0
+    scale: float | str = 91.188
+    alpha_s: float | None = None
+    electroweak: DrellYanParameters = field(default_factory=lambda: DrellYanParameters(
+        zprime=False))  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.n_jets not in (1, 2):
+            raise ConfigError(f"n_jets must be 1 or 2 (0: use DrellYan), got {self.n_jets}")
+        if not 0 < self.m_ll_min < self.m_ll_max:
+            raise ConfigError(f"need 0 < m_ll_min < m_ll_max, got {self.m_ll_min}, "
+                              f"{self.m_ll_max}")  # fmt: skip
+        if not self.pt_min > 0:
+            raise ConfigError(f"pt_min must be > 0 GeV (jets diverge without it), got "
+                              f"{self.pt_min}")  # fmt: skip
+        if isinstance(self.scale, str) and self.scale.lower() != "ht/2":
+            raise ConfigError(f"scale must be a number (GeV) or 'ht/2', got {self.scale!r}")
+
+
+def _canonical_typed(process: tuple[int, ...]) -> tuple[int, ...]:
+    """Relabel quark flavours by first appearance within their charge type, signs kept."""
+    labels: dict[int, int] = {}
+    used = {"u": 0, "d": 0}
+    out = []
+    for pid in process:
+        if pid == GLUON or abs(pid) > 6:
+            out.append(pid)
+            continue
+        if abs(pid) not in labels:
+            kind = "u" if abs(pid) in _UP else "d"
+            labels[abs(pid)] = (_UP if kind == "u" else _DOWN)[used[kind]]
+            used[kind] += 1
+        out.append(labels[abs(pid)] * (1 if pid > 0 else -1))
+    return tuple(out)
+
+
+def lepton_jet_subprocesses(n_jets: int, flavours: tuple[int, ...], lepton: int,
+                            electroweak: DrellYan) -> list[SubprocessClass]:
+    """Every tree-level 2 -> l- l+ + n_jets partons subprocess, grouped into classes."""
+    partons = [GLUON] + [q for f in flavours for q in (f, -f)]
+    classes: dict[tuple[int, ...], SubprocessClass] = {}
+    for a, b in itertools.product(partons, repeat=2):
+        for final in itertools.combinations_with_replacement(partons, n_jets):
+            quarks = [p for p in (a, b, *final) if p != GLUON]
+            if not quarks or len(quarks) > 4 or (len(quarks) == 4 and GLUON in (a, b, *final)):
+                continue
+            net = Counter()
+            for p in (a, b):
+                if p != GLUON:
+                    net[abs(p)] += 1 if p > 0 else -1
+            for p in final:
+                if p != GLUON:
+                    net[abs(p)] -= 1 if p > 0 else -1
+            if any(net.values()):
+                continue
+            key = _canonical_typed((a, b, *sorted(final, key=_final_order)))
+            key = key[:2] + tuple(sorted(key[2:], key=_final_order))
+            if key not in classes:
+                counts = Counter(key[2:])
+                symmetry = 1.0 / math.prod(math.factorial(c) for c in counts.values())
+                amp = TreeAmplitude(key[:2], (lepton, -lepton, *key[2:]), electroweak=electroweak)
+                classes[key] = SubprocessClass(amp, [], symmetry, ("d", "u", "s", "c", "b"))
+            classes[key].members.append((a, b))
+    return list(classes.values())
+
+
+class DrellYanJets:
+    """The integrand of pp -> l- l+ + n jets on [0, 1]^dims (pb), all partonic channels.
+
+    Momenta order everywhere: beam 1, beam 2, l-, l+, jets.
+
+    Args:
+        params: :class:`DrellYanJetsParameters`.
+        **overrides: fields of the parameters to change.
+    """
+
+    def __init__(self, params: DrellYanJetsParameters | None = None, **overrides: object
+                 ) -> None:
+        params = replace(params or DrellYanJetsParameters(), **overrides)
+        self.params = params
+        ew = params.electroweak
+        self.electroweak = DrellYan(ew)
+        self.pdf = self.electroweak.pdf
+        n = params.n_jets
+        self.dims = 7 if n == 1 else 10
+        self.sqrt_s = ew.sqrt_s
+        # the jet pair's smallest mass under the Delta R cut: m^2 >= (8 / pi^2) pT^2 R^2
+        self.m_jj_min = (2 / math.pi * params.pt_min * params.dr_min if params.dr_min > 0
+                         else 1e-3 * params.pt_min)  # fmt: skip
+        self.tau_min = ((params.m_ll_min + n * params.pt_min) / ew.sqrt_s) ** 2
+        self.classes = lepton_jet_subprocesses(n, tuple(ew.flavours), ew.lepton,
+                                               self.electroweak)  # fmt: skip
+        self.exact = None
+
+    def __repr__(self) -> str:
+        p = self.params
+        return (f"DrellYanJets(pp -> l l + {p.n_jets} jets, m_ll in [{p.m_ll_min:g}, "
+                f"{p.m_ll_max:g}], pt_min={p.pt_min:g}, scale={p.scale}, "
+                f"{len(self.classes)} subprocess classes)")  # fmt: skip
+
+    # ------------------------------------------------------------------ kinematics
+    def momenta(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """Lab momenta (N, 4 + n, 4) and the weight dx1 dx2 dPhi / du / (2 s_hat) (GeV^-2)."""
+        if u.ndim != 2 or u.shape[1] != self.dims:
+            raise InputError(f"u must have shape (N, {self.dims}), got {tuple(u.shape)}")
+        u = u.double()
+        p = self.params
+        x1, x2, tau, jac = tau_y_map(u[:, 0], u[:, 1], self.tau_min)
+        s_hat = tau * self.sqrt_s**2
+        root = s_hat.sqrt()
+        n = p.n_jets
+        m_jj_min = torch.full_like(root, self.m_jj_min if n == 2 else 0.0)
+        # m_ll^2: Breit-Wigner of the Z over [m_min^2, min(m_max, sqrt(s_hat) - m_jj_min)^2]
+        ew = self.params.electroweak
+        hi = torch.minimum(torch.full_like(root, p.m_ll_max), root - m_jj_min)
+        ok = hi > p.m_ll_min
+        hi = torch.where(ok, hi, torch.full_like(hi, p.m_ll_min * (1 + 1e-9)))
+        q2, dq2 = _breit_wigner(u[:, 2], ew.mz, ew.wz, p.m_ll_min**2, hi**2)
+        m_ll = q2.sqrt()
+        zero = torch.zeros_like(root)
+        parent = torch.stack((root, zero, zero, zero), dim=-1)
+        weight = jac * dq2 / (2 * math.pi)
+        if n == 1:
+            m_jets = zero
+            k = 3
+        else:
+            lo2 = m_jj_min**2
+            hi2 = ((root - m_ll) ** 2).clamp_min(lo2 * (1 + 1e-9))
+            log_ratio = torch.log(hi2 / lo2)
+            m2_jets = lo2 * torch.exp(log_ratio * u[:, 3])
+            weight = weight * m2_jets * log_ratio / (2 * math.pi)
+            m_jets = m2_jets.sqrt()
+            k = 4
+        z, jets, phi = two_body(parent, m_ll, m_jets, u[:, k], u[:, k + 1])
+        weight = weight * phi
+        lm, lp, phi = two_body(z, zero, zero, u[:, k + 2], u[:, k + 3])
+        weight = weight * phi
+        if n == 1:
+            final = [lm, lp, jets]
+        else:
+            j1, j2, phi = two_body(jets, zero, zero, u[:, k + 4], u[:, k + 5])
+            weight = weight * phi
+            final = [lm, lp, j1, j2]
+        y = 0.5 * torch.log(x1 / x2)
+        final = boost_z(torch.stack(final, dim=1), y[:, None].expand(-1, len(final)))
+        e = 0.5 * self.sqrt_s
+        beams = torch.stack((torch.stack((x1 * e, zero, zero, x1 * e), -1),
+                             torch.stack((x2 * e, zero, zero, -x2 * e), -1)), dim=1)  # fmt: skip
+        weight = torch.where(ok, weight / (2 * s_hat), zero)
+        return torch.cat((beams, final), dim=1), weight
+
+    def cuts(self, p: Tensor) -> Tensor:
+        """(N,) bool: m_ll in the window, every jet's p_T and |eta|, Delta R between jets."""
+        prm = self.params
+        ll = p[:, 2] + p[:, 3]
+        m_ll = (ll[:, 0] ** 2 - (ll[:, 1:] ** 2).sum(-1)).clamp_min(0).sqrt()
+        keep = (m_ll >= prm.m_ll_min) & (m_ll <= prm.m_ll_max)
+        jets = p[:, 4:]
+        keep &= (pt(jets) >= prm.pt_min).all(1)
+        eta = pseudorapidity(jets)
+        if math.isfinite(prm.eta_max):
+            keep &= (eta.abs() <= prm.eta_max).all(1)
+        if prm.dr_min > 0 and jets.shape[1] == 2:
+            phi = torch.atan2(jets[..., 2], jets[..., 1])
+            dphi = torch.remainder(phi[:, 0] - phi[:, 1] + math.pi, 2 * math.pi) - math.pi
+            keep &= (eta[:, 0] - eta[:, 1]) ** 2 + dphi**2 >= prm.dr_min**2
+        return keep
+
+    def scale2(self, p: Tensor) -> Tensor:
+        """mu^2 (N,): fixed, or (H_T / 2)^2 with H_T = sum p_T(jets) + m_T(l l)."""
+        if isinstance(self.params.scale, str):
+            ll = p[:, 2] + p[:, 3]
+            mt = (ll[:, 0] ** 2 - ll[:, 3] ** 2).clamp_min(0).sqrt()
+            return (0.5 * (pt(p[:, 4:]).sum(1) + mt)) ** 2
+        return torch.full((len(p),), float(self.params.scale) ** 2, dtype=torch.float64)
+
+    # ------------------------------------------------------------------ integrand
+    def class_contributions(self, u: Tensor) -> Tensor:
+        """d sigma / du per subprocess class (K, N) in pb (cuts applied)."""
+        p, weight = self.momenta(u)
+        keep = self.cuts(p) & (weight > 0)
+        out = torch.zeros(len(self.classes), len(u), dtype=torch.float64)
+        if not keep.any():
+            return out
+        pk, wk = p[keep], weight[keep]
+        mu2 = self.scale2(pk)
+        a_s = (torch.full_like(mu2, float(self.params.alpha_s)) if self.params.alpha_s
+               is not None else self.pdf.alpha_s(mu2))  # fmt: skip
+        coupling = (4 * math.pi * a_s) ** self.params.n_jets
+        x1, x2 = pk[:, 0, 0] * 2 / self.sqrt_s, pk[:, 1, 0] * 2 / self.sqrt_s
+        flavours = self.params.electroweak.flavours
+        pids = [GLUON] + [q for f in flavours for q in (f, -f)]
+        f1 = parton_densities(self.pdf, pids, x1, mu2)
+        f2 = parton_densities(self.pdf, pids, x2, mu2)
+        for k, cls in enumerate(self.classes):
+            lumi = sum(f1[a] * f2[b] for a, b in cls.members)
+            out[k, keep] = cls.amplitude(pk) * cls.symmetry * lumi * coupling * wk * GEV2_TO_PB
+        return out
+
+    def __call__(self, u: Tensor) -> Tensor:
+        """d sigma / du (N,) in pb."""
+        return self.class_contributions(u).sum(0)
+
+
+def _breit_wigner(r: Tensor, mass: float, width: float, s_min: float, s_max: Tensor
+                  ) -> tuple[Tensor, Tensor]:
+    """s = M^2 + M G tan(a0 + r (a1 - a0)) on [s_min, s_max] (per-event s_max): (s, ds/dr)."""
+    mg = mass * width
+    a0 = math.atan((s_min - mass**2) / mg)
+    a1 = torch.atan((s_max - mass**2) / mg)
+    s = (mass**2 + mg * torch.tan(a0 + r * (a1 - a0))).clamp(min=s_min)
+    s = torch.minimum(s, s_max)
+    return s, (a1 - a0) * ((s - mass**2) ** 2 + mg**2) / mg
