@@ -9,7 +9,8 @@ with the electroweak couplings and propagators of a :class:`DrellYan` (its
 
 Phase space, sequential two-body decays in the partonic frame (dims = 7 for one jet,
 10 for two): tau and y of the partons (:func:`~.hadronic.tau_y_map`, tau_min from the
-m_ll and p_T cuts); m_ll^2 on a Breit-Wigner map of the Z over the allowed range; for two
+m_ll and p_T cuts); m_ll^2 on a mixture of the Z's Breit-Wigner and the photon's 1/s over the
+allowed range; for two
 jets the jet pair's mass on a log map; then P -> (l l) + jet(s), (l l) -> l- l+ and
 (jet pair) -> j j, each isotropic:
 
@@ -270,10 +271,21 @@ class DrellYanJets:
 
 def _breit_wigner(r: Tensor, mass: float, width: float, s_min: float, s_max: Tensor
                   ) -> tuple[Tensor, Tensor]:
-    """s = M^2 + M G tan(a0 + r (a1 - a0)) on [s_min, s_max] (per-event s_max): (s, ds/dr)."""
+    """m_ll^2 from one unit variable, a half-and-half mixture of the Z's Breit-Wigner
+    (r < 1/2) and 1/s (the photon, r >= 1/2) on [s_min, s_max] (per-event s_max).
+
+    Returns ``(s, 1 / density)``, (N,) each; the density is the mixture's, whichever half
+    drew the point (a one-dimensional multi-channel map: the photon's 1/s tail at low
+    m_ll carried 3.5 % of sigma in 0.1 % of the points with the Breit-Wigner alone).
+    """
     mg = mass * width
     a0 = math.atan((s_min - mass**2) / mg)
     a1 = torch.atan((s_max - mass**2) / mg)
-    s = (mass**2 + mg * torch.tan(a0 + r * (a1 - a0))).clamp(min=s_min)
-    s = torch.minimum(s, s_max)
-    return s, (a1 - a0) * ((s - mass**2) ** 2 + mg**2) / mg
+    log_ratio = torch.log(s_max / s_min)
+    bw = r < 0.5
+    r2 = torch.where(bw, 2 * r, 2 * r - 1)
+    s = torch.where(bw, mass**2 + mg * torch.tan(a0 + r2 * (a1 - a0)),
+                    s_min * torch.exp(r2 * log_ratio))
+    s = torch.minimum(s.clamp(min=s_min), s_max)
+    density = 0.5 * mg / (((s - mass**2) ** 2 + mg**2) * (a1 - a0)) + 0.5 / (s * log_ratio)
+    return s, 1 / density
