@@ -11,8 +11,11 @@ hepflows integrates its MultiJet integrand with VEGAS on the flat (tau, y, RAMBO
 variables (the multi-channel flow integrator comes next); per subprocess class for three
 jets, so that any disagreement points at a class (Pythia reports sigma per process code).
 
-Still to come (issue 23): l l + jets against Pythia, equal-call comparisons (multi-channel
-NIS vs VEGAS vs madnis), unweighting, the Bayesian surrogate and two-stage unweighting.
+And e- e+ + 1 jet against ``WeakBosonAndParton:qqbar2gmZg``/``qg2gmZq`` (60 < m_ee < 120
+GeV, jet p_T > 30 GeV, mu = M_Z, Pythia's electroweak conventions read from it).
+
+Still to come (issue 23): equal-call comparisons (multi-channel NIS vs VEGAS vs madnis),
+unweighting, distributions with chi^2, the Bayesian surrogate and two-stage unweighting.
 
 Usage: ``python benchmarks/multijet.py [--quick] [--out FILE.json]``; the last line of
 output is one JSON object.
@@ -25,6 +28,7 @@ import datetime
 import math
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +36,14 @@ import torch
 import vegas
 
 from common import finish
-from hepflows.physics.processes import MultiJet, MultiJetParameters
-from hepflows.physics.pythia import pythia_jets, pythia_partons
+from hepflows.physics.processes import (
+    DrellYanJets,
+    DrellYanJetsParameters,
+    DrellYanParameters,
+    MultiJet,
+    MultiJetParameters,
+)
+from hepflows.physics.pythia import pythia_drell_yan_jet, pythia_jets, pythia_partons
 
 
 def pythia_code(incoming: tuple[int, ...], outgoing: tuple[int, ...]) -> int:
@@ -55,7 +65,7 @@ def pythia_code(incoming: tuple[int, ...], outgoing: tuple[int, ...]) -> int:
     return 135 if a == b else 134
 
 
-def integrate(mj: MultiJet, n_adapt: int, n_eval: int, seed: int) -> dict:
+def integrate(mj: MultiJet | DrellYanJets, n_adapt: int, n_eval: int, seed: int) -> dict:
     """VEGAS on the flat variables: sigma (pb), its error, and sigma per class."""
     k = len(mj.classes)
 
@@ -120,12 +130,48 @@ def compare(label: str, params: MultiJetParameters, n_pythia: int, n_adapt: int,
     return out
 
 
+def compare_llj(params: DrellYanJetsParameters, n_pythia: int, n_adapt: int, n_eval: int,
+                seed: int) -> dict:
+    """sigma(pp -> e- e+ + 1 jet) against Pythia's WeakBosonAndParton, per process too."""
+    print(f"\n== llj: {params}")
+    t0 = time.perf_counter()
+    pythia, settings, ew = pythia_drell_yan_jet(params, seed=seed + 1)
+    ref = pythia_partons(pythia, n_pythia, settings)
+    t_py = time.perf_counter() - t0
+    print("Pythia settings:", ", ".join(settings))
+    print(f"Pythia sigma {ref.sigma_pb:.6g} +- {ref.sigma_err_pb:.3g} pb ({ref.accepted} events, "
+          f"{t_py:.0f} s); electroweak: {ew}")  # fmt: skip
+    dy = DrellYanJets(replace(params, electroweak=ew))
+    print(dy)
+    ours = integrate(dy, n_adapt, n_eval, seed)
+    pull = (ours["sigma_pb"] - ref.sigma_pb) / math.hypot(ours["error_pb"], ref.sigma_err_pb)
+    print(f"hepflows sigma {ours['sigma_pb']:.6g} +- {ours['error_pb']:.3g} pb "
+          f"({ours['relative_error']:.2%}, {ours['calls']} calls, {ours['seconds']:.0f} s); "
+          f"pull {pull:+.2f}")  # fmt: skip
+    table = {}
+    for code, (name, s_py, e_py) in ref.by_process.items():
+        gluon_in = "q g" in name
+        picked = [c.label for c in dy.classes if (21 in c.amplitude.incoming) == gluon_in]
+        s = sum(ours["by_class"][lab][0] for lab in picked)
+        e = math.sqrt(sum(ours["by_class"][lab][1] ** 2 for lab in picked))
+        p = (s - s_py) / math.hypot(e, e_py)
+        table[code] = {"process": name, "pythia_pb": s_py, "pythia_error_pb": e_py,
+                       "hepflows_pb": s, "hepflows_error_pb": e, "pull": p}  # fmt: skip
+        print(f"  {code} {name:30s} Pythia {s_py:9.5g} +- {e_py:7.3g}  hepflows {s:9.5g} "
+              f"+- {e:7.3g}  pull {p:+.2f}")  # fmt: skip
+    return {"pythia_sigma_pb": ref.sigma_pb, "pythia_error_pb": ref.sigma_err_pb,
+            "pythia_events": ref.accepted, "pythia_seconds": t_py, "pythia_settings": settings,
+            **ours, "pythia_pull": pull, "by_pythia_process": table}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer events and calls")
     ap.add_argument("--pt-min", type=float, default=100.0)
     ap.add_argument("--scale", type=float, default=100.0, help="fixed mu_R = mu_F (GeV)")
-    ap.add_argument("--jets", default="2,3", help="which multiplicities")
+    ap.add_argument("--processes", default="jj,jjj,llj",
+                    help="which of jj, jjj, llj (e+ e- + 1 jet: 60 < m_ee < 120, jet p_T > 30 GeV, "
+                         "mu = M_Z)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
@@ -138,16 +184,27 @@ def main() -> None:
     alpha_s = float(MultiJet(n_jets=2, alpha_s=0.1).pdf.alpha_s(args.scale**2))
     result["alpha_s"] = alpha_s
     print(f"alpha_s(mu = {args.scale} GeV) = {alpha_s:.5f} (NNPDF2.3 LO grid), fixed in both")
-    budgets = {2: (2e4, 4e4, 2e4, 5e4) if args.quick else (2e5, 1e5, 2e5, 5e5),
-               3: (1e3, 5e4, 5e4, 1e5) if args.quick else (2e4, 2e5, 2e5, 8e5)}
-    for n in (int(v) for v in args.jets.split(",")):
-        n_py, n_adapt, n_eval_2, n_eval_3 = budgets[n]
+    # (Pythia events, VEGAS adapting calls, VEGAS final calls)
+    budgets = {"jj": (2e4, 4e4, 2e4) if args.quick else (2e5, 1e5, 5e5),
+               "jjj": (1e3, 5e4, 5e4) if args.quick else (2e4, 2e5, 8e5),
+               "llj": (2e4, 4e4, 4e4) if args.quick else (2e5, 2e5, 8e5)}  # fmt: skip
+    keys = args.processes.split(",")
+    for key in keys:
+        if key not in budgets:
+            raise SystemExit(f"unknown process {key!r}: choose from {sorted(budgets)}")
+        n_py, n_adapt, n_eval = (int(v) for v in budgets[key])
+        if key == "llj":
+            mz = 91.188
+            a_z = float(MultiJet(n_jets=2, alpha_s=0.1).pdf.alpha_s(mz**2))
+            params = DrellYanJetsParameters(n_jets=1, pt_min=30.0, scale=mz, alpha_s=a_z,
+                                            electroweak=DrellYanParameters(zprime=False))
+            result[key] = compare_llj(params, n_py, n_adapt, n_eval, args.seed)
+            continue
+        n = {"jj": 2, "jjj": 3}[key]
         params = MultiJetParameters(n_jets=n, pt_min=args.pt_min, scale=args.scale,
                                     alpha_s=alpha_s, dr_min=0.4 if n == 3 else 0.0)  # fmt: skip
-        key = {2: "jj", 3: "jjj"}[n]
-        result[key] = compare(key, params, int(n_py), int(n_adapt),
-                              int(n_eval_2 if n == 2 else n_eval_3), args.seed)  # fmt: skip
-    done = [k for k in ("jj", "jjj") if k in result]
+        result[key] = compare(key, params, n_py, n_adapt, n_eval, args.seed)
+    done = [k for k in ("jj", "jjj", "llj") if k in result]
     result["pythia_pull"] = {k: result[k]["pythia_pull"] for k in done}
     result["relative_error"] = {k: result[k]["relative_error"] for k in done}
     finish(result, args.out)
