@@ -1,0 +1,67 @@
+"""Jet-variable phase space: consistency of its weight, and its volume against flat RAMBO."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hepflows import ConfigError, InputError
+from hepflows.physics.jetspace import JetPhaseSpace
+from hepflows.physics.processes import MultiJet
+
+F64 = torch.float64
+
+
+def _uniform(n, dims, seed):
+    return torch.rand(n, dims, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+def _s_hat(p):
+    q = p[:, 0] + p[:, 1]
+    return q[:, 0] ** 2 - q[:, 3] ** 2
+
+
+@pytest.mark.parametrize("n, balance", [(2, 1), (3, 0), (3, 2)])
+def test_momenta_conserve_and_weight_of_reproduces_the_weight(n, balance):
+    js = JetPhaseSpace(13_000.0, n, 50.0, balance=balance)
+    p, w = js(_uniform(5000, js.dims, seed=n))
+    assert torch.allclose(p[:, :2].sum(1), p[:, 2:].sum(1), atol=1e-7)
+    alive = w > 0
+    assert 0.3 < alive.float().mean() < 1
+    x = 2 * p[:, :2, 0] / 13_000.0
+    assert (x[alive] <= 1).all()
+    pt = torch.hypot(p[:, 2:, 1], p[:, 2:, 2])
+    assert (pt[alive] >= 50.0 * (1 - 1e-9)).all()
+    assert torch.allclose(js.weight_of(p), w, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_volume_under_jet_cuts_equals_flat_rambo(n):
+    """int dx1 dx2 dPhi / (2 s_hat) Theta(cuts) (s0 / s_hat)^2 from both maps (the weight
+    (s0 / s_hat)^2 tames the large-s_hat tail that p_T sampling reaches rarely)."""
+    mj = MultiJet(n_jets=n, pt_min=100.0, alpha_s=0.12, dr_min=0.4 if n == 3 else 0.0)
+    p, w = mj.momenta(_uniform(200_000, mj.dims, seed=1))
+    w = w * mj.cuts(p) * (1e5 / _s_hat(p)) ** 2
+    js = JetPhaseSpace(13_000.0, n, 100.0)
+    p2, w2 = js(_uniform(200_000, js.dims, seed=2))
+    w2 = w2 * mj.cuts(p2) * (1e5 / _s_hat(p2)) ** 2
+    a, da = w.mean().item(), w.std().item() / math.sqrt(len(w))
+    b, db = w2.mean().item(), w2.std().item() / math.sqrt(len(w2))
+    assert abs(a - b) < 4 * math.hypot(da, db), (a, da, b, db)
+    assert db < 0.05 * b
+
+
+def test_rapidity_range_and_bad_settings():
+    js = JetPhaseSpace(13_000.0, 2, 30.0, y_max=2.5)
+    p, w = js(_uniform(2000, js.dims, seed=3))
+    y = 0.5 * torch.log((p[:, 2:, 0] + p[:, 2:, 3]) / (p[:, 2:, 0] - p[:, 2:, 3]))
+    assert (y.abs() <= 2.5 + 1e-9).all()
+    for kwargs, match in (({"n": 1}, "two outgoing"), ({"pt_min": 0.0}, "pt_min"),
+                          ({"power": 1.0}, "power"), ({"balance": 2}, "balance")):  # fmt: skip
+        args = {"sqrt_s": 13_000.0, "n": 2, "pt_min": 30.0, **kwargs}
+        with pytest.raises(ConfigError, match=match):
+            JetPhaseSpace(**args)
+    with pytest.raises(InputError, match="shape"):
+        js(torch.rand(3, 5, dtype=F64))
