@@ -53,6 +53,24 @@ def test_volume_under_jet_cuts_equals_flat_rambo(n):
     assert db < 0.05 * b
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_inverses_of_the_jet_and_flat_maps(n):
+    """JetPhaseSpace.inverse and MultiJet.inverse undo their maps (the pieces of a channel
+    from jet variables to the integrand's flat variables)."""
+    js = JetPhaseSpace(13_000.0, n, 50.0)
+    u = _uniform(2000, js.dims, seed=5)
+    p, w = js(u)
+    ok = w > 0
+    assert torch.allclose(js.inverse(p)[ok], u[ok], atol=1e-9)
+    mj = MultiJet(n_jets=n, pt_min=50.0, alpha_s=0.12)
+    x = _uniform(2000, mj.dims, seed=6)
+    q, _ = mj.momenta(x)
+    assert torch.allclose(mj.inverse(q), x, atol=1e-8)
+    # a jet-map point seen in the flat variables: the same momenta back
+    back, _ = mj.momenta(mj.inverse(p[ok]))
+    assert torch.allclose(back, p[ok], rtol=1e-8, atol=1e-6)
+
+
 def test_rapidity_range_and_bad_settings():
     js = JetPhaseSpace(13_000.0, 2, 30.0, y_max=2.5)
     p, w = js(_uniform(2000, js.dims, seed=3))

@@ -73,6 +73,23 @@ class JetPhaseSpace:
         value = (lo + u * (hi - lo)) ** (1 / a)
         return value, (hi - lo) / a * value ** (1 - a)
 
+    def _pt_inverse(self, value: Tensor) -> Tensor:
+        a = 1 - self.power
+        lo, hi = self.pt_min**a, self.pt_max**a
+        return (value**a - lo) / (hi - lo)
+
+    def inverse(self, p: Tensor) -> Tensor:
+        """Unit-cube point (N, 3n - 2) of momenta this channel can make (N, 2 + n, 4)."""
+        jets = p[:, 2:]
+        p_t = pt(jets)
+        y = rapidity(jets)
+        phi = torch.remainder(torch.atan2(jets[..., 2], jets[..., 1]) / (2 * math.pi), 1.0)
+        cols = []
+        for i in self._sampled:
+            cols += [self._pt_inverse(p_t[:, i]), phi[:, i], 0.5 * (y[:, i] / self.y_max + 1)]
+        cols.append(0.5 * (y[:, self.balance] / self.y_max + 1))
+        return torch.stack(cols, dim=-1)
+
     def _pt_jacobian(self, value: Tensor) -> Tensor:
         a = 1 - self.power
         return (self.pt_max**a - self.pt_min**a) / a * value ** (1 - a)

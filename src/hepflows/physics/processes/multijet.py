@@ -227,6 +227,19 @@ class MultiJet:
                              torch.stack((x2 * e, zero, zero, -x2 * e), -1)), dim=1)  # fmt: skip
         return torch.cat((beams, final), dim=1), jac * volume / (2 * s_hat)
 
+    def inverse(self, p: Tensor) -> Tensor:
+        """Unit-cube point (N, dims) of lab momenta (N, 2 + n, 4), the inverse of
+        :meth:`momenta` (x1 x2 >= tau_min; momenta it can make)."""
+        x1, x2 = 2 * p[:, 0, 0] / self.params.sqrt_s, 2 * p[:, 1, 0] / self.params.sqrt_s
+        tau = x1 * x2
+        u_tau = 1 - torch.log(tau) / math.log(self.tau_min)
+        y = 0.5 * torch.log(x1 / x2)
+        u_y = 0.5 * (y / (-0.5 * torch.log(tau)) + 1)
+        n = self.params.n_jets
+        rest = boost_z(p[:, 2:], -y[:, None].expand(-1, n)) / (tau * self.params.sqrt_s**2
+                                                              ).sqrt()[:, None, None]  # fmt: skip
+        return torch.cat((u_tau[:, None], u_y[:, None], self.rambo.massless_inverse(rest)), 1)
+
     def cuts(self, p: Tensor) -> Tensor:
         """(N,) bool: every final parton passes p_T, |eta| and Delta R cuts."""
         jets = p[:, 2:]
