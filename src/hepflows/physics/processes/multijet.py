@@ -32,7 +32,9 @@ import torch
 from torch import Tensor
 
 from hepflows.errors import ConfigError, InputError
+from hepflows.integrate.channels import Channel
 from hepflows.physics.amplitudes import GLUON, TreeAmplitude
+from hepflows.physics.jetspace import JetPhaseSpace
 from hepflows.physics.kinematics import boost_z, pseudorapidity, pt
 from hepflows.physics.processes.drell_yan import GEV2_TO_PB
 from hepflows.physics.processes.hadronic import parton_densities, tau_y_map
@@ -240,6 +242,24 @@ class MultiJet:
                                                               ).sqrt()[:, None, None]  # fmt: skip
         return torch.cat((u_tau[:, None], u_y[:, None], self.rambo.massless_inverse(rest)), 1)
 
+    def weight_of(self, p: Tensor) -> Tensor:
+        """The flat map's weight (:meth:`momenta`'s second output) at lab momenta p: (N,)."""
+        x1, x2 = 2 * p[:, 0, 0] / self.params.sqrt_s, 2 * p[:, 1, 0] / self.params.sqrt_s
+        tau = x1 * x2
+        jac = tau * (-math.log(self.tau_min)) * (-torch.log(tau))
+        s_hat = tau * self.params.sqrt_s**2
+        volume = self.rambo.massless_volume * s_hat ** (self.params.n_jets - 2)
+        return jac * volume / (2 * s_hat)
+
+    def jet_channels(self, power: float = 3.0) -> list[Channel]:
+        """One channel per balancing parton: jet variables (:class:`JetPhaseSpace`)
+        mapped onto this integrand's flat variables, with |dx/du| and the inverse."""
+        n = self.params.n_jets
+        y_max = None if not math.isfinite(self.params.eta_max) else self.params.eta_max
+        return [_jet_channel(self, JetPhaseSpace(self.params.sqrt_s, n, self.params.pt_min,
+                                                 y_max=y_max, balance=b, power=power))
+                for b in range(n)]  # fmt: skip
+
     def cuts(self, p: Tensor) -> Tensor:
         """(N,) bool: every final parton passes p_T, |eta| and Delta R cuts."""
         jets = p[:, 2:]
@@ -296,3 +316,27 @@ class MultiJet:
         for cls in self.classes:
             out[cls.label] += len(cls.members)
         return dict(out)
+
+
+def _jet_channel(mj: MultiJet, js: JetPhaseSpace) -> Channel:
+    """x = flat^-1(jet(u)) with |dx/du| = w_jet(u) / w_flat(x); 0 where the jet map leaves
+    phase space (x is then the cube's centre)."""
+
+    def mapping(u: Tensor) -> tuple[Tensor, Tensor]:
+        p, w_jet = js(u)
+        alive = w_jet > 0
+        x = torch.full((len(u), mj.dims), 0.5, dtype=torch.float64)
+        jac = torch.zeros(len(u), dtype=torch.float64)
+        if alive.any():
+            x[alive] = mj.inverse(p[alive]).clamp(0, 1)
+            jac[alive] = w_jet[alive] / mj.weight_of(p[alive])
+        return x, jac
+
+    def inverse(x: Tensor) -> tuple[Tensor, Tensor]:
+        p, w_flat = mj.momenta(x)
+        w_jet = js.weight_of(p)
+        u = js.inverse(p).clamp(0, 1).nan_to_num(0.5)
+        return u, w_jet / w_flat
+
+    return Channel(mapping=mapping, name=f"jets, parton {js.balance} balancing",
+                   inverse=inverse)
