@@ -318,15 +318,23 @@ class MultiJet:
         return dict(out)
 
 
+#: |dx/du| of a jet channel where it cannot go: u that leave phase space (x1 or x2 > 1,
+#: the balancing parton below the cut) map to a point without jets (x = 0: tau = tau_min,
+#: y and all RAMBO angles at their ends, outside the p_T cut) with a vanishing Jacobian;
+#: flat points the channel cannot reach get a Jacobian so large that its density there is
+#: zero to double precision. The integrator's channels are bijections of the cube; this
+#: keeps its mixture densities finite.
+_UNREACHABLE_JAC = 1e300
+
+
 def _jet_channel(mj: MultiJet, js: JetPhaseSpace) -> Channel:
-    """x = flat^-1(jet(u)) with |dx/du| = w_jet(u) / w_flat(x); 0 where the jet map leaves
-    phase space (x is then the cube's centre)."""
+    """x = flat^-1(jet(u)) with |dx/du| = w_jet(u) / w_flat(x)."""
 
     def mapping(u: Tensor) -> tuple[Tensor, Tensor]:
         p, w_jet = js(u)
         alive = w_jet > 0
-        x = torch.full((len(u), mj.dims), 0.5, dtype=torch.float64)
-        jac = torch.zeros(len(u), dtype=torch.float64)
+        x = torch.zeros((len(u), mj.dims), dtype=torch.float64)
+        jac = torch.full((len(u),), 1 / _UNREACHABLE_JAC, dtype=torch.float64)
         if alive.any():
             x[alive] = mj.inverse(p[alive]).clamp(0, 1)
             jac[alive] = w_jet[alive] / mj.weight_of(p[alive])
@@ -335,8 +343,9 @@ def _jet_channel(mj: MultiJet, js: JetPhaseSpace) -> Channel:
     def inverse(x: Tensor) -> tuple[Tensor, Tensor]:
         p, w_flat = mj.momenta(x)
         w_jet = js.weight_of(p)
-        u = js.inverse(p).clamp(0, 1).nan_to_num(0.5)
-        return u, w_jet / w_flat
+        u = js.inverse(p).nan_to_num(0.5).clamp(1e-12, 1 - 1e-12)
+        jac = torch.where(w_jet > 0, w_jet / w_flat, torch.full_like(w_flat, _UNREACHABLE_JAC))
+        return u, jac
 
     return Channel(mapping=mapping, name=f"jets, parton {js.balance} balancing",
                    inverse=inverse)
