@@ -14,8 +14,14 @@ jets, so that any disagreement points at a class (Pythia reports sigma per proce
 And e- e+ + 1 jet against ``WeakBosonAndParton:qqbar2gmZg``/``qg2gmZq`` (60 < m_ee < 120
 GeV, jet p_T > 30 GeV, mu = M_Z, Pythia's electroweak conventions read from it).
 
-Still to come (issue 23): equal-call comparisons (multi-channel NIS vs VEGAS vs madnis),
-unweighting, distributions with chi^2, the Bayesian surrogate and two-stage unweighting.
+Part 2, **equal calls** (``--equal-calls TRAIN,EVAL``, default 2e4,5e4): hepflows'
+NeuralIntegrator on the jet channels (one per balancing parton, mixture weights) against
+VEGAS (nitn=10 adapting on the training calls, one non-adapting pass) on the flat
+variables: relative error and unweighting efficiency (max rule; 0.999 quantile with its
+overweight fraction).
+
+Still to come (issue 23): madnis as a peer, s-channel maps and more channels, l l + 2 jets
+at equal calls, distributions with chi^2, the Bayesian surrogate, two-stage unweighting.
 
 Usage: ``python benchmarks/multijet.py [--quick] [--out FILE.json]``; the last line of
 output is one JSON object.
@@ -35,7 +41,10 @@ import numpy as np
 import torch
 import vegas
 
-from common import finish
+from common import finish, vegas_run
+from hepflows.generate import LOSS
+from hepflows.integrate import NeuralIntegrator
+from hepflows.integrate.result import weight_statistics
 from hepflows.physics.processes import (
     DrellYanJets,
     DrellYanJetsParameters,
@@ -164,6 +173,44 @@ def compare_llj(params: DrellYanJetsParameters, n_pythia: int, n_adapt: int, n_e
             **ours, "pythia_pull": pull, "by_pythia_process": table}  # fmt: skip
 
 
+def equal_calls(label: str, params: MultiJetParameters, n_train: int, n_eval: int,
+                seed: int) -> dict:
+    """hepflows multi-channel NIS (jet channels, mixture weights) against VEGAS on the flat
+    variables, same calls (training + evaluation, all counted); sigma, relative error and
+    the unweighting efficiency of the evaluation sample (w_max = max; the 0.999 quantile
+    with its overweight fraction)."""
+    mj = MultiJet(params)
+    print(f"\n== {label} at equal calls: {n_train} training + {n_eval} evaluation")
+    t0 = time.perf_counter()
+    ni = NeuralIntegrator(mj, mj.dims, seed=seed, channels=mj.jet_channels(), loss=LOSS,
+                          weights="mixture")  # fmt: skip
+    ni.train(n_train, progress=False)
+    res = ni.integrate(n_eval)
+    ours = {"sigma_pb": res.value, "error_pb": res.error, "relative_error": res.error / res.value,
+            "unweighting_efficiency": res.unweighting_efficiency,
+            "unweighting_efficiency_quantile": res.unweighting_efficiency_quantile,
+            "overweight_fraction": res.overweight_fraction, "calls": res.total_calls,
+            "channels": [ch.name for ch in ni.channels], "seconds": time.perf_counter() - t0}
+    print(res.summary())
+    peer = vegas_run(mj, mj.dims, n_train, n_eval, seed)
+    st = weight_statistics(torch.from_numpy(peer["w"]), 0.999)
+    vegas_out = {"sigma_pb": peer["integral"], "error_pb": peer["error"],
+                 "relative_error": peer["error"] / peer["integral"],
+                 "unweighting_efficiency": st["unweighting_efficiency"],
+                 "unweighting_efficiency_quantile": st["unweighting_efficiency_quantile"],
+                 "overweight_fraction": st["overweight_fraction"], "calls": peer["calls"],
+                 "seconds": peer["seconds"]}  # fmt: skip
+    for name, r in (("hepflows NIS", ours), ("VEGAS flat", vegas_out)):
+        print(f"  {name:13s} sigma {r['sigma_pb']:.6g} +- {r['error_pb']:.3g} "
+              f"({r['relative_error']:.3%}), unweighting {r['unweighting_efficiency']:.4f} "
+              f"(max) / {r['unweighting_efficiency_quantile']:.4f} (0.999 quantile, "
+              f"{r['overweight_fraction']:.2%} over), {r['calls']} calls, "
+              f"{r['seconds']:.0f} s")  # fmt: skip
+    gain = ours["unweighting_efficiency"] / vegas_out["unweighting_efficiency"]
+    return {"hepflows": ours, "vegas": vegas_out, "unweighting_gain": gain,
+            "error_ratio": vegas_out["relative_error"] / ours["relative_error"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer events and calls")
@@ -172,6 +219,10 @@ def main() -> None:
     ap.add_argument("--processes", default="jj,jjj,llj",
                     help="which of jj, jjj, llj (e+ e- + 1 jet: 60 < m_ee < 120, jet p_T > 30 GeV, "
                          "mu = M_Z)")
+    ap.add_argument("--equal-calls", default="20000,50000",
+                    help="training,evaluation calls of the NIS-vs-VEGAS comparison ('' to skip)")
+    ap.add_argument("--skip-pythia", action="store_true",
+                    help="only the equal-call comparison (no sigma against Pythia)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
@@ -189,7 +240,7 @@ def main() -> None:
                "jjj": (1e3, 5e4, 5e4) if args.quick else (2e4, 2e5, 8e5),
                "llj": (2e4, 4e4, 4e4) if args.quick else (2e5, 2e5, 8e5)}  # fmt: skip
     keys = args.processes.split(",")
-    for key in keys:
+    for key in [] if args.skip_pythia else keys:
         if key not in budgets:
             raise SystemExit(f"unknown process {key!r}: choose from {sorted(budgets)}")
         n_py, n_adapt, n_eval = (int(v) for v in budgets[key])
@@ -204,6 +255,15 @@ def main() -> None:
         params = MultiJetParameters(n_jets=n, pt_min=args.pt_min, scale=args.scale,
                                     alpha_s=alpha_s, dr_min=0.4 if n == 3 else 0.0)  # fmt: skip
         result[key] = compare(key, params, n_py, n_adapt, n_eval, args.seed)
+    if args.equal_calls:
+        n_train, n_eval = (int(v) for v in args.equal_calls.split(","))
+        for key in ("jj", "jjj"):
+            if key in keys:
+                n = {"jj": 2, "jjj": 3}[key]
+                params = MultiJetParameters(n_jets=n, pt_min=args.pt_min, scale=args.scale,
+                                            alpha_s=alpha_s, dr_min=0.4 if n == 3 else 0.0)
+                result[f"{key}_equal_calls"] = equal_calls(key, params, n_train, n_eval,
+                                                           args.seed)  # fmt: skip
     done = [k for k in ("jj", "jjj", "llj") if k in result]
     result["pythia_pull"] = {k: result[k]["pythia_pull"] for k in done}
     result["relative_error"] = {k: result[k]["relative_error"] for k in done}
