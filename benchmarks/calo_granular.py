@@ -151,8 +151,7 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=None,
                     help=f"regulator of the voxel fractions' logit (default: {LAYER_ALPHA:g})")
     ap.add_argument("--layer-bound", type=float, default=None,
-                    help="spline bound of the layer flows (default: the models' own: 10 for "
-                         "the MAF, 5 for the convolutional flow)")
+                    help="spline bound of the layer flows (default: the models' own, 5)")
     ap.add_argument("--anchor", action="store_true",
                     help="the layer flows model log(E_voxel / noise), not logit fractions")
     ap.add_argument("--ds3-batch", type=int, default=100)

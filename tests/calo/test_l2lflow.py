@@ -159,16 +159,21 @@ def test_load_model_dispatches_on_the_file_header(trained, tmp_path):
 
 
 def test_layer_flow_bound_default_and_files_saved_without_it(tmp_path):
-    """New MAF layer flows use bound 10 (LAYER_DEFAULTS); a file saved before the bound
-    was a setting (no "bound" in its flow2 config) loads with the bound it was trained
-    with, 5, and samples exactly as the model that wrote it."""
+    """A MAF layer flow's bound is a setting (default 5, the flows'); a file saved without
+    "bound" in its flow2 config loads with the bound it was trained with, 5, and samples
+    exactly as the model that wrote it; a file with bound 10 keeps 10."""
     import json
 
     from safetensors.torch import load_file, safe_open, save_file
 
     from hepflows.calo.l2lflow import LAYER_DEFAULTS, LEGACY_BOUND
 
-    assert L2LFlow(MINI, seed=0).teacher.config["bound"] == LAYER_DEFAULTS["bound"] == 10.0
+    assert "bound" not in LAYER_DEFAULTS
+    assert L2LFlow(MINI, seed=0).teacher.config["bound"] == LEGACY_BOUND == 5.0
+    wide = L2LFlow(MINI, flow2=dict(bound=10.0, hidden=[16]), seed=0)
+    wide.fit_preprocessing(_showers(300))
+    wide.save(tmp_path / "wide.safetensors")
+    assert L2LFlow.load(tmp_path / "wide.safetensors")[0].teacher.config["bound"] == 10.0
     model = L2LFlow(MINI, flow1=dict(transforms=2, hidden=[16]), flow2=dict(bound=LEGACY_BOUND,
                     hidden=[16]), seed=1)  # fmt: skip
     model.fit_preprocessing(_showers(300))

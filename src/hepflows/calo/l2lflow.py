@@ -48,13 +48,13 @@ from hepflows.flows.conv import ConvCouplingFlow
 #: Chosen for sampling speed: on one core, 1000 dataset-2 showers from the IAF student took
 #: 17 s with 4 x [256] and 5.6 s with 2 x [128]; the convolutional flow 27 s with 4 x [16, 16]
 #: and 10 s with 2 x [16, 16] (untrained weights; the cost does not depend on their values).
-#: The MAF's spline bound is 10, not the flows' 5: standardised voxel logits of the early
-#: layers reach beyond +5 sigma for 10-18 % of the lit voxels (docs/calo_granular.md), where
-#: a bound-5 spline is the identity. Measured on 4k ds2 toy electrons (l2l, epochs 10,3,1):
-#: FPD 198 -> 152, KPD 2.2 -> 1.2 (benchmarks/results/calo_granular_bound10.json against
-#: calo_granular_noise15ev.json). Files saved before carry no bound and load with 5.
-LAYER_DEFAULTS: dict[str, Any] = dict(transforms=2, bins=8, hidden=[128], bound=10.0)
-#: The spline bound of layer flows saved before it was a setting.
+#: The MAF's spline bound stays the flows' 5. A bound of 10 (``flow2={"bound": 10}``) won
+#: on 4k ds2 toy electrons (l2l, epochs 10,3,1: FPD 198 -> 152, KPD 2.2 -> 1.2;
+#: benchmarks/results/calo_granular_bound10.json), but a probe of a 32k, 10-epoch run with
+#: bound 10 read FPD 211, worse than the 16k bound-5 run's 120 (docs/calo_granular.md):
+#: not decided until an A/B at that size.
+LAYER_DEFAULTS: dict[str, Any] = dict(transforms=2, bins=8, hidden=[128])
+#: The spline bound of layer flows saved before it was written into their config.
 LEGACY_BOUND = 5.0
 CONV_DEFAULTS: dict[str, Any] = dict(transforms=2, bins=8, hidden=[16, 16])
 #: Voxel training noise (MeV) and logit regulator of the layer flows: 15 eV, 1000x below
