@@ -12,7 +12,7 @@ import torch
 
 from hepflows import ConfigError
 from hepflows.physics.amplitudes import GLUON
-from hepflows.physics.kinematics import boost_z
+from hepflows.physics.kinematics import beam_momenta, boost_z
 from hepflows.physics.processes import (
     DrellYanJets,
     DrellYanJetsParameters,
@@ -64,11 +64,7 @@ def _flat_volume(dy: DrellYanJets, n: int, seed: int) -> tuple[float, float]:
     s_hat = tau * dy.sqrt_s**2
     final = rambo.massless(u[:, 2:]) * s_hat.sqrt()[:, None, None]
     final = boost_z(final, 0.5 * torch.log(x1 / x2)[:, None].expand(-1, n_out))
-    e = 0.5 * dy.sqrt_s
-    zero = torch.zeros_like(x1)
-    beams = torch.stack((torch.stack((x1 * e, zero, zero, x1 * e), -1),
-                         torch.stack((x2 * e, zero, zero, -x2 * e), -1)), dim=1)  # fmt: skip
-    p = torch.cat((beams, final), dim=1)
+    p = torch.cat((beam_momenta(x1, x2, dy.sqrt_s), final), dim=1)
     w = jac * rambo.massless_volume * s_hat ** (n_out - 2) / (2 * s_hat) * dy.cuts(p)
     return w.mean().item(), w.std().item() / math.sqrt(n)
 

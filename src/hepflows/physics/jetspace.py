@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from hepflows.errors import ConfigError, InputError
-from hepflows.physics.kinematics import pt, rapidity
+from hepflows.physics.kinematics import beam_momenta, pt, rapidity
 
 __all__ = ["JetPhaseSpace"]
 
@@ -125,11 +125,7 @@ class JetPhaseSpace:
         e_tot, pz_tot = k[..., 0].sum(1), k[..., 3].sum(1)
         x1 = (e_tot + pz_tot) / self.sqrt_s
         x2 = (e_tot - pz_tot) / self.sqrt_s
-        e = 0.5 * self.sqrt_s
-        zero = torch.zeros_like(x1)
-        beams = torch.stack((torch.stack((x1 * e, zero, zero, x1 * e), -1),
-                             torch.stack((x2 * e, zero, zero, -x2 * e), -1)), dim=1)  # fmt: skip
-        return torch.cat((beams, k), dim=1)
+        return torch.cat((beam_momenta(x1, x2, self.sqrt_s), k), dim=1)
 
     def weight_of(self, p: Tensor) -> Tensor:
         """This channel's weight dx1 dx2 dPhi / du / (2 s_hat) at momenta p (N,), GeV^-2.

@@ -46,6 +46,15 @@ def pseudorapidity(p: Tensor) -> Tensor:
     return torch.asinh(p[..., 3] / pt(p))
 
 
+def beam_momenta(x1: Tensor, x2: Tensor, sqrt_s: float) -> Tensor:
+    """The two incoming partons along +z and -z with momentum fractions (N,) x1, x2 of
+    beams of sqrt_s / 2 each: (N, 2, 4)."""
+    e = 0.5 * sqrt_s
+    zero = torch.zeros_like(x1)
+    return torch.stack((four_vector(x1 * e, zero, zero, x1 * e),
+                        four_vector(x2 * e, zero, zero, -x2 * e)), dim=1)  # fmt: skip
+
+
 def boost_z(p: Tensor, y: Tensor) -> Tensor:
     """Boost along +z by rapidity y: (..., 4) and (...) -> (..., 4)."""
     ch, sh = torch.cosh(y), torch.sinh(y)

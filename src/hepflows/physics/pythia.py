@@ -58,7 +58,6 @@ def pythia_drell_yan(
     Returns:
         ``(pythia, settings)``.
     """
-    pythia8mc = require("pythia8mc", "physics", "The Pythia 8 cross-check")
     settings = [
         f"Beams:eCM = {sqrt_s}", "WeakSingleBoson:ffbar2gmZ = on",
         f"PhaseSpace:mHatMin = {m_min}", "23:onMode = off", f"23:onIfAny = {lepton}",
@@ -67,13 +66,7 @@ def pythia_drell_yan(
         "PartonLevel:all = off", "HadronLevel:all = off", "Next:numberCount = 0",
         "Print:quiet = on", "Random:setSeed = on", f"Random:seed = {seed}",
     ]  # fmt: skip
-    pythia = pythia8mc.Pythia("", False)
-    for line in settings:
-        if not pythia.readString(line):
-            raise ConfigError(f"Pythia rejected the setting {line!r}")
-    if not pythia.init():
-        raise ConfigError("Pythia failed to initialise (see its output)")
-    return pythia, settings
+    return _pythia(settings), settings
 
 
 def pythia_events(pythia: object, n_events: int, lepton: int = 11) -> PythiaSample:

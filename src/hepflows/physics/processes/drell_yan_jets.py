@@ -23,9 +23,7 @@ the type, not the flavour.
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -33,10 +31,14 @@ from torch import Tensor
 
 from hepflows.errors import ConfigError, InputError
 from hepflows.physics.amplitudes import GLUON, TreeAmplitude
-from hepflows.physics.kinematics import boost_z, pseudorapidity, pt
-from hepflows.physics.processes.drell_yan import GEV2_TO_PB, DrellYan, DrellYanParameters
-from hepflows.physics.processes.hadronic import parton_densities, tau_y_map, two_body
-from hepflows.physics.processes.multijet import SubprocessClass, _final_order
+from hepflows.physics.kinematics import beam_momenta, boost_z, pseudorapidity, pt
+from hepflows.physics.processes.drell_yan import DrellYan, DrellYanParameters
+from hepflows.physics.processes.hadronic import tau_y_map, two_body
+from hepflows.physics.processes.multijet import (
+    SubprocessClass,
+    class_cross_sections,
+    subprocess_classes,
+)
 
 __all__ = ["DrellYanJets", "DrellYanJetsParameters", "lepton_jet_subprocesses"]
 
@@ -104,31 +106,17 @@ def _canonical_typed(process: tuple[int, ...]) -> tuple[int, ...]:
 def lepton_jet_subprocesses(n_jets: int, flavours: tuple[int, ...], lepton: int,
                             electroweak: DrellYan) -> list[SubprocessClass]:
     """Every tree-level 2 -> l- l+ + n_jets partons subprocess, grouped into classes."""
+
+    def admissible(pids: tuple[int, ...]) -> bool:  # a quark line for the gamma*/Z; the
+        quarks = sum(p != GLUON for p in pids)  # amplitudes take 4 quarks without a gluon
+        return 0 < quarks <= 4 and not (quarks == 4 and GLUON in pids)
+
     partons = [GLUON] + [q for f in flavours for q in (f, -f)]
-    classes: dict[tuple[int, ...], SubprocessClass] = {}
-    for a, b in itertools.product(partons, repeat=2):
-        for final in itertools.combinations_with_replacement(partons, n_jets):
-            quarks = [p for p in (a, b, *final) if p != GLUON]
-            if not quarks or len(quarks) > 4 or (len(quarks) == 4 and GLUON in (a, b, *final)):
-                continue
-            net = Counter()
-            for p in (a, b):
-                if p != GLUON:
-                    net[abs(p)] += 1 if p > 0 else -1
-            for p in final:
-                if p != GLUON:
-                    net[abs(p)] -= 1 if p > 0 else -1
-            if any(net.values()):
-                continue
-            key = _canonical_typed((a, b, *sorted(final, key=_final_order)))
-            key = key[:2] + tuple(sorted(key[2:], key=_final_order))
-            if key not in classes:
-                counts = Counter(key[2:])
-                symmetry = 1.0 / math.prod(math.factorial(c) for c in counts.values())
-                amp = TreeAmplitude(key[:2], (lepton, -lepton, *key[2:]), electroweak=electroweak)
-                classes[key] = SubprocessClass(amp, [], symmetry, ("d", "u", "s", "c", "b"))
-            classes[key].members.append((a, b))
-    return list(classes.values())
+    return subprocess_classes(
+        partons, n_jets, _canonical_typed,
+        lambda key: TreeAmplitude(key[:2], (lepton, -lepton, *key[2:]), electroweak=electroweak),
+        admissible=admissible, names=("d", "u", "s", "c", "b"),
+    )  # fmt: skip
 
 
 class DrellYanJets:
@@ -210,9 +198,7 @@ class DrellYanJets:
             final = [lm, lp, j1, j2]
         y = 0.5 * torch.log(x1 / x2)
         final = boost_z(torch.stack(final, dim=1), y[:, None].expand(-1, len(final)))
-        e = 0.5 * self.sqrt_s
-        beams = torch.stack((torch.stack((x1 * e, zero, zero, x1 * e), -1),
-                             torch.stack((x2 * e, zero, zero, -x2 * e), -1)), dim=1)  # fmt: skip
+        beams = beam_momenta(x1, x2, self.sqrt_s)
         weight = torch.where(ok, weight / (2 * s_hat), zero)
         return torch.cat((beams, final), dim=1), weight
 
@@ -249,19 +235,14 @@ class DrellYanJets:
         out = torch.zeros(len(self.classes), len(u), dtype=torch.float64)
         if not keep.any():
             return out
-        pk, wk = p[keep], weight[keep]
+        pk = p[keep]
         mu2 = self.scale2(pk)
         a_s = (torch.full_like(mu2, float(self.params.alpha_s)) if self.params.alpha_s
                is not None else self.pdf.alpha_s(mu2))  # fmt: skip
         coupling = (4 * math.pi * a_s) ** self.params.n_jets
-        x1, x2 = pk[:, 0, 0] * 2 / self.sqrt_s, pk[:, 1, 0] * 2 / self.sqrt_s
-        flavours = self.params.electroweak.flavours
-        pids = [GLUON] + [q for f in flavours for q in (f, -f)]
-        f1 = parton_densities(self.pdf, pids, x1, mu2)
-        f2 = parton_densities(self.pdf, pids, x2, mu2)
-        for k, cls in enumerate(self.classes):
-            lumi = sum(f1[a] * f2[b] for a, b in cls.members)
-            out[k, keep] = cls.amplitude(pk) * cls.symmetry * lumi * coupling * wk * GEV2_TO_PB
+        pids = [GLUON] + [q for f in self.params.electroweak.flavours for q in (f, -f)]
+        out[:, keep] = class_cross_sections(self.classes, pk, weight[keep], self.pdf, pids, mu2,
+                                            coupling, self.sqrt_s)  # fmt: skip
         return out
 
     def __call__(self, u: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -35,12 +35,13 @@ from hepflows.errors import ConfigError, InputError
 from hepflows.integrate.channels import Channel
 from hepflows.physics.amplitudes import GLUON, TreeAmplitude
 from hepflows.physics.jetspace import JetPhaseSpace
-from hepflows.physics.kinematics import boost_z, pseudorapidity, pt
+from hepflows.physics.kinematics import beam_momenta, boost_z, pseudorapidity, pt
 from hepflows.physics.processes.drell_yan import GEV2_TO_PB
 from hepflows.physics.processes.hadronic import parton_densities, tau_y_map
 from hepflows.physics.rambo import RamboOnDiet
 
-__all__ = ["MultiJet", "MultiJetParameters", "SubprocessClass", "jet_subprocesses"]
+__all__ = ["MultiJet", "MultiJetParameters", "SubprocessClass", "class_cross_sections",
+           "jet_subprocesses", "subprocess_classes"]
 
 
 @dataclass
@@ -141,6 +142,45 @@ def _final_order(pid: int) -> tuple[int, int]:
     return (1, 0) if pid == GLUON else (0, -pid)
 
 
+def subprocess_classes(
+    partons: Sequence[int],
+    n_final: int,
+    canonical: Callable[[tuple[int, ...]], tuple[int, ...]],
+    amplitude: Callable[[tuple[int, ...]], TreeAmplitude],
+    admissible: Callable[[tuple[int, ...]], bool] = lambda pids: True,
+    names: tuple[str, ...] = SubprocessClass.names,
+) -> list[SubprocessClass]:
+    """Every flavour-conserving 2 -> n_final subprocess of ``partons``, grouped into classes.
+
+    Args:
+        partons: parton ids allowed in both beams and the final state.
+        n_final: outgoing partons (a final state is an unordered multiset).
+        canonical: relabels a process (a, b, *final) to its class key's flavours.
+        amplitude: the class's tree amplitude from its key (a, b, *final).
+        admissible: which processes (a, b, *final) the amplitudes support.
+        names: quark names of the class labels.
+    """
+    classes: dict[tuple[int, ...], SubprocessClass] = {}
+    for a, b in itertools.product(partons, repeat=2):
+        for final in itertools.combinations_with_replacement(partons, n_final):
+            process = (a, b, *final)
+            net = Counter()
+            for i, p in enumerate(process):
+                if p != GLUON:
+                    net[abs(p)] += (1 if p > 0 else -1) * (1 if i < 2 else -1)
+            if any(net.values()) or not admissible(process):
+                continue
+            key = canonical((a, b, *sorted(final, key=_final_order)))
+            # order the canonical final state for a stable key
+            key = key[:2] + tuple(sorted(key[2:], key=_final_order))
+            if key not in classes:
+                counts = Counter(key[2:])
+                symmetry = 1.0 / math.prod(math.factorial(c) for c in counts.values())
+                classes[key] = SubprocessClass(amplitude(key), [], symmetry, names)
+            classes[key].members.append((a, b))
+    return list(classes.values())
+
+
 def jet_subprocesses(n_jets: int, flavours: int) -> list[SubprocessClass]:
     """Every tree-level QCD subprocess 2 -> n_jets, grouped into flavour classes.
 
@@ -148,30 +188,28 @@ def jet_subprocesses(n_jets: int, flavours: int) -> list[SubprocessClass]:
     symmetric cuts make the order of the final momenta irrelevant.
     """
     partons = [GLUON] + [q for f in range(1, flavours + 1) for q in (f, -f)]
-    classes: dict[tuple[int, ...], SubprocessClass] = {}
-    for a, b in itertools.product(partons, repeat=2):
-        for final in itertools.combinations_with_replacement(partons, n_jets):
-            quarks = [p for p in (a, b, *final) if p != GLUON]
-            if len(quarks) > 4:
-                continue
-            net = Counter()
-            for p in (a, b):
-                if p != GLUON:
-                    net[abs(p)] += 1 if p > 0 else -1
-            for p in final:
-                if p != GLUON:
-                    net[abs(p)] -= 1 if p > 0 else -1
-            if any(net.values()):
-                continue
-            key = _canonical((a, b, *sorted(final, key=_final_order)))
-            # order the canonical final state for a stable key
-            key = key[:2] + tuple(sorted(key[2:], key=_final_order))
-            if key not in classes:
-                counts = Counter(key[2:])
-                symmetry = 1.0 / math.prod(math.factorial(c) for c in counts.values())
-                classes[key] = SubprocessClass(TreeAmplitude(key[:2], key[2:]), [], symmetry)
-            classes[key].members.append((a, b))
-    return list(classes.values())
+    return subprocess_classes(
+        partons, n_jets, _canonical, lambda key: TreeAmplitude(key[:2], key[2:]),
+        admissible=lambda pids: sum(p != GLUON for p in pids) <= 4,
+    )  # fmt: skip
+
+
+def class_cross_sections(classes: Sequence[SubprocessClass], p: Tensor, weight: Tensor,
+                         pdf: object, pids: Sequence[int], mu2: Tensor, coupling: Tensor,
+                         sqrt_s: float) -> Tensor:
+    """d sigma / du (K, N) in pb of each class at lab momenta p (N, k, 4) (beams first).
+
+    ``weight`` (N,) is the phase-space weight in GeV^-2 and ``coupling`` (N,) the strong
+    couplings' power; the parton densities at x_1,2 = 2 E_beam / sqrt_s and mu2 (N,)
+    multiply each class's |M|^2, symmetry factor and members' luminosity.
+    """
+    x1, x2 = p[:, 0, 0] * 2 / sqrt_s, p[:, 1, 0] * 2 / sqrt_s
+    f1 = parton_densities(pdf, pids, x1, mu2)
+    f2 = parton_densities(pdf, pids, x2, mu2)
+    scale = coupling * weight * GEV2_TO_PB
+    return torch.stack([cls.amplitude(p) * cls.symmetry * sum(f1[a] * f2[b] for a, b in
+                                                             cls.members) * scale
+                        for cls in classes])  # fmt: skip
 
 
 class MultiJet:
@@ -223,10 +261,7 @@ class MultiJet:
         n = self.params.n_jets
         volume = self.rambo.massless_volume * s_hat ** (n - 2)
         final = boost_z(final, y[:, None].expand(-1, n))
-        e = 0.5 * self.params.sqrt_s
-        zero = torch.zeros_like(x1)
-        beams = torch.stack((torch.stack((x1 * e, zero, zero, x1 * e), -1),
-                             torch.stack((x2 * e, zero, zero, -x2 * e), -1)), dim=1)  # fmt: skip
+        beams = beam_momenta(x1, x2, self.params.sqrt_s)
         return torch.cat((beams, final), dim=1), jac * volume / (2 * s_hat)
 
     def inverse(self, p: Tensor) -> Tensor:
@@ -294,16 +329,12 @@ class MultiJet:
         out = torch.zeros(len(self.classes), len(u), dtype=torch.float64)
         if not keep.any():
             return out
-        pk, wk = p[keep], weight[keep]
+        pk = p[keep]
         mu2 = self.scale2(pk)
         coupling = (4 * math.pi * self.alpha_s(mu2)) ** self.params.n_jets
-        x1, x2 = pk[:, 0, 0] * 2 / self.params.sqrt_s, pk[:, 1, 0] * 2 / self.params.sqrt_s
         pids = [GLUON] + [q for f in range(1, self.params.flavours + 1) for q in (f, -f)]
-        f1 = parton_densities(self.pdf, pids, x1, mu2)
-        f2 = parton_densities(self.pdf, pids, x2, mu2)
-        for k, cls in enumerate(self.classes):
-            lumi = sum(f1[a] * f2[b] for a, b in cls.members)
-            out[k, keep] = cls.amplitude(pk) * cls.symmetry * lumi * coupling * wk * GEV2_TO_PB
+        out[:, keep] = class_cross_sections(self.classes, pk, weight[keep], self.pdf, pids, mu2,
+                                            coupling, self.params.sqrt_s)  # fmt: skip
         return out
 
     def __call__(self, u: Tensor) -> Tensor:
