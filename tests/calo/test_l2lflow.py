@@ -168,8 +168,8 @@ def test_layer_flow_bound_default_and_files_saved_without_it(tmp_path):
 
     from hepflows.calo.l2lflow import LAYER_DEFAULTS, LEGACY_BOUND
 
-    assert "bound" not in LAYER_DEFAULTS
-    assert L2LFlow(MINI, seed=0).teacher.config["bound"] == LEGACY_BOUND == 5.0
+    assert LAYER_DEFAULTS["bound"] == LEGACY_BOUND == 5.0
+    assert L2LFlow(MINI, seed=0).teacher.config["bound"] == 5.0
     wide = L2LFlow(MINI, flow2=dict(bound=10.0, hidden=[16]), seed=0)
     wide.fit_preprocessing(_showers(300))
     wide.save(tmp_path / "wide.safetensors")
@@ -187,6 +187,7 @@ def test_layer_flow_bound_default_and_files_saved_without_it(tmp_path):
     save_file(load_file(str(path)), str(old), metadata={**meta, "config": json.dumps(config)})
     loaded, _ = L2LFlow.load(old)
     assert loaded.teacher.config["bound"] == LEGACY_BOUND
+    assert loaded.config == model.config  # a checkpoint of it resumes with the same settings
     e = np.full(5, 2e4)
     a = model.sample(e, generator=torch.Generator().manual_seed(2)).voxels
     b = loaded.sample(e, generator=torch.Generator().manual_seed(2)).voxels

@@ -53,10 +53,11 @@ from hepflows.flows.conv import ConvCouplingFlow
 #: benchmarks/results/calo_granular_bound10.json), but a probe of a 32k, 10-epoch run with
 #: bound 10 read FPD 211, worse than the 16k bound-5 run's 120 (docs/calo_granular.md):
 #: not decided until an A/B at that size.
-LAYER_DEFAULTS: dict[str, Any] = dict(transforms=2, bins=8, hidden=[128])
 #: The spline bound of layer flows saved before it was written into their config.
 LEGACY_BOUND = 5.0
-CONV_DEFAULTS: dict[str, Any] = dict(transforms=2, bins=8, hidden=[16, 16])
+#: The bound is in the defaults so that a new model's config equals a loaded one's.
+LAYER_DEFAULTS: dict[str, Any] = dict(transforms=2, bins=8, hidden=[128], bound=5.0)
+CONV_DEFAULTS: dict[str, Any] = dict(transforms=2, bins=8, hidden=[16, 16], bound=5.0)
 #: Voxel training noise (MeV) and logit regulator of the layer flows: 15 eV, 1000x below
 #: ds2's 15.15 keV threshold (CaloFlow's 1 keV leaves only 15x). Measured on 4k ds2 toy
 #: electrons, all three models: FPD 588-726 -> 198-265, KPD 41-73 -> 2.2-4.1
