@@ -20,8 +20,15 @@ VEGAS (nitn=10 adapting on the training calls, one non-adapting pass) on the fla
 variables: relative error and unweighting efficiency (max rule; 0.999 quantile with its
 overweight fraction).
 
+Part 3, **the amplitude surrogate** (``--surrogate FIT,PROPOSALS``, with jjj at equal
+calls): a Bayesian network (VBLinear) regressing log(d sigma / flat weight) on the trained
+sampler's points, its pulls on held-out points (as trained and after calibrating sigma on
+other held-out points), and two-stage unweighting (surrogate first, exact |M|^2 only for
+the survivors) against one-stage at the same proposals count: exact calls per event and
+the chi^2 of the two event samples.
+
 Still to come (issue 23): madnis as a peer, s-channel maps and more channels, l l + 2 jets
-at equal calls, distributions with chi^2, the Bayesian surrogate, two-stage unweighting.
+at equal calls, distributions against Pythia with chi^2.
 
 Usage: ``python benchmarks/multijet.py [--quick] [--out FILE.json]``; the last line of
 output is one JSON object.
@@ -45,6 +52,9 @@ from common import finish, vegas_run
 from hepflows.generate import LOSS
 from hepflows.integrate import NeuralIntegrator
 from hepflows.integrate.result import weight_statistics
+from hepflows.integrate.surrogate import BayesianRegression, fit_surrogate, pull_width, pulls
+from hepflows.integrate.unweighting import choose_wmax, two_stage_unweight, unweight
+from hepflows.physics.kinematics import pseudorapidity, pt
 from hepflows.physics.processes import (
     DrellYanJets,
     DrellYanJetsParameters,
@@ -53,6 +63,11 @@ from hepflows.physics.processes import (
     MultiJetParameters,
 )
 from hepflows.physics.pythia import pythia_drell_yan_jet, pythia_jets, pythia_partons
+from hepflows.stats import two_sample_chi2
+
+#: The 3-jet amplitude surrogate: VBLinear widths and epoch cap.
+SURROGATE_HIDDEN = (64, 64, 64)
+SURROGATE_EPOCHS = 150
 
 
 def pythia_code(incoming: tuple[int, ...], outgoing: tuple[int, ...]) -> int:
@@ -174,7 +189,7 @@ def compare_llj(params: DrellYanJetsParameters, n_pythia: int, n_adapt: int, n_e
 
 
 def equal_calls(label: str, params: MultiJetParameters, n_train: int, n_eval: int,
-                seed: int) -> dict:
+                seed: int, surrogate: tuple[int, int] | None = None) -> dict:
     """hepflows multi-channel NIS (jet channels, mixture weights) against VEGAS on the flat
     variables, same calls (training + evaluation, all counted); sigma, relative error and
     the unweighting efficiency of the evaluation sample (w_max = max; the 0.999 quantile
@@ -207,8 +222,105 @@ def equal_calls(label: str, params: MultiJetParameters, n_train: int, n_eval: in
               f"{r['overweight_fraction']:.2%} over), {r['calls']} calls, "
               f"{r['seconds']:.0f} s")  # fmt: skip
     gain = ours["unweighting_efficiency"] / vegas_out["unweighting_efficiency"]
-    return {"hepflows": ours, "vegas": vegas_out, "unweighting_gain": gain,
-            "error_ratio": vegas_out["relative_error"] / ours["relative_error"]}
+    out = {"hepflows": ours, "vegas": vegas_out, "unweighting_gain": gain,
+           "error_ratio": vegas_out["relative_error"] / ours["relative_error"]}
+    if surrogate is not None:
+        out["surrogate"] = two_stage(ni, mj, *surrogate, seed)
+    return out
+
+
+def lead_jet(mj: MultiJet, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Leading-parton p_T and eta of flat points x (N, dims): two (N,)."""
+    p = mj.momenta(x)[0][:, 2:]
+    pts = pt(p)
+    i = pts.argmax(1, keepdim=True)
+    return {"pt": pts.gather(1, i)[:, 0], "eta": pseudorapidity(p).gather(1, i)[:, 0]}
+
+
+def two_stage(ni: NeuralIntegrator, mj: MultiJet, n_fit: int, n_eval: int, seed: int) -> dict:
+    """Bayesian surrogate of log(f / base) on the trained sampler's points (70 % to train,
+    15 % to calibrate its uncertainties, 15 % to test the pulls); then one-stage against
+    two-stage unweighting of two independent sets of ``n_eval`` proposals (0.999 quantile
+    rule in each stage): exact |M|^2 calls per accepted event and the chi^2 of the two
+    event samples' leading-parton p_T and eta."""
+    print(f"\n== surrogate: {n_fit} exact points from the trained sampler, "
+          f"{n_eval} proposals to unweight")  # fmt: skip
+    t0 = time.perf_counter()
+    x, _ = ni.propose(n_fit)
+    feat, base = mj.factorised(x)
+    f = mj(x)
+    ok = (base > 0) & (f > 0)
+    y = torch.log(f[ok] / base[ok])
+    feat = feat[ok]
+    n_tr, n_cal = int(0.7 * len(y)), int(0.85 * len(y))  # train, calibrate, test
+    model = BayesianRegression(feat.shape[1], hidden=SURROGATE_HIDDEN, seed=seed)
+    fit = fit_surrogate(model, feat[:n_tr], y[:n_tr], epochs=SURROGATE_EPOCHS, seed=seed)
+    t_fit = time.perf_counter() - t0
+    test_x, test_y = feat[n_cal:], y[n_cal:]
+    raw = pull_width(pulls(model, test_x, test_y))
+    factor = model.calibrate(feat[n_tr:n_cal], y[n_tr:n_cal])
+    p = pulls(model, test_x, test_y)
+    mean, sigma = model.predict(test_x)
+    resid = (mean - test_y).abs()
+    width = pull_width(p)
+    print(f"  surrogate {SURROGATE_HIDDEN}, {fit.epochs_run} epochs ({t_fit:.0f} s with the "
+          f"exact calls); on {len(test_y)} test points: pull width {raw:.3f} as trained, "
+          f"{width:.3f} after calibrating on {n_cal - n_tr} others (sigma x {factor:.3f}); "
+          f"pull std {float(p.std()):.3f}, median |residual| {float(resid.median()):.4f}, "
+          f"median sigma {float(sigma.median()):.4f}")  # fmt: skip
+
+    def surrogate(points: torch.Tensor) -> torch.Tensor:
+        fe, b = mj.factorised(points)
+        out = torch.zeros(len(points), dtype=torch.float64)
+        live = b > 0
+        if live.any():
+            out[live] = b[live] * torch.exp(model.predict(fe[live], samples=0)[0])
+        return out
+
+    g = torch.Generator().manual_seed(seed + 7)
+    x, log_q = ni.propose(n_eval)  # one-stage; two-stage on an independent draw (chi^2)
+    t0 = time.perf_counter()
+    f = mj(x)
+    t_exact = time.perf_counter() - t0
+    w = f * torch.exp(-log_q)
+    one_x, one_w = unweight(x, w, choose_wmax(w, "quantile", 0.999), g)
+    t0 = time.perf_counter()
+    x, log_q = ni.propose(n_eval)
+    two = two_stage_unweight(x, log_q, surrogate, mj, rule="quantile", quantile=0.999,
+                             generator=g)  # fmt: skip
+    t_two = time.perf_counter() - t0
+    one_calls = n_eval / len(one_x)
+    saving = one_calls / two.exact_calls_per_event
+    chi2 = {}
+    a, b = lead_jet(mj, one_x), lead_jet(mj, two.x)
+    edges = {"pt": np.linspace(mj.params.pt_min, 4 * mj.params.pt_min, 16),
+             "eta": np.linspace(-2.5, 2.5, 11)}  # fmt: skip
+    for k, e in edges.items():
+        c2, ndf, pv = two_sample_chi2(a[k], b[k], e, one_w.abs(), two.weights)
+        chi2[k] = {"chi2": c2, "ndf": ndf, "chi2_per_ndf": c2 / ndf, "p_value": pv}
+    print(f"  one-stage: {len(one_x)} events from {n_eval} exact calls ({one_calls:.1f} per "
+          f"event, efficiency {len(one_x) / n_eval:.4f}; {t_exact:.0f} s of |M|^2)")  # fmt: skip
+    print(f"  two-stage: {len(two.x)} events from {two.exact_calls} exact calls "
+          f"({two.exact_calls_per_event:.2f} per event; stage 1 {two.efficiency_surrogate:.4f}, "
+          f"stage 2 {two.efficiency_correction:.3f}, {two.overweight_fraction:.2%} over; "
+          f"{t_two:.0f} s): exact-call saving {saving:.1f}x")  # fmt: skip
+    print("  two-stage vs one-stage events: " + ", ".join(
+        f"{k} chi2/ndf {v['chi2']:.1f}/{v['ndf']} (p {v['p_value']:.2f})" for k, v in chi2.items()))
+    return {"fit_points": int(len(y)), "hidden": list(SURROGATE_HIDDEN),
+            "epochs_run": fit.epochs_run, "fit_seconds": t_fit, "pull_width": width,
+            "pull_width_uncalibrated": raw, "sigma_calibration_factor": factor,
+            "train_calibrate_test": [n_tr, n_cal - n_tr, len(test_y)],
+            "pull_std": float(p.std()), "median_abs_residual": float(resid.median()),
+            "median_sigma": float(sigma.median()), "proposals": n_eval,
+            "one_stage": {"events": len(one_x), "exact_calls": n_eval,
+                          "exact_calls_per_event": one_calls,
+                          "overweight_fraction": float((one_w.abs() > 1).double().mean())},
+            "two_stage": {"events": len(two.x), "exact_calls": two.exact_calls,
+                          "exact_calls_per_event": two.exact_calls_per_event,
+                          "efficiency_surrogate": two.efficiency_surrogate,
+                          "efficiency_correction": two.efficiency_correction,
+                          "overweight_fraction": two.overweight_fraction, "seconds": t_two},
+            "exact_call_saving": saving, "chi2_two_vs_one_stage": chi2}  # fmt: skip
 
 
 def main() -> None:
@@ -221,6 +333,9 @@ def main() -> None:
                          "mu = M_Z)")
     ap.add_argument("--equal-calls", default="20000,50000",
                     help="training,evaluation calls of the NIS-vs-VEGAS comparison ('' to skip)")
+    ap.add_argument("--surrogate", default="50000,200000",
+                    help="exact points to fit the 3-jet surrogate on, proposals for two-stage "
+                         "unweighting ('' to skip; needs jjj in --processes and --equal-calls)")
     ap.add_argument("--skip-pythia", action="store_true",
                     help="only the equal-call comparison (no sigma against Pythia)")
     ap.add_argument("--seed", type=int, default=1)
@@ -262,8 +377,15 @@ def main() -> None:
                 n = {"jj": 2, "jjj": 3}[key]
                 params = MultiJetParameters(n_jets=n, pt_min=args.pt_min, scale=args.scale,
                                             alpha_s=alpha_s, dr_min=0.4 if n == 3 else 0.0)
+                sur = (tuple(int(float(v)) for v in args.surrogate.split(","))
+                       if args.surrogate and key == "jjj" else None)  # fmt: skip
                 result[f"{key}_equal_calls"] = equal_calls(key, params, n_train, n_eval,
-                                                           args.seed)  # fmt: skip
+                                                           args.seed, sur)  # fmt: skip
+    if "jjj_equal_calls" in result and "surrogate" in result["jjj_equal_calls"]:
+        sur_out = result["jjj_equal_calls"]["surrogate"]
+        result["surrogate_pull_width"] = sur_out["pull_width"]  # calibrated, on test points
+        result["surrogate_pull_width_uncalibrated"] = sur_out["pull_width_uncalibrated"]
+        result["two_stage_exact_call_saving"] = sur_out["exact_call_saving"]
     done = [k for k in ("jj", "jjj", "llj") if k in result]
     result["pythia_pull"] = {k: result[k]["pythia_pull"] for k in done}
     result["relative_error"] = {k: result[k]["relative_error"] for k in done}

@@ -81,3 +81,24 @@ def meta_default_on_cpu(device: str) -> contextlib.AbstractContextManager[None]:
     """:func:`meta_default` for a run on ``device="cpu"``; nothing on other devices."""
     return meta_default() if device == "cpu" else nullcontext()
 
+
+
+def conserves_colour(table) -> bool:
+    """Every LHE colour tag of each event in an (n, P, 13) particle table (or a list of
+    events of pylhe particles) enters and leaves once: incoming colour = outgoing colour,
+    incoming anticolour = outgoing anticolour, or a colour and an anticolour on one side."""
+    from collections import Counter
+
+    for event in table:
+        net = Counter()
+        for row in event:
+            status, c1, c2 = ((row[1], row[4], row[5]) if not hasattr(row, "status")
+                              else (row.status, row.color1, row.color2))  # fmt: skip
+            sign = -1 if status < 0 else 1
+            if c1:
+                net[int(c1)] += sign
+            if c2:
+                net[int(c2)] -= sign
+        if any(net.values()):
+            return False
+    return True

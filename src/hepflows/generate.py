@@ -58,8 +58,6 @@ from hepflows.progress import progress_bar
 #: better, so it remains the integrator's general default.
 LOSS = "moment32"
 
-#: LHEF process id of Drell-Yan in the files hepflows writes.
-DRELL_YAN_ID = 1
 #: LHEF process id of three-body decays in the files hepflows writes.
 DECAY_ID = 2
 #: Trainers of :func:`generate_decay`: FAB or a loss of the importance trainer.
@@ -248,8 +246,10 @@ def generate_events(
     per propagator) with mixture channel weights, trained on :data:`LOSS`.
 
     Args:
-        process: the physics integrand (``folded()``, ``channels()``, ``particle_table``,
-            ``params``, ``pdf``).
+        process: the physics integrand (``folded()`` if ``fold``, ``channels()`` if
+            ``multichannel``, ``particle_table``, ``event_header()``; optionally
+            ``event_scales``: per-event SCALUP and AQCDUP), e.g. a
+            :class:`~hepflows.physics.DrellYan` or :class:`~hepflows.physics.processes.MultiJet`.
         n_events: unweighted events to generate (0: only the cross-section).
         out: event file (``.lhe``, ``.lhe.gz``, ``.h5``) or ``None``.
         train_calls: matrix-element calls for training.
@@ -275,11 +275,14 @@ def generate_events(
     """
     setup = _process_setup(process, seed, multichannel, fold, channel_weights, transforms,
                            device)  # fmt: skip
+    write = dict(setup.write)
+    if hasattr(process, "event_scales"):  # SCALUP and AQCDUP event by event
+        write["scales"] = process.event_scales
     return run(
         setup.f, n_events, setup.build, out=out, channels=setup.channels,
         train_calls=train_calls, calls=calls, seed=seed, integrator=integrator,
         progress=progress, expand=setup.expand, particles=process.particle_table,
-        write=setup.write, expect=setup.expect, device=device,
+        write=write, expect=setup.expect, device=device,
     )  # fmt: skip
 
 
@@ -308,12 +311,7 @@ def _process_setup(
         raise ConfigError(f"transforms must be >= 1, got {transforms}")
     f = process.folded() if fold else process
     channels = f.channels() if multichannel else None
-    p = process.params
-    write = dict(
-        beams=(2212, 2212, p.sqrt_s / 2, p.sqrt_s / 2),
-        pdf_set=getattr(process.pdf, "lhapdf_id", None) or 0, process_id=DRELL_YAN_ID,
-        scale=p.mu_f, aqed=p.alpha_em if isinstance(p.alpha_em, float) else 0.0,
-    )  # fmt: skip
+    write = process.event_header()
     return _ProcessSetup(
         f, channels,
         lambda: NeuralIntegrator(f, f.dims, seed=seed, channels=channels, loss=LOSS,
@@ -667,6 +665,9 @@ def generate_sharded(
         transforms: coupling blocks of the flow (as :func:`generate_events`).
         device: ``"cpu"`` (default) or ``"cuda"`` (as :func:`generate_events`).
     """
+    if hasattr(process, "event_scales"):
+        raise ConfigError(f"sharded generation of {type(process).__name__} is not supported "
+                          "yet: use generate_events")  # fmt: skip
     setup = _process_setup(process, seed, multichannel, fold, channel_weights, transforms,
                            device)  # fmt: skip
     return run_sharded(

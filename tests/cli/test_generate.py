@@ -38,6 +38,7 @@ def no_work(monkeypatch):
     import hepflows.generate
     import hepflows.physics
     import hepflows.physics.decays
+    import hepflows.physics.processes
 
     def refuse(*args, **kwargs):
         raise AssertionError("work started before the options were checked")
@@ -46,6 +47,8 @@ def no_work(monkeypatch):
     monkeypatch.setattr(cli_generate, "generate_sharded", refuse)
     monkeypatch.setattr(hepflows.generate, "generate_decay", refuse)
     monkeypatch.setattr(hepflows.physics, "DrellYan", refuse)
+    monkeypatch.setattr(hepflows.physics.processes, "MultiJet", refuse)
+    monkeypatch.setattr(hepflows.physics.processes, "DrellYanJets", refuse)
     monkeypatch.setattr(hepflows.physics.decays, "get_decay", refuse)
 
 
@@ -98,6 +101,13 @@ BAD = [
     (["decay", "pi1800", "--plot", "/proc/d.png"], "cannot write the plot --plot /proc/d.png"),
     (["decay", "pi1800", "--method", "vegas"], "--method must be one of fab, variance, rkl"),
     (["decay", "pi1800", "--integrator", "/proc/d.safetensors"], "--integrator"),
+    (["pp-jets", "--out", "j.txt"], "cannot tell the event file format of --out j.txt"),
+    (["pp-jets", "--scale", "ht"], "--scale must be a positive number of GeV or ht/2"),
+    (["pp-jets", "--scale", "-5"], "--scale must be a positive number of GeV or ht/2"),
+    (["pp-jets", "--channel-weights", "prior"], "--channel-weights must be one of"),
+    (["drell-yan", "--scale", "ht/2"], "--scale ht/2 needs jets"),
+    (["drell-yan", "--jets", "1", "--pt-min", "20"], "with --jets the cuts are --jet-pt-min"),
+    (["drell-yan", "--jets", "1", "--shards", "s"], "--jets with --shards or --workers"),
 ]  # fmt: skip
 
 

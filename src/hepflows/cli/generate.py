@@ -34,16 +34,38 @@ from hepflows.generate import (
     generate_sharded,
 )
 from hepflows.physics.processes.drell_yan import LEPTONS, DrellYanParameters
+from hepflows.physics.processes.drell_yan_jets import DrellYanJetsParameters
+from hepflows.physics.processes.multijet import MultiJetParameters
 
 app = typer.Typer(no_args_is_help=True)
 
 #: Drell-Yan defaults of the library (the command shows and uses them).
 DY = DrellYanParameters()
 LEPTON = {pdg: name for name, pdg in LEPTONS.items()}[DY.lepton]
+#: pp -> l l + jets and pp -> jets defaults of the library; the Delta R cut the
+#: validations use (Pythia's RsepMin) where the library has none.
+DYJ = DrellYanJetsParameters()
+DYJ_DR_MIN = 0.4
+JJ = MultiJetParameters()
+JJ_DR_MIN = 0.4
+
+
+#: Options the process commands share.
+TrainCalls = Annotated[str, typer.Option(help="matrix-element calls for training")]
+SigmaCalls = Annotated[
+    str, typer.Option(help="calls for sigma (the sample also unweighted into events)")
+]
+PdfSet = Annotated[str, typer.Option(help="PDF set (LHAPDF6 grid)")]
+SavedIntegrator = Annotated[
+    Path | None, typer.Option(help="saved integrator: loaded if it exists, else written")
+]
 
 
 def _calls(n: int) -> str:
     return f"{n:g}"
+
+
+TRAIN_CALLS, SIGMA_CALLS = _calls(DEFAULTS["train_calls"]), _calls(DEFAULTS["calls"])
 
 
 @app.callback()
@@ -96,13 +118,9 @@ def drell_yan(
         bool, typer.Option(help=f"include the Z' ({DY.mzp:g} GeV, {DY.wzp:g} GeV)")
     ] = DY.zprime,
     lepton: Annotated[str, typer.Option(help=" or ".join(LEPTONS))] = LEPTON,
-    pdf: Annotated[str, typer.Option(help="PDF set (LHAPDF6 grid)")] = DY.pdf,
-    train_calls: Annotated[
-        str, typer.Option(help="matrix-element calls for training")
-    ] = _calls(DEFAULTS["train_calls"]),
-    calls: Annotated[
-        str, typer.Option(help="calls for sigma (the sample also unweighted into events)")
-    ] = _calls(DEFAULTS["calls"]),
+    pdf: PdfSet = DY.pdf,
+    train_calls: TrainCalls = TRAIN_CALLS,
+    calls: SigmaCalls = SIGMA_CALLS,
     multichannel: Annotated[
         bool, typer.Option(help="one channel per propagator")
     ] = library_default(generate_events, "multichannel"),
@@ -127,10 +145,25 @@ def drell_yan(
     eta_max: Annotated[
         float | None, typer.Option(help="lepton |eta| cut, both leptons (default: none)")
     ] = None if math.isinf(DY.lepton_eta_max) else DY.lepton_eta_max,
-    integrator: Annotated[
-        Path | None, typer.Option(help="saved integrator: loaded if it exists, else written")
-    ] = None,
+    integrator: SavedIntegrator = None,
     seed: Annotated[int, typer.Option(help="random seed")] = DEFAULTS["seed"],
+    jets: Annotated[
+        int, typer.Option(min=0, max=2, help="extra jets: 0, 1 or 2 (pp -> l- l+ + jets: all "
+                                             "partonic channels, one flow channel)")
+    ] = 0,
+    jet_pt_min: Annotated[
+        float, typer.Option(help="with --jets: p_T cut of every jet (GeV)")
+    ] = DYJ.pt_min,
+    jet_dr_min: Annotated[
+        float, typer.Option(help="with --jets 2: Delta R cut between the jets")
+    ] = DYJ_DR_MIN,
+    mll_max: Annotated[
+        float | None, typer.Option(help="lepton-pair mass upper cut (GeV; default: none, with "
+                                        f"--jets {DYJ.m_ll_max:g})")
+    ] = None,
+    scale: Annotated[
+        str, typer.Option(help="mu_R = mu_F: GeV, or ht/2 (with --jets)")
+    ] = f"{DY.mu_f:g}",
     shards: Annotated[
         Path | None,
         typer.Option(help="generate in blocks, one shard file per block, into this directory; "
@@ -164,6 +197,14 @@ def drell_yan(
     from hepflows.physics.processes.drell_yan import lepton_id
 
     resolve_device(device, float64=True)  # a missing GPU stops here, before any work
+    mu = _scale(scale, jets > 0)
+    if jets and (shards is not None or workers > 1):
+        raise ConfigError("--jets with --shards or --workers is not supported yet: generate "
+                          "in one process (drop --shards, --workers)")  # fmt: skip
+    if jets and (pt_min != DY.lepton_pt_min or eta_max is not None):
+        raise ConfigError("--pt-min and --eta-max cut the leptons of pp -> l+ l- (--jets 0); "
+                          "with --jets the cuts are --jet-pt-min, --jet-dr-min, --mll-min, "
+                          "--mll-max")  # fmt: skip
     if workers > 1 and shards is None:
         raise ConfigError(f"--workers {workers} splits a sharded run: add --shards DIR (the "
                           "directory of the shards), or drop --workers")  # fmt: skip
@@ -185,8 +226,14 @@ def drell_yan(
         check_event_path(out, "--out")
     _check_integrator(integrator)
     n_train, n_calls = count(train_calls, "--train-calls"), count(calls, "--calls")
+    if jets:
+        _drell_yan_jets(jets, n_events, out, zprime, lepton_id(lepton), pdf, mll_min, mll_max,
+                        jet_pt_min, jet_dr_min, mu, n_train, n_calls, seed, integrator,
+                        channel_weights, transforms, device)  # fmt: skip
+        return
     dy = DrellYan(zprime=zprime, lepton=lepton_id(lepton), pdf=pdf, sqrt_s_hat_min=mll_min,
-                  lepton_pt_min=pt_min, lepton_eta_max=math.inf if eta_max is None else eta_max)
+                  sqrt_s_hat_max=mll_max, lepton_pt_min=pt_min, mu_f=mu,
+                  lepton_eta_max=math.inf if eta_max is None else eta_max)  # fmt: skip
     if shards is not None and workers > 1:
         if not integrator.exists():  # every rank must load the same integrator
             console.print(f"training the integrator once for the {workers} workers")
@@ -223,6 +270,103 @@ def drell_yan(
     _report(run, title, "pb", "event")
     if run.path is not None:
         console.print("(IDWTUP = ±4, XWGTUP = sigma / N, sigma and its error in <init>)")
+
+
+def _scale(text: str, dynamic: bool) -> float | str:
+    """--scale: GeV, or "ht/2" where the scale may vary event by event."""
+    from hepflows.errors import ConfigError
+
+    if text.strip().lower() == "ht/2":
+        if not dynamic:
+            raise ConfigError("--scale ht/2 needs jets: pp -> l+ l- takes a fixed scale (GeV)")
+        return "ht/2"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise ConfigError(f"--scale must be a positive number of GeV or ht/2, got {text!r}")
+    return value
+
+
+def _drell_yan_jets(jets: int, n_events: int, out: Path | None, zprime: bool, lepton: int,
+                    pdf: str, mll_min: float, mll_max: float | None, pt_min: float,
+                    dr_min: float, scale: float | str, n_train: int, n_calls: int, seed: int,
+                    integrator: Path | None, channel_weights: str, transforms: int | None,
+                    device: str) -> None:  # fmt: skip
+    """pp -> l- l+ + 1 or 2 jets: one flow on the flat variables (the Z Breit-Wigner and
+    1/s mixture built into the map), every partonic channel, colour flows in the records."""
+    from hepflows.physics.processes import DrellYanJets, DrellYanJetsParameters
+
+    ew = DrellYanParameters(zprime=zprime, lepton=lepton, pdf=pdf)
+    params = DrellYanJetsParameters(
+        n_jets=jets, m_ll_min=mll_min, m_ll_max=DYJ.m_ll_max if mll_max is None else mll_max,
+        pt_min=pt_min, dr_min=dr_min if jets == 2 else 0.0, scale=scale, electroweak=ew,
+    )  # fmt: skip
+    process = DrellYanJets(params)
+    console.print(f"{process}: one channel, no folding")
+    run = generate_events(process, n_events, out=out if n_events else None, train_calls=n_train,
+                          calls=n_calls, seed=seed, multichannel=False, integrator=integrator,
+                          fold=False, channel_weights=channel_weights, transforms=transforms,
+                          device=device)  # fmt: skip
+    name = {11: "e", 13: "mu"}[lepton]
+    title = (f"pp -> {name}+{name}- + {jets} jet{'s' if jets > 1 else ''}, "
+             f"{ew.sqrt_s / 1e3:g} TeV, LO")  # fmt: skip
+    _report(run, title, "pb", "event")
+
+
+@app.command("pp-jets")
+def pp_jets(
+    jets: Annotated[int, typer.Option(min=2, max=3, help="final-state partons: 2 or 3")] = 2,
+    events: Annotated[str, typer.Option(help="unweighted events (0: only sigma)")] = "1e4",
+    out: Annotated[Path | None, typer.Option(help=".lhe, .lhe.gz or .h5")] = Path("jets.lhe"),
+    pt_min: Annotated[float, typer.Option(help="p_T cut of every parton (GeV)")] = JJ.pt_min,
+    eta_max: Annotated[
+        float | None, typer.Option(help="|eta| cut of every parton (default: none)")
+    ] = None,
+    dr_min: Annotated[
+        float, typer.Option(help="Delta R cut between partons (3 jets)")
+    ] = JJ_DR_MIN,
+    scale: Annotated[str, typer.Option(help="mu_R = mu_F: GeV, or ht/2")] = f"{JJ.scale:g}",
+    alpha_s: Annotated[
+        float | None, typer.Option(help="fixed alpha_s (default: the PDF set's at mu_R)")
+    ] = None,
+    pdf: PdfSet = JJ.pdf,
+    train_calls: TrainCalls = TRAIN_CALLS,
+    calls: SigmaCalls = SIGMA_CALLS,
+    channel_weights: Annotated[
+        str, typer.Option(help="mixture (every channel's density: best efficiency) or learned")
+    ] = library_default(generate_events, "channel_weights"),
+    integrator: SavedIntegrator = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = DEFAULTS["seed"],
+    device: Device = "cpu",
+) -> None:
+    """pp -> 2 or 3 jets at LO, 13 TeV: every partonic channel (Berends-Giele amplitudes),
+    one flow channel per balancing parton, LHE events with leading-colour flows."""
+    from hepflows.device import resolve_device
+    from hepflows.errors import ConfigError
+    from hepflows.io import check_event_path
+    from hepflows.physics.processes import MultiJet, MultiJetParameters
+
+    resolve_device(device, float64=True)
+    mu = _scale(scale, True)
+    n_events = _n_events(events)
+    if channel_weights not in CHANNEL_WEIGHTS:
+        raise ConfigError(f"--channel-weights must be one of {', '.join(CHANNEL_WEIGHTS)}, "
+                          f"got {channel_weights!r}")  # fmt: skip
+    if out is not None and n_events:
+        check_event_path(out, "--out")
+    _check_integrator(integrator)
+    n_train, n_calls = count(train_calls, "--train-calls"), count(calls, "--calls")
+    params = MultiJetParameters(n_jets=jets, pt_min=pt_min, scale=mu, alpha_s=alpha_s, pdf=pdf,
+                                eta_max=math.inf if eta_max is None else eta_max,
+                                dr_min=dr_min if jets == 3 else 0.0)  # fmt: skip
+    process = MultiJet(params)
+    console.print(str(process))
+    run = generate_events(process, n_events, out=out if n_events else None, train_calls=n_train,
+                          calls=n_calls, seed=seed, integrator=integrator, fold=False,
+                          channel_weights=channel_weights, device=device)  # fmt: skip
+    _report(run, f"pp -> {jets} jets, {params.sqrt_s / 1e3:g} TeV, LO", "pb", "event")
 
 
 def _check_sharded(shards: Path, n_events: int, events_per_block: str, workers: int) -> int:

@@ -29,6 +29,8 @@ class VBLinear(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.prior_prec = prior_prec
         self.sample_in_eval = False
+        #: the weight noise's stream (None: torch's global one)
+        self.generator: torch.Generator | None = None
         self.mu_w = nn.Parameter(torch.empty(out_features, in_features))
         self.logsig2_w = nn.Parameter(torch.full((out_features, in_features), -9.0))
         self.bias = nn.Parameter(torch.zeros(out_features))
@@ -40,7 +42,8 @@ class VBLinear(nn.Module):
         if not (self.training or self.sample_in_eval):
             return mu
         var = nn.functional.linear(x * x, self.logsig2_w.clamp(-11, 11).exp())
-        return mu + var.clamp_min(1e-16).sqrt() * torch.randn_like(mu)
+        noise = torch.randn(mu.shape, generator=self.generator, dtype=mu.dtype, device=mu.device)
+        return mu + var.clamp_min(1e-16).sqrt() * noise
 
     def kl(self) -> Tensor:
         """KL(q(w) || N(0, 1/prior_prec)) summed over the weights: a scalar."""

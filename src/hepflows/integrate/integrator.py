@@ -471,6 +471,38 @@ class NeuralIntegrator:
             cols.append(col)
         return torch.stack(cols, dim=1)
 
+    def propose(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """n points of the sampler and its log-density there, **without integrand calls**
+        (for a surrogate's first unweighting stage, :func:`~hepflows.integrate.
+        unweighting.two_stage_unweight`).
+
+        With several channels the sampler is their mixture with weights :attr:`fractions`
+        (``weights="mixture"``): q(x) = sum_c a_c q_c(x), so f / q are the weights
+        :meth:`sample` gives.
+
+        Returns:
+            ``(x, log_q)``: (n, d) float64 points in [0, 1]^d and (n,) float64 log q(x).
+        """
+        if len(self.channels) > 1 and not self.mixture:
+            raise ConfigError("a multi-channel sampler with learned or prior channel weights "
+                              "has no single density: build it with weights='mixture'")
+        if n < len(self.channels):
+            raise ConfigError(f"ask for at least {len(self.channels)} points, got {n}")
+        counts = allocate(n, self.fractions)
+        channel = self._channel_labels(counts)
+        gen = self.generator if generator is None else generator
+        z = torch.rand(n, self.dims, generator=gen, dtype=torch.float64, device=self.device)
+        with torch.no_grad():
+            zb = self.latent(z).to(self.flow.dtype)
+            y, ladj = self.flow.to_data(zb, self.context(channel))
+            log_qs = (self.flow.base.log_prob(zb) - ladj).to(torch.float64)
+            x, jac = self._map(y.to(torch.float64), channel)
+            own = log_qs if jac is None else log_qs - torch.log(jac)
+            if len(self.channels) == 1:
+                return x, own
+            log_qc = self.channel_log_densities(x, channel, own)
+            return x, torch.logsumexp(torch.log(self.fractions) + log_qc, dim=1)
+
     def draw(self, n: int) -> Batch:
         """n fresh points (n integrand calls), split over the channels by :attr:`fractions`."""
         return self._draw_counts(allocate(n, self.fractions))

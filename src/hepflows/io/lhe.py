@@ -75,6 +75,7 @@ def write_events(
     generator: str = "hepflows",
     scale: float = 0.0,
     aqed: float = 0.0,
+    scales: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> None:
     """Write unweighted events (atomically) in the format of the file suffix.
 
@@ -90,6 +91,8 @@ def write_events(
         generator: name in the ``<generator>`` tag.
         scale: SCALUP of every event (GeV; e.g. the fixed factorisation scale).
         aqed: AQEDUP of every event.
+        scales: per-event (SCALUP, AQCDUP) from the events' coordinates: (n, d) -> two
+            (n,) (a dynamic scale and alpha_s there); replaces ``scale`` (AQCDUP else 0).
     """
     import hepflows
 
@@ -127,14 +130,23 @@ def write_events(
         )
         header = pylhe.LHEHeader(initrwgt=pylhe.LHEInitRWGT(entries=[group]))
     made = particles(events.x) if particles is not None else None
+    if scales is not None:
+        mu, a_s = (t.detach().cpu().double() for t in scales(events.x))
+    else:
+        mu = torch.full((n,), float(scale), dtype=torch.float64)
+        a_s = torch.zeros(n, dtype=torch.float64)
+    if mu.shape != (n,) or a_s.shape != (n,):
+        raise ShapeError(f"scales must give two ({n},) tensors, got {tuple(mu.shape)} and "
+                         f"{tuple(a_s.shape)}")  # fmt: skip
     if _is_hdf5(path):
-        _write_columns(path, init, header, events, xw, made, process_id, scale, aqed)
+        _write_columns(path, init, header, events, xw, made, process_id, mu, aqed, a_s)
         return
     if made is None:
         plists: Sequence[Sequence[pylhe.LHEParticle]] = [[] for _ in range(n)]
     else:
         plists = records(made) if isinstance(made, torch.Tensor) else made
     x = events.x.tolist()
+    mu_list, as_list = mu.tolist(), a_s.tolist()
     lhe_events = []
     for i in range(n):
         weights = {} if particles is not None else {f"x{j + 1}": x[i][j] for j in range(dims)}
@@ -142,7 +154,7 @@ def write_events(
             pylhe.LHEEvent(
                 eventinfo=pylhe.LHEEventInfo(
                     nparticles=len(plists[i]), pid=process_id, weight=float(xw[i]),
-                    scale=scale, aqed=aqed, aqcd=0.0,
+                    scale=mu_list[i], aqed=aqed, aqcd=as_list[i],
                 ),  # fmt: skip
                 particles=list(plists[i]),
                 weights=weights,
@@ -163,10 +175,12 @@ def _write_columns(
     xw: torch.Tensor,
     made: torch.Tensor | Sequence[Sequence[pylhe.LHEParticle]] | None,
     process_id: int,
-    scale: float,
+    scale: torch.Tensor,
     aqed: float,
+    aqcd: torch.Tensor,
 ) -> None:
-    """LHEH5, column-wise: the events' columns and their (m, 13) particle rows."""
+    """LHEH5, column-wise: the events' columns and their (m, 13) particle rows; (n,)
+    per-event scales and alpha_s."""
     n = len(events)
     if made is None:
         table = torch.zeros(n, 0, len(PARTICLE_COLUMNS), dtype=torch.float64, device="cpu")
@@ -180,8 +194,8 @@ def _write_columns(
                          f"got {tuple(table.shape)}")  # fmt: skip
     columns: dict[str, Any] = {
         "pid": np.full(n, float(process_id)), "nparticles": np.full(n, float(table.shape[1])),
-        "NOMINAL": xw.numpy(), "scale": np.full(n, scale), "aqed": np.full(n, aqed),
-        "aqcd": np.zeros(n),
+        "NOMINAL": xw.numpy(), "scale": scale.numpy(), "aqed": np.full(n, aqed),
+        "aqcd": aqcd.numpy(),
     }  # fmt: skip
     if made is None:
         columns.update({f"x{j + 1}": events.x[:, j].numpy() for j in range(events.x.shape[1])})

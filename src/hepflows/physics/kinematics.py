@@ -105,3 +105,21 @@ def cos_theta_collins_soper(lepton: Tensor, antilepton: Tensor) -> Tensor:
     m2 = mass2(pair).clamp_min(0)
     value = (lp * am - lm * ap) / torch.sqrt(m2 * (m2 + pt(pair) ** 2))
     return torch.where(pair[..., 3] < 0, -value, value)
+
+
+def invariant_features(p: Tensor, sqrt_s: float) -> Tensor:
+    """Features of a partonic event for regression (amplitude surrogates): (N, k, 4) lab
+    momenta, the two incoming first, -> (N, 2 + P) float64.
+
+    log(s_hat / s), the rapidity of the partonic system, and log(2 p_i.p_j / s_hat) for the
+    P = k (k - 1) / 2 - 1 pairs other than the two beams (all Lorentz invariants of the
+    event but the fixed s_hat normalisation; massless partons).
+    """
+    s_hat = 2 * dot(p[:, 0], p[:, 1])
+    y = rapidity(p[:, 0] + p[:, 1])
+    cols = [torch.log(s_hat / sqrt_s**2), y]
+    k = p.shape[1]
+    for i in range(k):
+        for j in range(max(i + 1, 2), k):
+            cols.append(torch.log((2 * dot(p[:, i], p[:, j]) / s_hat).clamp_min(1e-300)))
+    return torch.stack(cols, 1).double()

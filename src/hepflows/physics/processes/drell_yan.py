@@ -120,6 +120,10 @@ class DrellYanParameters:
         return 1 - self.mw**2 / self.mz**2 if self.sin2w is None else self.sin2w
 
 
+#: LHEF process id of Drell-Yan in the files hepflows writes.
+DRELL_YAN_ID = 1
+
+
 class DrellYan:
     """The integrand of pp -> l+ l- on [0, 1]^4 (pb) with its channels and events.
 
@@ -318,6 +322,14 @@ class DrellYan:
         return chans
 
     # ----------------------------------------------------------------- events
+    def event_header(self) -> dict[str, object]:
+        """Keyword arguments of :func:`~hepflows.io.write_events` for this process: beams,
+        PDF set, LHEF process id :data:`DRELL_YAN_ID`, SCALUP mu_F and AQEDUP."""
+        p = self.params
+        return dict(beams=(2212, 2212, p.sqrt_s / 2, p.sqrt_s / 2),
+                    pdf_set=getattr(self.pdf, "lhapdf_id", None) or 0, process_id=DRELL_YAN_ID,
+                    scale=p.mu_f, aqed=p.alpha_em if isinstance(p.alpha_em, float) else 0.0)
+
     def initial_states(self, u: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Pick the incoming partons of each event by their share of dsigma: (n, 2) PDG ids."""
         contrib, _ = self.contributions(u)

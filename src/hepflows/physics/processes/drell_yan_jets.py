@@ -39,10 +39,15 @@ from hepflows.physics.processes.multijet import (
     class_cross_sections,
     subprocess_classes,
 )
+from hepflows.physics.processes.records import parton_records
 
 __all__ = ["DrellYanJets", "DrellYanJetsParameters", "lepton_jet_subprocesses"]
 
 _UP, _DOWN = (2, 4), (1, 3, 5)
+
+
+#: LHEF process ids of pp -> l- l+ + n jets in the files hepflows writes: this + n.
+DRELL_YAN_JETS_ID = 20
 
 
 @dataclass
@@ -145,6 +150,7 @@ class DrellYanJets:
         self.tau_min = ((params.m_ll_min + n * params.pt_min) / ew.sqrt_s) ** 2
         self.classes = lepton_jet_subprocesses(n, tuple(ew.flavours), ew.lepton,
                                                self.electroweak)  # fmt: skip
+        self.pids = [GLUON] + [q for f in ew.flavours for q in (f, -f)]
         self.exact = None
 
     def __repr__(self) -> str:
@@ -227,6 +233,12 @@ class DrellYanJets:
             return (0.5 * (pt(p[:, 4:]).sum(1) + mt)) ** 2
         return torch.full((len(p),), float(self.params.scale) ** 2, dtype=torch.float64)
 
+    def alpha_s(self, mu2: Tensor) -> Tensor:
+        """alpha_s (N,): fixed, or the PDF set's at mu^2."""
+        if self.params.alpha_s is not None:
+            return torch.full_like(mu2, float(self.params.alpha_s))
+        return self.pdf.alpha_s(mu2)
+
     # ------------------------------------------------------------------ integrand
     def class_contributions(self, u: Tensor) -> Tensor:
         """d sigma / du per subprocess class (K, N) in pb (cuts applied)."""
@@ -237,17 +249,39 @@ class DrellYanJets:
             return out
         pk = p[keep]
         mu2 = self.scale2(pk)
-        a_s = (torch.full_like(mu2, float(self.params.alpha_s)) if self.params.alpha_s
-               is not None else self.pdf.alpha_s(mu2))  # fmt: skip
-        coupling = (4 * math.pi * a_s) ** self.params.n_jets
-        pids = [GLUON] + [q for f in self.params.electroweak.flavours for q in (f, -f)]
-        out[:, keep] = class_cross_sections(self.classes, pk, weight[keep], self.pdf, pids, mu2,
-                                            coupling, self.sqrt_s)  # fmt: skip
+        coupling = (4 * math.pi * self.alpha_s(mu2)) ** self.params.n_jets
+        out[:, keep] = class_cross_sections(self.classes, pk, weight[keep], self.pdf,
+                                            self.pids, mu2, coupling, self.sqrt_s)  # fmt: skip
         return out
 
     def __call__(self, u: Tensor) -> Tensor:
         """d sigma / du (N,) in pb."""
         return self.class_contributions(u).sum(0)
+
+    # ------------------------------------------------------------------ events
+    def particle_table(self, u: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(N, 4 + n, 13) Les Houches records of events at (N, dims) points inside the cuts
+        (beams, l-, l+, jets): subprocess, flavours and leading-colour flow drawn per
+        event (:func:`~hepflows.physics.processes.records.parton_records`)."""
+        p, _ = self.momenta(u)
+        lepton = self.params.electroweak.lepton
+        return parton_records(self.classes, self.class_contributions(u), p, self.pdf,
+                              self.pids, self.scale2(p), self.sqrt_s, (lepton, -lepton),
+                              generator)  # fmt: skip
+
+    def event_scales(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-event mu (GeV) and alpha_s(mu) at (N, dims) points: two (N,) (SCALUP, AQCDUP)."""
+        mu2 = self.scale2(self.momenta(u)[0])
+        return mu2.sqrt(), self.alpha_s(mu2)
+
+    def event_header(self) -> dict[str, object]:
+        """Keyword arguments of :func:`~hepflows.io.write_events`: beams, PDF set, LHEF
+        process id (``DRELL_YAN_JETS_ID + n``), SCALUP (the fixed scale, or 0 for H_T / 2)."""
+        p = self.params
+        return dict(beams=(2212, 2212, self.sqrt_s / 2, self.sqrt_s / 2),
+                    pdf_set=getattr(self.pdf, "lhapdf_id", None) or 0,
+                    process_id=DRELL_YAN_JETS_ID + p.n_jets,
+                    scale=0.0 if isinstance(p.scale, str) else float(p.scale))  # fmt: skip
 
 
 def _breit_wigner(r: Tensor, mass: float, width: float, s_min: float, s_max: Tensor

@@ -35,10 +35,20 @@ from hepflows.errors import ConfigError, InputError
 from hepflows.integrate.channels import Channel
 from hepflows.physics.amplitudes import GLUON, TreeAmplitude
 from hepflows.physics.jetspace import JetPhaseSpace
-from hepflows.physics.kinematics import beam_momenta, boost_z, pseudorapidity, pt
+from hepflows.physics.kinematics import (
+    beam_momenta,
+    boost_z,
+    invariant_features,
+    pseudorapidity,
+    pt,
+)
 from hepflows.physics.processes.drell_yan import GEV2_TO_PB
 from hepflows.physics.processes.hadronic import parton_densities, tau_y_map
+from hepflows.physics.processes.records import parton_records
 from hepflows.physics.rambo import RamboOnDiet
+
+#: LHEF process ids of pp -> n jets in the files hepflows writes: MULTIJET_ID + n.
+MULTIJET_ID = 10
 
 __all__ = ["MultiJet", "MultiJetParameters", "SubprocessClass", "class_cross_sections",
            "jet_subprocesses", "subprocess_classes"]
@@ -97,12 +107,15 @@ class SubprocessClass:
         amplitude: the class's tree amplitude (canonical flavours).
         members: (pid_a, pid_b) initial states of every member, one per member.
         symmetry: 1 / prod n_i! of identical final-state partons.
+        names: quark names of the label.
+        outgoing: each member's final partons, in the amplitude's order (event records).
     """
 
     amplitude: TreeAmplitude
     members: list[tuple[int, int]] = field(default_factory=list)
     symmetry: float = 1.0
     names: tuple[str, ...] = ("q", "Q", "r", "R", "s")
+    outgoing: list[tuple[int, ...]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -170,14 +183,17 @@ def subprocess_classes(
                     net[abs(p)] += (1 if p > 0 else -1) * (1 if i < 2 else -1)
             if any(net.values()) or not admissible(process):
                 continue
-            key = canonical((a, b, *sorted(final, key=_final_order)))
-            # order the canonical final state for a stable key
-            key = key[:2] + tuple(sorted(key[2:], key=_final_order))
+            concrete = sorted(final, key=_final_order)
+            key = canonical((a, b, *concrete))
+            # order the canonical final state for a stable key, the concrete one alike
+            pairs = sorted(zip(key[2:], concrete, strict=True), key=lambda t: _final_order(t[0]))
+            key = key[:2] + tuple(c for c, _ in pairs)
             if key not in classes:
                 counts = Counter(key[2:])
                 symmetry = 1.0 / math.prod(math.factorial(c) for c in counts.values())
                 classes[key] = SubprocessClass(amplitude(key), [], symmetry, names)
             classes[key].members.append((a, b))
+            classes[key].outgoing.append(tuple(q for _, q in pairs))
     return list(classes.values())
 
 
@@ -230,6 +246,7 @@ class MultiJet:
         self.tau_min = (n * params.pt_min / params.sqrt_s) ** 2
         self.rambo = RamboOnDiet(1.0, [0.0] * n)
         self.classes = jet_subprocesses(n, params.flavours)
+        self.pids = [GLUON] + [q for f in range(1, params.flavours + 1) for q in (f, -f)]
         if isinstance(params.pdf, str):
             from hepflows.physics.pdf import load_pdf
 
@@ -332,14 +349,49 @@ class MultiJet:
         pk = p[keep]
         mu2 = self.scale2(pk)
         coupling = (4 * math.pi * self.alpha_s(mu2)) ** self.params.n_jets
-        pids = [GLUON] + [q for f in range(1, self.params.flavours + 1) for q in (f, -f)]
-        out[:, keep] = class_cross_sections(self.classes, pk, weight[keep], self.pdf, pids, mu2,
-                                            coupling, self.params.sqrt_s)  # fmt: skip
+        out[:, keep] = class_cross_sections(self.classes, pk, weight[keep], self.pdf,
+                                            self.pids, mu2, coupling,
+                                            self.params.sqrt_s)  # fmt: skip
         return out
 
     def __call__(self, u: Tensor) -> Tensor:
         """d sigma / du (N,) in pb."""
         return self.class_contributions(u).sum(0)
+
+    def factorised(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """What a surrogate needs without |M|^2: the events' features (N, F)
+        (:func:`~hepflows.physics.kinematics.invariant_features`) and the base (N,): the
+        flat map's weight, 0 outside the cuts. ``self(u) = base * exp(g(features))`` with g
+        the log of the luminosity-weighted, alpha_s-scaled sum of |M|^2 (pb GeV^2)."""
+        p, weight = self.momenta(u)
+        return invariant_features(p, self.params.sqrt_s), weight * self.cuts(p)
+
+    def particle_table(self, u: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(N, 2 + n, 13) Les Houches records of events at (N, dims) points inside the cuts:
+        subprocess, flavours and leading-colour flow drawn per event
+        (:func:`~hepflows.physics.processes.records.parton_records`)."""
+        p, _ = self.momenta(u)
+        return parton_records(self.classes, self.class_contributions(u), p, self.pdf,
+                              self.pids, self.scale2(p), self.params.sqrt_s,
+                              generator=generator)  # fmt: skip
+
+    def channels(self) -> list[Channel]:
+        """The integrator's channels: :meth:`jet_channels`."""
+        return self.jet_channels()
+
+    def event_scales(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-event mu (GeV) and alpha_s(mu) at (N, dims) points: two (N,) (SCALUP, AQCDUP)."""
+        mu2 = self.scale2(self.momenta(u)[0])
+        return mu2.sqrt(), self.alpha_s(mu2)
+
+    def event_header(self) -> dict[str, object]:
+        """Keyword arguments of :func:`~hepflows.io.write_events` for this process: beams,
+        PDF set, LHEF process id, SCALUP (the fixed scale, or 0 for H_T / 2)."""
+        p = self.params
+        return dict(beams=(2212, 2212, p.sqrt_s / 2, p.sqrt_s / 2),
+                    pdf_set=getattr(self.pdf, "lhapdf_id", None) or 0,
+                    process_id=MULTIJET_ID + p.n_jets,
+                    scale=0.0 if isinstance(p.scale, str) else float(p.scale))  # fmt: skip
 
     def class_counts(self) -> dict[str, int]:
         """Label -> number of concrete subprocesses in each class."""

@@ -1,0 +1,61 @@
+"""``hepflows generate pp-jets`` and ``drell-yan --jets``: LHE / LHEH5 events read back with
+their flavours, leading-colour flows, per-event scales and alpha_s, and the cuts."""
+
+from __future__ import annotations
+
+import torch
+from typer.testing import CliRunner
+
+from helpers import conserves_colour
+from hepflows.cli import app
+from hepflows.io import read_events
+from hepflows.physics.kinematics import mass, pt
+from hepflows.physics.pdf import load_pdf
+
+
+def _momenta(event) -> torch.Tensor:
+    return torch.tensor([[q.e, q.px, q.py, q.pz] for q in event.particles], dtype=torch.float64)
+
+
+def test_pp_jets_writes_colour_flows_and_event_scales(tmp_path):
+    out = tmp_path / "jj.lhe"
+    res = CliRunner().invoke(app, ["generate", "pp-jets", "--jets", "2", "--events", "200",
+                                   "--train-calls", "4000", "--calls", "4000", "--pt-min", "50",
+                                   "--scale", "ht/2", "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "pp -> 2 jets" in res.output and "jets, parton 0 balancing" in res.output
+    init, events = read_events(out)
+    assert len(events) == 200 and init.procInfo[0].procId == 12
+    assert conserves_colour([e.particles for e in events])
+    pdf = load_pdf("NNPDF23_lo_as_0130_qed")
+    for event in events:
+        assert [q.status for q in event.particles] == [-1, -1, 1, 1]
+        p = _momenta(event)
+        jets = p[2:]
+        assert bool((pt(jets) >= 50 * (1 - 1e-6)).all())
+        ht2 = 0.5 * float(pt(jets).sum())
+        assert abs(event.eventinfo.scale - ht2) < 1e-5 * ht2  # SCALUP: the event's H_T / 2
+        a_s = float(pdf.alpha_s(torch.tensor([ht2**2], dtype=torch.float64)))
+        assert abs(event.eventinfo.aqcd - a_s) < 1e-6
+        assert torch.allclose(p[:2].sum(0), jets.sum(0), atol=1e-6 * float(p[:, 0].max()))
+    gluon_in = sum(any(q.id == 21 for q in e.particles[:2]) for e in events)
+    assert gluon_in > 100  # gg and qg dominate dijets at p_T > 50 GeV
+
+
+def test_drell_yan_with_a_jet_writes_leptons_and_a_coloured_jet(tmp_path):
+    out = tmp_path / "llj.h5"
+    res = CliRunner().invoke(app, ["generate", "drell-yan", "--jets", "1", "--events", "100",
+                                   "--train-calls", "3000", "--calls", "3000", "--mll-min",
+                                   "60", "--jet-pt-min", "25", "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "pp -> e+e- + 1 jet" in res.output
+    init, events = read_events(out)
+    assert len(events) == 100 and init.procInfo[0].procId == 21
+    assert conserves_colour([e.particles for e in events])
+    for event in events:
+        ids = [q.id for q in event.particles]
+        assert ids[2:4] == [11, -11] and len(ids) == 5
+        p = _momenta(event)
+        assert 60 * (1 - 1e-6) <= float(mass(p[2] + p[3])) <= 120 * (1 + 1e-6)
+        assert float(pt(p[4])) >= 25 * (1 - 1e-6)
+        assert abs(event.eventinfo.scale - 91.188) < 1e-9
