@@ -54,7 +54,7 @@ from hepflows.integrate import NeuralIntegrator
 from hepflows.integrate.result import weight_statistics
 from hepflows.integrate.surrogate import BayesianRegression, fit_surrogate, pull_width, pulls
 from hepflows.integrate.unweighting import choose_wmax, two_stage_unweight, unweight
-from hepflows.physics.kinematics import pseudorapidity, pt
+from hepflows.physics.kinematics import mass, pseudorapidity, pt, rapidity
 from hepflows.physics.processes import (
     DrellYanJets,
     DrellYanJetsParameters,
@@ -114,7 +114,7 @@ def integrate(mj: MultiJet | DrellYanJets, n_adapt: int, n_eval: int, seed: int)
 
 
 def compare(label: str, params: MultiJetParameters, n_pythia: int, n_adapt: int, n_eval: int,
-            seed: int) -> dict:
+            seed: int, dist_train: int = 0) -> dict:
     print(f"\n== {label}: {params}")
     t0 = time.perf_counter()
     pythia, settings = pythia_jets(params, seed=seed + 1)
@@ -151,11 +151,13 @@ def compare(label: str, params: MultiJetParameters, n_pythia: int, n_adapt: int,
             print(f"  {code} {name:34s} Pythia {s_py:10.5g} +- {e_py:8.3g}  hepflows "
                   f"{s:10.5g} +- {e:8.3g}  pull {p:+.2f}")  # fmt: skip
         out["by_pythia_process"] = table
+    if dist_train:
+        out["distributions"] = distributions(mj, ref, dist_train, seed)
     return out
 
 
 def compare_llj(params: DrellYanJetsParameters, n_pythia: int, n_adapt: int, n_eval: int,
-                seed: int) -> dict:
+                seed: int, dist_train: int = 0) -> dict:
     """sigma(pp -> e- e+ + 1 jet) against Pythia's WeakBosonAndParton, per process too."""
     print(f"\n== llj: {params}")
     t0 = time.perf_counter()
@@ -183,9 +185,12 @@ def compare_llj(params: DrellYanJetsParameters, n_pythia: int, n_adapt: int, n_e
                        "hepflows_pb": s, "hepflows_error_pb": e, "pull": p}  # fmt: skip
         print(f"  {code} {name:30s} Pythia {s_py:9.5g} +- {e_py:7.3g}  hepflows {s:9.5g} "
               f"+- {e:7.3g}  pull {p:+.2f}")  # fmt: skip
-    return {"pythia_sigma_pb": ref.sigma_pb, "pythia_error_pb": ref.sigma_err_pb,
-            "pythia_events": ref.accepted, "pythia_seconds": t_py, "pythia_settings": settings,
-            **ours, "pythia_pull": pull, "by_pythia_process": table}  # fmt: skip
+    out = {"pythia_sigma_pb": ref.sigma_pb, "pythia_error_pb": ref.sigma_err_pb,
+           "pythia_events": ref.accepted, "pythia_seconds": t_py, "pythia_settings": settings,
+           **ours, "pythia_pull": pull, "by_pythia_process": table}  # fmt: skip
+    if dist_train:
+        out["distributions"] = distributions(dy, ref, dist_train, seed)
+    return out
 
 
 def equal_calls(label: str, params: MultiJetParameters, n_train: int, n_eval: int,
@@ -226,6 +231,84 @@ def equal_calls(label: str, params: MultiJetParameters, n_train: int, n_eval: in
            "error_ratio": vegas_out["relative_error"] / ours["relative_error"]}
     if surrogate is not None:
         out["surrogate"] = two_stage(ni, mj, *surrogate, seed)
+    return out
+
+
+def observables(jets: torch.Tensor, leptons: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Per-event observables of (N, k, 4) jets ordered by p_T (and (N, 2, 4) l-, l+): the
+    leading jet's p_T; two jets (equal p_T: "leading" is arbitrary, so only symmetric
+    functions): the pair's rapidity (y_1 + y_2) / 2 and |y_1 - y_2|; else the leading
+    jet's eta; three: the smallest Delta R and the third jet's p_T; leptons: m_ll."""
+    out = {"lead_pt": pt(jets[:, 0])}
+    k = jets.shape[1]
+    if k == 2:
+        y1, y2 = rapidity(jets[:, 0]), rapidity(jets[:, 1])
+        out["pair_y"] = 0.5 * (y1 + y2)
+        out["abs_dy"] = (y1 - y2).abs()
+    else:
+        out["lead_eta"] = pseudorapidity(jets[:, 0])
+    if k == 3:
+        eta, phi = pseudorapidity(jets), torch.atan2(jets[..., 2], jets[..., 1])
+        dr = []
+        for i, j in ((0, 1), (0, 2), (1, 2)):
+            dphi = torch.remainder(phi[:, i] - phi[:, j] + math.pi, 2 * math.pi) - math.pi
+            dr.append(torch.hypot(eta[:, i] - eta[:, j], dphi))
+        out["min_dr"] = torch.stack(dr, 1).min(1).values
+        out["third_pt"] = pt(jets[:, 2])
+    if leptons is not None:
+        out["m_ll"] = mass(leptons[:, 0] + leptons[:, 1])
+    return out
+
+
+def _edges(name: str, pt_min: float) -> np.ndarray:
+    """Bins of an observable: p_T from the cut to 6 times it (log), eta in [-3, 3], the
+    pair's y in [-2.5, 2.5], |dy| in [0, 5], Delta R in [0.4, 4], m_ll in [60, 120] GeV."""
+    if name.endswith("_pt"):
+        return np.geomspace(pt_min, 6 * pt_min, 16)
+    return {"lead_eta": np.linspace(-3, 3, 13), "pair_y": np.linspace(-2.5, 2.5, 11),
+            "abs_dy": np.linspace(0, 5, 11),
+            "min_dr": np.linspace(0.4, 4.0, 13), "m_ll": np.linspace(60, 120, 16)}[name]
+
+
+#: Most hepflows events compared with Pythia's (all of Pythia's count).
+DISTRIBUTION_EVENTS = 50_000
+
+
+def distributions(process: MultiJet | DrellYanJets, reference: object, n_train: int,
+                  seed: int) -> dict:
+    """hepflows' unweighted events (NeuralIntegrator: jet channels for pure jets, one
+    channel for l l + jets) against Pythia's hard-process events ``reference``
+    (:class:`~hepflows.physics.pythia.PythiaPartons`; as many events, at most
+    :data:`DISTRIBUTION_EVENTS`): chi^2 per observable (weighted: our overweights count)."""
+    n_ref = len(reference.partons)
+    n = min(n_ref, DISTRIBUTION_EVENTS)
+    t0 = time.perf_counter()
+    channels = process.jet_channels() if isinstance(process, MultiJet) else None
+    ni = NeuralIntegrator(process, process.dims, seed=seed + 11, channels=channels, loss=LOSS,
+                          weights="mixture" if channels else "auto")  # fmt: skip
+    ni.train(n_train, progress=False)
+    events = ni.generate(n, progress=False)
+    p, _ = process.momenta(events.x)
+    seconds = time.perf_counter() - t0
+    if isinstance(process, MultiJet):
+        jets, leptons = p[:, 2:], None
+    else:
+        jets, leptons = p[:, 4:], p[:, 2:4]
+    jets = jets.gather(1, pt(jets).argsort(1, descending=True)[..., None].expand(-1, -1, 4))
+    ours = observables(jets, leptons)
+    theirs = observables(reference.partons, reference.leptons)
+    pt_min = float(process.params.pt_min)
+    out: dict = {"events": n, "pythia_events": n_ref, "train_calls": n_train, "calls": events.calls,
+                 "efficiency": events.efficiency, "seconds": seconds, "chi2": {}}  # fmt: skip
+    for name in ours:
+        c2, ndf, pv = two_sample_chi2(ours[name], theirs[name], _edges(name, pt_min),
+                                      events.weights.abs().double(),
+                                      torch.ones(n_ref, dtype=torch.float64))  # fmt: skip
+        out["chi2"][name] = {"chi2": c2, "ndf": ndf, "chi2_per_ndf": c2 / ndf, "p_value": pv}
+    out["worst_chi2_per_ndf"] = max(v["chi2_per_ndf"] for v in out["chi2"].values())
+    print(f"  distributions, {n} hepflows events ({events.calls} calls + {n_train} training, "
+          f"{seconds:.0f} s) vs {n_ref} Pythia events: " + ", ".join(
+              f"{k} {v['chi2']:.1f}/{v['ndf']}" for k, v in out["chi2"].items()))
     return out
 
 
@@ -333,6 +416,9 @@ def main() -> None:
                          "mu = M_Z)")
     ap.add_argument("--equal-calls", default="20000,50000",
                     help="training,evaluation calls of the NIS-vs-VEGAS comparison ('' to skip)")
+    ap.add_argument("--distributions", type=float, default=2e4,
+                    help="training calls of the flow whose events are compared with Pythia's "
+                         "(as many events as Pythia's; 0 to skip)")
     ap.add_argument("--surrogate", default="50000,200000",
                     help="exact points to fit the 3-jet surrogate on, proposals for two-stage "
                          "unweighting ('' to skip; needs jjj in --processes and --equal-calls)")
@@ -364,12 +450,14 @@ def main() -> None:
             a_z = float(MultiJet(n_jets=2, alpha_s=0.1).pdf.alpha_s(mz**2))
             params = DrellYanJetsParameters(n_jets=1, pt_min=30.0, scale=mz, alpha_s=a_z,
                                             electroweak=DrellYanParameters(zprime=False))
-            result[key] = compare_llj(params, n_py, n_adapt, n_eval, args.seed)
+            result[key] = compare_llj(params, n_py, n_adapt, n_eval, args.seed,
+                                      int(args.distributions))  # fmt: skip
             continue
         n = {"jj": 2, "jjj": 3}[key]
         params = MultiJetParameters(n_jets=n, pt_min=args.pt_min, scale=args.scale,
                                     alpha_s=alpha_s, dr_min=0.4 if n == 3 else 0.0)  # fmt: skip
-        result[key] = compare(key, params, n_py, n_adapt, n_eval, args.seed)
+        result[key] = compare(key, params, n_py, n_adapt, n_eval, args.seed,
+                              int(args.distributions))  # fmt: skip
     if args.equal_calls:
         n_train, n_eval = (int(v) for v in args.equal_calls.split(","))
         for key in ("jj", "jjj"):
@@ -389,6 +477,8 @@ def main() -> None:
     done = [k for k in ("jj", "jjj", "llj") if k in result]
     result["pythia_pull"] = {k: result[k]["pythia_pull"] for k in done}
     result["relative_error"] = {k: result[k]["relative_error"] for k in done}
+    result["worst_chi2_per_ndf"] = {k: result[k]["distributions"]["worst_chi2_per_ndf"]
+                                    for k in done if "distributions" in result[k]}
     finish(result, args.out)
 
 

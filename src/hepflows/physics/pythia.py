@@ -108,6 +108,8 @@ class PythiaPartons:
         partons: (n, k, 4) lab momenta of the k outgoing partons, ordered by p_T (hardest
             first), GeV.
         settings: the settings read into Pythia.
+        leptons: (n, 2, 4) the outgoing charged lepton and antilepton (l-, l+), or None
+            for events without them.
     """
 
     sigma_pb: float
@@ -117,6 +119,7 @@ class PythiaPartons:
     accepted: int
     partons: Tensor
     settings: list[str] = field(default_factory=list)
+    leptons: Tensor | None = None
 
 
 def _pythia(settings: list[str]) -> object:
@@ -183,8 +186,9 @@ def pythia_jets(params: object, seed: int = 1, pdf_set: int = 13) -> tuple[objec
 
 def pythia_partons(pythia: object, n_events: int, settings: list[str] | None = None
                    ) -> PythiaPartons:
-    """Generate ``n_events`` hard-process events: sigma (pb) per process and the partons."""
-    events = []
+    """Generate ``n_events`` hard-process events: sigma (pb) per process, the partons and
+    the charged leptons (if any)."""
+    events, leptons = [], []
     while len(events) < n_events:
         if not pythia.next():
             continue
@@ -192,6 +196,10 @@ def pythia_partons(pythia: object, n_events: int, settings: list[str] | None = N
         out = [(ev[i].e(), ev[i].px(), ev[i].py(), ev[i].pz()) for i in range(ev.size())
                if ev[i].isFinal() and (ev[i].idAbs() <= 5 or ev[i].id() == 21)]
         events.append(sorted(out, key=lambda p: -(p[1] ** 2 + p[2] ** 2)))
+        pair = sorted((-ev[i].id(), (ev[i].e(), ev[i].px(), ev[i].py(), ev[i].pz()))
+                       for i in range(ev.size())
+                       if ev[i].isFinal() and ev[i].idAbs() in (11, 13))  # fmt: skip
+        leptons.append([p for _, p in pair])  # l- (positive id) first
     info = pythia.infoPython()
     mb_to_pb = 1e9
     by_process = {code: (info.nameProc(code), info.sigmaGen(code) * mb_to_pb,
@@ -200,6 +208,7 @@ def pythia_partons(pythia: object, n_events: int, settings: list[str] | None = N
         sigma_pb=info.sigmaGen() * mb_to_pb, sigma_err_pb=info.sigmaErr() * mb_to_pb,
         by_process=by_process, tries=info.nTried(), accepted=info.nAccepted(),
         partons=torch.tensor(events, dtype=torch.float64), settings=list(settings or []),
+        leptons=torch.tensor(leptons, dtype=torch.float64) if leptons and leptons[0] else None,
     )  # fmt: skip
 
 
