@@ -49,10 +49,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import Counted, finish, vegas_final_pass
+import common
+from common import Counted, finish
 from hepflows.generate import LOSS
 from hepflows.integrate import NeuralIntegrator
-from hepflows.integrate.channels import log_priors
 from hepflows.integrate.result import weight_statistics
 from hepflows.physics import DrellYan, pythia_parameters
 from hepflows.physics.kinematics import cos_theta_star, mass, rapidity
@@ -108,86 +108,21 @@ def run_hepflows(dy, n_train, n_eval, seed, multichannel):
 
 def vegas_channels(dy, channels, n_train, n_eval, seed, nitn=10):
     """VEGAS on each channel's alpha_i f J_i (alpha_i: prior weights), calls split evenly."""
-    import vegas
-
-    f = Counted(dy)
-    t0 = time.perf_counter()
-    total, var, weights, sizes = 0.0, 0.0, [], []
-    n_ch = len(channels)
-    for i, ch in enumerate(channels):
-
-        @vegas.lbatchintegrand
-        def g(u, i=i, ch=ch):
-            u = torch.from_numpy(np.ascontiguousarray(u))
-            x, jac = (u, torch.ones(len(u), dtype=u.dtype)) if ch.mapping is None else ch.mapping(u)
-            alpha = 1.0
-            if n_ch > 1:
-                alpha = torch.softmax(log_priors(channels, x), dim=1)[:, i]
-            return (f(x) * jac * alpha).numpy()
-
-        rng = np.random.default_rng(seed + 1000 * i)
-        integ = vegas.Integrator(dy.dims * [[0.0, 1.0]], ran_array_generator=rng.random)
-        integ(g, nitn=nitn, neval=n_train // n_ch // nitn)
-        total_i, var_i, w = vegas_final_pass(integ, g, n_eval // n_ch)
-        total, var = total + total_i, var + var_i
-        weights.append(w)  # per-point estimates of this channel's integral
-        sizes.append(len(w))
-    n = sum(sizes)
-    w_all = torch.from_numpy(np.concatenate([w * n / k for w, k in zip(weights, sizes, strict=True)]))  # noqa: E501
-    return figures(total, math.sqrt(max(var, 0.0)), w_all, f.calls, time.perf_counter() - t0)
+    r = common.vegas_channels(dy, channels, dy.dims, n_train, n_eval, seed, nitn)
+    return figures(r["integral"], r["error"], r["w"], r["calls"], r["seconds"])
 
 
 def run_madnis(dy, n_train, n_eval, seed):
-    from madnis.integrator import Integrator
-
-    f = Counted(dy)
-    torch.manual_seed(seed)
-    t0 = time.perf_counter()
-    batch = 1024
-    integ = Integrator(lambda x: f(x.to(torch.float64)).to(x.dtype), dims=dy.dims,
-                       batch_size=batch)  # fmt: skip
-    integ.train(max(n_train // batch, 1))
-    s = integ.sample(n_eval)
-    w = s.weights.detach().to(torch.float64)
-    return figures(w.mean().item(), w.std().item() / math.sqrt(len(w)), w, f.calls,
-                   time.perf_counter() - t0)  # fmt: skip
+    """madnis 1.0 on one channel (:func:`common.madnis_single`)."""
+    r = common.madnis_single(dy, dy.dims, n_train, n_eval, seed)
+    return figures(r["integral"], r["error"], r["w"], r["calls"], r["seconds"])
 
 
 def run_madnis_channels(dy, n_train, n_eval, seed):
     """madnis 1.0 multi-channel, as its docs set it up: the same channel mappings and
-    prior weights as hepflows, trained channel weights, stratified variance loss."""
-    from madnis.integrator import Integrand, Integrator
-
-    f = Counted(dy)
-    channels = dy.channels()
-    torch.manual_seed(seed)
-    t0 = time.perf_counter()
-
-    def function(r, c):
-        r = r.to(torch.float64)
-        u = torch.empty_like(r)
-        jac = torch.empty(len(r), dtype=r.dtype)
-        for i, ch in enumerate(channels):
-            m = c == i
-            if bool(m.any()):
-                u[m], jac[m] = ch.mapping(r[m])
-        alpha = torch.softmax(log_priors(channels, u), dim=1)
-        return (f(u) * jac).float(), u.float(), alpha.float()
-
-    integrand = Integrand(function, input_dim=dy.dims, channel_count=len(channels),
-                          remapped_dim=dy.dims, has_channel_weight_prior=True)  # fmt: skip
-    batch = 1024
-    integ = Integrator(integrand, batch_size=batch)
-    integ.train(max(n_train // batch, 1))
-    s = integ.sample(n_eval)
-    w = s.weights.detach().to(torch.float64)
-    # Stratified error, as madnis' own integrate(): sum over channels of var_c / n_c.
-    n, var = len(w), 0.0
-    for i in range(len(channels)):
-        w_c = w[s.channels == i] * (s.channels == i).sum() / n  # estimates of I_c
-        if len(w_c) > 1:
-            var += w_c.var().item() / len(w_c)
-    return figures(w.mean().item(), math.sqrt(var), w, f.calls, time.perf_counter() - t0)
+    prior weights as hepflows, trained channel weights (:func:`common.madnis_channels`)."""
+    r = common.madnis_channels(dy, dy.channels(), dy.dims, n_train, n_eval, seed)
+    return figures(r["integral"], r["error"], r["w"], r["calls"], r["seconds"])
 
 
 # -------------------------------------------------------------------- parts
