@@ -65,6 +65,7 @@ from hepflows.physics.processes import (
     MultiJetParameters,
 )
 from hepflows.physics.pythia import pythia_drell_yan_jet, pythia_jets, pythia_partons
+from hepflows.plots import histogram_comparison
 from hepflows.stats import two_sample_chi2
 
 #: pp -> e- e+ + 2 jets at equal calls: 60 < m_ee < 120 GeV, jets p_T > 30 GeV and
@@ -120,7 +121,7 @@ def integrate(mj: MultiJet | DrellYanJets, n_adapt: int, n_eval: int, seed: int)
 
 
 def compare(label: str, params: MultiJetParameters, n_pythia: int, n_adapt: int, n_eval: int,
-            seed: int, dist_train: int = 0) -> dict:
+            seed: int, dist_train: int = 0, plot: Path | None = None) -> dict:
     print(f"\n== {label}: {params}")
     t0 = time.perf_counter()
     pythia, settings = pythia_jets(params, seed=seed + 1)
@@ -158,12 +159,14 @@ def compare(label: str, params: MultiJetParameters, n_pythia: int, n_adapt: int,
                   f"{s:10.5g} +- {e:8.3g}  pull {p:+.2f}")  # fmt: skip
         out["by_pythia_process"] = table
     if dist_train:
-        out["distributions"] = distributions(mj, ref, dist_train, seed)
+        title = (f"pp -> {params.n_jets} jets, 13 TeV, LO, p_T > {params.pt_min:g} GeV "
+                 "(hard process)")  # fmt: skip
+        out["distributions"] = distributions(mj, ref, dist_train, seed, plot, title)
     return out
 
 
 def compare_llj(params: DrellYanJetsParameters, n_pythia: int, n_adapt: int, n_eval: int,
-                seed: int, dist_train: int = 0) -> dict:
+                seed: int, dist_train: int = 0, plot: Path | None = None) -> dict:
     """sigma(pp -> e- e+ + 1 jet) against Pythia's WeakBosonAndParton, per process too."""
     print(f"\n== llj: {params}")
     t0 = time.perf_counter()
@@ -195,7 +198,9 @@ def compare_llj(params: DrellYanJetsParameters, n_pythia: int, n_adapt: int, n_e
            "pythia_events": ref.accepted, "pythia_seconds": t_py, "pythia_settings": settings,
            **ours, "pythia_pull": pull, "by_pythia_process": table}  # fmt: skip
     if dist_train:
-        out["distributions"] = distributions(dy, ref, dist_train, seed)
+        title = ("pp -> e+e- + 1 jet, 13 TeV, LO, 60 < m_ee < 120 GeV, jet p_T > 30 GeV "
+                 "(hard process)")  # fmt: skip
+        out["distributions"] = distributions(dy, ref, dist_train, seed, plot, title)
     return out
 
 
@@ -301,8 +306,15 @@ def _edges(name: str, pt_min: float) -> np.ndarray:
 DISTRIBUTION_EVENTS = 50_000
 
 
+#: Axis labels of the observables in the plots.
+LABELS = {"lead_pt": "leading jet $p_T$ [GeV] [log]", "lead_eta": "leading jet $\\eta$",
+          "pair_y": "$(y_1 + y_2) / 2$", "abs_dy": "$|y_1 - y_2|$",
+          "min_dr": "smallest $\\Delta R$", "third_pt": "third jet $p_T$ [GeV] [log]",
+          "m_ll": "$m_{ee}$ [GeV]"}  # fmt: skip
+
+
 def distributions(process: MultiJet | DrellYanJets, reference: object, n_train: int,
-                  seed: int) -> dict:
+                  seed: int, plot: Path | None = None, title: str = "") -> dict:
     """hepflows' unweighted events (NeuralIntegrator: jet channels for pure jets, one
     channel for l l + jets) against Pythia's hard-process events ``reference``
     (:class:`~hepflows.physics.pythia.PythiaPartons`; as many events, at most
@@ -333,6 +345,13 @@ def distributions(process: MultiJet | DrellYanJets, reference: object, n_train: 
                                       torch.ones(n_ref, dtype=torch.float64))  # fmt: skip
         out["chi2"][name] = {"chi2": c2, "ndf": ndf, "chi2_per_ndf": c2 / ndf, "p_value": pv}
     out["worst_chi2_per_ndf"] = max(v["chi2_per_ndf"] for v in out["chi2"].values())
+    if plot is not None:
+        binning = {k: (float(_edges(k, pt_min)[0]), float(_edges(k, pt_min)[-1]),
+                       len(_edges(k, pt_min)) - 1, LABELS[k]) for k in ours}  # fmt: skip
+        histogram_comparison({"Pythia 8.317": theirs, "hepflows": ours}, binning, plot,
+                             title=title, chi2={k: (v["chi2"], v["ndf"])
+                                                for k, v in out["chi2"].items()})  # fmt: skip
+        out["plot"] = str(plot)
     print(f"  distributions, {n} hepflows events ({events.calls} calls + {n_train} training, "
           f"{seconds:.0f} s) vs {n_ref} Pythia events: " + ", ".join(
               f"{k} {v['chi2']:.1f}/{v['ndf']}" for k, v in out["chi2"].items()))
@@ -446,6 +465,8 @@ def main() -> None:
     ap.add_argument("--distributions", type=float, default=2e4,
                     help="training calls of the flow whose events are compared with Pythia's "
                          "(as many events as Pythia's; 0 to skip)")
+    ap.add_argument("--plot-dir", type=Path, default=None,
+                    help="write multijet_<process>.png there: hepflows' events against Pythia's")
     ap.add_argument("--surrogate", default="50000,200000",
                     help="exact points to fit the 3-jet surrogate on, proposals for two-stage "
                          "unweighting ('' to skip; needs jjj in --processes and --equal-calls)")
@@ -468,6 +489,9 @@ def main() -> None:
                "jjj": (1e3, 5e4, 5e4) if args.quick else (2e4, 2e5, 8e5),
                "llj": (2e4, 4e4, 4e4) if args.quick else (2e5, 2e5, 8e5)}  # fmt: skip
     keys = args.processes.split(",")
+    def plot_path(key: str) -> Path | None:
+        return None if args.plot_dir is None else args.plot_dir / f"multijet_{key}.png"
+
     unknown = set(keys) - {*budgets, "lljj"}
     if unknown:
         raise SystemExit(f"unknown process {sorted(unknown)}: choose from jj, jjj, llj, lljj")
@@ -481,13 +505,13 @@ def main() -> None:
             params = DrellYanJetsParameters(n_jets=1, pt_min=30.0, scale=mz, alpha_s=a_z,
                                             electroweak=DrellYanParameters(zprime=False))
             result[key] = compare_llj(params, n_py, n_adapt, n_eval, args.seed,
-                                      int(args.distributions))  # fmt: skip
+                                      int(args.distributions), plot_path(key))  # fmt: skip
             continue
         n = {"jj": 2, "jjj": 3}[key]
         params = MultiJetParameters(n_jets=n, pt_min=args.pt_min, scale=args.scale,
                                     alpha_s=alpha_s, dr_min=0.4 if n == 3 else 0.0)  # fmt: skip
         result[key] = compare(key, params, n_py, n_adapt, n_eval, args.seed,
-                              int(args.distributions))  # fmt: skip
+                              int(args.distributions), plot_path(key))  # fmt: skip
     if args.equal_calls:
         n_train, n_eval = (int(v) for v in args.equal_calls.split(","))
         for key in ("jj", "jjj", "lljj"):
