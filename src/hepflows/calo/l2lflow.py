@@ -50,9 +50,9 @@ from hepflows.flows.conv import ConvCouplingFlow
 #: and 10 s with 2 x [16, 16] (untrained weights; the cost does not depend on their values).
 #: The MAF's spline bound stays the flows' 5. A bound of 10 (``flow2={"bound": 10}``) won
 #: on 4k ds2 toy electrons (l2l, epochs 10,3,1: FPD 198 -> 152, KPD 2.2 -> 1.2;
-#: benchmarks/results/calo_granular_bound10.json), but a probe of a 32k, 10-epoch run with
-#: bound 10 read FPD 211, worse than the 16k bound-5 run's 120 (docs/calo_granular.md):
-#: not decided until an A/B at that size.
+#: benchmarks/results/calo_granular_bound10.json), but the 32k, 10-epoch run with bound 10
+#: read FPD 211 (student 175; calo_granular_32k_bound10.json), worse than the 16k bound-5
+#: run's 120 (docs/calo_granular.md).
 #: The spline bound of layer flows saved before it was written into their config.
 LEGACY_BOUND = 5.0
 #: The bound is in the defaults so that a new model's config equals a loaded one's.
