@@ -29,8 +29,12 @@ other held-out points), and two-stage unweighting (surrogate first, exact |M|^2 
 the survivors) against one-stage at the same proposals count: exact calls per event and
 the chi^2 of the two event samples.
 
-Still to come (issue 23): madnis as a peer, s-channel maps and more channels, l l + 2 jets
-at equal calls, distributions against Pythia with chi^2.
+Part 4, **distributions** (``--distributions TRAIN_CALLS``, with the Pythia comparison):
+hepflows' unweighted events against Pythia's hard-process events, chi^2 per observable
+(``--plot-dir``: the histograms).
+
+Still to come (issue 23): s-channel maps and more channels with learned weights, jet
+channels for l l + jets, the 3-jet distributions in a run of their own.
 
 Usage: ``python benchmarks/multijet.py [--quick] [--out FILE.json]``; the last line of
 output is one JSON object.
