@@ -133,8 +133,8 @@ def write_events(
     if scales is not None:
         mu, a_s = (t.detach().cpu().double() for t in scales(events.x))
     else:
-        mu = torch.full((n,), float(scale), dtype=torch.float64)
-        a_s = torch.zeros(n, dtype=torch.float64)
+        mu = torch.full((n,), float(scale), dtype=torch.float64, device="cpu")
+        a_s = torch.zeros(n, dtype=torch.float64, device="cpu")
     if mu.shape != (n,) or a_s.shape != (n,):
         raise ShapeError(f"scales must give two ({n},) tensors, got {tuple(mu.shape)} and "
                          f"{tuple(a_s.shape)}")  # fmt: skip

@@ -83,7 +83,7 @@ def colour_tags(flows_: list[Flow], choice: Tensor, n_legs: int, n_incoming: int
     anticolour leg's anticolour; incoming legs (the first ``n_incoming``) swap the two, as
     an incoming quark is an outgoing antiquark. Legs without colour get 0.
     """
-    table = torch.zeros(len(flows_), n_legs, 2, dtype=torch.float64)
+    table = torch.zeros(len(flows_), n_legs, 2, dtype=torch.float64, device=choice.device)
     for f, flow in enumerate(flows_):
         for k, (col, acol) in enumerate(flow):
             table[f, col, 0] = FIRST_TAG + k

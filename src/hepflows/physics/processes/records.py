@@ -58,8 +58,8 @@ def parton_records(
         raise InputError("an event has no subprocess with d sigma > 0: records are only "
                          "defined for events inside the cuts")  # fmt: skip
     chosen = _draw(contributions.T, generator)
-    pid = torch.zeros(n_events, n_legs, dtype=torch.float64)
-    colours = torch.zeros(n_events, n_legs, 2, dtype=torch.float64)
+    pid = torch.zeros(n_events, n_legs, dtype=torch.float64, device=p.device)
+    colours = torch.zeros(n_events, n_legs, 2, dtype=torch.float64, device=p.device)
     x1, x2 = 2 * p[:, 0, 0] / sqrt_s, 2 * p[:, 1, 0] / sqrt_s
     for k, cls in enumerate(classes):
         rows = (chosen == k).nonzero()[:, 0]
@@ -71,12 +71,12 @@ def parton_records(
         member = _draw(lum, generator)
         table = torch.tensor([(*m, *prefix, *o) for m, o in zip(cls.members, cls.outgoing,
                                                                  strict=True)],
-                             dtype=torch.float64)  # fmt: skip
+                             dtype=torch.float64, device=p.device)  # fmt: skip
         pid[rows] = table[member]
         amp = cls.amplitude
         lines = flows(amp)
         choice = _draw(flow_weights(amp, p[rows]), generator)
-        colours[rows] = colour_tags(lines, choice, n_legs)
+        colours[rows] = colour_tags(lines, choice, n_legs).to(p.device)
     status = (-1, -1) + (1,) * (n_legs - 2)
     mothers = ((0, 0), (0, 0)) + ((1, 2),) * (n_legs - 2)
     return particle_table(pid, status, mothers, p, (0.0,) * n_legs, colours)
