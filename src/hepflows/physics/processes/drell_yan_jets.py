@@ -39,7 +39,7 @@ from hepflows.physics.processes.multijet import (
     class_cross_sections,
     subprocess_classes,
 )
-from hepflows.physics.processes.records import parton_records
+from hepflows.physics.processes.records import PartonEvents
 
 __all__ = ["DrellYanJets", "DrellYanJetsParameters", "lepton_jet_subprocesses"]
 
@@ -124,7 +124,7 @@ def lepton_jet_subprocesses(n_jets: int, flavours: tuple[int, ...], lepton: int,
     )  # fmt: skip
 
 
-class DrellYanJets:
+class DrellYanJets(PartonEvents):
     """The integrand of pp -> l- l+ + n jets on [0, 1]^dims (pb), all partonic channels.
 
     Momenta order everywhere: beam 1, beam 2, l-, l+, jets.
@@ -133,6 +133,8 @@ class DrellYanJets:
         params: :class:`DrellYanJetsParameters`.
         **overrides: fields of the parameters to change.
     """
+
+    lhe_id = DRELL_YAN_JETS_ID
 
     def __init__(self, params: DrellYanJetsParameters | None = None, **overrides: object
                  ) -> None:
@@ -144,6 +146,7 @@ class DrellYanJets:
         n = params.n_jets
         self.dims = 7 if n == 1 else 10
         self.sqrt_s = ew.sqrt_s
+        self.record_prefix = (ew.lepton, -ew.lepton)  # l- l+ before the jets in the records
         # the jet pair's smallest mass under the Delta R cut: m^2 >= (8 / pi^2) pT^2 R^2
         self.m_jj_min = (2 / math.pi * params.pt_min * params.dr_min if params.dr_min > 0
                          else 1e-3 * params.pt_min)  # fmt: skip
@@ -233,12 +236,6 @@ class DrellYanJets:
             return (0.5 * (pt(p[:, 4:]).sum(1) + mt)) ** 2
         return torch.full((len(p),), float(self.params.scale) ** 2, dtype=torch.float64)
 
-    def alpha_s(self, mu2: Tensor) -> Tensor:
-        """alpha_s (N,): fixed, or the PDF set's at mu^2."""
-        if self.params.alpha_s is not None:
-            return torch.full_like(mu2, float(self.params.alpha_s))
-        return self.pdf.alpha_s(mu2)
-
     # ------------------------------------------------------------------ integrand
     def class_contributions(self, u: Tensor) -> Tensor:
         """d sigma / du per subprocess class (K, N) in pb (cuts applied)."""
@@ -257,31 +254,6 @@ class DrellYanJets:
     def __call__(self, u: Tensor) -> Tensor:
         """d sigma / du (N,) in pb."""
         return self.class_contributions(u).sum(0)
-
-    # ------------------------------------------------------------------ events
-    def particle_table(self, u: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """(N, 4 + n, 13) Les Houches records of events at (N, dims) points inside the cuts
-        (beams, l-, l+, jets): subprocess, flavours and leading-colour flow drawn per
-        event (:func:`~hepflows.physics.processes.records.parton_records`)."""
-        p, _ = self.momenta(u)
-        lepton = self.params.electroweak.lepton
-        return parton_records(self.classes, self.class_contributions(u), p, self.pdf,
-                              self.pids, self.scale2(p), self.sqrt_s, (lepton, -lepton),
-                              generator)  # fmt: skip
-
-    def event_scales(self, u: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-event mu (GeV) and alpha_s(mu) at (N, dims) points: two (N,) (SCALUP, AQCDUP)."""
-        mu2 = self.scale2(self.momenta(u)[0])
-        return mu2.sqrt(), self.alpha_s(mu2)
-
-    def event_header(self) -> dict[str, object]:
-        """Keyword arguments of :func:`~hepflows.io.write_events`: beams, PDF set, LHEF
-        process id (``DRELL_YAN_JETS_ID + n``), SCALUP (the fixed scale, or 0 for H_T / 2)."""
-        p = self.params
-        return dict(beams=(2212, 2212, self.sqrt_s / 2, self.sqrt_s / 2),
-                    pdf_set=getattr(self.pdf, "lhapdf_id", None) or 0,
-                    process_id=DRELL_YAN_JETS_ID + p.n_jets,
-                    scale=0.0 if isinstance(p.scale, str) else float(p.scale))  # fmt: skip
 
 
 def _breit_wigner(r: Tensor, mass: float, width: float, s_min: float, s_max: Tensor

@@ -44,7 +44,7 @@ from hepflows.physics.kinematics import (
 )
 from hepflows.physics.processes.drell_yan import GEV2_TO_PB
 from hepflows.physics.processes.hadronic import parton_densities, tau_y_map
-from hepflows.physics.processes.records import parton_records
+from hepflows.physics.processes.records import PartonEvents
 from hepflows.physics.rambo import RamboOnDiet
 
 #: LHEF process ids of pp -> n jets in the files hepflows writes: MULTIJET_ID + n.
@@ -228,7 +228,7 @@ def class_cross_sections(classes: Sequence[SubprocessClass], p: Tensor, weight: 
                         for cls in classes])  # fmt: skip
 
 
-class MultiJet:
+class MultiJet(PartonEvents):
     """The integrand of pp -> n jets on [0, 1]^dims (pb), all partonic channels.
 
     Call it on (N, dims) unit-cube points for (N,) d sigma / du; its integral is sigma.
@@ -237,6 +237,8 @@ class MultiJet:
         params: :class:`MultiJetParameters`.
         **overrides: fields of the parameters to change.
     """
+
+    lhe_id = MULTIJET_ID
 
     def __init__(self, params: MultiJetParameters | None = None, **overrides: object) -> None:
         params = replace(params or MultiJetParameters(), **overrides)
@@ -247,6 +249,7 @@ class MultiJet:
         self.rambo = RamboOnDiet(1.0, [0.0] * n)
         self.classes = jet_subprocesses(n, params.flavours)
         self.pids = [GLUON] + [q for f in range(1, params.flavours + 1) for q in (f, -f)]
+        self.sqrt_s = params.sqrt_s
         if isinstance(params.pdf, str):
             from hepflows.physics.pdf import load_pdf
 
@@ -332,12 +335,6 @@ class MultiJet:
             return (0.5 * pt(p[:, 2:]).sum(1)) ** 2
         return torch.full((len(p),), float(self.params.scale) ** 2, dtype=torch.float64)
 
-    def alpha_s(self, mu2: Tensor) -> Tensor:
-        """alpha_s (N,): fixed, or the PDF set's at mu^2."""
-        if self.params.alpha_s is not None:
-            return torch.full_like(mu2, float(self.params.alpha_s))
-        return self.pdf.alpha_s(mu2)
-
     # ------------------------------------------------------------------ integrand
     def class_contributions(self, u: Tensor) -> Tensor:
         """d sigma / du per subprocess class (K, N) in pb (cuts applied)."""
@@ -351,7 +348,7 @@ class MultiJet:
         coupling = (4 * math.pi * self.alpha_s(mu2)) ** self.params.n_jets
         out[:, keep] = class_cross_sections(self.classes, pk, weight[keep], self.pdf,
                                             self.pids, mu2, coupling,
-                                            self.params.sqrt_s)  # fmt: skip
+                                            self.sqrt_s)  # fmt: skip
         return out
 
     def __call__(self, u: Tensor) -> Tensor:
@@ -366,32 +363,9 @@ class MultiJet:
         p, weight = self.momenta(u)
         return invariant_features(p, self.params.sqrt_s), weight * self.cuts(p)
 
-    def particle_table(self, u: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """(N, 2 + n, 13) Les Houches records of events at (N, dims) points inside the cuts:
-        subprocess, flavours and leading-colour flow drawn per event
-        (:func:`~hepflows.physics.processes.records.parton_records`)."""
-        p, _ = self.momenta(u)
-        return parton_records(self.classes, self.class_contributions(u), p, self.pdf,
-                              self.pids, self.scale2(p), self.params.sqrt_s,
-                              generator=generator)  # fmt: skip
-
     def channels(self) -> list[Channel]:
         """The integrator's channels: :meth:`jet_channels`."""
         return self.jet_channels()
-
-    def event_scales(self, u: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-event mu (GeV) and alpha_s(mu) at (N, dims) points: two (N,) (SCALUP, AQCDUP)."""
-        mu2 = self.scale2(self.momenta(u)[0])
-        return mu2.sqrt(), self.alpha_s(mu2)
-
-    def event_header(self) -> dict[str, object]:
-        """Keyword arguments of :func:`~hepflows.io.write_events` for this process: beams,
-        PDF set, LHEF process id, SCALUP (the fixed scale, or 0 for H_T / 2)."""
-        p = self.params
-        return dict(beams=(2212, 2212, p.sqrt_s / 2, p.sqrt_s / 2),
-                    pdf_set=getattr(self.pdf, "lhapdf_id", None) or 0,
-                    process_id=MULTIJET_ID + p.n_jets,
-                    scale=0.0 if isinstance(p.scale, str) else float(p.scale))  # fmt: skip
 
     def class_counts(self) -> dict[str, int]:
         """Label -> number of concrete subprocesses in each class."""

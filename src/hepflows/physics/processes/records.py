@@ -80,3 +80,49 @@ def parton_records(
     status = (-1, -1) + (1,) * (n_legs - 2)
     mothers = ((0, 0), (0, 0)) + ((1, 2),) * (n_legs - 2)
     return particle_table(pid, status, mothers, p, (0.0,) * n_legs, colours)
+
+
+class PartonEvents:
+    """What the event files need of a process summed over parton subprocesses
+    (:class:`~hepflows.physics.processes.MultiJet`, :class:`~hepflows.physics.processes.
+    DrellYanJets`): records, per-event scales and the file header, written once.
+
+    The process provides ``classes``, ``pdf``, ``pids``, ``sqrt_s``, ``params`` (``scale``,
+    ``alpha_s``, ``n_jets``), ``momenta(u)``, ``scale2(p)``, ``class_contributions(u)``,
+    its LHEF id base :attr:`lhe_id` and the non-partons :attr:`record_prefix`.
+    """
+
+    #: LHEF process id of the files: this + the number of jets.
+    lhe_id: int = 0
+    #: outgoing non-partons before the partons in the records (leptons).
+    record_prefix: tuple[int, ...] = ()
+
+    def alpha_s(self, mu2: Tensor) -> Tensor:
+        """alpha_s (N,): fixed, or the PDF set's at mu^2."""
+        if self.params.alpha_s is not None:
+            return torch.full_like(mu2, float(self.params.alpha_s))
+        return self.pdf.alpha_s(mu2)
+
+    def particle_table(self, u: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(N, P, 13) Les Houches records of events at (N, dims) points inside the cuts:
+        subprocess, flavours and leading-colour flow drawn per event
+        (:func:`parton_records`)."""
+        p, _ = self.momenta(u)
+        return parton_records(self.classes, self.class_contributions(u), p, self.pdf,
+                              self.pids, self.scale2(p), self.sqrt_s, self.record_prefix,
+                              generator)  # fmt: skip
+
+    def event_scales(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-event mu (GeV) and alpha_s(mu) at (N, dims) points: two (N,) (SCALUP, AQCDUP)."""
+        mu2 = self.scale2(self.momenta(u)[0])
+        return mu2.sqrt(), self.alpha_s(mu2)
+
+    def event_header(self) -> dict[str, object]:
+        """Keyword arguments of :func:`~hepflows.io.write_events`: beams, PDF set, LHEF
+        process id (:attr:`lhe_id` + n jets), SCALUP (the fixed scale, or 0 for H_T / 2)."""
+        p = self.params
+        return dict(beams=(2212, 2212, self.sqrt_s / 2, self.sqrt_s / 2),
+                    pdf_set=getattr(self.pdf, "lhapdf_id", None) or 0,
+                    process_id=self.lhe_id + p.n_jets,
+                    scale=0.0 if isinstance(p.scale, str) else float(p.scale))  # fmt: skip
+
