@@ -429,13 +429,19 @@ class NeuralIntegrator:
             jac[mask] = jc if j is None else jc * j
         return x, jac
 
-    def _evaluate(self, z: Tensor, channel: Tensor) -> Batch:
-        """Push latent points (n, d) through the flow and evaluate the integrand."""
+    def _push(self, z: Tensor, channel: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """Latent points (n, d) -> flow points y, their float64 log-density log q(y), the
+        integrand points x and |dx/dy| (or None): no integrand calls."""
         with torch.no_grad():
             zb = self.latent(z).to(self.flow.dtype)
             y, ladj = self.flow.to_data(zb, self.context(channel))
             log_qs = (self.flow.base.log_prob(zb) - ladj).to(torch.float64)
         x, jac = self._map(y.to(torch.float64), channel)
+        return y, log_qs, x, jac
+
+    def _evaluate(self, z: Tensor, channel: Tensor) -> Batch:
+        """Push latent points (n, d) through the flow and evaluate the integrand."""
+        y, log_qs, x, jac = self._push(z, channel)
         fx, n_bad = evaluate(self.f, x, self.config["drop_nonfinite"])
         self.calls += len(x)
         self.dropped += n_bad
@@ -493,10 +499,7 @@ class NeuralIntegrator:
         gen = self.generator if generator is None else generator
         z = torch.rand(n, self.dims, generator=gen, dtype=torch.float64, device=self.device)
         with torch.no_grad():
-            zb = self.latent(z).to(self.flow.dtype)
-            y, ladj = self.flow.to_data(zb, self.context(channel))
-            log_qs = (self.flow.base.log_prob(zb) - ladj).to(torch.float64)
-            x, jac = self._map(y.to(torch.float64), channel)
+            _, log_qs, x, jac = self._push(z, channel)
             own = log_qs if jac is None else log_qs - torch.log(jac)
             if len(self.channels) == 1:
                 return x, own
