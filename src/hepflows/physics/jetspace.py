@@ -12,6 +12,10 @@ poles (1/p_T^4 of jet spectra) are flattened by sampling p_T with density ~ p_T^
 Each choice of the balancing parton is one channel of a multi-channel integrator;
 :meth:`JetPhaseSpace.weight_of` gives any channel's weight at momenta another channel made.
 
+:class:`BosonJetPhaseSpace` is the same for a lepton pair and n jets: every jet is sampled,
+the pair (mass on a Breit-Wigner + 1/s mixture, rapidity, decay angles) balances.
+:func:`space_channel` turns either into an integrator channel on a process' own variables.
+
 Tensors: u (N, 3n - 2) in [0, 1]; momenta (N, 2 + n, 4) float64 (beams first, lab frame).
 """
 
@@ -23,9 +27,14 @@ import torch
 from torch import Tensor
 
 from hepflows.errors import ConfigError, InputError
-from hepflows.physics.kinematics import beam_momenta, pt, rapidity
+from hepflows.integrate.channels import Channel
+from hepflows.physics.kinematics import beam_momenta, boost, pt, rapidity
+from hepflows.physics.phasespace import resonance_mixture_inverse, resonance_mixture_map
 
-__all__ = ["JetPhaseSpace"]
+__all__ = ["BosonJetPhaseSpace", "JetPhaseSpace", "space_channel"]
+
+#: |dx/du| of a channel at points it cannot reach (its density there is 0).
+UNREACHABLE_JAC = 1e300
 
 
 class JetPhaseSpace:
@@ -151,3 +160,165 @@ class JetPhaseSpace:
             inside &= p_t[:, i] <= self.pt_max
         w = w * dy / 2
         return torch.where(inside, w, torch.zeros_like(w))
+
+
+class BosonJetPhaseSpace:
+    """Jet variables for a lepton pair (from a gamma*/Z) and n jets.
+
+    Every jet's (p_T, phi, y) is sampled (p_T ~ p_T^-power from pt_min: the jet cuts cost
+    nothing), then the pair's mass^2 (an equal mixture of the resonance's Breit-Wigner and
+    1/s on [m_min^2, m_max^2]), its rapidity, and the lepton's direction in the pair's rest
+    frame; the pair balances the jets' transverse momentum, x1 and x2 follow. With V the
+    pair (d^3p / 2E = d^2p_T dy / 2 for any mass):
+
+        dx1 dx2 dPhi = (2 pi)^(1 - 3n) (2 / s) prod_jets (p_T dp_T dphi dy / 2) dy_V / 2
+                       dm^2 / (2 pi) Phi_2(V -> l l).
+
+    Args:
+        sqrt_s: collider energy (GeV).
+        n: jets (>= 1).
+        pt_min: jet p_T cut (GeV).
+        m_min, m_max: lepton-pair mass window (GeV).
+        mass, width: the resonance of the mass map (GeV).
+        y_max: jet rapidity range (default: the kinematic limit).
+        power: the jets' p_T density ~ p_T^-power (> 1).
+
+    Tensors: u (N, 3n + 4); momenta (N, 4 + n, 4): beams, l-, l+, jets.
+    """
+
+    def __init__(self, sqrt_s: float, n: int, pt_min: float, m_min: float, m_max: float,
+                 mass: float, width: float, y_max: float | None = None,
+                 power: float = 3.0) -> None:
+        if n < 1:
+            raise ConfigError(f"need at least one jet, got {n}")
+        if not 0 < m_min < m_max < sqrt_s:
+            raise ConfigError(f"need 0 < m_min < m_max < sqrt_s, got {m_min}, {m_max}")
+        self.jets = JetPhaseSpace(sqrt_s, max(n, 2), pt_min, y_max=y_max, power=power)
+        self.sqrt_s, self.s, self.n = float(sqrt_s), float(sqrt_s) ** 2, n
+        self.pt_min, self.y_max = self.jets.pt_min, self.jets.y_max
+        self.m_min, self.m_max, self.mass, self.width = m_min, m_max, mass, width
+        self.y_pair_max = math.log(self.sqrt_s / m_min)
+        self.dims = 3 * n + 4
+        self._norm = (2 * math.pi) ** (1 - 3 * n) * 2 / self.s
+
+    def __repr__(self) -> str:
+        return (f"BosonJetPhaseSpace(n={self.n}, pt_min={self.pt_min:g}, "
+                f"m in [{self.m_min:g}, {self.m_max:g}])")  # fmt: skip
+
+    def _s_max(self, like: Tensor) -> Tensor:
+        return torch.full_like(like, self.m_max**2)
+
+    def __call__(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """Momenta (N, 4 + n, 4) and weight dx1 dx2 dPhi / du / (2 s_hat) (N,) in GeV^-2
+        (0 where x1 or x2 > 1)."""
+        if u.ndim != 2 or u.shape[1] != self.dims:
+            raise InputError(f"u must have shape (N, {self.dims}), got {tuple(u.shape)}")
+        u = u.double()
+        n = self.n
+        p_t, _ = self.jets._pt(u[:, 0:3 * n:3])
+        phi = 2 * math.pi * u[:, 1:3 * n:3]
+        y = self.y_max * (2 * u[:, 2:3 * n:3] - 1)
+        jets = torch.stack((p_t * y.cosh(), p_t * phi.cos(), p_t * phi.sin(), p_t * y.sinh()),
+                           dim=-1)  # fmt: skip
+        rest = u[:, 3 * n:]
+        m2, _ = resonance_mixture_map(rest[:, 0], self.mass, self.width, self.m_min**2,
+                                      self._s_max(rest[:, 0]))  # fmt: skip
+        px, py = -jets[..., 1].sum(1), -jets[..., 2].sum(1)
+        m_t = (m2 + px**2 + py**2).sqrt()
+        y_v = self.y_pair_max * (2 * rest[:, 1] - 1)
+        pair = torch.stack((m_t * y_v.cosh(), px, py, m_t * y_v.sinh()), dim=-1)
+        cos = 2 * rest[:, 2] - 1
+        sin = (1 - cos**2).clamp_min(0).sqrt()
+        azimuth = 2 * math.pi * rest[:, 3]
+        half = 0.5 * m2.sqrt()
+        k = half[:, None] * torch.stack((torch.ones_like(cos), sin * azimuth.cos(),
+                                         sin * azimuth.sin(), cos), dim=-1)  # fmt: skip
+        beta = pair[:, 1:] / pair[:, :1]
+        lm = boost(k, beta)
+        lp = pair - lm
+        final = torch.cat((lm[:, None], lp[:, None], jets), dim=1)
+        e_tot, pz_tot = final[..., 0].sum(1), final[..., 3].sum(1)
+        x1 = (e_tot + pz_tot) / self.sqrt_s
+        x2 = (e_tot - pz_tot) / self.sqrt_s
+        p = torch.cat((beam_momenta(x1, x2, self.sqrt_s), final), dim=1)
+        return p, self.weight_of(p)
+
+    def weight_of(self, p: Tensor) -> Tensor:
+        """This channel's weight dx1 dx2 dPhi / du / (2 s_hat) at momenta p (N, 4 + n, 4),
+        (N,) GeV^-2; 0 where it cannot reach p."""
+        if p.ndim != 3 or p.shape[1:] != (4 + self.n, 4):
+            raise InputError(f"momenta must have shape (N, {4 + self.n}, 4), got "
+                             f"{tuple(p.shape)}")  # fmt: skip
+        jets = p[:, 4:]
+        pair = p[:, 2] + p[:, 3]
+        m2 = (pair[:, 0] ** 2 - (pair[:, 1:] ** 2).sum(-1)).clamp_min(1e-300)
+        p_t, y = pt(jets), rapidity(jets)
+        x1, x2 = 2 * p[:, 0, 0] / self.sqrt_s, 2 * p[:, 1, 0] / self.sqrt_s
+        s_hat = x1 * x2 * self.s
+        _, dm2 = resonance_mixture_inverse(m2, self.mass, self.width, self.m_min**2,
+                                           self._s_max(m2))  # fmt: skip
+        dy = 2 * self.y_max
+        w = self._norm / (2 * s_hat) * dm2 / (2 * math.pi) / (8 * math.pi)
+        w = w * self.y_pair_max  # dy_V / 2 per unit
+        w = w * (p_t * self.jets._pt_jacobian(p_t) * 2 * math.pi * dy / 2).prod(1)
+        inside = (x1 <= 1) & (x2 <= 1) & (p_t >= self.pt_min * (1 - 1e-12)).all(1)
+        inside &= (p_t <= self.jets.pt_max).all(1) & (y.abs() <= self.y_max * (1 + 1e-12)).all(1)
+        inside &= (m2 >= self.m_min**2 * (1 - 1e-12)) & (m2 <= self.m_max**2 * (1 + 1e-12))
+        inside &= rapidity(pair).abs() <= self.y_pair_max
+        return torch.where(inside, w, torch.zeros_like(w))
+
+    def inverse(self, p: Tensor) -> Tensor:
+        """Unit-cube point (N, 3n + 4) of momenta this channel can make (N, 4 + n, 4)."""
+        jets = p[:, 4:]
+        cols = []
+        phi = torch.remainder(torch.atan2(jets[..., 2], jets[..., 1]) / (2 * math.pi), 1.0)
+        u_pt = self.jets._pt_inverse(pt(jets))
+        u_y = 0.5 * (rapidity(jets) / self.y_max + 1)
+        for i in range(self.n):
+            cols += [u_pt[:, i], phi[:, i], u_y[:, i]]
+        pair = p[:, 2] + p[:, 3]
+        m2 = (pair[:, 0] ** 2 - (pair[:, 1:] ** 2).sum(-1)).clamp_min(1e-300)
+        r, _ = resonance_mixture_inverse(m2, self.mass, self.width, self.m_min**2,
+                                         self._s_max(m2))  # fmt: skip
+        k = boost(p[:, 2], -pair[:, 1:] / pair[:, :1])
+        cos = k[:, 3] / torch.linalg.vector_norm(k[:, 1:], dim=-1)
+        azimuth = torch.remainder(torch.atan2(k[:, 2], k[:, 1]) / (2 * math.pi), 1.0)
+        cols += [r, 0.5 * (rapidity(pair) / self.y_pair_max + 1), 0.5 * (cos + 1), azimuth]
+        return torch.stack(cols, dim=-1)
+
+
+def space_channel(process: object, space: object, name: str) -> Channel:
+    """An integrator channel on a process' variables x from another phase-space map:
+    x = flat^-1(space(u)) with |dx/du| = w_space(u) / w_flat(x), and the inverse.
+
+    ``process`` provides ``dims``, ``momenta(x)`` -> (p, w_flat), ``inverse(p)`` -> x and
+    ``weight_of(p)`` -> w_flat; ``space`` provides ``space(u)`` -> (p, w), ``inverse(p)``
+    and ``weight_of(p)`` (:class:`JetPhaseSpace`, :class:`BosonJetPhaseSpace`). Points the
+    space cannot reach get |dx/du| = :data:`UNREACHABLE_JAC` (density 0); points of the space
+the process' map cannot make (outside its bounds, e.g. a jet pair below the mass its
+Delta R cut allows) are sent to x = 0 with |dx/du| = 1 / UNREACHABLE_JAC, outside the
+cuts.
+    """
+
+    def mapping(u: Tensor) -> tuple[Tensor, Tensor]:
+        p, w_space = space(u)
+        alive = w_space > 0
+        x = torch.zeros((len(u), process.dims), dtype=torch.float64)
+        jac = torch.full((len(u),), 1 / UNREACHABLE_JAC, dtype=torch.float64)
+        if alive.any():
+            raw = process.inverse(p[alive])
+            # momenta the process' own map cannot make (below its bounds) are dead too
+            reach = torch.isfinite(raw).all(1) & (raw >= -1e-9).all(1) & (raw <= 1 + 1e-9).all(1)
+            alive[alive.clone()] = reach
+            x[alive] = raw[reach].clamp(0, 1)
+            jac[alive] = w_space[alive] / process.weight_of(p[alive])
+        return x, jac
+
+    def inverse(x: Tensor) -> tuple[Tensor, Tensor]:
+        p, w_flat = process.momenta(x)
+        w_space = space.weight_of(p)
+        u = space.inverse(p).nan_to_num(0.5).clamp(1e-12, 1 - 1e-12)
+        jac = torch.where(w_space > 0, w_space / w_flat, torch.full_like(w_flat, UNREACHABLE_JAC))
+        return u, jac
+
+    return Channel(mapping=mapping, name=name, inverse=inverse)

@@ -113,6 +113,55 @@ def breit_wigner_density(s: Tensor, mass: float, width: float, s_min: float, s_m
     return mg / ((s - mass**2) ** 2 + mg**2) / (a1 - a0)
 
 
+def _mixture_cdf_density(s: Tensor, mass: float, width: float, s_min: float, s_max: Tensor
+                         ) -> tuple[Tensor, Tensor]:
+    mg = mass * width
+    a0 = math.atan((s_min - mass**2) / mg)
+    a1 = torch.atan((s_max - mass**2) / mg)
+    log_ratio = torch.log(s_max / s_min)
+    cdf = (0.5 * (torch.atan((s - mass**2) / mg) - a0) / (a1 - a0)
+           + 0.5 * torch.log(s / s_min) / log_ratio)  # fmt: skip
+    density = 0.5 * mg / (((s - mass**2) ** 2 + mg**2) * (a1 - a0)) + 0.5 / (s * log_ratio)
+    return cdf, density
+
+
+def resonance_mixture_map(r: Tensor, mass: float, width: float, s_min: float, s_max: Tensor,
+                          iterations: int = 60) -> tuple[Tensor, Tensor]:
+    """s from one unit variable with the density of an equal mixture of a Breit-Wigner
+    (a Z) and 1/s (a photon) on [s_min, s_max], per event s_max; a bijection (the CDF is
+    inverted by bisection in log s), so :func:`resonance_mixture_inverse` undoes it.
+
+    Args:
+        r: (N,) in [0, 1].
+        mass, width: the resonance (GeV).
+        s_min: lower end (GeV^2); s_max: (N,) upper ends (> s_min).
+        iterations: bisection steps (60 resolve log s to 1e-18 of its range).
+
+    Returns:
+        ``(s, ds/dr)``, (N,) each: ds/dr = 1 / density.
+    """
+    lo = torch.zeros_like(r)
+    hi = torch.ones_like(r)
+    log_ratio = torch.log(s_max / s_min)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        cdf, _ = _mixture_cdf_density(s_min * torch.exp(mid * log_ratio), mass, width, s_min,
+                                      s_max)  # fmt: skip
+        below = cdf < r
+        lo = torch.where(below, mid, lo)
+        hi = torch.where(below, hi, mid)
+    s = torch.minimum(s_min * torch.exp(0.5 * (lo + hi) * log_ratio), s_max)
+    _, density = _mixture_cdf_density(s, mass, width, s_min, s_max)
+    return s, 1 / density
+
+
+def resonance_mixture_inverse(s: Tensor, mass: float, width: float, s_min: float,
+                              s_max: Tensor) -> tuple[Tensor, Tensor]:
+    """Inverse of :func:`resonance_mixture_map`: (N,) s -> (r, ds/dr), (N,) each."""
+    cdf, density = _mixture_cdf_density(s, mass, width, s_min, s_max)
+    return cdf, 1 / density
+
+
 # ------------------------------------------------------------- phase space
 @dataclass
 class PartonicPoint:

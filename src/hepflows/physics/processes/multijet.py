@@ -34,7 +34,7 @@ from torch import Tensor
 from hepflows.errors import ConfigError, InputError
 from hepflows.integrate.channels import Channel
 from hepflows.physics.amplitudes import GLUON, TreeAmplitude
-from hepflows.physics.jetspace import JetPhaseSpace
+from hepflows.physics.jetspace import JetPhaseSpace, space_channel
 from hepflows.physics.kinematics import (
     beam_momenta,
     boost_z,
@@ -311,8 +311,9 @@ class MultiJet(PartonEvents):
         mapped onto this integrand's flat variables, with |dx/du| and the inverse."""
         n = self.params.n_jets
         y_max = None if not math.isfinite(self.params.eta_max) else self.params.eta_max
-        return [_jet_channel(self, JetPhaseSpace(self.params.sqrt_s, n, self.params.pt_min,
-                                                 y_max=y_max, balance=b, power=power))
+        return [space_channel(self, JetPhaseSpace(self.params.sqrt_s, n, self.params.pt_min,
+                                                  y_max=y_max, balance=b, power=power),
+                              f"jets, parton {b} balancing")
                 for b in range(n)]  # fmt: skip
 
     def cuts(self, p: Tensor) -> Tensor:
@@ -375,34 +376,3 @@ class MultiJet(PartonEvents):
         return dict(out)
 
 
-#: |dx/du| of a jet channel where it cannot go: u that leave phase space (x1 or x2 > 1,
-#: the balancing parton below the cut) map to a point without jets (x = 0: tau = tau_min,
-#: y and all RAMBO angles at their ends, outside the p_T cut) with a vanishing Jacobian;
-#: flat points the channel cannot reach get a Jacobian so large that its density there is
-#: zero to double precision. The integrator's channels are bijections of the cube; this
-#: keeps its mixture densities finite.
-_UNREACHABLE_JAC = 1e300
-
-
-def _jet_channel(mj: MultiJet, js: JetPhaseSpace) -> Channel:
-    """x = flat^-1(jet(u)) with |dx/du| = w_jet(u) / w_flat(x)."""
-
-    def mapping(u: Tensor) -> tuple[Tensor, Tensor]:
-        p, w_jet = js(u)
-        alive = w_jet > 0
-        x = torch.zeros((len(u), mj.dims), dtype=torch.float64)
-        jac = torch.full((len(u),), 1 / _UNREACHABLE_JAC, dtype=torch.float64)
-        if alive.any():
-            x[alive] = mj.inverse(p[alive]).clamp(0, 1)
-            jac[alive] = w_jet[alive] / mj.weight_of(p[alive])
-        return x, jac
-
-    def inverse(x: Tensor) -> tuple[Tensor, Tensor]:
-        p, w_flat = mj.momenta(x)
-        w_jet = js.weight_of(p)
-        u = js.inverse(p).nan_to_num(0.5).clamp(1e-12, 1 - 1e-12)
-        jac = torch.where(w_jet > 0, w_jet / w_flat, torch.full_like(w_flat, _UNREACHABLE_JAC))
-        return u, jac
-
-    return Channel(mapping=mapping, name=f"jets, parton {js.balance} balancing",
-                   inverse=inverse)
