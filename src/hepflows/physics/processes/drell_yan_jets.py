@@ -30,8 +30,8 @@ import torch
 from torch import Tensor
 
 from hepflows.errors import ConfigError, InputError
-from hepflows.physics.amplitudes import GLUON, TreeAmplitude
 from hepflows.integrate.channels import Channel
+from hepflows.physics.amplitudes import GLUON, TreeAmplitude
 from hepflows.physics.jetspace import BosonJetPhaseSpace, space_channel
 from hepflows.physics.kinematics import beam_momenta, boost, boost_z, pseudorapidity, pt
 from hepflows.physics.phasespace import resonance_mixture_inverse, resonance_mixture_map
