@@ -107,11 +107,12 @@ def channel_alphas(channels, x: torch.Tensor) -> torch.Tensor:
     """(n, C) channel weights alpha_i(x), a partition of unity at x (n, d): the channels'
     prior weights where they have them, else their mapping densities 1 / |dx/du| read
     from their inverses (Kleiss-Pittau weights of the flat maps)."""
-    from hepflows.integrate.channels import log_priors
+    from hepflows.integrate.channels import apply_inverse, log_priors
 
     logs = log_priors(channels, x)
     if logs is None:
-        logs = torch.stack([-torch.log(ch.inverse(x)[1]) for ch in channels], dim=1)
+        logs = torch.stack([-torch.log(apply_inverse(ch, i, x)[1])
+                            for i, ch in enumerate(channels)], dim=1)  # fmt: skip
     return torch.softmax(logs, dim=1)
 
 
@@ -127,6 +128,8 @@ def vegas_channels(f, channels, dims: int, n_train: int, n_eval: int, seed: int,
     """
     import vegas
 
+    from hepflows.integrate.channels import apply_mapping
+
     cf = Counted(f)
     t0 = time.perf_counter()
     total, var, weights, sizes = 0.0, 0.0, [], []
@@ -136,7 +139,7 @@ def vegas_channels(f, channels, dims: int, n_train: int, n_eval: int, seed: int,
         @vegas.lbatchintegrand
         def g(u, i=i, ch=ch):
             u = torch.from_numpy(np.ascontiguousarray(u))
-            x, jac = (u, torch.ones(len(u), dtype=u.dtype)) if ch.mapping is None else ch.mapping(u)
+            x, jac = apply_mapping(ch, i, u)
             alpha = channel_alphas(channels, x)[:, i] if n_ch > 1 else 1.0
             return (cf(x) * jac * alpha).numpy()
 
@@ -182,6 +185,8 @@ def madnis_channels(f, channels, dims: int, n_train: int, n_eval: int, seed: int
     """
     from madnis.integrator import Integrand, Integrator
 
+    from hepflows.integrate.channels import apply_mapping
+
     cf = Counted(f)
     torch.manual_seed(seed)  # madnis draws from torch's global stream
     t0 = time.perf_counter()
@@ -193,7 +198,7 @@ def madnis_channels(f, channels, dims: int, n_train: int, n_eval: int, seed: int
         for i, ch in enumerate(channels):
             m = c == i
             if bool(m.any()):
-                u[m], jac[m] = ch.mapping(r[m])
+                u[m], jac[m] = apply_mapping(ch, i, r[m])
         return (cf(u) * jac).float(), u.float(), channel_alphas(channels, u).float()
 
     integrand = Integrand(function, input_dim=dims, channel_count=len(channels),

@@ -216,20 +216,22 @@ def equal_calls(label: str, mj: MultiJet | DrellYanJets, n_train: int, n_eval: i
     with its overweight fraction)."""
     print(f"\n== {label} at equal calls: {n_train} training + {n_eval} evaluation")
     t0 = time.perf_counter()
-    channels = mj.jet_channels() if isinstance(mj, MultiJet) else None
+    channels = mj.jet_channels()
     ni = NeuralIntegrator(mj, mj.dims, seed=seed, channels=channels, loss=LOSS,
-                          weights="mixture" if channels else "auto")  # fmt: skip
+                          weights="mixture", **mj.training_options)  # fmt: skip
+    print(f"  hepflows: {len(channels)} channels ({', '.join(ch.name for ch in channels)}), "
+          f"mixture weights, {ni.trainer.describe()}")  # fmt: skip
     ni.train(n_train, progress=False)
     res = ni.integrate(n_eval)
     ours = {"sigma_pb": res.value, "error_pb": res.error, "relative_error": res.error / res.value,
             "unweighting_efficiency": res.unweighting_efficiency,
             "unweighting_efficiency_quantile": res.unweighting_efficiency_quantile,
             "overweight_fraction": res.overweight_fraction, "calls": res.total_calls,
-            "channels": [ch.name for ch in ni.channels] if channels else ["flat map"],
+            "channels": [ch.name for ch in ni.channels], "trainer": ni.trainer.describe(),
             "seconds": time.perf_counter() - t0}
     print(res.summary())
     peers = {"vegas": lambda: vegas_run(mj, mj.dims, n_train, n_eval, seed)}
-    if channels:
+    if len(channels) > 1:
         peers["vegas_per_channel"] = lambda: vegas_channels(mj, channels, mj.dims, n_train,
                                                             n_eval, seed)  # fmt: skip
         peers["madnis_multichannel"] = lambda: madnis_channels(mj, channels, mj.dims, n_train,

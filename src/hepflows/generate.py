@@ -316,7 +316,7 @@ def _process_setup(
         f, channels,
         lambda: NeuralIntegrator(f, f.dims, seed=seed, channels=channels, loss=LOSS,
                                  weights=channel_weights, transforms=transforms,
-                                 device=device),
+                                 device=device, **getattr(process, "training_options", {})),
         f.expand if fold else None, write,
         {"weights": channel_weights, "transforms": transforms or default_transforms(f.dims)},
     )  # fmt: skip

@@ -46,7 +46,9 @@ def test_allocate():
     counts = allocate(1001, torch.tensor([0.7, 0.2, 0.1]), minimum=2)
     assert sum(counts) == 1001 and min(counts) >= 2
     assert counts[0] > counts[1] > counts[2]
-    assert allocate(5, torch.tensor([1.0, 0.0]), minimum=2) == [3, 2]
+    assert allocate(5, torch.tensor([1.0, 0.0]), minimum=2) == [5, 0]  # 0: a dropped channel
+    assert allocate(7, torch.tensor([0.5, 0.0, 0.5]), minimum=2) in ([4, 0, 3], [3, 0, 4])
+    assert allocate(4, torch.tensor([0.0, 0.0]), minimum=2) == [2, 2]  # none positive: even
     with pytest.raises(ConfigError, match="cannot give"):
         allocate(3, torch.tensor([0.5, 0.5]), minimum=2)
 

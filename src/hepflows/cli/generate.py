@@ -294,8 +294,9 @@ def _drell_yan_jets(jets: int, n_events: int, out: Path | None, zprime: bool, le
                     dr_min: float, scale: float | str, n_train: int, n_calls: int, seed: int,
                     integrator: Path | None, channel_weights: str, transforms: int | None,
                     device: str) -> None:  # fmt: skip
-    """pp -> l- l+ + 1 or 2 jets: one flow on the flat variables (the Z Breit-Wigner and
-    1/s mixture built into the map), every partonic channel, colour flows in the records."""
+    """pp -> l- l+ + 1 or 2 jets: two channels (the sequential decays, with the Z
+    Breit-Wigner and 1/s mixture built in, and jet variables with the lepton pair
+    balancing), every partonic channel, colour flows in the records."""
     from hepflows.physics.processes import DrellYanJets, DrellYanJetsParameters
 
     ew = DrellYanParameters(zprime=zprime, lepton=lepton, pdf=pdf)
@@ -304,9 +305,9 @@ def _drell_yan_jets(jets: int, n_events: int, out: Path | None, zprime: bool, le
         pt_min=pt_min, dr_min=dr_min if jets == 2 else 0.0, scale=scale, electroweak=ew,
     )  # fmt: skip
     process = DrellYanJets(params)
-    console.print(f"{process}: one channel, no folding")
+    console.print(f"{process}: {len(process.channels())} channels, no folding")
     run = generate_events(process, n_events, out=out if n_events else None, train_calls=n_train,
-                          calls=n_calls, seed=seed, multichannel=False, integrator=integrator,
+                          calls=n_calls, seed=seed, multichannel=True, integrator=integrator,
                           fold=False, channel_weights=channel_weights, transforms=transforms,
                           device=device)  # fmt: skip
     name = {11: "e", 13: "mu"}[lepton]

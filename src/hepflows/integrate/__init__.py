@@ -28,6 +28,7 @@ from hepflows.integrate.integrands import (
     KnownIntegrand,
     builtin,
     camel,
+    comb,
     evaluate,
     gaussian,
     polynomial,
@@ -54,7 +55,7 @@ from hepflows.io.events import Events
 __all__ = [
     "BUILTIN", "Events", "FABHistory", "FABIntegrator", "IntegrandError", "IntegrationResult",
     "KnownIntegrand", "ReparamKLIntegrator",
-    "NeuralIntegrator", "TrainingHistory", "VegasMap", "adapt_vegas", "builtin", "camel",
+    "NeuralIntegrator", "TrainingHistory", "VegasMap", "adapt_vegas", "builtin", "camel", "comb",
     "choose_wmax", "evaluate", "forward_kl", "gaussian", "moment", "polynomial", "reverse_kl",
     "signed",
     "Channel", "ChannelWeights", "channel_variance", "unweight", "variance",

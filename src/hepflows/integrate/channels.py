@@ -253,19 +253,22 @@ def allocate(n: int, fractions: Tensor, minimum: int = 1) -> list[int]:
     """Split n points over channels in proportion to ``fractions`` (C,), each >= ``minimum``.
 
     Largest remainders get the leftover points, so the counts sum to n
-    (n >= C * minimum).
+    (n >= C * minimum). When some fractions are positive, channels with fraction 0
+    (dropped) get no points and the minimum applies to the others.
     """
-    c = len(fractions)
+    share = fractions.to(torch.float64).clamp_min(0)
+    live = share > 0 if bool((share > 0).any()) else torch.ones_like(share, dtype=torch.bool)
+    c = int(live.sum())
     if n < c * minimum:
         raise ConfigError(f"{n} points cannot give each of {c} channels {minimum}: ask for more")
-    share = fractions.to(torch.float64).clamp_min(0)
     if share.sum() > 0:
         share = share / share.sum()
     else:
-        share = torch.full((c,), 1.0 / c, dtype=torch.float64, device=share.device)
-    raw = minimum + share * (n - c * minimum)
+        share = torch.full_like(share, 1.0 / len(share))
+    raw = torch.where(live, minimum + share * (n - c * minimum), torch.zeros_like(share))
     counts = raw.floor().to(torch.int64)
     left = n - int(counts.sum())
     if left:
-        counts[torch.argsort(raw - counts, descending=True)[:left]] += 1
+        remainder = torch.where(live, raw - counts, torch.full_like(raw, -1.0))
+        counts[torch.argsort(remainder, descending=True)[:left]] += 1
     return counts.tolist()

@@ -217,6 +217,44 @@ def resonance_channels(width: float = 0.002) -> list:
             breit_wigner_channel(1, 0.7, width, "ridge x1")]  # fmt: skip
 
 
+def comb(dims: int, peaks: int = 60, width: float = 1e-3, faint: int = 3) -> KnownIntegrand:
+    """A comb of ``peaks`` narrow Breit-Wigner peaks on x_0, one channel each: the test case
+    of many-channel integration and channel dropping.
+
+    f = sum_k c_k BW(x_0; m_k, g) 2 x_1 (d >= 2) with m_k = (k + 1) / (peaks + 1); every
+    ``faint``-th peak has c_k = 1e-6 (a channel worth dropping), the others c_k = 1 +
+    k / peaks. :func:`comb_channels` gives the channels. Exact integral from arctan.
+    """
+    if dims < 2:
+        raise ConfigError(f"comb needs dims >= 2, got {dims}")
+    if peaks < 1 or not 0 < width < 0.5 / (peaks + 1):
+        raise ConfigError(f"need peaks >= 1 and 0 < width < {0.5 / (peaks + 1):.3g} (the "
+                          f"peaks must not overlap), got {peaks}, {width}")  # fmt: skip
+    centers = [(k + 1) / (peaks + 1) for k in range(peaks)]
+    strengths = [1e-6 if faint and k % faint == faint - 1 else 1 + k / peaks
+                 for k in range(peaks)]  # fmt: skip
+    exact = sum(c * _cauchy_mass(m, width) for c, m in zip(strengths, centers, strict=True))
+    m_t = torch.tensor(centers, dtype=torch.float64)
+    c_t = torch.tensor(strengths, dtype=torch.float64)
+
+    def f(x: Tensor) -> Tensor:
+        t = x[:, :1]
+        peak = width / math.pi / ((t - m_t.to(x.device)) ** 2 + width**2)
+        return (peak * c_t.to(x.device)).sum(1) * 2 * x[:, 1]
+
+    out = KnownIntegrand("comb", dims, exact, f)
+    out.channels = comb_channels(peaks, width)
+    return out
+
+
+def comb_channels(peaks: int = 60, width: float = 1e-3) -> list:
+    """One Breit-Wigner channel per peak of :func:`comb` (its peak as the prior)."""
+    from hepflows.integrate.channels import breit_wigner_channel
+
+    return [breit_wigner_channel(0, (k + 1) / (peaks + 1), width, f"peak {k}")
+            for k in range(peaks)]  # fmt: skip
+
+
 #: Built-in test integrands by name (used by ``hepflows integrate NAME``).
 BUILTIN: dict[str, Callable[[int], KnownIntegrand]] = {
     "gaussian": gaussian,
@@ -224,6 +262,7 @@ BUILTIN: dict[str, Callable[[int], KnownIntegrand]] = {
     "polynomial": polynomial,
     "signed": signed,
     "resonances": resonances,
+    "comb": comb,
 }
 
 

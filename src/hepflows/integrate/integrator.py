@@ -90,7 +90,10 @@ FORMAT = "hepflows-integrator"
 MIN_CHANNEL_SHARE = 0.1
 #: Keys of the integrator's own configuration (the trainer's are under "trainer").
 CONFIG_KEYS = ("dims", "seed", "channels", "weights", "transforms", "bins", "hidden", "vegas",
-               "vegas_fraction", "drop_nonfinite", "trainer", "domain")  # fmt: skip
+               "vegas_fraction", "drop_nonfinite", "trainer", "domain",
+               "drop_channels")  # fmt: skip
+#: Shares-of-the-integral updates a channel is watched for before it may be dropped.
+DROP_AFTER = 3
 #: Where an integrand may live: the unit cube (uniform base) or R^d (Gaussian base).
 DOMAINS = ("unit", "real")
 #: Uniforms are kept this far above 0 before Phi^-1 (torch.rand can return 0).
@@ -192,6 +195,12 @@ class NeuralIntegrator:
             else 0.25; measured on camel, benchmarks/integration.py).
         drop_nonfinite: count NaN/inf integrand values as 0 (reported)
             instead of stopping with an error.
+        drop_channels: channel dropping (MadNIS): a channel whose share of the integral
+            (I_i / I, averaged over the training iterations) stays below this value is
+            dropped during training: it gets no more points, its alpha_i is 0 and the
+            other channels' weights take over its part of f (they must cover its region:
+            every channel here maps the whole cube, mixtures need the union of their
+            supports). :attr:`dropped_channels` reports them. ``None`` (default) keeps all.
         trainer: the training strategy: a :class:`~hepflows.integrate.trainers.Trainer`
             object (``ImportanceTrainer(loss="moment32")``, ``FAB()``,
             ``PathwiseKL()``, your own) or a name (``"fab"``, ``"pathwise-kl"``,
@@ -234,6 +243,7 @@ class NeuralIntegrator:
         vegas: bool | None = None,
         vegas_fraction: float | None = None,
         drop_nonfinite: bool = False,
+        drop_channels: float | None = None,
         trainer: Trainer | str | None = None,
         device: str | torch.device | None = None,
         domain: str = "unit",
@@ -281,13 +291,16 @@ class NeuralIntegrator:
                 "mixture channel weights cannot be combined with a VEGAS warm start (its grid "
                 "has no inverse here); pass vegas=False or weights='learned'"
             )
+        if drop_channels is not None and not 0 < drop_channels < 1:
+            raise ConfigError(f"drop_channels is a share of the integral in (0, 1), got "
+                              f"{drop_channels}")  # fmt: skip
         default_vegas = dims <= 4 and n_ch == 1 and self.trainer.warm_start and domain == "unit"
         self.config: dict[str, Any] = dict(
             dims=dims, seed=seed, channels=[ch.name for ch in self.channels], weights=weights,
             transforms=transforms or default_transforms(dims), bins=bins, hidden=list(hidden),
             vegas=default_vegas if vegas is None else bool(vegas),
             vegas_fraction=vegas_fraction, drop_nonfinite=drop_nonfinite,
-            trainer=self.trainer.describe(), domain=domain,
+            trainer=self.trainer.describe(), domain=domain, drop_channels=drop_channels,
         )  # fmt: skip
         #: The device of the flow, the points and the random streams.
         self.device = resolve_device(device, float64=True)
@@ -305,6 +318,11 @@ class NeuralIntegrator:
         #: Share of the points each channel gets: proportional to its weight spread
         #: (learned/prior weights), or the Kleiss-Pittau shares p_i (mixture weights).
         self.fractions = torch.full((n_ch,), 1.0 / n_ch, dtype=torch.float64, device=self.device)
+        #: Running share of the integral per channel (channel dropping) and its updates.
+        self.integral_shares = torch.full_like(self.fractions, 1.0 / n_ch)
+        self.share_updates = 0
+        #: Channels dropped in training: (name, share of the integral when dropped).
+        self.dropped_channels: list[tuple[str, float]] = []
         #: The integrator's own random stream: every draw (flow samples, strata,
         #: unweighting, buffers, HMC) comes from it.
         self.generator = generator_on(self.device, init_seed)
@@ -469,7 +487,9 @@ class NeuralIntegrator:
                    else own.clone())  # fmt: skip
             rows = (torch.ones(len(x), dtype=torch.bool, device=x.device) if channel is None
                     else channel != j)  # fmt: skip
-            if bool(rows.any()):
+            if self.fractions[j] == 0:  # dropped: weight 0 in the mixture, not evaluated
+                col[rows] = 0.0
+            elif bool(rows.any()):
                 u, jac = apply_inverse(ch, j, x[rows])
                 ctx = self.context(torch.full((len(u),), j, dtype=torch.int64, device=x.device))
                 log_q = self.flow.log_prob(u.to(self.flow.dtype), ctx).to(torch.float64)
@@ -523,12 +543,19 @@ class NeuralIntegrator:
         """(n,) log alpha_c(x) of each point's channel (with gradient when learned)."""
         if len(self.channels) == 1:
             return torch.zeros(len(batch.x), dtype=torch.float64, device=batch.x.device)
-        if self.channel_weights is not None:
-            log_a = self.channel_weights(batch.x, batch.log_prior)
-        elif self.mixture:
+        if self.mixture:
             log_a = torch.log_softmax(torch.log(self.fractions) + batch.log_prior, dim=1)
-        elif batch.log_prior is not None:
-            log_a = torch.log_softmax(batch.log_prior, dim=1)
+            return log_a.gather(1, batch.channel[:, None])[:, 0]
+        log_prior = batch.log_prior
+        if self.dropped_channels:  # alpha_i = 0 for dropped channels
+            mask = torch.where(self.fractions > 0, 0.0, -math.inf).to(batch.x.device)
+            log_prior = mask if log_prior is None else log_prior + mask
+            none = torch.isinf(log_prior).all(dim=1, keepdim=True)
+            log_prior = torch.where(none, mask.expand_as(log_prior), log_prior)
+        if self.channel_weights is not None:
+            log_a = self.channel_weights(batch.x, log_prior)
+        elif log_prior is not None:
+            log_a = torch.log_softmax(log_prior, dim=1)
         else:
             return torch.full((len(batch.x),), -math.log(len(self.channels)), dtype=torch.float64,
                               device=batch.x.device)  # fmt: skip
@@ -684,18 +711,48 @@ class NeuralIntegrator:
         value = mean.sum().item()
         err = math.sqrt((var / counts.clamp_min(1)).sum().item())
         rel = err / abs(value) if value else math.inf
-        if n_ch > 1 and bool((counts > 1).all()):
+        active = self.fractions > 0
+        if n_ch > 1 and bool((counts[active] > 1).all()):
+            self._maybe_drop(mean, active)
+            active = self.fractions > 0
             if self.mixture:
                 # Kleiss-Pittau: p_i <- p_i sqrt(W_i), W_i = E_qi[(f/g)^2] (equal at the optimum).
                 target = self.fractions * (m2 / counts).sqrt()
             else:  # n_i ~ sigma_i, the best allocation for a stratified sum
                 target = var.sqrt()
+            target = torch.where(active, target, torch.zeros_like(target))
             if target.sum() > 0:
                 share = (0.5 * self.fractions + 0.5 * target / target.sum()).clamp_min(
                     MIN_CHANNEL_SHARE / n_ch
                 )
+                share = torch.where(active, share, torch.zeros_like(share))
                 self.fractions = share / share.sum()
         return value, rel
+
+    def _maybe_drop(self, mean: Tensor, active: Tensor) -> None:
+        """Channel dropping: track each channel's share of the integral (running mean over
+        updates) and drop the active ones below ``drop_channels`` (never the last)."""
+        threshold = self.config["drop_channels"]
+        if threshold is None:
+            return
+        total = mean.abs().sum()
+        if not total > 0:
+            return
+        now = mean.abs() / total
+        self.share_updates += 1
+        k = self.share_updates
+        self.integral_shares = self.integral_shares + (now - self.integral_shares) / k
+        if k < DROP_AFTER:
+            return
+        low = active & (self.integral_shares < threshold)
+        if bool(low.all()):
+            low[torch.argmax(self.integral_shares)] = False
+        for i in low.nonzero()[:, 0].tolist():
+            self.dropped_channels.append((self.channels[i].name or str(i),
+                                          float(self.integral_shares[i])))  # fmt: skip
+        if bool(low.any()):
+            fractions = torch.where(low, torch.zeros_like(self.fractions), self.fractions)
+            self.fractions = fractions / fractions.sum()
 
     def _adapt_vegas(self, calls: int) -> int:
         """Adapt one VEGAS grid per channel to alpha_i^prior f J_i; returns the calls made."""
@@ -787,9 +844,10 @@ class NeuralIntegrator:
         # Under torchrun the calls are split over the ranks, each drawing from its own stream;
         # the per-channel estimates are pooled below.
         calls = share(total_calls)
-        if calls < 2 * n_ch:
+        n_active = int((self.fractions > 0).sum())
+        if calls < 2 * n_active:
             raise ConfigError(
-                f"integrate needs at least {2 * n_ch} calls (2 per channel) per rank, got "
+                f"integrate needs at least {2 * n_active} calls (2 per channel) per rank, got "
                 f"{total_calls} for {world_size()} rank(s)"
             )
         self.flow.eval()
@@ -822,6 +880,9 @@ class NeuralIntegrator:
         offsets = [0, *itertools.accumulate(counts)]
         for i in range(n_ch):
             s = slice(offsets[i], offsets[i + 1])
+            if counts[i] == 0:  # a dropped channel
+                per_channel.append((0.0, 0.0, 0, w[s]))
+                continue
             v_i, var_i, w_i = stratified_estimate(w[s], cube[s])
             per_channel.append((v_i, var_i, counts[i], w[s]))
             weights.append(w_i * calls / counts[i])
@@ -945,6 +1006,7 @@ class NeuralIntegrator:
             for k, v in self.channel_weights.state_dict().items():
                 tensors[f"alpha.{k}"] = v.detach()
         tensors["fractions"] = self.fractions
+        tensors["integral_shares"] = self.integral_shares
         tensors["rng"] = self.generator.get_state()
         tensors[f"rng_device.{self.device.type}"] = torch.zeros(1, device="cpu")
         engine_meta: dict[str, Any] = {}
@@ -957,7 +1019,9 @@ class NeuralIntegrator:
         trainer_tensors, trainer_meta = self.trainer.state()
         tensors |= {f"trainer.{k}": v for k, v in trainer_tensors.items()}
         state = {"calls": self.calls, "grad_calls": self.grad_calls, "dropped": self.dropped,
-                 "plan": self.plan, "engine": engine_meta, "trainer": trainer_meta}  # fmt: skip
+                 "plan": self.plan, "engine": engine_meta, "trainer": trainer_meta,
+                 "share_updates": self.share_updates,
+                 "dropped_channels": self.dropped_channels}  # fmt: skip
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         meta = {
             "format": FORMAT,
@@ -1027,6 +1091,8 @@ class NeuralIntegrator:
                 msg = f"{path}: channel-weight network does not fit: {err}"
                 raise CheckpointError(msg) from None
         self.fractions = tensors["fractions"].to(self.device)
+        if "integral_shares" in tensors:  # written before channel dropping: none dropped
+            self.integral_shares = tensors["integral_shares"].to(self.device)
         saved_on = next((k[11:] for k in tensors if k.startswith("rng_device.")), "cpu")
         if saved_on == self.device.type:
             self.generator.set_state(rng)
@@ -1037,6 +1103,8 @@ class NeuralIntegrator:
                                                    device=self.device)))  # fmt: skip
         self.calls, self.dropped = state["calls"], state["dropped"]
         self.grad_calls = state.get("grad_calls", 0)
+        self.share_updates = state.get("share_updates", 0)
+        self.dropped_channels = [tuple(d) for d in state.get("dropped_channels", [])]
         self.plan = dict(state["plan"])
         self._engine = None
         self._engine_state = None
@@ -1067,6 +1135,7 @@ def _upgrade(config: dict[str, Any]) -> dict[str, Any]:
     """A saved configuration in today's form: files written before trainers were objects
     get their trainer description from the old flat keys."""
     config.setdefault("domain", "unit")  # written before integrands on R^d
+    config.setdefault("drop_channels", None)  # written before channel dropping
     if "trainer" not in config:  # written before trainers were objects
         method = config.pop("method", None)
         options = {k: config.pop(k) for k in ("lr", "batch_size") if k in config}

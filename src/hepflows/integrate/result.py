@@ -99,14 +99,18 @@ class IntegrationResult:
         ]
         if self.dropped:
             lines.append(f"dropped       = {self.dropped} points with NaN/inf integrand (as 0)")
+        width = max([14, *(len(ch.name or str(ch.index)) + 2 for ch in self.channels)])
         if self.channels:
-            lines.append(f"{'channel':<14}{'integral':>14}{'error':>11}{'share':>8}{'calls':>11}")
+            lines.append(f"{'channel':<{width}}{'integral':>14}{'error':>11}{'share':>8}"
+                         f"{'calls':>11}")  # fmt: skip
         for ch in self.channels:
+            name = f"{ch.name or ch.index!s:<{width}}"
+            if ch.calls == 0:  # dropped in training (NeuralIntegrator(drop_channels=...))
+                lines.append(f"{name}{'dropped':>14}")
+                continue
             share = ch.value / self.value if self.value else math.nan
-            lines.append(
-                f"{ch.name or ch.index!s:<14}{ch.value:>14.6g}{ch.error:>11.3g}{share:>8.1%}"
-                f"{ch.calls:>11,}"
-            )
+            lines.append(f"{name}{ch.value:>14.6g}{ch.error:>11.3g}{share:>8.1%}"
+                         f"{ch.calls:>11,}")  # fmt: skip
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -261,6 +261,10 @@ class DrellYanJets(PartonEvents):
         return [Channel(name="sequential decays"),
                 space_channel(self, space, "jet variables, lepton pair balancing")]
 
+    def channels(self) -> list[Channel]:
+        """The integrator's channels: :meth:`jet_channels`."""
+        return self.jet_channels()
+
     def cuts(self, p: Tensor) -> Tensor:
         """(N,) bool: m_ll in the window, every jet's p_T and |eta|, Delta R between jets."""
         prm = self.params
