@@ -321,16 +321,15 @@ LABELS = {"lead_pt": "leading jet $p_T$ [GeV] [log]", "lead_eta": "leading jet $
 
 def distributions(process: MultiJet | DrellYanJets, reference: object, n_train: int,
                   seed: int, plot: Path | None = None, title: str = "") -> dict:
-    """hepflows' unweighted events (NeuralIntegrator: jet channels for pure jets, one
-    channel for l l + jets) against Pythia's hard-process events ``reference``
+    """hepflows' unweighted events (NeuralIntegrator on the process' jet channels, mixture
+    weights, its training options) against Pythia's hard-process events ``reference``
     (:class:`~hepflows.physics.pythia.PythiaPartons`; as many events, at most
     :data:`DISTRIBUTION_EVENTS`): chi^2 per observable (weighted: our overweights count)."""
     n_ref = len(reference.partons)
     n = min(n_ref, DISTRIBUTION_EVENTS)
     t0 = time.perf_counter()
-    channels = process.jet_channels() if isinstance(process, MultiJet) else None
-    ni = NeuralIntegrator(process, process.dims, seed=seed + 11, channels=channels, loss=LOSS,
-                          weights="mixture" if channels else "auto")  # fmt: skip
+    ni = NeuralIntegrator(process, process.dims, seed=seed + 11, channels=process.jet_channels(),
+                          loss=LOSS, weights="mixture", **process.training_options)  # fmt: skip
     ni.train(n_train, progress=False)
     events = ni.generate(n, progress=False)
     p, _ = process.momenta(events.x)
