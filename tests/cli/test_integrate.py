@@ -78,6 +78,17 @@ def test_resonances_print_the_channel_table():
     assert abs(value - builtin("resonances", 2).exact) < 5 * error
 
 
+def test_comb_drops_its_faint_channels_and_says_so():
+    """60 channels, learned weights by default (more than 8), --drop-channels: the 20
+    faint peaks are dropped and the table and a line say so."""
+    out = invoke("comb", "--dims", "2", "--calls", "6000", "--train-calls", "20000",
+                 "--drop-channels", "1e-3", "--seed", "1")  # fmt: skip
+    value, error = integral(out)
+    assert abs(value - builtin("comb", 2).exact) < 5 * error
+    assert len(re.findall(r"peak \d+\W+dropped", out)) == 20, out
+    assert "dropped in training: 20 channels" in out.replace("\n", " ")
+
+
 def test_no_multichannel_prints_no_channel_table():
     out = invoke("resonances", "--dims", "2", "--calls", "2000", "--no-multichannel")
     integral(out)

@@ -22,7 +22,7 @@ VEGAS = library_default(NeuralIntegrator, "vegas")
 @app.command()
 def integrate(
     integrand: Annotated[
-        str, typer.Argument(help="gaussian, camel, polynomial, signed or resonances")
+        str, typer.Argument(help="gaussian, camel, polynomial, signed, resonances or comb")
     ],
     dims: Annotated[int, typer.Option(min=1, help="dimension d")] = 4,
     calls: Annotated[
@@ -34,8 +34,16 @@ def integrate(
         bool | None, typer.Option(help="warm start from VEGAS grids \\[default: for d <= 4]")
     ] = VEGAS,
     multichannel: Annotated[
-        bool, typer.Option(help="use the integrand's channels, if it has any (resonances)")
+        bool, typer.Option(help="use the integrand's channels, if it has any (resonances, comb)")
     ] = True,
+    channel_weights: Annotated[
+        str, typer.Option(help="auto (mixture up to 8 invertible channels, else learned), "
+                               "mixture, learned (MadNIS) or prior")
+    ] = "auto",
+    drop_channels: Annotated[
+        float | None, typer.Option(help="drop channels whose share of the integral stays "
+                                        "below this in training (e.g. 1e-3)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     events: Annotated[
         int, typer.Option(min=0, help="unweighted events to generate (with --out: 10000)")
@@ -63,6 +71,7 @@ def integrate(
     n_train = count(train_calls, "--train-calls") if train_calls else n_eval
     channels = f.channels if multichannel else None
     integ = NeuralIntegrator(f, dims, seed=seed, loss=loss, vegas=vegas, channels=channels,
+                             weights=channel_weights, drop_channels=drop_channels,
                              device=device)  # fmt: skip
     integ.train(calls=n_train, checkpoint=checkpoint)
     n_events = events or (10_000 if out is not None else 0)
@@ -71,6 +80,11 @@ def integrate(
     console.print(result_table(result, f"{integrand}, d = {dims}: neural importance sampling"))
     if (table := channel_table(result)) is not None:
         console.print(table)
+    if integ.dropped_channels:
+        console.print(f"dropped in training: {len(integ.dropped_channels)} channels ("
+                      + ", ".join(f"{n} {s:.1e}" for n, s in integ.dropped_channels[:8])
+                      + (", ..." if len(integ.dropped_channels) > 8 else "")
+                      + " of the integral)")  # fmt: skip
     if ev is not None:
         console.print(ev.summary())
         if out is not None:

@@ -92,6 +92,10 @@ MIN_CHANNEL_SHARE = 0.1
 CONFIG_KEYS = ("dims", "seed", "channels", "weights", "transforms", "bins", "hidden", "vegas",
                "vegas_fraction", "drop_nonfinite", "trainer", "domain",
                "drop_channels")  # fmt: skip
+#: ``weights="auto"`` takes the mixture up to this many channels (each point costs one flow
+#: pass per channel), learned weights above: 60 channels of ``comb`` (6e4 + 6e4 calls)
+#: took 10 s learned, 303 s as a mixture.
+MAX_MIXTURE_CHANNELS = 8
 #: Shares-of-the-integral updates a channel is watched for before it may be dropped.
 DROP_AFTER = 3
 #: Where an integrand may live: the unit cube (uniform base) or R^d (Gaussian base).
@@ -174,9 +178,10 @@ class NeuralIntegrator:
             needs each channel's inverse mapping and costs C flow passes per point.
             ``"learned"``: a network times the prior weights (MadNIS).
             ``"prior"``: the prior weights g_i / sum_j g_j.
-            ``"auto"`` (default): mixture when every channel is invertible, else
-            learned. On Drell-Yan with a Z' the mixture cut the largest weight
-            from 2.4 to 1.8 times the mean (benchmarks/drell_yan.py).
+            ``"auto"`` (default): mixture when every channel is invertible and there
+            are at most :data:`MAX_MIXTURE_CHANNELS`, else learned. On Drell-Yan with
+            a Z' the mixture cut the largest weight from 2.4 to 1.8 times the mean
+            (benchmarks/drell_yan.py).
         loss: shortcut for the default trainer's loss: ``"variance"`` (default),
             ``"moment<p>"`` (e.g. ``"moment32"``), ``"kl"`` or ``"rkl"``.
         transforms: coupling blocks (default grows with log2 d).
@@ -354,7 +359,8 @@ class NeuralIntegrator:
             raise ConfigError(f"weights must be one of {modes}, got {weights!r}")
         invertible = all(ch.invertible for ch in self.channels)
         if weights == "auto":
-            return "mixture" if invertible else "learned"
+            few = len(self.channels) <= MAX_MIXTURE_CHANNELS
+            return "mixture" if invertible and few else "learned"
         if weights == "mixture" and not invertible:
             names = [ch.name for ch in self.channels if not ch.invertible]
             raise ConfigError(

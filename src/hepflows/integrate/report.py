@@ -49,6 +49,9 @@ def channel_table(result: IntegrationResult) -> Table | None:
     for col in ("channel", "integral", "error", "share", "calls"):
         table.add_column(col, justify="left" if col == "channel" else "right")
     for ch in result.channels:
+        if ch.calls == 0:  # dropped in training
+            table.add_row(ch.name or str(ch.index), "dropped", "", "", "0")
+            continue
         share = f"{ch.value / result.value:.1%}" if result.value else "-"
         table.add_row(ch.name or str(ch.index), f"{ch.value:.6g}", f"{ch.error:.3g}", share,
                       f"{ch.calls:,}")  # fmt: skip
