@@ -494,6 +494,7 @@ def run_sharded(
     particles: Callable[[torch.Tensor, torch.Generator], Any] | None = None,
     write: dict[str, Any] | None = None,
     expect: dict[str, Any] | None = None,
+    scales: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
     merge_to: str | os.PathLike | None = None,
     shard_format: str | None = None,
     batch_size: int = SHARD_DEFAULTS["batch_size"],
@@ -539,6 +540,8 @@ def run_sharded(
         progress: progress bar over this rank's blocks (main rank only).
         expand: maps accepted points (n, d) to the full phase space (folded integrands).
         particles: ``particles(x, generator)``: particle records of the expanded points.
+        scales: per-event (SCALUP, AQCDUP) of the expanded points, (n, d) -> two (n,)
+            (dynamic scales, e.g. ``MultiJet.event_scales``); ``None``: the header's.
         write: other keyword arguments of :func:`hepflows.io.write_events` (beams...).
         expect: integrator settings ``build`` uses that a loaded integrator must
             have too (``{"weights": ..., "transforms": ...}``; ``None``: any).
@@ -594,7 +597,7 @@ def run_sharded(
             x = block.x if expand is None else expand(block.x, gen)
             records = None if particles is None else (lambda u, g=gen: particles(u, g))
             write_shard(directory, run, b, x, block.weights, block.calls, block.sum_w,
-                        block.sum_w2, particles=records)  # fmt: skip
+                        block.sum_w2, particles=records, scales=scales)  # fmt: skip
             generated.append(b)
             # with claims, the main rank's bar follows the blocks handed out so far
             done = unfinished.index(b) + 1 if claim is not None else len(generated)
@@ -665,9 +668,6 @@ def generate_sharded(
         transforms: coupling blocks of the flow (as :func:`generate_events`).
         device: ``"cpu"`` (default) or ``"cuda"`` (as :func:`generate_events`).
     """
-    if hasattr(process, "event_scales"):
-        raise ConfigError(f"sharded generation of {type(process).__name__} is not supported "
-                          "yet: use generate_events")  # fmt: skip
     setup = _process_setup(process, seed, multichannel, fold, channel_weights, transforms,
                            device)  # fmt: skip
     return run_sharded(
@@ -675,6 +675,7 @@ def generate_sharded(
         channels=setup.channels, train_calls=train_calls, calls=calls, seed=seed,
         integrator=integrator, progress=progress, expand=setup.expand,
         particles=process.particle_table, write=setup.write, merge_to=merge_to,
+        scales=getattr(process, "event_scales", None),
         shard_format=shard_format, batch_size=batch_size, expect=setup.expect,
         extra={"process": type(process).__name__, "fold": fold, "multichannel": multichannel,
                **setup.expect},

@@ -199,8 +199,9 @@ def drell_yan(
     resolve_device(device, float64=True)  # a missing GPU stops here, before any work
     mu = _scale(scale, jets > 0)
     if jets and (shards is not None or workers > 1):
-        raise ConfigError("--jets with --shards or --workers is not supported yet: generate "
-                          "in one process (drop --shards, --workers)")  # fmt: skip
+        raise ConfigError("--jets with --shards or --workers is not in the command line yet: "
+                          "generate in one process (drop --shards, --workers), or call "
+                          "hepflows.generate.generate_sharded from Python")  # fmt: skip
     if jets and (pt_min != DY.lepton_pt_min or eta_max is not None):
         raise ConfigError("--pt-min and --eta-max cut the leptons of pp -> l+ l- (--jets 0); "
                           "with --jets the cuts are --jet-pt-min, --jet-dr-min, --mll-min, "

@@ -29,7 +29,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,6 +283,7 @@ def write_shard(
     sum_w: float,
     sum_w2: float,
     particles: Particles | None = None,
+    scales: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
 ) -> Shard:
     """Write block ``block``'s events, then its sidecar (each atomically).
 
@@ -296,6 +297,8 @@ def write_shard(
         sum_w: sum of their weights.
         sum_w2: sum of their squared weights.
         particles: maps ``x`` to particle records (physics); ``None`` stores the coordinates.
+        scales: per-event (SCALUP, AQCDUP) of the points, (n, d) -> two (n,) (processes
+            with a dynamic scale); ``None``: the run's header values.
 
     Returns:
         The :class:`Shard` as :func:`read_shards` will read it.
@@ -316,7 +319,7 @@ def write_shard(
         quantile=run.quantile, efficiency=n / calls,
         overweight_fraction=(aw > 1).to(torch.float64).mean().item(), calls=calls,
     )  # fmt: skip
-    write_events(path, events, particles=particles, **run.write_kwargs())
+    write_events(path, events, particles=particles, scales=scales, **run.write_kwargs())
     data = {
         "format": FORMAT, "version": VERSION, "run_id": run.run_id, "block": block,
         "blocks": run.n_blocks, "file": path.name, "events": n, "calls": int(calls),
