@@ -28,7 +28,7 @@ from torch import Tensor
 
 from hepflows.errors import ConfigError, InputError
 from hepflows.integrate.channels import Channel
-from hepflows.physics.kinematics import beam_momenta, boost, pt, rapidity
+from hepflows.physics.kinematics import beam_momenta, boost, mass2, pt, rapidity, unit_angles
 from hepflows.physics.phasespace import resonance_mixture_inverse, resonance_mixture_map
 
 __all__ = ["BosonJetPhaseSpace", "JetPhaseSpace", "space_channel"]
@@ -251,7 +251,7 @@ class BosonJetPhaseSpace:
                              f"{tuple(p.shape)}")  # fmt: skip
         jets = p[:, 4:]
         pair = p[:, 2] + p[:, 3]
-        m2 = (pair[:, 0] ** 2 - (pair[:, 1:] ** 2).sum(-1)).clamp_min(1e-300)
+        m2 = mass2(pair).clamp_min(1e-300)
         p_t, y = pt(jets), rapidity(jets)
         x1, x2 = 2 * p[:, 0, 0] / self.sqrt_s, 2 * p[:, 1, 0] / self.sqrt_s
         s_hat = x1 * x2 * self.s
@@ -277,13 +277,11 @@ class BosonJetPhaseSpace:
         for i in range(self.n):
             cols += [u_pt[:, i], phi[:, i], u_y[:, i]]
         pair = p[:, 2] + p[:, 3]
-        m2 = (pair[:, 0] ** 2 - (pair[:, 1:] ** 2).sum(-1)).clamp_min(1e-300)
+        m2 = mass2(pair).clamp_min(1e-300)
         r, _ = resonance_mixture_inverse(m2, self.mass, self.width, self.m_min**2,
                                          self._s_max(m2))  # fmt: skip
-        k = boost(p[:, 2], -pair[:, 1:] / pair[:, :1])
-        cos = k[:, 3] / torch.linalg.vector_norm(k[:, 1:], dim=-1)
-        azimuth = torch.remainder(torch.atan2(k[:, 2], k[:, 1]) / (2 * math.pi), 1.0)
-        cols += [r, 0.5 * (rapidity(pair) / self.y_pair_max + 1), 0.5 * (cos + 1), azimuth]
+        u_cos, u_phi = unit_angles(boost(p[:, 2], -pair[:, 1:] / pair[:, :1]))
+        cols += [r, 0.5 * (rapidity(pair) / self.y_pair_max + 1), u_cos, u_phi]
         return torch.stack(cols, dim=-1)
 
 

@@ -7,6 +7,8 @@ decay angle cos theta* in the pair rest frame.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -29,6 +31,13 @@ def mass2(p: Tensor) -> Tensor:
 def mass(p: Tensor) -> Tensor:
     """Invariant mass (..., 4) -> (...), 0 for (numerically) negative m^2."""
     return mass2(p).clamp_min(0).sqrt()
+
+
+def unit_angles(k: Tensor) -> tuple[Tensor, Tensor]:
+    """The unit variables (u_cos, u_phi) of a direction (..., 4) -> two (...): cos theta =
+    2 u_cos - 1, phi = 2 pi u_phi (the convention of the two-body decays' sampling)."""
+    cos = k[..., 3] / torch.linalg.vector_norm(k[..., 1:], dim=-1)
+    return 0.5 * (cos + 1), torch.remainder(torch.atan2(k[..., 2], k[..., 1]) / (2 * math.pi), 1.0)
 
 
 def pt(p: Tensor) -> Tensor:

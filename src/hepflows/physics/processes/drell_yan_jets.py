@@ -33,7 +33,16 @@ from hepflows.errors import ConfigError, InputError
 from hepflows.integrate.channels import Channel
 from hepflows.physics.amplitudes import GLUON, TreeAmplitude
 from hepflows.physics.jetspace import BosonJetPhaseSpace, space_channel
-from hepflows.physics.kinematics import beam_momenta, boost, boost_z, pseudorapidity, pt
+from hepflows.physics.kinematics import (
+    beam_momenta,
+    boost,
+    boost_z,
+    mass,
+    mass2,
+    pseudorapidity,
+    pt,
+    unit_angles,
+)
 from hepflows.physics.phasespace import resonance_mixture_inverse, resonance_mixture_map
 from hepflows.physics.processes.drell_yan import DrellYan, DrellYanParameters
 from hepflows.physics.processes.hadronic import tau_y_map, two_body
@@ -230,7 +239,7 @@ class DrellYanJets(PartonEvents):
         root = (tau * self.sqrt_s**2).sqrt()
         pair = final[:, 0] + final[:, 1]
         jets = final[:, 2:].sum(1)
-        m_ll = _mass(pair)
+        m_ll = mass(pair)
         m_jj_min = torch.full_like(root, self.m_jj_min if prm.n_jets == 2 else 0.0)
         hi = torch.minimum(torch.full_like(root, prm.m_ll_max), root - m_jj_min)
         r, _ = resonance_mixture_inverse(m_ll**2, ew.mz, ew.wz, prm.m_ll_min**2, hi**2)
@@ -238,11 +247,11 @@ class DrellYanJets(PartonEvents):
         if prm.n_jets == 2:
             lo2 = m_jj_min**2
             hi2 = ((root - m_ll) ** 2).clamp_min(lo2 * (1 + 1e-9))
-            cols.append(torch.log(_mass(jets) ** 2 / lo2) / torch.log(hi2 / lo2))
-        cols += _angles(pair)  # the pair's direction in the partonic frame
-        cols += _angles(boost(final[:, 0], -pair[:, 1:] / pair[:, :1]))  # l- in the pair's
+            cols.append(torch.log(mass2(jets) / lo2) / torch.log(hi2 / lo2))
+        cols += unit_angles(pair)  # the pair's direction in the partonic frame
+        cols += unit_angles(boost(final[:, 0], -pair[:, 1:] / pair[:, :1]))  # l- in the pair's
         if prm.n_jets == 2:
-            cols += _angles(boost(final[:, 2], -jets[:, 1:] / jets[:, :1]))  # j1 in the jets'
+            cols += unit_angles(boost(final[:, 2], -jets[:, 1:] / jets[:, :1]))  # j1, jets'
         return torch.stack(cols, dim=-1)
 
     def weight_of(self, p: Tensor) -> Tensor:
@@ -310,12 +319,3 @@ class DrellYanJets(PartonEvents):
         return self.class_contributions(u).sum(0)
 
 
-
-def _mass(p: Tensor) -> Tensor:
-    return (p[:, 0] ** 2 - (p[:, 1:] ** 2).sum(-1)).clamp_min(0).sqrt()
-
-
-def _angles(k: Tensor) -> list[Tensor]:
-    """The unit variables (u_cos, u_phi) of :func:`~.hadronic.two_body` of a direction k."""
-    cos = k[:, 3] / torch.linalg.vector_norm(k[:, 1:], dim=-1)
-    return [0.5 * (cos + 1), torch.remainder(torch.atan2(k[:, 2], k[:, 1]) / (2 * math.pi), 1.0)]
