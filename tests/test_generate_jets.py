@@ -85,3 +85,38 @@ def test_sharded_dijets_keep_their_event_scales_through_the_merge(tmp_path, suff
         assert abs(event.eventinfo.scale - ht2) < 1e-5 * ht2
         a_s = float(pdf.alpha_s(torch.tensor([ht2**2], dtype=torch.float64)))
         assert abs(event.eventinfo.aqcd - a_s) < 1e-6
+
+
+def test_sharded_command_lines_of_the_jet_processes(tmp_path):
+    """pp-jets --shards and drell-yan --jets 1 --shards: blocks, the merged file with per-event
+    scales (H_T / 2) and the cuts, the integrator kept in the shard directory."""
+    from hepflows.cli.generate import SHARD_INTEGRATOR
+
+    torch.set_num_threads(1)
+    tiny = ["--train-calls", "2000", "--calls", "2000", "--events", "120",
+            "--events-per-block", "50"]  # fmt: skip
+    merged, shards = tmp_path / "jj.h5", tmp_path / "jj-shards"
+    res = CliRunner().invoke(app, ["generate", "pp-jets", "--jets", "2", "--pt-min", "50",
+                                   "--scale", "ht/2", *tiny, "--shards", str(shards),
+                                   "--out", str(merged)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "3 blocks" in " ".join(res.output.split()) and (shards / SHARD_INTEGRATOR).is_file()
+    _, events = read_events(merged)
+    assert len(events) == 120 and conserves_colour([e.particles for e in events])
+    for event in events:
+        ht2 = 0.5 * float(pt(_momenta(event)[2:]).sum())
+        assert abs(event.eventinfo.scale - ht2) < 1e-5 * ht2
+
+    merged = tmp_path / "llj.lhe"
+    res = CliRunner().invoke(app, ["generate", "drell-yan", "--jets", "1", "--mll-min", "60",
+                                   "--jet-pt-min", "25", *tiny, "--shards",
+                                   str(tmp_path / "llj-shards"), "--out", str(merged)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "l l + 1 jets" in res.output and "2 channels" in res.output
+    init, events = read_events(merged)
+    assert len(events) == 120 and init.procInfo[0].procId == 21
+    for event in events:
+        p = _momenta(event)
+        assert [q.id for q in event.particles][2:4] == [11, -11]
+        assert 60 * (1 - 1e-6) <= float(mass(p[2] + p[3])) <= 120 * (1 + 1e-6)
+        assert float(pt(p[4])) >= 25 * (1 - 1e-6)

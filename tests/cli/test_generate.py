@@ -107,7 +107,9 @@ BAD = [
     (["pp-jets", "--channel-weights", "prior"], "--channel-weights must be one of"),
     (["drell-yan", "--scale", "ht/2"], "--scale ht/2 needs jets"),
     (["drell-yan", "--jets", "1", "--pt-min", "20"], "with --jets the cuts are --jet-pt-min"),
-    (["drell-yan", "--jets", "1", "--shards", "s"], "--jets with --shards or --workers"),
+    (["pp-jets", "--workers", "2"], "--workers 2 splits a sharded run: add --shards DIR"),
+    (["pp-jets", "--shards", "/proc/s"], "cannot write shards into --shards /proc/s"),
+    (["pp-jets", "--shards", "s", "--events", "0"], "--events must be >= 1 with --shards"),
 ]  # fmt: skip
 
 

@@ -4,11 +4,11 @@ Both commands run :mod:`hepflows.generate` (train or load, integrate, unweight,
 write) and print its one result: the table's integral is the sigma of the
 event summary and of the file header.
 
-``drell-yan --shards DIR`` generates in reproducible blocks instead
-(:func:`hepflows.generate.generate_sharded`), one shard per block, then merges
-them into ``--out``. The same command runs as one process, under ``torchrun``
-(every rank runs it) or, with ``--workers N``, relaunches itself under ``torchrun``
-with N local processes; the merged events are the same.
+``drell-yan --shards DIR`` (also with ``--jets``) and ``pp-jets --shards DIR``
+generate in reproducible blocks instead (:func:`hepflows.generate.generate_sharded`),
+one shard per block, then merge them into ``--out``. The same command runs as one
+process, under ``torchrun`` (every rank runs it) or, with ``--workers N``, relaunches
+itself under ``torchrun`` with N local processes; the merged events are the same.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -34,14 +35,15 @@ from hepflows.generate import (
     generate_sharded,
 )
 from hepflows.physics.processes.drell_yan import LEPTONS, DrellYanParameters
-from hepflows.physics.processes.drell_yan_jets import DrellYanJetsParameters
+from hepflows.physics.processes.drell_yan_jets import DrellYanJets, DrellYanJetsParameters
 from hepflows.physics.processes.multijet import MultiJetParameters
 
 app = typer.Typer(no_args_is_help=True)
 
 #: Drell-Yan defaults of the library (the command shows and uses them).
 DY = DrellYanParameters()
-LEPTON = {pdg: name for name, pdg in LEPTONS.items()}[DY.lepton]
+LEPTON_NAMES = {pdg: name for name, pdg in LEPTONS.items()}
+LEPTON = LEPTON_NAMES[DY.lepton]
 #: pp -> l l + jets and pp -> jets defaults of the library; the Delta R cut the
 #: validations use (Pythia's RsepMin) where the library has none.
 DYJ = DrellYanJetsParameters()
@@ -59,6 +61,24 @@ PdfSet = Annotated[str, typer.Option(help="PDF set (LHAPDF6 grid)")]
 SavedIntegrator = Annotated[
     Path | None, typer.Option(help="saved integrator: loaded if it exists, else written")
 ]
+#: The saved integrator of a sharded run without --integrator, in its shard directory.
+SHARD_INTEGRATOR = "integrator.safetensors"
+#: The options of a sharded run (see :func:`_sharded`).
+Shards = Annotated[
+    Path | None,
+    typer.Option(help="generate in blocks, one shard file per block, into this directory; "
+                      "then merge them into --out. A restart skips finished blocks. Without "
+                      f"--integrator the integrator is saved there ({SHARD_INTEGRATOR}) "
+                      "and a restart reuses it (delete it to retrain)"),
+]
+EventsPerBlock = Annotated[str, typer.Option(help="with --shards: events per block")]
+Merge = Annotated[
+    bool, typer.Option(help="with --shards: merge into --out at the end (else: hepflows merge)")
+]
+Workers = Annotated[
+    int, typer.Option(min=1, help="with --shards: local processes; N > 1 trains once here, "
+                                  "then relaunches this command under torchrun")
+]
 
 
 def _calls(n: int) -> str:
@@ -66,6 +86,7 @@ def _calls(n: int) -> str:
 
 
 TRAIN_CALLS, SIGMA_CALLS = _calls(DEFAULTS["train_calls"]), _calls(DEFAULTS["calls"])
+EVENTS_PER_BLOCK = _calls(library_default(generate_sharded, "events_per_block"))
 
 
 @app.callback()
@@ -101,9 +122,6 @@ def _check_integrator(integrator: Path | None) -> None:
     if integrator is not None and not integrator.exists():
         output(integrator, "--integrator", "integrator")
 
-
-#: The saved integrator of a sharded run without --integrator, in its shard directory.
-SHARD_INTEGRATOR = "integrator.safetensors"
 
 
 @app.command("drell-yan")
@@ -164,23 +182,10 @@ def drell_yan(
     scale: Annotated[
         str, typer.Option(help="mu_R = mu_F: GeV, or ht/2 (with --jets)")
     ] = f"{DY.mu_f:g}",
-    shards: Annotated[
-        Path | None,
-        typer.Option(help="generate in blocks, one shard file per block, into this directory; "
-                          "then merge them into --out. A restart skips finished blocks. Without "
-                          f"--integrator the integrator is saved there ({SHARD_INTEGRATOR}) "
-                          "and a restart reuses it (delete it to retrain)"),
-    ] = None,
-    events_per_block: Annotated[
-        str, typer.Option(help="with --shards: events per block")
-    ] = _calls(library_default(generate_sharded, "events_per_block")),
-    merge: Annotated[
-        bool, typer.Option(help="with --shards: merge into --out at the end (else: hepflows merge)")
-    ] = True,
-    workers: Annotated[
-        int, typer.Option(min=1, help="with --shards: local processes; N > 1 trains once here, "
-                                      "then relaunches this command under torchrun")
-    ] = 1,
+    shards: Shards = None,
+    events_per_block: EventsPerBlock = EVENTS_PER_BLOCK,
+    merge: Merge = True,
+    workers: Workers = 1,
     device: Device = "cpu",
 ) -> None:
     """pp -> l+ l- via gamma/Z/Z' at LO, 13 TeV (MadNIS set-up): sigma, channels, LHE events.
@@ -192,85 +197,112 @@ def drell_yan(
     from hepflows.device import resolve_device
     from hepflows.errors import ConfigError
     from hepflows.io import check_event_path
-    from hepflows.io.lhe import SUFFIXES
     from hepflows.physics import DrellYan
     from hepflows.physics.processes.drell_yan import lepton_id
 
     resolve_device(device, float64=True)  # a missing GPU stops here, before any work
     mu = _scale(scale, jets > 0)
-    if jets and (shards is not None or workers > 1):
-        raise ConfigError("--jets with --shards or --workers is not in the command line yet: "
-                          "generate in one process (drop --shards, --workers), or call "
-                          "hepflows.generate.generate_sharded from Python")  # fmt: skip
     if jets and (pt_min != DY.lepton_pt_min or eta_max is not None):
         raise ConfigError("--pt-min and --eta-max cut the leptons of pp -> l+ l- (--jets 0); "
                           "with --jets the cuts are --jet-pt-min, --jet-dr-min, --mll-min, "
                           "--mll-max")  # fmt: skip
-    if workers > 1 and shards is None:
-        raise ConfigError(f"--workers {workers} splits a sharded run: add --shards DIR (the "
-                          "directory of the shards), or drop --workers")  # fmt: skip
     n_events = _n_events(events)
     if channel_weights not in CHANNEL_WEIGHTS:
         raise ConfigError(f"--channel-weights must be one of {', '.join(CHANNEL_WEIGHTS)}, "
                           f"got {channel_weights!r}")  # fmt: skip
-    if shards is not None:
-        n_block = _check_sharded(shards, n_events, events_per_block, workers)
-        saved_here = integrator is None  # a restart reuses the shard directory's integrator
-        integrator = integrator if integrator is not None else shards / SHARD_INTEGRATOR
-        if saved_here and integrator.exists() and os.environ.get("RANK", "0") == "0":
-            console.print(f"reusing the integrator {integrator} (--train-calls does not apply; "
-                          "delete the file to retrain)")  # fmt: skip
-        # --out: the merged file; its format is the shards' (merged or not, the same run)
-        merge_to = check_event_path(out if out is not None else Path("dy.lhe"), "--out")
-        shard_format = next(s for s in SUFFIXES if merge_to.name.endswith(s))
+    plan = _shard_plan(shards, n_events, events_per_block, workers, integrator, out,
+                       Path("dy.lhe"))  # fmt: skip
+    integrator = plan.integrator if plan is not None else integrator
     if out is not None and n_events:
         check_event_path(out, "--out")
     _check_integrator(integrator)
     n_train, n_calls = count(train_calls, "--train-calls"), count(calls, "--calls")
     if jets:
-        _drell_yan_jets(jets, n_events, out, zprime, lepton_id(lepton), pdf, mll_min, mll_max,
-                        jet_pt_min, jet_dr_min, mu, n_train, n_calls, seed, integrator,
-                        channel_weights, transforms, device)  # fmt: skip
+        process = _drell_yan_jets(jets, zprime, lepton_id(lepton), pdf, mll_min, mll_max,
+                                  jet_pt_min, jet_dr_min, mu)  # fmt: skip
+        fold, multichannel = False, True  # no folding; the two jet channels
+        console.print(f"{process}: {len(process.channels())} channels, no folding")
+    else:
+        process = DrellYan(zprime=zprime, lepton=lepton_id(lepton), pdf=pdf,
+                           sqrt_s_hat_min=mll_min, sqrt_s_hat_max=mll_max, lepton_pt_min=pt_min,
+                           mu_f=mu, lepton_eta_max=math.inf if eta_max is None else eta_max)
+    setup = dict(train_calls=n_train, calls=n_calls, seed=seed, multichannel=multichannel,
+                 integrator=integrator, fold=fold, channel_weights=channel_weights,
+                 transforms=transforms, device=device)  # fmt: skip
+    if plan is not None:
+        _sharded(ctx, process, n_events, plan, merge, setup)
         return
-    dy = DrellYan(zprime=zprime, lepton=lepton_id(lepton), pdf=pdf, sqrt_s_hat_min=mll_min,
-                  sqrt_s_hat_max=mll_max, lepton_pt_min=pt_min, mu_f=mu,
-                  lepton_eta_max=math.inf if eta_max is None else eta_max)  # fmt: skip
-    if shards is not None and workers > 1:
-        if not integrator.exists():  # every rank must load the same integrator
-            console.print(f"training the integrator once for the {workers} workers")
-            trained = generate_events(dy, 0, train_calls=n_train, calls=n_calls, seed=seed,
-                                      multichannel=multichannel, integrator=integrator,
-                                      fold=fold, channel_weights=channel_weights,
-                                      transforms=transforms, device=device)  # fmt: skip
-            _report_training(trained.training_calls, integrator)
-        raise typer.Exit(_relaunch(ctx, workers, integrator))
-    if shards is not None:
-        from hepflows import distributed
-
-        distributed.init()
-        try:
-            sharded = generate_sharded(
-                dy, n_events, shards, events_per_block=n_block, train_calls=n_train,
-                calls=n_calls, seed=seed, integrator=integrator, progress=distributed.is_main(),
-                fold=fold, merge_to=merge_to if merge else None, multichannel=multichannel,
-                shard_format=shard_format, channel_weights=channel_weights,
-                transforms=transforms, device=device,
-            )  # fmt: skip
-            if distributed.is_main():
-                _report_sharded(sharded, integrator, distributed.world_size())
-        finally:
-            distributed.shutdown()
-        return
-    run = generate_events(dy, n_events, out=out if n_events else None, train_calls=n_train,
-                          calls=n_calls, seed=seed, multichannel=multichannel,
-                          integrator=integrator, fold=fold,
-                          channel_weights=channel_weights, transforms=transforms,
-                          device=device)  # fmt: skip
-    bosons = "gamma/Z/Z'" if zprime else "gamma/Z"
-    title = f"pp -> {lepton}+{lepton}- via {bosons}, {dy.params.sqrt_s / 1e3:g} TeV, LO"
-    _report(run, title, "pb", "event")
+    run = generate_events(process, n_events, out=out if n_events else None, **setup)
+    ew = process.params.electroweak if jets else process.params
+    name = LEPTON_NAMES[ew.lepton]
+    bosons = "gamma/Z/Z'" if ew.zprime else "gamma/Z"
+    extra = f" + {jets} jet{'s' if jets > 1 else ''}" if jets else f" via {bosons}"
+    _report(run, f"pp -> {name}+{name}-{extra}, {ew.sqrt_s / 1e3:g} TeV, LO", "pb", "event")
     if run.path is not None:
         console.print("(IDWTUP = ±4, XWGTUP = sigma / N, sigma and its error in <init>)")
+
+
+@dataclass
+class _ShardPlan:
+    """The checked options of a sharded run."""
+
+    directory: Path
+    events_per_block: int
+    workers: int
+    integrator: Path
+    merge_to: Path
+    shard_format: str
+
+
+def _shard_plan(shards: Path | None, n_events: int, events_per_block: str, workers: int,
+                integrator: Path | None, out: Path | None, default_out: Path
+                ) -> _ShardPlan | None:  # fmt: skip
+    """Check --shards, --events-per-block, --workers (before any work): the plan, or None
+    without --shards. Without --integrator the shard directory keeps (and a restart
+    reuses) the integrator; --out is the merged file, its format the shards'."""
+    from hepflows.errors import ConfigError
+    from hepflows.io import check_event_path
+    from hepflows.io.lhe import SUFFIXES
+
+    if shards is None:
+        if workers > 1:
+            raise ConfigError(f"--workers {workers} splits a sharded run: add --shards DIR (the "
+                              "directory of the shards), or drop --workers")  # fmt: skip
+        return None
+    n_block = _check_sharded(shards, n_events, events_per_block, workers)
+    saved_here = integrator is None
+    integrator = integrator if integrator is not None else shards / SHARD_INTEGRATOR
+    if saved_here and integrator.exists() and os.environ.get("RANK", "0") == "0":
+        console.print(f"reusing the integrator {integrator} (--train-calls does not apply; "
+                      "delete the file to retrain)")  # fmt: skip
+    merge_to = check_event_path(out if out is not None else default_out, "--out")
+    shard_format = next(s for s in SUFFIXES if merge_to.name.endswith(s))
+    return _ShardPlan(shards, n_block, workers, integrator, merge_to, shard_format)
+
+
+def _sharded(ctx: typer.Context, process: object, n_events: int, plan: _ShardPlan, merge: bool,
+             setup: dict) -> None:  # fmt: skip
+    """Generate ``process`` in shards: here, under torchrun (every rank runs this), or with
+    --workers N > 1 by training once and relaunching the command under torchrun."""
+    if plan.workers > 1:
+        if not plan.integrator.exists():  # every rank must load the same integrator
+            console.print(f"training the integrator once for the {plan.workers} workers")
+            trained = generate_events(process, 0, **setup)
+            _report_training(trained.training_calls, plan.integrator)
+        raise typer.Exit(_relaunch(ctx, plan.workers, plan.integrator))
+    from hepflows import distributed
+
+    distributed.init()
+    try:
+        sharded = generate_sharded(
+            process, n_events, plan.directory, events_per_block=plan.events_per_block,
+            progress=distributed.is_main(), merge_to=plan.merge_to if merge else None,
+            shard_format=plan.shard_format, **setup,
+        )  # fmt: skip
+        if distributed.is_main():
+            _report_sharded(sharded, plan.integrator, distributed.world_size())
+    finally:
+        distributed.shutdown()
 
 
 def _scale(text: str, dynamic: bool) -> float | str:
@@ -290,35 +322,23 @@ def _scale(text: str, dynamic: bool) -> float | str:
     return value
 
 
-def _drell_yan_jets(jets: int, n_events: int, out: Path | None, zprime: bool, lepton: int,
-                    pdf: str, mll_min: float, mll_max: float | None, pt_min: float,
-                    dr_min: float, scale: float | str, n_train: int, n_calls: int, seed: int,
-                    integrator: Path | None, channel_weights: str, transforms: int | None,
-                    device: str) -> None:  # fmt: skip
+def _drell_yan_jets(jets: int, zprime: bool, lepton: int, pdf: str, mll_min: float,
+                    mll_max: float | None, pt_min: float, dr_min: float,
+                    scale: float | str) -> DrellYanJets:  # fmt: skip
     """pp -> l- l+ + 1 or 2 jets: two channels (the sequential decays, with the Z
     Breit-Wigner and 1/s mixture built in, and jet variables with the lepton pair
     balancing), every partonic channel, colour flows in the records."""
-    from hepflows.physics.processes import DrellYanJets, DrellYanJetsParameters
-
     ew = DrellYanParameters(zprime=zprime, lepton=lepton, pdf=pdf)
     params = DrellYanJetsParameters(
         n_jets=jets, m_ll_min=mll_min, m_ll_max=DYJ.m_ll_max if mll_max is None else mll_max,
         pt_min=pt_min, dr_min=dr_min if jets == 2 else 0.0, scale=scale, electroweak=ew,
     )  # fmt: skip
-    process = DrellYanJets(params)
-    console.print(f"{process}: {len(process.channels())} channels, no folding")
-    run = generate_events(process, n_events, out=out if n_events else None, train_calls=n_train,
-                          calls=n_calls, seed=seed, multichannel=True, integrator=integrator,
-                          fold=False, channel_weights=channel_weights, transforms=transforms,
-                          device=device)  # fmt: skip
-    name = {11: "e", 13: "mu"}[lepton]
-    title = (f"pp -> {name}+{name}- + {jets} jet{'s' if jets > 1 else ''}, "
-             f"{ew.sqrt_s / 1e3:g} TeV, LO")  # fmt: skip
-    _report(run, title, "pb", "event")
+    return DrellYanJets(params)
 
 
 @app.command("pp-jets")
 def pp_jets(
+    ctx: typer.Context,
     jets: Annotated[int, typer.Option(min=2, max=3, help="final-state partons: 2 or 3")] = 2,
     events: Annotated[str, typer.Option(help="unweighted events (0: only sigma)")] = "1e4",
     out: Annotated[Path | None, typer.Option(help=".lhe, .lhe.gz or .h5")] = Path("jets.lhe"),
@@ -341,10 +361,16 @@ def pp_jets(
     ] = library_default(generate_events, "channel_weights"),
     integrator: SavedIntegrator = None,
     seed: Annotated[int, typer.Option(help="random seed")] = DEFAULTS["seed"],
+    shards: Shards = None,
+    events_per_block: EventsPerBlock = EVENTS_PER_BLOCK,
+    merge: Merge = True,
+    workers: Workers = 1,
     device: Device = "cpu",
 ) -> None:
     """pp -> 2 or 3 jets at LO, 13 TeV: every partonic channel (Berends-Giele amplitudes),
-    one flow channel per balancing parton, LHE events with leading-colour flows."""
+    one flow channel per balancing parton, LHE events with leading-colour flows.
+
+    --shards DIR generates in reproducible blocks, as drell-yan --shards does."""
     from hepflows.device import resolve_device
     from hepflows.errors import ConfigError
     from hepflows.io import check_event_path
@@ -356,6 +382,9 @@ def pp_jets(
     if channel_weights not in CHANNEL_WEIGHTS:
         raise ConfigError(f"--channel-weights must be one of {', '.join(CHANNEL_WEIGHTS)}, "
                           f"got {channel_weights!r}")  # fmt: skip
+    plan = _shard_plan(shards, n_events, events_per_block, workers, integrator, out,
+                       Path("jets.lhe"))  # fmt: skip
+    integrator = plan.integrator if plan is not None else integrator
     if out is not None and n_events:
         check_event_path(out, "--out")
     _check_integrator(integrator)
@@ -365,9 +394,12 @@ def pp_jets(
                                 dr_min=dr_min if jets == 3 else 0.0)  # fmt: skip
     process = MultiJet(params)
     console.print(str(process))
-    run = generate_events(process, n_events, out=out if n_events else None, train_calls=n_train,
-                          calls=n_calls, seed=seed, integrator=integrator, fold=False,
-                          channel_weights=channel_weights, device=device)  # fmt: skip
+    setup = dict(train_calls=n_train, calls=n_calls, seed=seed, integrator=integrator,
+                 fold=False, channel_weights=channel_weights, device=device)  # fmt: skip
+    if plan is not None:
+        _sharded(ctx, process, n_events, plan, merge, setup)
+        return
+    run = generate_events(process, n_events, out=out if n_events else None, **setup)
     _report(run, f"pp -> {jets} jets, {params.sqrt_s / 1e3:g} TeV, LO", "pb", "event")
 
 
@@ -425,6 +457,7 @@ def _relaunch(ctx: typer.Context, workers: int, integrator: Path) -> int:
     The options are passed on as given (as parsed values), with ``--integrator`` set and
     without ``--workers``; one thread per process.
     """
+    command = ctx.command.name or ctx.info_name
     args: list[str] = []
     for param in ctx.command.params:
         value = integrator if param.name == "integrator" else ctx.params[param.name]
@@ -435,9 +468,9 @@ def _relaunch(ctx: typer.Context, workers: int, integrator: Path) -> int:
         else:
             args += [param.opts[0], str(value)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={workers}", "-m", "hepflows", "generate", "drell-yan", *args]
+           f"--nproc-per-node={workers}", "-m", "hepflows", "generate", command, *args]
     console.print(f"launching {workers} workers: torchrun --standalone "
-                  f"--nproc-per-node={workers} -m hepflows generate drell-yan {' '.join(args)}")
+                  f"--nproc-per-node={workers} -m hepflows generate {command} {' '.join(args)}")
     sys.stdout.flush()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, env=env, check=False).returncode  # fmt: skip
