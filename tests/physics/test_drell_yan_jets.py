@@ -13,6 +13,7 @@ import torch
 from hepflows import ConfigError
 from hepflows.physics.amplitudes import GLUON
 from hepflows.physics.kinematics import beam_momenta, boost_z
+from hepflows.physics.phasespace import tau_y_map, two_body
 from hepflows.physics.processes import (
     DrellYanJets,
     DrellYanJetsParameters,
@@ -20,7 +21,6 @@ from hepflows.physics.processes import (
     lepton_jet_subprocesses,
 )
 from hepflows.physics.processes.drell_yan_jets import _canonical_typed
-from hepflows.physics.processes.hadronic import tau_y_map, two_body
 from hepflows.physics.rambo import RamboOnDiet
 
 F64 = torch.float64

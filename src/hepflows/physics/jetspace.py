@@ -29,7 +29,11 @@ from torch import Tensor
 from hepflows.errors import ConfigError, InputError
 from hepflows.integrate.channels import Channel
 from hepflows.physics.kinematics import beam_momenta, boost, mass2, pt, rapidity, unit_angles
-from hepflows.physics.phasespace import resonance_mixture_inverse, resonance_mixture_map
+from hepflows.physics.phasespace import (
+    resonance_mixture_inverse,
+    resonance_mixture_map,
+    two_body,
+)
 
 __all__ = ["BosonJetPhaseSpace", "JetPhaseSpace", "space_channel"]
 
@@ -227,15 +231,9 @@ class BosonJetPhaseSpace:
         m_t = (m2 + px**2 + py**2).sqrt()
         y_v = self.y_pair_max * (2 * rest[:, 1] - 1)
         pair = torch.stack((m_t * y_v.cosh(), px, py, m_t * y_v.sinh()), dim=-1)
-        cos = 2 * rest[:, 2] - 1
-        sin = (1 - cos**2).clamp_min(0).sqrt()
-        azimuth = 2 * math.pi * rest[:, 3]
-        half = 0.5 * m2.sqrt()
-        k = half[:, None] * torch.stack((torch.ones_like(cos), sin * azimuth.cos(),
-                                         sin * azimuth.sin(), cos), dim=-1)  # fmt: skip
-        beta = pair[:, 1:] / pair[:, :1]
-        lm = boost(k, beta)
-        lp = pair - lm
+        zero = torch.zeros_like(m2)
+        lm, _, _ = two_body(pair, zero, zero, rest[:, 2], rest[:, 3])
+        lp = pair - lm  # momentum conserved exactly, also far off shell of the beams
         final = torch.cat((lm[:, None], lp[:, None], jets), dim=1)
         e_tot, pz_tot = final[..., 0].sum(1), final[..., 3].sum(1)
         x1 = (e_tot + pz_tot) / self.sqrt_s

@@ -8,11 +8,10 @@ with the electroweak couplings and propagators of a :class:`DrellYan` (its
 (4 pi alpha_s)^n_jets at the event's scale.
 
 Phase space, sequential two-body decays in the partonic frame (dims = 7 for one jet,
-10 for two): tau and y of the partons (:func:`~.hadronic.tau_y_map`, tau_min from the
-m_ll and p_T cuts); m_ll^2 on a mixture of the Z's Breit-Wigner and the photon's 1/s over the
-allowed range; for two
-jets the jet pair's mass on a log map; then P -> (l l) + jet(s), (l l) -> l- l+ and
-(jet pair) -> j j, each isotropic:
+10 for two): tau and y of the partons (:func:`~hepflows.physics.phasespace.tau_y_map`,
+tau_min from the m_ll and p_T cuts); m_ll^2 on a mixture of the Z's Breit-Wigner and the
+photon's 1/s over the allowed range; for two jets the jet pair's mass on a log map; then
+P -> (l l) + jet(s), (l l) -> l- l+ and (jet pair) -> j j, each isotropic:
 
     dPhi = Phi_2(P; m_ll, m_jj) dm_ll^2 / (2 pi) Phi_2(l l) [dm_jj^2 / (2 pi) Phi_2(j j)].
 
@@ -43,9 +42,13 @@ from hepflows.physics.kinematics import (
     pt,
     unit_angles,
 )
-from hepflows.physics.phasespace import resonance_mixture_inverse, resonance_mixture_map
+from hepflows.physics.phasespace import (
+    resonance_mixture_inverse,
+    resonance_mixture_map,
+    tau_y_map,
+    two_body,
+)
 from hepflows.physics.processes.drell_yan import DrellYan, DrellYanParameters
-from hepflows.physics.processes.hadronic import tau_y_map, two_body
 from hepflows.physics.processes.multijet import (
     SubprocessClass,
     class_cross_sections,

@@ -42,8 +42,9 @@ from hepflows.physics.kinematics import (
     pseudorapidity,
     pt,
 )
+from hepflows.physics.phasespace import tau_y_map
 from hepflows.physics.processes.drell_yan import GEV2_TO_PB
-from hepflows.physics.processes.hadronic import parton_densities, tau_y_map
+from hepflows.physics.processes.hadronic import parton_densities
 from hepflows.physics.processes.records import PartonEvents
 from hepflows.physics.rambo import RamboOnDiet
 

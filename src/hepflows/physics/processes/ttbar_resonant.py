@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from hepflows.errors import InputError
-from hepflows.physics.kinematics import boost
+from hepflows.physics.phasespace import two_body
 from hepflows.physics.processes.ttbar import GEV2_TO_PB, EEToTTbarWWbb
 
 __all__ = ["resonant_density", "resonant_final_state"]
@@ -47,20 +47,6 @@ def breit_wigner_s(
     return s, (a1 - a0) * ((s - mass**2) ** 2 + mg**2) / mg
 
 
-def two_body(
-    parent: Tensor, s: Tensor, m1: Tensor | float, m2: Tensor | float, cos: Tensor, phi: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Daughters (n, 4) each of a parent (n, 4) of mass^2 s (n,), with angles (cos, phi) (n,)
-    in its rest frame."""
-    k = torch.sqrt(_kallen(s, m1 * m1, m2 * m2)) / (2 * torch.sqrt(s))
-    sin = torch.sqrt((1 - cos) * (1 + cos))
-    vec = k[:, None] * torch.stack((sin * torch.cos(phi), sin * torch.sin(phi), cos), -1)
-    p1 = torch.cat((torch.sqrt(m1 * m1 + k * k)[:, None], vec), -1)
-    p2 = torch.cat((torch.sqrt(m2 * m2 + k * k)[:, None], -vec), -1)
-    beta = parent[:, 1:] / parent[:, :1]
-    return boost(p1, beta), boost(p2, beta)
-
-
 def resonant_final_state(y: Tensor, target: EEToTTbarWWbb) -> tuple[Tensor, Tensor]:
     """y (n, 8) in [0, 1]^8 -> final-state momenta (n, 4, 4) (W+, b, W-, bbar) and
     d Phi_4 / dy (n,) in GeV^4 (the convention of :mod:`hepflows.physics.rambo`)."""
@@ -75,9 +61,9 @@ def resonant_final_state(y: Tensor, target: EEToTTbarWWbb) -> tuple[Tensor, Tens
     beams = torch.zeros_like(y[:, :4])
     beams[:, 0] = rs
     s = torch.full_like(st, rs**2)
-    pt, ptb = two_body(beams, s, st.sqrt(), stb.sqrt(), 2 * y[:, 2] - 1, 2 * math.pi * y[:, 3])
-    wp, b = two_body(pt, st, mw, mb, 2 * y[:, 4] - 1, 2 * math.pi * y[:, 5])
-    wm, bb = two_body(ptb, stb, mw, mb, 2 * y[:, 6] - 1, 2 * math.pi * y[:, 7])
+    pt, ptb, _ = two_body(beams, st.sqrt(), stb.sqrt(), y[:, 2], y[:, 3])
+    wp, b, _ = two_body(pt, mw, mb, y[:, 4], y[:, 5])
+    wm, bb, _ = two_body(ptb, mw, mb, y[:, 6], y[:, 7])
     jac = (jt * jtb / (2 * math.pi) ** 2 * two_body_volume(s, st.sqrt(), stb.sqrt())
            * two_body_volume(st, mw, mb) * two_body_volume(stb, mw, mb))  # fmt: skip
     return torch.stack((wp, b, wm, bb), dim=1), jac
