@@ -58,7 +58,15 @@ from common import finish, madnis_channels, madnis_single, vegas_channels, vegas
 from hepflows.generate import LOSS
 from hepflows.integrate import NeuralIntegrator
 from hepflows.integrate.result import weight_statistics
-from hepflows.integrate.surrogate import BayesianRegression, fit_surrogate, pull_width, pulls
+from hepflows.integrate.surrogate import (
+    MARGIN_SIGMA_CAP,
+    BayesianRegression,
+    SurrogateIntegrand,
+    choose_margin,
+    fit_surrogate,
+    pull_width,
+    pulls,
+)
 from hepflows.integrate.unweighting import choose_wmax, two_stage_unweight, unweight
 from hepflows.physics.kinematics import mass, pseudorapidity, pt, rapidity
 from hepflows.physics.processes import (
@@ -380,12 +388,13 @@ def two_stage(ni: NeuralIntegrator, mj: MultiJet, n_fit: int, n_eval: int, seed:
     print(f"\n== surrogate: {n_fit} exact points from the trained sampler, "
           f"{n_eval} proposals to unweight")  # fmt: skip
     t0 = time.perf_counter()
-    x, _ = ni.propose(n_fit)
+    x, log_q_fit = ni.propose(n_fit)
     feat, base = mj.factorised(x)
     f = mj(x)
     ok = (base > 0) & (f > 0)
     y = torch.log(f[ok] / base[ok])
     feat = feat[ok]
+    log_w = torch.log(base[ok]) - log_q_fit[ok]  # log(base / q): the first stage's odds
     n_tr, n_cal = int(0.7 * len(y)), int(0.85 * len(y))  # train, calibrate, test
     model = BayesianRegression(feat.shape[1], hidden=SURROGATE_HIDDEN, seed=seed)
     fit = fit_surrogate(model, feat[:n_tr], y[:n_tr], epochs=SURROGATE_EPOCHS, seed=seed)
@@ -403,14 +412,12 @@ def two_stage(ni: NeuralIntegrator, mj: MultiJet, n_fit: int, n_eval: int, seed:
           f"pull std {float(p.std()):.3f}, median |residual| {float(resid.median()):.4f}, "
           f"median sigma {float(sigma.median()):.4f}")  # fmt: skip
 
-    def surrogate(points: torch.Tensor) -> torch.Tensor:
-        fe, b = mj.factorised(points)
-        out = torch.zeros(len(points), dtype=torch.float64)
-        live = b > 0
-        if live.any():
-            out[live] = b[live] * torch.exp(model.predict(fe[live], samples=0)[0])
-        return out
-
+    # the margin k sigma of the surrogate, chosen on the calibration points (not the test ones)
+    margin, expected = choose_margin(model, feat[n_tr:n_cal], y[n_tr:n_cal],
+                                     log_w[n_tr:n_cal])  # fmt: skip
+    print(f"  margin k = {margin:g} sigma (cap {MARGIN_SIGMA_CAP:g}) chosen on the calibration "
+          "points; expected stage-2 acceptance " + ", ".join(
+              f"{k:g}: {v:.3f}" for k, v in expected.items()))  # fmt: skip
     g = torch.Generator().manual_seed(seed + 7)
     x, log_q = ni.propose(n_eval)  # one-stage; two-stage on an independent draw (chi^2)
     t0 = time.perf_counter()
@@ -420,11 +427,17 @@ def two_stage(ni: NeuralIntegrator, mj: MultiJet, n_fit: int, n_eval: int, seed:
     one_x, one_w = unweight(x, w, choose_wmax(w, "quantile", 0.999), g)
     t0 = time.perf_counter()
     x, log_q = ni.propose(n_eval)
-    two = two_stage_unweight(x, log_q, surrogate, mj, rule="quantile", quantile=0.999,
-                             generator=g)  # fmt: skip
+    two = two_stage_unweight(x, log_q, SurrogateIntegrand(mj.factorised, model, margin), mj,
+                             rule="quantile", quantile=0.999, generator=g)  # fmt: skip
     t_two = time.perf_counter() - t0
+    # the same proposals without the margin: what the margin adds
+    plain = two_stage_unweight(x, log_q, SurrogateIntegrand(mj.factorised, model), mj,
+                               rule="quantile", quantile=0.999,
+                               generator=torch.Generator().manual_seed(seed + 8))  # fmt: skip
     one_calls = n_eval / len(one_x)
     saving = one_calls / two.exact_calls_per_event
+    # a perfect surrogate needs one exact call per event: the saving cannot pass one_calls
+    needed = 5 / one_calls
     chi2 = {}
     a, b = lead_jet(mj, one_x), lead_jet(mj, two.x)
     edges = {"pt": np.linspace(mj.params.pt_min, 4 * mj.params.pt_min, 16),
@@ -437,7 +450,13 @@ def two_stage(ni: NeuralIntegrator, mj: MultiJet, n_fit: int, n_eval: int, seed:
     print(f"  two-stage: {len(two.x)} events from {two.exact_calls} exact calls "
           f"({two.exact_calls_per_event:.2f} per event; stage 1 {two.efficiency_surrogate:.4f}, "
           f"stage 2 {two.efficiency_correction:.3f}, {two.overweight_fraction:.2%} over; "
-          f"{t_two:.0f} s): exact-call saving {saving:.1f}x")  # fmt: skip
+          f"{t_two:.0f} s): exact-call saving {saving:.2f}x")  # fmt: skip
+    print(f"  without the margin: {plain.exact_calls_per_event:.2f} per event (stage 2 "
+          f"{plain.efficiency_correction:.3f}): saving "
+          f"{one_calls / plain.exact_calls_per_event:.2f}x. A perfect surrogate saves at most "
+          f"{one_calls:.2f}x here (one exact call per event): "
+          + (f"5x needs a stage-2 acceptance >= {needed:.3f}" if needed <= 1
+             else "5x is out of reach of any surrogate"))  # fmt: skip
     print("  two-stage vs one-stage events: " + ", ".join(
         f"{k} chi2/ndf {v['chi2']:.1f}/{v['ndf']} (p {v['p_value']:.2f})" for k, v in chi2.items()))
     return {"fit_points": int(len(y)), "hidden": list(SURROGATE_HIDDEN),
@@ -454,6 +473,13 @@ def two_stage(ni: NeuralIntegrator, mj: MultiJet, n_fit: int, n_eval: int, seed:
                           "efficiency_surrogate": two.efficiency_surrogate,
                           "efficiency_correction": two.efficiency_correction,
                           "overweight_fraction": two.overweight_fraction, "seconds": t_two},
+            "margin_sigma": margin, "margin_cap": MARGIN_SIGMA_CAP,
+            "expected_stage2_acceptance_by_margin": expected,
+            "without_margin": {"exact_calls_per_event": plain.exact_calls_per_event,
+                               "efficiency_correction": plain.efficiency_correction,
+                               "exact_call_saving": one_calls / plain.exact_calls_per_event},
+            "saving_of_a_perfect_surrogate": one_calls,
+            "stage2_acceptance_needed_for_5x": needed,
             "exact_call_saving": saving, "chi2_two_vs_one_stage": chi2}  # fmt: skip
 
 

@@ -160,3 +160,45 @@ def test_calibration_on_held_out_points_fixes_heavy_tailed_pulls():
     calibrated = pull_width(pulls(model, x[6500:], y[6500:]))
     assert abs(calibrated - 1) < 0.12 and raw < 0.7
     assert float(model.state_dict()["sigma_scale"]) == pytest.approx(factor)  # saved with it
+
+
+def _factorised(x):
+    """A toy integrand's (features, base): base 0 for x1 < -0.9, else 1 + x2^2."""
+    return x, torch.where(x[:, 0] < -0.9, 0.0, 1 + x[:, 1] ** 2).double()
+
+
+def test_surrogate_integrand_is_base_times_the_prediction_raised_by_the_margin(fitted):
+    from hepflows.errors import ConfigError
+    from hepflows.integrate.surrogate import MARGIN_SIGMA_CAP, SurrogateIntegrand
+
+    model, _ = fitted
+    x, _, _ = _toy(500, 11)
+    _, base = _factorised(x)
+    mean, sigma = model.predict(x[base > 0], samples=0)
+    plain = SurrogateIntegrand(_factorised, model)(x)
+    raised = SurrogateIntegrand(_factorised, model, margin=2.0)(x)
+    assert bool((plain[base == 0] == 0).all()) and bool((raised[base == 0] == 0).all())
+    assert torch.allclose(plain[base > 0], base[base > 0] * mean.exp(), rtol=1e-12)
+    ratio = raised[base > 0] / plain[base > 0]
+    assert torch.allclose(ratio, torch.exp(2 * sigma.clamp(max=MARGIN_SIGMA_CAP)), rtol=1e-12)
+    with pytest.raises(ConfigError, match="margin >= 0"):
+        SurrogateIntegrand(_factorised, model, margin=-1)
+
+
+def test_choose_margin_raises_the_bound_where_the_model_is_unsure():
+    """Residuals whose width the model knows (heteroscedastic, a few points far off): a
+    margin in units of sigma lifts the correction stage's acceptance; the choice is the
+    best of the tried margins."""
+    from hepflows.integrate.surrogate import choose_margin
+
+    x, y, _ = _toy(8000, 0)
+    model = BayesianRegression(2, hidden=(32, 32), seed=1)
+    fit_surrogate(model, x, y, epochs=60, batch_size=256, lr=3e-3, seed=2)
+    xh, yh, _ = _toy(5000, 7)
+    k, acc = choose_margin(model, xh, yh, torch.zeros(len(xh), dtype=torch.float64))
+    assert k > 0 and acc[k] == max(acc.values()) and acc[k] > acc[0.0] + 0.02
+    assert all(0 < a <= 1 for a in acc.values())
+    with pytest.raises(InputError, match="too few"):
+        choose_margin(model, xh[:100], yh[:100], torch.zeros(100))
+    with pytest.raises(InputError, match="log weights"):
+        choose_margin(model, xh, yh, torch.zeros(3))

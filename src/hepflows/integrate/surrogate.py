@@ -17,7 +17,7 @@ rest (for a collider process: |M|^2 times the parton luminosity).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -193,3 +193,91 @@ def pull_width(p: Tensor) -> float:
     and calibrated; insensitive to a few far outliers)."""
     q = torch.quantile(p.double(), torch.tensor([0.15866, 0.84134], dtype=torch.float64))
     return float(0.5 * (q[1] - q[0]))
+
+
+#: Largest sigma (of log f) the margin of :class:`SurrogateIntegrand` takes: a point far
+#: outside the training data (sigma of several units) must not get an astronomic bound.
+MARGIN_SIGMA_CAP = 0.2
+
+
+class SurrogateIntegrand:
+    """A fast stand-in of an integrand for two-stage unweighting: points (N, d) -> (N,).
+
+    f_s(x) = base(x) exp(mu(x) + k min(sigma(x), cap)), with (features, base) =
+    ``factorised(x)`` and mu, sigma the model's prediction of log(f / base). The margin
+    k sigma raises f_s where the model knows it is unsure, so that the correction
+    stage's ratio f / f_s has a lighter tail there (the unweighted events follow f for any
+    k: it only moves work between the stages); :func:`choose_margin` picks k.
+
+    Args:
+        factorised: points (N, d) -> features (N, F) and base (N,) >= 0.
+        model: a fitted :class:`BayesianRegression` of log(f / base) on the features.
+        margin: k, in units of the predicted sigma (0: the mean prediction).
+        cap: the largest sigma the margin takes.
+        samples: weight draws per prediction (0: the weights' means, the fastest).
+    """
+
+    def __init__(self, factorised: Callable[[Tensor], tuple[Tensor, Tensor]],
+                 model: BayesianRegression, margin: float = 0.0,
+                 cap: float = MARGIN_SIGMA_CAP, samples: int = 0) -> None:  # fmt: skip
+        if margin < 0 or cap <= 0 or samples < 0:
+            raise ConfigError(f"need margin >= 0, cap > 0 and samples >= 0, got {margin}, "
+                              f"{cap} and {samples}")  # fmt: skip
+        self.factorised, self.model = factorised, model
+        self.margin, self.cap, self.samples = margin, cap, samples
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """f_s at points x (N, d): (N,) float64, 0 where the base is 0."""
+        features, base = self.factorised(x)
+        out = torch.zeros(len(x), dtype=torch.float64, device=x.device)
+        live = base > 0
+        if bool(live.any()):
+            mean, sigma = self.model.predict(features[live], samples=self.samples)
+            out[live] = base[live] * torch.exp(mean + self.margin * sigma.clamp(max=self.cap))
+        return out
+
+
+def choose_margin(model: BayesianRegression, features: Tensor, targets: Tensor,
+                  log_weight: Tensor, margins: Sequence[float] = (0, 0.5, 1, 1.5, 2, 3, 4),
+                  cap: float = MARGIN_SIGMA_CAP, quantile: float = 0.999, samples: int = 0
+                  ) -> tuple[float, dict[float, float]]:  # fmt: skip
+    """The margin k of :class:`SurrogateIntegrand` with the best expected correction-stage
+    acceptance, judged on held-out points (neither trained nor calibrated on).
+
+    The points x_i come from the proposal q; ``log_weight`` is log(base / q) there, so that
+    the first stage keeps x_i with a probability proportional to exp(log_weight + mu +
+    k sigma). The acceptance is E[min(1, r / r_ref)] over the kept points, r = f / f_s and
+    r_ref their ``quantile`` (the rule of
+    :func:`~hepflows.integrate.unweighting.two_stage_unweight`).
+
+    Args:
+        model: the fitted surrogate.
+        features: (N, F) of the held-out points; targets (N,) their log(f / base).
+        log_weight: (N,) log(base / q).
+        margins: the k to try.
+        cap, samples: as :class:`SurrogateIntegrand`.
+        quantile: the rule's quantile.
+
+    Returns:
+        ``(k, {k: expected acceptance})``.
+    """
+    if targets.shape != (len(features),) or log_weight.shape != (len(features),):
+        raise InputError(f"need features (N, F), targets (N,) and log weights (N,), got "
+                         f"{tuple(features.shape)}, {tuple(targets.shape)} and "
+                         f"{tuple(log_weight.shape)}")  # fmt: skip
+    if len(features) < 1000:
+        raise InputError(f"{len(features)} held-out points are too few to choose a margin "
+                         "(the 0.999 quantile of a ratio): use >= 1000")  # fmt: skip
+    mean, sigma = model.predict(features, samples=samples)
+    acceptance = {}
+    for k in margins:
+        log_fs = mean + k * sigma.clamp(max=cap)
+        keep = torch.exp(log_weight.double() + log_fs - (log_weight.double() + log_fs).max())
+        r = torch.exp(targets.double() - log_fs)
+        order = r.argsort()
+        cum = keep[order].cumsum(0) / keep.sum()
+        at = int(torch.searchsorted(cum, torch.tensor(quantile, dtype=cum.dtype)))
+        r_ref = r[order][min(at, len(r) - 1)]
+        acceptance[float(k)] = float((keep * (r / r_ref).clamp(max=1)).sum() / keep.sum())
+    best = max(acceptance, key=acceptance.__getitem__)
+    return best, acceptance

@@ -358,12 +358,28 @@ class MultiJet(PartonEvents):
         return self.class_contributions(u).sum(0)
 
     def factorised(self, u: Tensor) -> tuple[Tensor, Tensor]:
-        """What a surrogate needs without |M|^2: the events' features (N, F)
-        (:func:`~hepflows.physics.kinematics.invariant_features`) and the base (N,): the
-        flat map's weight, 0 outside the cuts. ``self(u) = base * exp(g(features))`` with g
-        the log of the luminosity-weighted, alpha_s-scaled sum of |M|^2 (pb GeV^2)."""
+        """What a surrogate needs without |M|^2: the events' features (N, P + 4) and the
+        base (N,). ``self(u) = base * exp(g(features))``.
+
+        The features are :func:`~hepflows.physics.kinematics.invariant_features` and
+        log(1 - x1), log(1 - x2) (the parton densities' fall towards x = 1). The base is
+        the flat map's weight (0 outside the cuts) times the parton luminosity
+        sum_i f_i(x1) sum_j f_j(x2) at the event's mu_F: cheap, and the steepest factor of
+        d sigma. g is then the log of the alpha_s-scaled sum of |M|^2 weighted by each
+        flavour pair's share of that luminosity (pb GeV^2), a smooth function. (A probe with
+        the same network: the 0.999 quantile of log(f / f_s) fell from 0.24 to 0.14 with
+        these features and base; docs/multijet.md.)
+        """
         p, weight = self.momenta(u)
-        return invariant_features(p, self.params.sqrt_s), weight * self.cuts(p)
+        sqrt_s = self.params.sqrt_s
+        x1, x2 = 2 * p[:, 0, 0] / sqrt_s, 2 * p[:, 1, 0] / sqrt_s
+        mu2 = self.scale2(p)
+        lum = (sum(parton_densities(self.pdf, self.pids, x1, mu2).values())
+               * sum(parton_densities(self.pdf, self.pids, x2, mu2).values()))  # fmt: skip
+        below_one = 1 - torch.finfo(torch.float64).eps
+        edges = torch.stack((torch.log1p(-x1.clamp(max=below_one)),
+                             torch.log1p(-x2.clamp(max=below_one))), 1)  # fmt: skip
+        return torch.cat((invariant_features(p, sqrt_s), edges), 1), weight * self.cuts(p) * lum
 
     def channels(self) -> list[Channel]:
         """The integrator's channels: :meth:`jet_channels`."""
