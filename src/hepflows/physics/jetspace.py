@@ -12,6 +12,12 @@ poles (1/p_T^4 of jet spectra) are flattened by sampling p_T with density ~ p_T^
 Each choice of the balancing parton is one channel of a multi-channel integrator;
 :meth:`JetPhaseSpace.weight_of` gives any channel's weight at momenta another channel made.
 
+A *collinear* channel (``pair=(i, j)``) samples parton j's direction relative to parton
+i's: Delta y = R cos(theta), Delta phi = R sin(theta), with R on a log map over
+[dr_min, pi] (dy_j dphi_j = R dR dtheta). |M|^2 ~ 1/s_ij ~ 1/R^2 near the Delta R cut
+then becomes flat in log R: the final-state collinear region, where a channel with every
+direction uniform leaves the largest weights.
+
 :class:`BosonJetPhaseSpace` is the same for a lepton pair and n jets: every jet is sampled,
 the pair (mass on a Breit-Wigner + 1/s mixture, rapidity, decay angles) balances.
 :func:`space_channel` turns either into an integrator channel on a process' own variables.
@@ -52,10 +58,15 @@ class JetPhaseSpace:
             acosh(sqrt_s / (2 pt_min))).
         balance: index (0 .. n-1) of the parton whose p_T is fixed by the others.
         power: the p_T density ~ p_T^-power on [pt_min, sqrt_s / 2] (power > 1).
+        pair: (i, j), two sampled partons (neither the balancing one): j's direction is
+            sampled relative to i's, Delta R in [dr_min, pi] on a log map (a collinear
+            channel; it reaches only Delta R_ij <= pi).
+        dr_min: the lower end of that Delta R (the analysis' Delta R cut; > 0).
     """
 
     def __init__(self, sqrt_s: float, n: int, pt_min: float, y_max: float | None = None,
-                 balance: int | None = None, power: float = 3.0) -> None:
+                 balance: int | None = None, power: float = 3.0,
+                 pair: tuple[int, int] | None = None, dr_min: float = 0.0) -> None:  # fmt: skip
         if n < 2:
             raise ConfigError(f"need at least two outgoing partons, got {n}")
         if not 0 < pt_min < sqrt_s / 2:
@@ -73,10 +84,31 @@ class JetPhaseSpace:
         self.dims = 3 * n - 2
         self._sampled = [i for i in range(n) if i != self.balance]
         self._norm = (2 * math.pi) ** (4 - 3 * n) * 2 / self.s
+        self.pair = None if pair is None else (int(pair[0]), int(pair[1]))
+        if self.pair is not None:
+            i, j = self.pair
+            if i == j or i not in self._sampled or j not in self._sampled:
+                raise ConfigError(f"pair must be two different partons other than the "
+                                  f"balancing one ({self.balance}), got {pair}")  # fmt: skip
+            if not 0 < dr_min < math.pi:
+                raise ConfigError(f"a collinear channel needs 0 < dr_min < pi (the Delta R "
+                                  f"cut), got {dr_min}")  # fmt: skip
+        self.dr_min, self.dr_max = float(dr_min), math.pi
+        self._log_dr = math.log(self.dr_max / self.dr_min) if self.pair is not None else 0.0
 
     def __repr__(self) -> str:
+        pair = f", pair={self.pair}, dr_min={self.dr_min:g}" if self.pair is not None else ""
         return (f"JetPhaseSpace(n={self.n}, pt_min={self.pt_min:g}, y_max={self.y_max:.3g}, "
-                f"balance={self.balance}, power={self.power:g})")  # fmt: skip
+                f"balance={self.balance}, power={self.power:g}{pair})")  # fmt: skip
+
+    def _separation(self, y: Tensor, phi: Tensor) -> tuple[Tensor, Tensor]:
+        """(Delta R, theta) of the pair's parton j from parton i, from rapidities and
+        azimuths (N, n): Delta y = R cos(theta), Delta phi = R sin(theta), Delta phi
+        wrapped into [-pi, pi)."""
+        i, j = self.pair
+        dy = y[:, j] - y[:, i]
+        dphi = torch.remainder(phi[:, j] - phi[:, i] + math.pi, 2 * math.pi) - math.pi
+        return torch.hypot(dy, dphi), torch.atan2(dphi, dy)
 
     # ------------------------------------------------------------------ p_T map
     def _pt(self, u: Tensor) -> tuple[Tensor, Tensor]:
@@ -96,10 +128,18 @@ class JetPhaseSpace:
         jets = p[:, 2:]
         p_t = pt(jets)
         y = rapidity(jets)
-        phi = torch.remainder(torch.atan2(jets[..., 2], jets[..., 1]) / (2 * math.pi), 1.0)
+        azimuth = torch.atan2(jets[..., 2], jets[..., 1])
+        phi = torch.remainder(azimuth / (2 * math.pi), 1.0)
+        u_phi, u_y = phi, 0.5 * (y / self.y_max + 1)
+        if self.pair is not None:  # parton j: (log R, theta) relative to parton i
+            j = self.pair[1]
+            r, theta = self._separation(y, azimuth)
+            u_phi, u_y = u_phi.clone(), u_y.clone()
+            u_phi[:, j] = torch.log(r / self.dr_min) / self._log_dr
+            u_y[:, j] = torch.remainder(theta / (2 * math.pi), 1.0)
         cols = []
         for i in self._sampled:
-            cols += [self._pt_inverse(p_t[:, i]), phi[:, i], 0.5 * (y[:, i] / self.y_max + 1)]
+            cols += [self._pt_inverse(p_t[:, i]), u_phi[:, i], u_y[:, i]]
         cols.append(0.5 * (y[:, self.balance] / self.y_max + 1))
         return torch.stack(cols, dim=-1)
 
@@ -121,11 +161,20 @@ class JetPhaseSpace:
         px = torch.zeros(n_b, self.n, dtype=torch.float64)
         py = torch.zeros_like(px)
         y = torch.zeros_like(px)
+        azimuth = torch.zeros_like(px)
+        for j, i in enumerate(self._sampled):
+            y[:, i] = self.y_max * (2 * u[:, 3 * j + 2] - 1)
+            azimuth[:, i] = 2 * math.pi * u[:, 3 * j + 1]
+        if self.pair is not None:  # parton j relative to parton i
+            a, b = self.pair
+            k = 3 * self._sampled.index(b)
+            r = self.dr_min * torch.exp(self._log_dr * u[:, k + 1])
+            theta = 2 * math.pi * u[:, k + 2]
+            y[:, b] = y[:, a] + r * theta.cos()
+            azimuth[:, b] = azimuth[:, a] + r * theta.sin()
         for j, i in enumerate(self._sampled):
             p_t, _ = self._pt(u[:, 3 * j])
-            phi = 2 * math.pi * u[:, 3 * j + 1]
-            px[:, i], py[:, i] = p_t * phi.cos(), p_t * phi.sin()
-            y[:, i] = self.y_max * (2 * u[:, 3 * j + 2] - 1)
+            px[:, i], py[:, i] = p_t * azimuth[:, i].cos(), p_t * azimuth[:, i].sin()
         px[:, self.balance] = -px.sum(1)
         py[:, self.balance] = -py.sum(1)
         y[:, self.balance] = self.y_max * (2 * u[:, -1] - 1)
@@ -163,6 +212,11 @@ class JetPhaseSpace:
             w = w * p_t[:, i] * self._pt_jacobian(p_t[:, i]) * 2 * math.pi * dy / 2
             inside &= p_t[:, i] <= self.pt_max
         w = w * dy / 2
+        if self.pair is not None:
+            # parton j: dphi dy = R dR dtheta = R^2 log(R_max / R_min) du * 2 pi du
+            r, _ = self._separation(y, torch.atan2(jets[..., 2], jets[..., 1]))
+            w = w * r**2 * self._log_dr / dy
+            inside &= (r >= self.dr_min * (1 - 1e-12)) & (r <= self.dr_max)
         return torch.where(inside, w, torch.zeros_like(w))
 
 

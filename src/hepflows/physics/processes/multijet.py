@@ -307,15 +307,23 @@ class MultiJet(PartonEvents):
         volume = self.rambo.massless_volume * s_hat ** (self.params.n_jets - 2)
         return jac * volume / (2 * s_hat)
 
-    def jet_channels(self, power: float = 3.0) -> list[Channel]:
-        """One channel per balancing parton: jet variables (:class:`JetPhaseSpace`)
-        mapped onto this integrand's flat variables, with |dx/du| and the inverse."""
-        n = self.params.n_jets
-        y_max = None if not math.isfinite(self.params.eta_max) else self.params.eta_max
-        return [space_channel(self, JetPhaseSpace(self.params.sqrt_s, n, self.params.pt_min,
-                                                  y_max=y_max, balance=b, power=power),
-                              f"jets, parton {b} balancing")
-                for b in range(n)]  # fmt: skip
+    def jet_channels(self, power: float = 3.0, collinear: bool = True) -> list[Channel]:
+        """Jet variables (:class:`JetPhaseSpace`) mapped onto this integrand's flat
+        variables, with |dx/du| and the inverse: one channel per balancing parton, and
+        (``collinear``, three or more partons and a Delta R cut) one per parton pair with
+        the pair's Delta R on a log map from the cut (the final-state collinear region)."""
+        n, par = self.params.n_jets, self.params
+        y_max = None if not math.isfinite(par.eta_max) else par.eta_max
+        spaces = [(JetPhaseSpace(par.sqrt_s, n, par.pt_min, y_max=y_max, balance=b,
+                                 power=power), f"jets, parton {b} balancing")
+                  for b in range(n)]  # fmt: skip
+        if collinear and n >= 3 and par.dr_min > 0:
+            for i, j in itertools.combinations(range(n), 2):
+                b = min(k for k in range(n) if k not in (i, j))
+                spaces.append((JetPhaseSpace(par.sqrt_s, n, par.pt_min, y_max=y_max, balance=b,
+                                             power=power, pair=(i, j), dr_min=par.dr_min),
+                               f"jets, partons {i}{j} collinear"))  # fmt: skip
+        return [space_channel(self, space, name) for space, name in spaces]
 
     def cuts(self, p: Tensor) -> Tensor:
         """(N,) bool: every final parton passes p_T, |eta| and Delta R cuts."""
