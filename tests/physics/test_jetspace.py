@@ -166,8 +166,8 @@ def test_collinear_channel_maps_the_pair_separation_and_keeps_the_volume():
     both = alive & (plain.weight_of(p) > 0)
     reached = (w2 > 0) & (_pair_window(p2) > 0)
     assert bool(both.any()) and bool((js.weight_of(p2)[reached] > 0).all())
-    for kwargs, match in (({"pair": (0, 2)}, "other than the balancing"),
-                          ({"pair": (1, 1)}, "two different"),
+    for kwargs, match in (({"pair": (0, 2), "dr_min": 0.4}, "other than the balancing"),
+                          ({"pair": (1, 1), "dr_min": 0.4}, "two different"),
                           ({"pair": (0, 1), "dr_min": 0.0}, "dr_min")):  # fmt: skip
         with pytest.raises(ConfigError, match=match):
             JetPhaseSpace(13_000.0, 3, 100.0, balance=2, **kwargs)

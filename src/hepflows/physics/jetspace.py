@@ -41,10 +41,58 @@ from hepflows.physics.phasespace import (
     two_body,
 )
 
-__all__ = ["BosonJetPhaseSpace", "JetPhaseSpace", "space_channel"]
+__all__ = ["BosonJetPhaseSpace", "CollinearPair", "JetPhaseSpace", "space_channel"]
 
 #: |dx/du| of a channel at points it cannot reach (its density there is 0).
 UNREACHABLE_JAC = 1e300
+
+
+class CollinearPair:
+    """Parton j's direction sampled from parton i's (a collinear channel's map):
+    Delta y = R cos(theta), Delta phi = R sin(theta), log R uniform on [dr_min, pi],
+    theta uniform; dy_j dphi_j = R^2 log(pi / dr_min) 2 pi du_R du_theta.
+
+    Args:
+        pair: (i, j), indices of the partons among the jets.
+        dr_min: the lower end of Delta R (the analysis' Delta R cut), in (0, pi).
+    """
+
+    def __init__(self, pair: tuple[int, int], dr_min: float) -> None:
+        self.i, self.j = int(pair[0]), int(pair[1])
+        if self.i == self.j:
+            raise ConfigError(f"a collinear pair needs two different partons, got {pair}")
+        if not 0 < dr_min < math.pi:
+            raise ConfigError(f"a collinear channel needs 0 < dr_min < pi (the Delta R cut), "
+                              f"got {dr_min}")  # fmt: skip
+        self.dr_min, self.dr_max = float(dr_min), math.pi
+        self.log_ratio = math.log(self.dr_max / self.dr_min)
+
+    def place(self, y: Tensor, azimuth: Tensor, u_r: Tensor, u_theta: Tensor) -> None:
+        """Set parton j's rapidity and azimuth in (N, n) y and azimuth from parton i's and
+        the unit variables (N,) of log R and theta (in place)."""
+        r = self.dr_min * torch.exp(self.log_ratio * u_r)
+        theta = 2 * math.pi * u_theta
+        y[:, self.j] = y[:, self.i] + r * theta.cos()
+        azimuth[:, self.j] = azimuth[:, self.i] + r * theta.sin()
+
+    def separation(self, y: Tensor, azimuth: Tensor) -> tuple[Tensor, Tensor]:
+        """(Delta R, theta), (N,) each, of parton j from parton i (Delta phi in [-pi, pi))."""
+        dy = y[:, self.j] - y[:, self.i]
+        dphi = torch.remainder(azimuth[:, self.j] - azimuth[:, self.i] + math.pi,
+                               2 * math.pi) - math.pi  # fmt: skip
+        return torch.hypot(dy, dphi), torch.atan2(dphi, dy)
+
+    def unit(self, y: Tensor, azimuth: Tensor) -> tuple[Tensor, Tensor]:
+        """The unit variables (N,) of log R and theta that :meth:`place` maps to (y, phi)."""
+        r, theta = self.separation(y, azimuth)
+        return torch.log(r / self.dr_min) / self.log_ratio, torch.remainder(
+            theta / (2 * math.pi), 1.0)
+
+    def measure(self, y: Tensor, azimuth: Tensor) -> tuple[Tensor, Tensor]:
+        """d y_j d phi_j / du_R du_theta (N,) and whether the map reaches the point (N,)."""
+        r, _ = self.separation(y, azimuth)
+        reached = (r >= self.dr_min * (1 - 1e-12)) & (r <= self.dr_max)
+        return r**2 * self.log_ratio * 2 * math.pi, reached
 
 
 class JetPhaseSpace:
@@ -84,31 +132,16 @@ class JetPhaseSpace:
         self.dims = 3 * n - 2
         self._sampled = [i for i in range(n) if i != self.balance]
         self._norm = (2 * math.pi) ** (4 - 3 * n) * 2 / self.s
-        self.pair = None if pair is None else (int(pair[0]), int(pair[1]))
-        if self.pair is not None:
-            i, j = self.pair
-            if i == j or i not in self._sampled or j not in self._sampled:
-                raise ConfigError(f"pair must be two different partons other than the "
-                                  f"balancing one ({self.balance}), got {pair}")  # fmt: skip
-            if not 0 < dr_min < math.pi:
-                raise ConfigError(f"a collinear channel needs 0 < dr_min < pi (the Delta R "
-                                  f"cut), got {dr_min}")  # fmt: skip
-        self.dr_min, self.dr_max = float(dr_min), math.pi
-        self._log_dr = math.log(self.dr_max / self.dr_min) if self.pair is not None else 0.0
+        self.pair = None if pair is None else CollinearPair(pair, dr_min)
+        if self.pair is not None and not {self.pair.i, self.pair.j} <= set(self._sampled):
+            raise ConfigError(f"pair must be two partons other than the balancing one "
+                              f"({self.balance}), got {pair}")  # fmt: skip
 
     def __repr__(self) -> str:
-        pair = f", pair={self.pair}, dr_min={self.dr_min:g}" if self.pair is not None else ""
+        pair = (f", pair=({self.pair.i}, {self.pair.j}), dr_min={self.pair.dr_min:g}"
+                if self.pair is not None else "")  # fmt: skip
         return (f"JetPhaseSpace(n={self.n}, pt_min={self.pt_min:g}, y_max={self.y_max:.3g}, "
                 f"balance={self.balance}, power={self.power:g}{pair})")  # fmt: skip
-
-    def _separation(self, y: Tensor, phi: Tensor) -> tuple[Tensor, Tensor]:
-        """(Delta R, theta) of the pair's parton j from parton i, from rapidities and
-        azimuths (N, n): Delta y = R cos(theta), Delta phi = R sin(theta), Delta phi
-        wrapped into [-pi, pi)."""
-        i, j = self.pair
-        dy = y[:, j] - y[:, i]
-        dphi = torch.remainder(phi[:, j] - phi[:, i] + math.pi, 2 * math.pi) - math.pi
-        return torch.hypot(dy, dphi), torch.atan2(dphi, dy)
 
     # ------------------------------------------------------------------ p_T map
     def _pt(self, u: Tensor) -> tuple[Tensor, Tensor]:
@@ -132,11 +165,8 @@ class JetPhaseSpace:
         phi = torch.remainder(azimuth / (2 * math.pi), 1.0)
         u_phi, u_y = phi, 0.5 * (y / self.y_max + 1)
         if self.pair is not None:  # parton j: (log R, theta) relative to parton i
-            j = self.pair[1]
-            r, theta = self._separation(y, azimuth)
             u_phi, u_y = u_phi.clone(), u_y.clone()
-            u_phi[:, j] = torch.log(r / self.dr_min) / self._log_dr
-            u_y[:, j] = torch.remainder(theta / (2 * math.pi), 1.0)
+            u_phi[:, self.pair.j], u_y[:, self.pair.j] = self.pair.unit(y, azimuth)
         cols = []
         for i in self._sampled:
             cols += [self._pt_inverse(p_t[:, i]), u_phi[:, i], u_y[:, i]]
@@ -166,12 +196,8 @@ class JetPhaseSpace:
             y[:, i] = self.y_max * (2 * u[:, 3 * j + 2] - 1)
             azimuth[:, i] = 2 * math.pi * u[:, 3 * j + 1]
         if self.pair is not None:  # parton j relative to parton i
-            a, b = self.pair
-            k = 3 * self._sampled.index(b)
-            r = self.dr_min * torch.exp(self._log_dr * u[:, k + 1])
-            theta = 2 * math.pi * u[:, k + 2]
-            y[:, b] = y[:, a] + r * theta.cos()
-            azimuth[:, b] = azimuth[:, a] + r * theta.sin()
+            k = 3 * self._sampled.index(self.pair.j)
+            self.pair.place(y, azimuth, u[:, k + 1], u[:, k + 2])
         for j, i in enumerate(self._sampled):
             p_t, _ = self._pt(u[:, 3 * j])
             px[:, i], py[:, i] = p_t * azimuth[:, i].cos(), p_t * azimuth[:, i].sin()
@@ -212,11 +238,10 @@ class JetPhaseSpace:
             w = w * p_t[:, i] * self._pt_jacobian(p_t[:, i]) * 2 * math.pi * dy / 2
             inside &= p_t[:, i] <= self.pt_max
         w = w * dy / 2
-        if self.pair is not None:
-            # parton j: dphi dy = R dR dtheta = R^2 log(R_max / R_min) du * 2 pi du
-            r, _ = self._separation(y, torch.atan2(jets[..., 2], jets[..., 1]))
-            w = w * r**2 * self._log_dr / dy
-            inside &= (r >= self.dr_min * (1 - 1e-12)) & (r <= self.dr_max)
+        if self.pair is not None:  # parton j: its own measure instead of 2 pi dy
+            measure, reached = self.pair.measure(y, torch.atan2(jets[..., 2], jets[..., 1]))
+            w = w * measure / (2 * math.pi * dy)
+            inside &= reached
         return torch.where(inside, w, torch.zeros_like(w))
 
 
