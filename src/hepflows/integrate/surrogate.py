@@ -238,7 +238,7 @@ class SurrogateIntegrand:
 
 
 def choose_margin(model: BayesianRegression, features: Tensor, targets: Tensor,
-                  log_weight: Tensor, margins: Sequence[float] = (0, 0.5, 1, 1.5, 2, 3, 4),
+                  log_weight: Tensor, margins: Sequence[float] = (0, 0.5, 1, 2, 3, 4, 6, 8),
                   cap: float = MARGIN_SIGMA_CAP, quantile: float = 0.999, samples: int = 0
                   ) -> tuple[float, dict[float, float]]:  # fmt: skip
     """The margin k of :class:`SurrogateIntegrand` with the best expected correction-stage
