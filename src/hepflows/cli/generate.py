@@ -368,7 +368,8 @@ def pp_jets(
     device: Device = "cpu",
 ) -> None:
     """pp -> 2 or 3 jets at LO, 13 TeV: every partonic channel (Berends-Giele amplitudes),
-    one flow channel per balancing parton, LHE events with leading-colour flows.
+    one flow channel per balancing parton (and, for 3 jets, per collinear parton pair), LHE
+    events with leading-colour flows.
 
     --shards DIR generates in reproducible blocks, as drell-yan --shards does."""
     from hepflows.device import resolve_device
