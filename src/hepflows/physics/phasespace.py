@@ -27,7 +27,7 @@ from torch import Tensor
 
 from hepflows.errors import ConfigError
 from hepflows.integrate.channels import Channel
-from hepflows.physics.kinematics import boost, boost_z, four_vector
+from hepflows.physics.kinematics import boost, boost_z, four_vector, mass2
 
 
 # ----------------------------------------------------------------- s_hat maps
@@ -383,7 +383,7 @@ def two_body(parent: Tensor, m1: Tensor, m2: Tensor, u_cos: Tensor, u_phi: Tenso
         ``(p1, p2, phi2)``: (N, 4) each and the two-body phase space per unit cube
         Phi_2 = |p*| / (4 pi M) (int d Omega |p*| / (16 pi^2 M)), (N,).
     """
-    m2_parent = (parent[:, 0] ** 2 - (parent[:, 1:] ** 2).sum(-1)).clamp_min(0)
+    m2_parent = mass2(parent).clamp_min(0)
     mass = m2_parent.sqrt()
     lam = ((m2_parent - (m1 + m2) ** 2) * (m2_parent - (m1 - m2) ** 2)).clamp_min(0)
     p_star = lam.sqrt() / (2 * mass)

@@ -28,15 +28,6 @@ from hepflows.physics.processes.ttbar import GEV2_TO_PB, EEToTTbarWWbb
 __all__ = ["resonant_density", "resonant_final_state"]
 
 
-def _kallen(a: Tensor, b: Tensor | float, c: Tensor | float) -> Tensor:
-    return a * a + b * b + c * c - 2 * a * b - 2 * a * c - 2 * b * c
-
-
-def two_body_volume(s: Tensor, m1: Tensor | float, m2: Tensor | float) -> Tensor:
-    """Two-body phase-space volume Phi_2 = sqrt(lambda(s, m1^2, m2^2)) / (8 pi s): (n,)."""
-    return torch.sqrt(_kallen(s, m1 * m1, m2 * m2)) / (8 * math.pi * s)
-
-
 def breit_wigner_s(
     r: Tensor, mass: float, width: float, lo: Tensor, hi: Tensor
 ) -> tuple[Tensor, Tensor]:
@@ -60,12 +51,10 @@ def resonant_final_state(y: Tensor, target: EEToTTbarWWbb) -> tuple[Tensor, Tens
     stb, jtb = breit_wigner_s(y[:, 1], mt, wt, lo, (rs - torch.sqrt(st)) ** 2)
     beams = torch.zeros_like(y[:, :4])
     beams[:, 0] = rs
-    s = torch.full_like(st, rs**2)
-    pt, ptb, _ = two_body(beams, st.sqrt(), stb.sqrt(), y[:, 2], y[:, 3])
-    wp, b, _ = two_body(pt, mw, mb, y[:, 4], y[:, 5])
-    wm, bb, _ = two_body(ptb, mw, mb, y[:, 6], y[:, 7])
-    jac = (jt * jtb / (2 * math.pi) ** 2 * two_body_volume(s, st.sqrt(), stb.sqrt())
-           * two_body_volume(st, mw, mb) * two_body_volume(stb, mw, mb))  # fmt: skip
+    pt, ptb, phi_tt = two_body(beams, st.sqrt(), stb.sqrt(), y[:, 2], y[:, 3])
+    wp, b, phi_t = two_body(pt, mw, mb, y[:, 4], y[:, 5])
+    wm, bb, phi_tb = two_body(ptb, mw, mb, y[:, 6], y[:, 7])
+    jac = jt * jtb / (2 * math.pi) ** 2 * phi_tt * phi_t * phi_tb  # the Phi_2 of each decay
     return torch.stack((wp, b, wm, bb), dim=1), jac
 
 
