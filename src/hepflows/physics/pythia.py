@@ -13,7 +13,8 @@ with like (design note: physics.md).
 ``nQuarkNew`` massless new flavours) with the cuts, scale and alpha_s of a
 :class:`~hepflows.physics.processes.MultiJetParameters`, and
 :func:`pythia_partons` runs any hard-process setup: sigma per subprocess code and the
-outgoing partons' momenta.
+outgoing partons' momenta. :func:`qqbar_ggg_closed_form` is Pythia's closed form of
+q q-bar -> g g g, with the option to reproduce how its crossings evaluate it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from hepflows.errors import ConfigError
+from hepflows.errors import ConfigError, InputError
 from hepflows.extras import require
 
 
@@ -261,3 +262,41 @@ def pythia_drell_yan_jet(params: object, seed: int = 1, pdf_set: int = 13
         sin2w_norm=pythia.coupSM.sin2thetaW(), zprime=False, running_width=True,
     )  # fmt: skip
     return pythia, settings, electroweak
+
+
+def qqbar_ggg_closed_form(p: Tensor, s_half: Tensor | None = None) -> Tensor:
+    """Pythia 8's closed form of q q-bar -> g g g (``Sigma3qqbar2ggg::m2Calc``) over
+    (4 pi alpha_s)^3: spin- and colour-averaged, summed, times 3! for the identical gluons.
+
+    The bracket's first terms carry s / 2 with s = (p_+ + p_-)^2. Pythia's code takes that
+    ``sHhalf`` from the event's s-hat, also when ``Sigma3qg2qgg`` and ``Sigma3gg2qqbarg``
+    evaluate the formula at crossed momenta, where s-hat is another invariant (while its
+    last term uses the crossed s). Pass ``s_half`` = s-hat / 2 to reproduce that.
+
+    Args:
+        p: (N, 5, 4) momenta (E, px, py, pz) in the formula's slots (p_+, p_-, k_1, k_2,
+            k_3); crossed legs keep their physical momenta (the form is even under the
+            sign flips of a crossing).
+        s_half: (N,) the value of its s / 2 term; default (p_+ + p_-)^2 / 2.
+
+    Returns:
+        (N,) the closed form (GeV^-2 powers as in Pythia: dimensionless here).
+    """
+    from hepflows.physics.amplitudes.berends_giele import mdot
+
+    if p.ndim != 3 or p.shape[1:] != (5, 4):
+        raise InputError(f"need momenta (N, 5, 4), got {tuple(p.shape)}")
+    a = [mdot(p[:, 0], p[:, k]) for k in (2, 3, 4)]
+    b = [mdot(p[:, 1], p[:, k]) for k in (2, 3, 4)]
+    kk = {(0, 1): mdot(p[:, 2], p[:, 3]), (1, 2): mdot(p[:, 3], p[:, 4]),
+          (2, 0): mdot(p[:, 4], p[:, 2])}  # fmt: skip
+    ab = {key: a[key[0]] * b[key[1]] + a[key[1]] * b[key[0]] for key in kk}
+    num1 = sum(a[i] * b[i] * (a[i] ** 2 + b[i] ** 2) for i in range(3))
+    den1 = math.prod(a) * math.prod(b)
+    num2 = -sum(ab[key] / kk[key] for key in kk)
+    num3 = (a[2] * b[2] * ab[(0, 1)] / (kk[(1, 2)] * kk[(2, 0)])
+            + a[0] * b[0] * ab[(1, 2)] / (kk[(2, 0)] * kk[(0, 1)])
+            + a[1] * b[1] * ab[(2, 0)] / (kk[(0, 1)] * kk[(1, 2)]))  # fmt: skip
+    s = mdot(p[:, 0] + p[:, 1], p[:, 0] + p[:, 1])
+    half = s / 2 if s_half is None else s_half
+    return 8 / 324 * num1 / den1 * (half + 9 * (half + num2) + 162 / s * num3)
