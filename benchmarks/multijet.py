@@ -39,8 +39,9 @@ Part 4, **distributions** (``--distributions TRAIN_CALLS``, with the Pythia comp
 hepflows' unweighted events against Pythia's hard-process events, chi^2 per observable
 (``--plot-dir``: the histograms).
 
-Still to come (issue 23): collinear channels for l l + jets, channels per initial-state
-group with learned weights.
+For l l + 2 jets the channels are the sequential map, the jet variables with the lepton
+pair balancing and (Delta R cut) the jet variables with the jet pair's Delta R on a log map.
+Still to come (issue 23): channels per initial-state group with learned weights.
 
 Usage: ``python benchmarks/multijet.py [--quick] [--out FILE.json]``; the last line of
 output is one JSON object.
@@ -222,8 +223,27 @@ def compare_llj(params: DrellYanJetsParameters, n_pythia: int, n_adapt: int, n_e
     return out
 
 
+def peer_gains(table: dict, peers: list[str]) -> dict:
+    """hepflows' unweighting efficiency over the best peer's (max rule and 0.999 quantile,
+    each against the peer best under that rule) and the relative-error ratio."""
+    ours = table["hepflows"]
+    best = max(peers, key=lambda k: table[k]["unweighting_efficiency"])
+    best_q = max(peers, key=lambda k: table[k]["unweighting_efficiency_quantile"])
+    gain = ours["unweighting_efficiency"] / table[best]["unweighting_efficiency"]
+    gain_q = (ours["unweighting_efficiency_quantile"]
+              / table[best_q]["unweighting_efficiency_quantile"])  # fmt: skip
+    lowest_error = min(table[k]["relative_error"] for k in peers)
+    print(f"  unweighting vs the best peer: {gain:.1f}x ({best}, max rule), {gain_q:.1f}x "
+          f"({best_q}, 0.999 quantile); relative error vs the best peer's: "
+          f"{ours['relative_error'] / lowest_error:.2f}")  # fmt: skip
+    return {"best_peer": best, "unweighting_gain_vs_best_peer": gain,
+            "best_peer_quantile_rule": best_q, "unweighting_gain_vs_best_peer_quantile": gain_q,
+            "error_ratio_vs_best_peer": lowest_error / ours["relative_error"]}
+
+
 def equal_calls(label: str, mj: MultiJet | DrellYanJets, n_train: int, n_eval: int,
-                seed: int, surrogate: tuple[int, int] | None = None) -> dict:
+                seed: int, surrogate: tuple[int, int] | None = None,
+                with_peers: bool = True) -> dict:
     """hepflows multi-channel NIS (jet channels, mixture weights) against VEGAS on the flat
     variables, same calls (training + evaluation, all counted); sigma, relative error and
     the unweighting efficiency of the evaluation sample (w_max = max; the 0.999 quantile
@@ -260,6 +280,8 @@ def equal_calls(label: str, mj: MultiJet | DrellYanJets, n_train: int, n_eval: i
     else:  # one channel: the process' own map (l l + jets: the Z Breit-Wigner and 1/s)
         peers["madnis"] = lambda: madnis_single(mj, mj.dims, n_train, n_eval, seed)
     table = {"hepflows": ours}
+    if not with_peers:  # the surrogate study alone (--skip-peers)
+        peers = {}
     for name, run in peers.items():
         peer = run()
         w = peer["w"] if isinstance(peer["w"], torch.Tensor) else torch.from_numpy(peer["w"])
@@ -276,18 +298,9 @@ def equal_calls(label: str, mj: MultiJet | DrellYanJets, n_train: int, n_eval: i
               f"(max) / {r['unweighting_efficiency_quantile']:.4f} (0.999 quantile, "
               f"{r['overweight_fraction']:.2%} over), {r['calls']} calls, "
               f"{r['seconds']:.0f} s")  # fmt: skip
-    best = max(peers, key=lambda k: table[k]["unweighting_efficiency"])
-    best_q = max(peers, key=lambda k: table[k]["unweighting_efficiency_quantile"])
-    gain = ours["unweighting_efficiency"] / table[best]["unweighting_efficiency"]
-    gain_q = (ours["unweighting_efficiency_quantile"]
-              / table[best_q]["unweighting_efficiency_quantile"])  # fmt: skip
-    lowest_error = min(table[k]["relative_error"] for k in peers)
-    print(f"  unweighting vs the best peer: {gain:.1f}x ({best}, max rule), {gain_q:.1f}x "
-          f"({best_q}, 0.999 quantile); relative error vs the best peer's: "
-          f"{ours['relative_error'] / lowest_error:.2f}")  # fmt: skip
-    out = {**table, "best_peer": best, "unweighting_gain_vs_best_peer": gain,
-           "best_peer_quantile_rule": best_q, "unweighting_gain_vs_best_peer_quantile": gain_q,
-           "error_ratio_vs_best_peer": lowest_error / ours["relative_error"]}
+    out: dict = {**table}
+    if peers:
+        out.update(peer_gains(table, list(peers)))
     if surrogate is not None:
         out["surrogate"] = two_stage(ni, mj, *surrogate, seed)
         if collinear:
@@ -403,9 +416,9 @@ def lead_jet(mj: MultiJet, x: torch.Tensor) -> dict[str, torch.Tensor]:
 def two_stage(ni: NeuralIntegrator, mj: MultiJet, n_fit: int, n_eval: int, seed: int) -> dict:
     """Bayesian surrogate of log(f / base) on the trained sampler's points (70 % to train,
     15 % to calibrate its uncertainties, 15 % to test the pulls); then one-stage against
-    two-stage unweighting of two independent sets of ``n_eval`` proposals (0.999 quantile
-    rule in each stage): exact |M|^2 calls per accepted event and the chi^2 of the two
-    event samples' leading-parton p_T and eta."""
+    two-stage unweighting of two independent sets of ``n_eval`` proposals, under the 0.999
+    quantile rule and the max rule (the same rule in each stage): exact |M|^2 calls per
+    accepted event and the chi^2 of the two event samples' leading-parton p_T and eta."""
     print(f"\n== surrogate: {n_fit} exact points from the trained sampler, "
           f"{n_eval} proposals to unweight")  # fmt: skip
     t0 = time.perf_counter()
@@ -445,47 +458,37 @@ def two_stage(ni: NeuralIntegrator, mj: MultiJet, n_fit: int, n_eval: int, seed:
     f = mj(x)
     t_exact = time.perf_counter() - t0
     w = f * torch.exp(-log_q)
-    one_x, one_w = unweight(x, w, choose_wmax(w, "quantile", 0.999), g)
-    t0 = time.perf_counter()
-    x, log_q = ni.propose(n_eval)
-    two = two_stage_unweight(x, log_q, SurrogateIntegrand(mj.factorised, model, margin), mj,
-                             rule="quantile", quantile=0.999, generator=g)  # fmt: skip
-    t_two = time.perf_counter() - t0
-    # the same proposals without the margin: what the margin adds
-    plain = two_stage_unweight(x, log_q, SurrogateIntegrand(mj.factorised, model), mj,
-                               rule="quantile", quantile=0.999,
-                               generator=torch.Generator().manual_seed(seed + 8))  # fmt: skip
-    one_calls = n_eval / len(one_x)
-    saving = one_calls / two.exact_calls_per_event
-    # a perfect surrogate needs one exact call per event: the saving cannot pass one_calls
-    needed = 5 / one_calls
-    chi2 = {}
-    a, b = lead_jet(mj, one_x), lead_jet(mj, two.x)
+    x2, log_q2 = ni.propose(n_eval)
+    surrogate = SurrogateIntegrand(mj.factorised, model, margin)
     edges = {"pt": np.linspace(mj.params.pt_min, 4 * mj.params.pt_min, 16),
              "eta": np.linspace(-2.5, 2.5, 11)}  # fmt: skip
-    for k, e in edges.items():
-        c2, ndf, pv = two_sample_chi2(a[k], b[k], e, one_w.abs(), two.weights)
-        chi2[k] = {"chi2": c2, "ndf": ndf, "chi2_per_ndf": c2 / ndf, "p_value": pv}
-    print(f"  one-stage: {len(one_x)} events from {n_eval} exact calls ({one_calls:.1f} per "
-          f"event, efficiency {len(one_x) / n_eval:.4f}; {t_exact:.0f} s of |M|^2)")  # fmt: skip
-    print(f"  two-stage: {len(two.x)} events from {two.exact_calls} exact calls "
-          f"({two.exact_calls_per_event:.2f} per event; stage 1 {two.efficiency_surrogate:.4f}, "
-          f"stage 2 {two.efficiency_correction:.3f}, {two.overweight_fraction:.2%} over; "
-          f"{t_two:.0f} s): exact-call saving {saving:.2f}x")  # fmt: skip
-    print(f"  without the margin: {plain.exact_calls_per_event:.2f} per event (stage 2 "
-          f"{plain.efficiency_correction:.3f}): saving "
-          f"{one_calls / plain.exact_calls_per_event:.2f}x. A perfect surrogate saves at most "
-          f"{one_calls:.2f}x here (one exact call per event): "
-          + (f"5x needs a stage-2 acceptance >= {needed:.3f}" if needed <= 1
-             else "5x is out of reach of any surrogate"))  # fmt: skip
-    print("  two-stage vs one-stage events: " + ", ".join(
-        f"{k} chi2/ndf {v['chi2']:.1f}/{v['ndf']} (p {v['p_value']:.2f})" for k, v in chi2.items()))
-    return {"fit_points": int(len(y)), "hidden": list(SURROGATE_HIDDEN),
-            "epochs_run": fit.epochs_run, "fit_seconds": t_fit, "pull_width": width,
-            "pull_width_uncalibrated": raw, "sigma_calibration_factor": factor,
-            "train_calibrate_test": [n_tr, n_cal - n_tr, len(test_y)],
-            "pull_std": float(p.std()), "median_abs_residual": float(resid.median()),
-            "median_sigma": float(sigma.median()), "proposals": n_eval,
+    by_rule = {}
+    for rule in ("quantile", "max"):  # the same two proposal sets under each w_max rule
+        one_x, one_w = unweight(x, w, choose_wmax(w, rule, 0.999), g)
+        t0 = time.perf_counter()
+        two = two_stage_unweight(x2, log_q2, surrogate, mj, rule=rule, quantile=0.999,
+                                 generator=g)  # fmt: skip
+        t_two = time.perf_counter() - t0
+        one_calls = n_eval / len(one_x)
+        saving = one_calls / two.exact_calls_per_event
+        chi2 = {}
+        a, b = lead_jet(mj, one_x), lead_jet(mj, two.x)
+        for k, e in edges.items():
+            c2, ndf, pv = two_sample_chi2(a[k], b[k], e, one_w.abs(), two.weights)
+            chi2[k] = {"chi2": c2, "ndf": ndf, "chi2_per_ndf": c2 / ndf, "p_value": pv}
+        name = "0.999 quantile" if rule == "quantile" else "max"
+        print(f"  [{name} rule] one-stage: {len(one_x)} events from {n_eval} exact calls "
+              f"({one_calls:.1f} per event, efficiency {len(one_x) / n_eval:.4f}; {t_exact:.0f} s "
+              f"of |M|^2)")  # fmt: skip
+        print(f"  [{name} rule] two-stage: {len(two.x)} events from {two.exact_calls} exact "
+              f"calls ({two.exact_calls_per_event:.2f} per event; stage 1 "
+              f"{two.efficiency_surrogate:.4f}, stage 2 {two.efficiency_correction:.3f}, "
+              f"{two.overweight_fraction:.2%} over; {t_two:.0f} s): exact-call saving "
+              f"{saving:.2f}x (a perfect surrogate: {one_calls:.2f}x)")  # fmt: skip
+        print(f"  [{name} rule] two-stage vs one-stage events: " + ", ".join(
+            f"{k} chi2/ndf {v['chi2']:.1f}/{v['ndf']} (p {v['p_value']:.2f})"
+            for k, v in chi2.items()))  # fmt: skip
+        by_rule[rule] = {
             "one_stage": {"events": len(one_x), "exact_calls": n_eval,
                           "exact_calls_per_event": one_calls,
                           "overweight_fraction": float((one_w.abs() > 1).double().mean())},
@@ -494,14 +497,33 @@ def two_stage(ni: NeuralIntegrator, mj: MultiJet, n_fit: int, n_eval: int, seed:
                           "efficiency_surrogate": two.efficiency_surrogate,
                           "efficiency_correction": two.efficiency_correction,
                           "overweight_fraction": two.overweight_fraction, "seconds": t_two},
+            "saving_of_a_perfect_surrogate": one_calls,
+            "stage2_acceptance_needed_for_5x": 5 / one_calls,
+            "exact_call_saving": saving, "chi2_two_vs_one_stage": chi2}  # fmt: skip
+    # the same proposals without the margin (0.999 quantile rule): what the margin adds
+    plain = two_stage_unweight(x2, log_q2, SurrogateIntegrand(mj.factorised, model),
+                               mj, rule="quantile", quantile=0.999,
+                               generator=torch.Generator().manual_seed(seed + 8))  # fmt: skip
+    one_calls = by_rule["quantile"]["saving_of_a_perfect_surrogate"]
+    needed = 5 / one_calls
+    print(f"  without the margin: {plain.exact_calls_per_event:.2f} per event (stage 2 "
+          f"{plain.efficiency_correction:.3f}): saving "
+          f"{one_calls / plain.exact_calls_per_event:.2f}x. A perfect surrogate saves at most "
+          f"{one_calls:.2f}x here (one exact call per event): "
+          + (f"5x needs a stage-2 acceptance >= {needed:.3f}" if needed <= 1
+             else "5x is out of reach of any surrogate"))  # fmt: skip
+    return {"fit_points": int(len(y)), "hidden": list(SURROGATE_HIDDEN),
+            "epochs_run": fit.epochs_run, "fit_seconds": t_fit, "pull_width": width,
+            "pull_width_uncalibrated": raw, "sigma_calibration_factor": factor,
+            "train_calibrate_test": [n_tr, n_cal - n_tr, len(test_y)],
+            "pull_std": float(p.std()), "median_abs_residual": float(resid.median()),
+            "median_sigma": float(sigma.median()), "proposals": n_eval,
+            **by_rule["quantile"], "max_rule": by_rule["max"],
             "margin_sigma": margin, "margin_cap": MARGIN_SIGMA_CAP,
             "expected_stage2_acceptance_by_margin": expected,
             "without_margin": {"exact_calls_per_event": plain.exact_calls_per_event,
                                "efficiency_correction": plain.efficiency_correction,
-                               "exact_call_saving": one_calls / plain.exact_calls_per_event},
-            "saving_of_a_perfect_surrogate": one_calls,
-            "stage2_acceptance_needed_for_5x": needed,
-            "exact_call_saving": saving, "chi2_two_vs_one_stage": chi2}  # fmt: skip
+                               "exact_call_saving": one_calls / plain.exact_calls_per_event}}
 
 
 def main() -> None:
@@ -524,6 +546,9 @@ def main() -> None:
                          "unweighting ('' to skip; needs jjj in --processes and --equal-calls)")
     ap.add_argument("--skip-pythia", action="store_true",
                     help="only the equal-call comparison (no sigma against Pythia)")
+    ap.add_argument("--skip-peers", action="store_true",
+                    help="hepflows alone at equal calls (e.g. to repeat the surrogate study "
+                         "with another --seed); no gain over the peers is reported")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
@@ -580,10 +605,12 @@ def main() -> None:
             sur = (tuple(int(float(v)) for v in args.surrogate.split(","))
                    if args.surrogate and key == "jjj" else None)  # fmt: skip
             result[f"{key}_equal_calls"] = equal_calls(key, process, n_train, n_eval,
-                                                       args.seed, sur)  # fmt: skip
+                                                       args.seed, sur,
+                                                       not args.skip_peers)  # fmt: skip
     result["unweighting_gain_vs_best_peer"] = {
         k: result[f"{k}_equal_calls"]["unweighting_gain_vs_best_peer"]
-        for k in ("jj", "jjj", "lljj") if f"{k}_equal_calls" in result}  # fmt: skip
+        for k in ("jj", "jjj", "lljj")
+        if "unweighting_gain_vs_best_peer" in result.get(f"{k}_equal_calls", {})}  # fmt: skip
     if "jjj_equal_calls" in result and "surrogate" in result["jjj_equal_calls"]:
         sur_out = result["jjj_equal_calls"]["surrogate"]
         result["surrogate_pull_width"] = sur_out["pull_width"]  # calibrated, on test points
@@ -591,10 +618,13 @@ def main() -> None:
         result["two_stage_exact_call_saving"] = sur_out["exact_call_saving"]
         result["two_stage_saving_of_a_perfect_surrogate"] = sur_out[
             "saving_of_a_perfect_surrogate"]
+        result["two_stage_exact_call_saving_max_rule"] = sur_out["max_rule"]["exact_call_saving"]
         weaker = result["jjj_equal_calls"].get("surrogate_without_collinear_channels")
         if weaker is not None:
             result["two_stage_exact_call_saving_without_collinear_channels"] = weaker[
                 "exact_call_saving"]
+            result["two_stage_exact_call_saving_without_collinear_channels_max_rule"] = weaker[
+                "max_rule"]["exact_call_saving"]
     done = [k for k in ("jj", "jjj", "llj") if k in result]
     result["pythia_pull"] = {k: result[k]["pythia_pull"] for k in done}
     result["relative_error"] = {k: result[k]["relative_error"] for k in done}

@@ -265,13 +265,18 @@ class BosonJetPhaseSpace:
         mass, width: the resonance of the mass map (GeV).
         y_max: jet rapidity range (default: the kinematic limit).
         power: the jets' p_T density ~ p_T^-power (> 1).
+        pair: (i, j), two jets: j's direction is sampled relative to i's, Delta R in
+            [dr_min, pi] on a log map (:class:`CollinearPair`: the collinear region of
+            the jets; it reaches only Delta R_ij <= pi).
+        dr_min: the lower end of that Delta R (the analysis' Delta R cut; > 0).
 
     Tensors: u (N, 3n + 4); momenta (N, 4 + n, 4): beams, l-, l+, jets.
     """
 
     def __init__(self, sqrt_s: float, n: int, pt_min: float, m_min: float, m_max: float,
                  mass: float, width: float, y_max: float | None = None,
-                 power: float = 3.0) -> None:
+                 power: float = 3.0, pair: tuple[int, int] | None = None,
+                 dr_min: float = 0.0) -> None:  # fmt: skip
         if n < 1:
             raise ConfigError(f"need at least one jet, got {n}")
         if not 0 < m_min < m_max < sqrt_s:
@@ -283,10 +288,15 @@ class BosonJetPhaseSpace:
         self.y_pair_max = math.log(self.sqrt_s / m_min)
         self.dims = 3 * n + 4
         self._norm = (2 * math.pi) ** (1 - 3 * n) * 2 / self.s
+        self.pair = None if pair is None else CollinearPair(pair, dr_min)
+        if self.pair is not None and not {self.pair.i, self.pair.j} <= set(range(n)):
+            raise ConfigError(f"pair must be two of the jets 0..{n - 1}, got {pair}")
 
     def __repr__(self) -> str:
+        pair = (f", pair=({self.pair.i}, {self.pair.j}), dr_min={self.pair.dr_min:g}"
+                if self.pair is not None else "")  # fmt: skip
         return (f"BosonJetPhaseSpace(n={self.n}, pt_min={self.pt_min:g}, "
-                f"m in [{self.m_min:g}, {self.m_max:g}])")  # fmt: skip
+                f"m in [{self.m_min:g}, {self.m_max:g}]{pair})")  # fmt: skip
 
     def _s_max(self, like: Tensor) -> Tensor:
         return torch.full_like(like, self.m_max**2)
@@ -301,6 +311,9 @@ class BosonJetPhaseSpace:
         p_t, _ = self.jets._pt(u[:, 0:3 * n:3])
         phi = 2 * math.pi * u[:, 1:3 * n:3]
         y = self.y_max * (2 * u[:, 2:3 * n:3] - 1)
+        if self.pair is not None:  # jet j relative to jet i
+            j = self.pair.j
+            self.pair.place(y, phi, u[:, 3 * j + 1], u[:, 3 * j + 2])
         jets = torch.stack((p_t * y.cosh(), p_t * phi.cos(), p_t * phi.sin(), p_t * y.sinh()),
                            dim=-1)  # fmt: skip
         rest = u[:, 3 * n:]
@@ -342,15 +355,23 @@ class BosonJetPhaseSpace:
         inside &= (p_t <= self.jets.pt_max).all(1) & (y.abs() <= self.y_max * (1 + 1e-12)).all(1)
         inside &= (m2 >= self.m_min**2 * (1 - 1e-12)) & (m2 <= self.m_max**2 * (1 + 1e-12))
         inside &= rapidity(pair).abs() <= self.y_pair_max
+        if self.pair is not None:  # jet j: its own measure instead of 2 pi dy
+            measure, reached = self.pair.measure(y, torch.atan2(jets[..., 2], jets[..., 1]))
+            w = w * measure / (2 * math.pi * dy)
+            inside &= reached
         return torch.where(inside, w, torch.zeros_like(w))
 
     def inverse(self, p: Tensor) -> Tensor:
         """Unit-cube point (N, 3n + 4) of momenta this channel can make (N, 4 + n, 4)."""
         jets = p[:, 4:]
         cols = []
-        phi = torch.remainder(torch.atan2(jets[..., 2], jets[..., 1]) / (2 * math.pi), 1.0)
+        azimuth, y = torch.atan2(jets[..., 2], jets[..., 1]), rapidity(jets)
+        phi = torch.remainder(azimuth / (2 * math.pi), 1.0)
         u_pt = self.jets._pt_inverse(pt(jets))
-        u_y = 0.5 * (rapidity(jets) / self.y_max + 1)
+        u_y = 0.5 * (y / self.y_max + 1)
+        if self.pair is not None:  # jet j: (log R, theta) relative to jet i
+            phi, u_y = phi.clone(), u_y.clone()
+            phi[:, self.pair.j], u_y[:, self.pair.j] = self.pair.unit(y, azimuth)
         for i in range(self.n):
             cols += [u_pt[:, i], phi[:, i], u_y[:, i]]
         pair = p[:, 2] + p[:, 3]

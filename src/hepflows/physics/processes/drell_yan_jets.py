@@ -22,6 +22,7 @@ the type, not the flavour.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -261,17 +262,28 @@ class DrellYanJets(PartonEvents):
         """:meth:`momenta`'s weight (N,) at lab momenta p (N, 4 + n, 4) it can make."""
         return self.momenta(self.inverse(p).clamp(0, 1))[1]
 
-    def jet_channels(self, power: float = 3.0) -> list[Channel]:
+    def jet_channels(self, power: float = 3.0, collinear: bool = True) -> list[Channel]:
         """Channels on this integrand's variables: the identity (the sequential map, which
         follows the jets' collinear and soft poles) and jet variables with the lepton pair
         balancing (:class:`~hepflows.physics.jetspace.BosonJetPhaseSpace`: the jets' p_T
-        spectra and the Z line shape flat)."""
+        spectra and the Z line shape flat); with ``collinear`` (two or more jets and a
+        Delta R cut) also one per jet pair with the pair's Delta R on a log map from the
+        cut (the jets' collinear region)."""
         prm, ew = self.params, self.params.electroweak
         y_max = None if not math.isfinite(prm.eta_max) else prm.eta_max
-        space = BosonJetPhaseSpace(self.sqrt_s, prm.n_jets, prm.pt_min, prm.m_ll_min,
-                                   prm.m_ll_max, ew.mz, ew.wz, y_max=y_max, power=power)
-        return [Channel(name="sequential decays"),
-                space_channel(self, space, "jet variables, lepton pair balancing")]
+
+        def space(pair: tuple[int, int] | None = None) -> BosonJetPhaseSpace:
+            return BosonJetPhaseSpace(self.sqrt_s, prm.n_jets, prm.pt_min, prm.m_ll_min,
+                                      prm.m_ll_max, ew.mz, ew.wz, y_max=y_max, power=power,
+                                      pair=pair, dr_min=prm.dr_min)  # fmt: skip
+
+        channels = [Channel(name="sequential decays"),
+                    space_channel(self, space(), "jet variables, lepton pair balancing")]
+        if collinear and prm.n_jets >= 2 and prm.dr_min > 0:
+            channels += [space_channel(self, space(pair), f"jet variables, jets {i}{j} collinear")
+                         for pair in itertools.combinations(range(prm.n_jets), 2)
+                         for i, j in [pair]]  # fmt: skip
+        return channels
 
     def channels(self) -> list[Channel]:
         """The integrator's channels: :meth:`jet_channels`."""
