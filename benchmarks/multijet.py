@@ -241,9 +241,34 @@ def peer_gains(table: dict, peers: list[str]) -> dict:
             "error_ratio_vs_best_peer": lowest_error / ours["relative_error"]}
 
 
+def group_channel_run(mj: MultiJet, n_train: int, n_eval: int, seed: int, weights: str
+                      ) -> dict:
+    """hepflows on the jet channels once per initial-state group (``MultiJet.group_channels``:
+    78 for three jets) with ``weights`` ("prior" or "learned") and channel dropping below
+    0.1 % of the integral, at the same calls."""
+    channels = mj.group_channels()
+    t0 = time.perf_counter()
+    ni = NeuralIntegrator(mj, mj.dims, seed=seed, channels=channels, loss=LOSS, weights=weights,
+                          drop_channels=1e-3, **mj.training_options)  # fmt: skip
+    ni.train(n_train, progress=False)
+    res = ni.integrate(n_eval)
+    dropped = list(ni.dropped_channels)
+    out = {"channels": len(channels), "weights": weights, "dropped": len(dropped),
+           "sigma_pb": res.value, "error_pb": res.error,
+           "relative_error": res.error / res.value,
+           "unweighting_efficiency": res.unweighting_efficiency,
+           "unweighting_efficiency_quantile": res.unweighting_efficiency_quantile,
+           "calls": res.total_calls, "seconds": time.perf_counter() - t0}  # fmt: skip
+    print(f"  hepflows, {len(channels)} group channels ({weights} weights, {len(dropped)} "
+          f"dropped): sigma {res.value:.6g} +- {res.error:.3g} ({out['relative_error']:.3%}), "
+          f"unweighting {res.unweighting_efficiency:.4f} (max) / "
+          f"{res.unweighting_efficiency_quantile:.4f} (0.999 quantile), {out['seconds']:.0f} s")
+    return out
+
+
 def equal_calls(label: str, mj: MultiJet | DrellYanJets, n_train: int, n_eval: int,
                 seed: int, surrogate: tuple[int, int] | None = None,
-                with_peers: bool = True) -> dict:
+                with_peers: bool = True, group_weights: tuple[str, ...] = ()) -> dict:
     """hepflows multi-channel NIS (jet channels, mixture weights) against VEGAS on the flat
     variables, same calls (training + evaluation, all counted); sigma, relative error and
     the unweighting efficiency of the evaluation sample (w_max = max; the 0.999 quantile
@@ -301,6 +326,8 @@ def equal_calls(label: str, mj: MultiJet | DrellYanJets, n_train: int, n_eval: i
     out: dict = {**table}
     if peers:
         out.update(peer_gains(table, list(peers)))
+    for mode in group_weights if isinstance(mj, MultiJet) else ():
+        out[f"group_channels_{mode}"] = group_channel_run(mj, n_train, n_eval, seed, mode)
     if surrogate is not None:
         out["surrogate"] = two_stage(ni, mj, *surrogate, seed)
         if collinear:
@@ -549,6 +576,9 @@ def main() -> None:
     ap.add_argument("--skip-peers", action="store_true",
                     help="hepflows alone at equal calls (e.g. to repeat the surrogate study "
                          "with another --seed); no gain over the peers is reported")
+    ap.add_argument("--group-channels", default="",
+                    help="also run hepflows on the jet channels per initial-state group with "
+                         "these channel weights (comma list of prior, learned; '' to skip)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
@@ -606,7 +636,9 @@ def main() -> None:
                    if args.surrogate and key == "jjj" else None)  # fmt: skip
             result[f"{key}_equal_calls"] = equal_calls(key, process, n_train, n_eval,
                                                        args.seed, sur,
-                                                       not args.skip_peers)  # fmt: skip
+                                                       not args.skip_peers,
+                                                       tuple(filter(None, args.group_channels
+                                                                    .split(","))))  # fmt: skip
     result["unweighting_gain_vs_best_peer"] = {
         k: result[f"{k}_equal_calls"]["unweighting_gain_vs_best_peer"]
         for k in ("jj", "jjj", "lljj")

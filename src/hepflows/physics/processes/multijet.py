@@ -325,6 +325,15 @@ class MultiJet(PartonEvents):
                                f"jets, partons {i}{j} collinear"))  # fmt: skip
         return [space_channel(self, space, name) for space, name in spaces]
 
+    def group_channels(self, power: float = 3.0, collinear: bool = True) -> list[Channel]:
+        """:meth:`jet_channels` once per initial-state group (g g, g q, q g, q qbar, q Q,
+        ...): J x G channels with priors from the channel's density and the group's share
+        of the parton luminosity (:mod:`~hepflows.physics.processes.initial_states`), for
+        learned channel weights and channel dropping (three jets: 6 x 13 = 78)."""
+        from hepflows.physics.processes.initial_states import group_channels
+
+        return group_channels(self, self.jet_channels(power, collinear))
+
     def cuts(self, p: Tensor) -> Tensor:
         """(N,) bool: every final parton passes p_T, |eta| and Delta R cuts."""
         jets = p[:, 2:]
