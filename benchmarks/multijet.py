@@ -39,8 +39,9 @@ Part 4, **distributions** (``--distributions TRAIN_CALLS``, with the Pythia comp
 hepflows' unweighted events against Pythia's hard-process events, chi^2 per observable
 (``--plot-dir``: the histograms).
 
-For l l + 2 jets the channels are the sequential map, the jet variables with the lepton
-pair balancing and (Delta R cut) the jet variables with the jet pair's Delta R on a log map.
+For l l + 2 jets the channels are the sequential map and the jet variables with the lepton
+pair balancing (``--lljj-collinear``: also the jet pair's Delta R on a log map; it did not
+pay there, ``multijet_lljj_collinear.json``).
 Still to come (issue 23): channels per initial-state group with learned weights.
 
 Usage: ``python benchmarks/multijet.py [--quick] [--out FILE.json]``; the last line of
@@ -268,14 +269,16 @@ def group_channel_run(mj: MultiJet, n_train: int, n_eval: int, seed: int, weight
 
 def equal_calls(label: str, mj: MultiJet | DrellYanJets, n_train: int, n_eval: int,
                 seed: int, surrogate: tuple[int, int] | None = None,
-                with_peers: bool = True, group_weights: tuple[str, ...] = ()) -> dict:
+                with_peers: bool = True, group_weights: tuple[str, ...] = (),
+                with_collinear: bool | None = None) -> dict:
     """hepflows multi-channel NIS (jet channels, mixture weights) against VEGAS on the flat
     variables, same calls (training + evaluation, all counted); sigma, relative error and
     the unweighting efficiency of the evaluation sample (w_max = max; the 0.999 quantile
     with its overweight fraction)."""
     print(f"\n== {label} at equal calls: {n_train} training + {n_eval} evaluation")
     t0 = time.perf_counter()
-    channels = mj.jet_channels()
+    channels = mj.jet_channels() if with_collinear is None else mj.jet_channels(
+        collinear=with_collinear)  # fmt: skip
     collinear = any("collinear" in ch.name for ch in channels)
     ni = NeuralIntegrator(mj, mj.dims, seed=seed, channels=channels, loss=LOSS,
                           weights="mixture", **mj.training_options)  # fmt: skip
@@ -576,6 +579,9 @@ def main() -> None:
     ap.add_argument("--skip-peers", action="store_true",
                     help="hepflows alone at equal calls (e.g. to repeat the surrogate study "
                          "with another --seed); no gain over the peers is reported")
+    ap.add_argument("--lljj-collinear", action="store_true",
+                    help="l l + 2 jets also with the jet pair's collinear channel (off by "
+                         "default: measured not to pay, docs/multijet.md)")
     ap.add_argument("--group-channels", default="",
                     help="also run hepflows on the jet channels per initial-state group with "
                          "these channel weights (comma list of prior, learned; '' to skip)")
@@ -638,7 +644,10 @@ def main() -> None:
                                                        args.seed, sur,
                                                        not args.skip_peers,
                                                        tuple(filter(None, args.group_channels
-                                                                    .split(","))))  # fmt: skip
+                                                                    .split(","))),
+                                                       True if key == "lljj"
+                                                       and args.lljj_collinear
+                                                       else None)  # fmt: skip
     result["unweighting_gain_vs_best_peer"] = {
         k: result[f"{k}_equal_calls"]["unweighting_gain_vs_best_peer"]
         for k in ("jj", "jjj", "lljj")

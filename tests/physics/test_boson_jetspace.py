@@ -88,7 +88,7 @@ def test_boson_jet_channel_maps_onto_the_process_variables():
     """DrellYanJets.jet_channels()[1]: x = seq^-1(space(u)); E_u[g |dx/du|] = E_x[g] for a
     window g, and the channel's inverse gives back u and |dx/du|."""
     dy = DrellYanJets(n_jets=2, pt_min=30.0, dr_min=0.4)
-    identity, channel = dy.jet_channels(collinear=False)
+    identity, channel = dy.jet_channels()
     assert identity.mapping is None and channel.invertible
     u = _uniform(200_000, dy.dims, seed=5)
     x, jac = channel.mapping(u)
@@ -150,11 +150,13 @@ def test_collinear_boson_jet_space_keeps_the_volume_and_inverts():
 
 
 def test_drell_yan_jets_channels_add_the_collinear_pair():
-    names = [ch.name for ch in DrellYanJets(n_jets=2, pt_min=30.0, dr_min=0.4).jet_channels()]
+    two = DrellYanJets(n_jets=2, pt_min=30.0, dr_min=0.4)
+    names = [ch.name for ch in two.jet_channels(collinear=True)]
     assert names == ["sequential decays", "jet variables, lepton pair balancing",
                      "jet variables, jets 01 collinear"]  # fmt: skip
-    assert len(DrellYanJets(n_jets=2, pt_min=30.0).jet_channels()) == 2  # no Delta R cut
-    assert len(DrellYanJets(n_jets=1, pt_min=30.0, dr_min=0.4).jet_channels()) == 2
+    assert len(two.jet_channels()) == 2  # off by default (measured: it does not pay here)
+    assert len(DrellYanJets(n_jets=2, pt_min=30.0).jet_channels(collinear=True)) == 2  # no cut
+    assert len(DrellYanJets(n_jets=1, pt_min=30.0, dr_min=0.4).jet_channels(collinear=True)) == 2
 
 
 def test_boson_jet_space_rejects_bad_settings():
