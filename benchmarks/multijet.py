@@ -255,6 +255,7 @@ def group_channel_run(mj: MultiJet, n_train: int, n_eval: int, seed: int, weight
     res = ni.integrate(n_eval)
     dropped = list(ni.dropped_channels)
     out = {"channels": len(channels), "weights": weights, "dropped": len(dropped),
+           "dropped_channels": [[name, share] for name, share in dropped],
            "sigma_pb": res.value, "error_pb": res.error,
            "relative_error": res.error / res.value,
            "unweighting_efficiency": res.unweighting_efficiency,
