@@ -79,3 +79,20 @@ def test_drop_channels_must_be_a_share(bad):
     f = comb(2, peaks=6)
     with pytest.raises(ConfigError, match="drop_channels"):
         NeuralIntegrator(f, 2, seed=1, channels=f.channels, drop_channels=bad)
+
+
+def test_no_channel_is_dropped_before_each_has_enough_points():
+    """Dropping waits until the active channels have had DROP_MIN_POINTS points on average:
+    with 60 channels and 600-point batches, 3 updates are 30 points a channel; noisy
+    shares dropped a major channel on p p -> 3 jets (78 channels; docs/multijet.md). A
+    threshold of 0.5 (above every share) drops nothing early, all but one later, and never
+    the last active one (it was once dropped too, leaving no channel)."""
+    from hepflows.integrate.integrator import DROP_MIN_POINTS
+
+    f = comb(2)
+    ni = NeuralIntegrator(f, 2, seed=1, channels=f.channels, weights="learned",
+                          drop_channels=0.5, batch_size=600, vegas=False)  # fmt: skip
+    ni.train(0.5 * DROP_MIN_POINTS * 60, progress=False)
+    assert ni.dropped_channels == [] and bool((ni.fractions > 0).all())
+    ni.train(2 * DROP_MIN_POINTS * 60, progress=False)
+    assert len(ni.dropped_channels) == 59 and int((ni.fractions > 0).sum()) == 1

@@ -98,6 +98,10 @@ CONFIG_KEYS = ("dims", "seed", "channels", "weights", "transforms", "bins", "hid
 MAX_MIXTURE_CHANNELS = 8
 #: Shares-of-the-integral updates a channel is watched for before it may be dropped.
 DROP_AFTER = 3
+#: ... and the points each active channel must have had on average by then: with 78
+#: channels and 500-point batches, 3 updates are ~20 points a channel, and the noisy
+#: shares dropped a major channel (p p -> 3 jets, docs/multijet.md).
+DROP_MIN_POINTS = 200
 #: Where an integrand may live: the unit cube (uniform base) or R^d (Gaussian base).
 DOMAINS = ("unit", "real")
 #: Uniforms are kept this far above 0 before Phi^-1 (torch.rand can return 0).
@@ -748,11 +752,14 @@ class NeuralIntegrator:
         self.share_updates += 1
         k = self.share_updates
         self.integral_shares = self.integral_shares + (now - self.integral_shares) / k
-        if k < DROP_AFTER:
+        batch = self.plan["batch"] if self.plan else 0
+        if k < DROP_AFTER or k * batch < DROP_MIN_POINTS * int(active.sum()):
             return
         low = active & (self.integral_shares < threshold)
-        if bool(low.all()):
-            low[torch.argmax(self.integral_shares)] = False
+        if bool(low.sum() == active.sum()):  # never the last active channel
+            shares = torch.where(active, self.integral_shares, torch.full_like(
+                self.integral_shares, -math.inf))  # fmt: skip
+            low[torch.argmax(shares)] = False
         for i in low.nonzero()[:, 0].tolist():
             self.dropped_channels.append((self.channels[i].name or str(i),
                                           float(self.integral_shares[i])))  # fmt: skip
