@@ -242,3 +242,13 @@ def test_moment_order_below_two_is_refused(p):
     with pytest.raises(ConfigError, match=f"p >= 2, got {p}"):
         moment(p)
     assert issubclass(ConfigError, HepflowsError)
+
+
+def test_moment_loss_of_all_zero_weights_is_zero_not_nan():
+    """A channel whose few points in a batch all miss the cuts (f = 0) carries no
+    information: the moment loss is 0 with a finite gradient, not NaN (-inf - -inf), which
+    made the engine skip every step of 78 channels on p p -> 3 jets (docs/multijet.md)."""
+    log_q = torch.tensor([-0.3, 0.2], dtype=torch.float64, requires_grad=True)
+    loss = moment(32)(torch.zeros(2, dtype=torch.float64), log_q.detach(), log_q)
+    loss.backward()
+    assert float(loss) == 0.0 and bool(torch.isfinite(log_q.grad).all())

@@ -58,6 +58,8 @@ def moment(p: int) -> Loss:
         raise ConfigError(f"the moment loss needs p >= 2, got {p}")
 
     def loss(f: Tensor, log_qs: Tensor, log_q: Tensor) -> Tensor:
+        if not bool((f != 0).any()):  # no information (e.g. one channel's few points all
+            return (log_q * 0).sum()  # outside the cuts): 0, not the NaN of -inf - -inf
         log_w = torch.log(f.abs().clamp_min(torch.finfo(f.dtype).tiny)) - log_qs
         log_w = torch.where(f != 0, log_w, -torch.inf)
         log_norm = (torch.logsumexp(log_w, 0) - math.log(len(f))).detach()
