@@ -246,8 +246,7 @@ def group_channel_run(mj: MultiJet, n_train: int, n_eval: int, seed: int, weight
                       ) -> dict:
     """hepflows on the jet channels once per initial-state group (``MultiJet.group_channels``:
     78 for three jets) with ``weights`` ("prior" or "learned") and channel dropping below
-    0.1 % of the integral, at the same calls (docs/multijet.md: before the dropping waited
-    for 200 points a channel, it lost the integral at 1e5 + 2e5 calls)."""
+    0.1 % of the integral, at the same calls (docs/multijet.md: not usable at 7e4 calls)."""
     channels = mj.group_channels()
     t0 = time.perf_counter()
     ni = NeuralIntegrator(mj, mj.dims, seed=seed, channels=channels, loss=LOSS, weights=weights,
